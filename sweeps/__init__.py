@@ -1,0 +1,1 @@
+"""Sweep specifications and their conversion into Ray Tune / Optuna objects."""

@@ -1,0 +1,189 @@
+"""The ``xaisweep`` command line: run / best / reproduce / report / ui.
+
+Hyper-parameters never become CLI flags: they live in the sweep spec (YAML).
+Bad input is reported as one clear message and exit status 2, before Ray starts.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from sweeps.workdir import Workdir, resolve_tracking_uri
+
+
+def _print_problems(err: Exception) -> int:
+    print(f"error: {err}", file=sys.stderr)
+    return 2
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sweeps.launcher import PreflightError, plan_sweep, run_link, run_sweep
+    from sweeps.spec import SpecError, load_spec
+    from trainables import TRAINABLES
+
+    try:
+        spec = load_spec(args.spec, known_trainables=list(TRAINABLES))
+        plan = plan_sweep(spec, tracking_uri=args.tracking_uri, storage=args.storage, name=args.name,
+                          smoke_test=args.smoke_test)
+    except (SpecError, PreflightError, FileNotFoundError) as err:
+        return _print_problems(err)
+    print(f"sweep {plan.spec.name}: {plan.spec.num_samples} x {plan.spec.repeats} trials of "
+          f"{plan.spec.trainable}, metric {plan.spec.metric} ({plan.spec.mode})")
+    print(f"  tracking: {plan.tracking_uri}\n  storage:  {plan.experiment_dir}")
+    t0 = time.time()
+    outcome = run_sweep(plan, address=args.address, resume=args.resume, num_cpus=args.num_cpus,
+                        verbose=0 if args.quiet else 1)
+    elapsed = time.time() - t0
+    results = outcome.results
+    finished = sum(1 for r in results if r.error is None)
+    print(f"\nsweep {plan.spec.name} done in {elapsed:.0f} s: {len(results)} trials, {finished} finished, "
+          f"{outcome.num_errors} failed")
+    best = outcome.best
+    if best is None:
+        print("no trial reported the metric")
+        return 1
+    width = max([len("MLflow run")] + [len(k) for k in best["params"]])
+    print("\nbest trial")
+    print(f"  {'metric'.ljust(width)}  {plan.spec.metric} = {best['metric']:.4f}  "
+          f"(after {best['iterations']} iterations)")
+    for k, v in best["params"].items():
+        print(f"  {k.ljust(width)}  {v}")
+    print(f"  {'MLflow run'.ljust(width)}  {run_link(plan.tracking_uri, outcome.experiment_id, best['mlflow_run_id'])}")
+    print(f"\nnext: xaisweep best {plan.spec.name}   |   xaisweep reproduce {best['mlflow_run_id']}   |   xaisweep ui")
+    return 0
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    from sweeps.results import best_runs, export_best
+
+    uri = resolve_tracking_uri(args.tracking_uri, None, Workdir.default())
+    try:
+        metric, mode, rows = best_runs(uri, args.experiment, top=args.top)
+    except ValueError as err:
+        return _print_problems(err)
+    print(f"experiment {args.experiment}: top {len(rows)} by {metric} ({mode})")
+    keys = sorted({k for r in rows for k in r.params if k in _varying(rows)})
+    header = ["rank", "run_id", metric] + keys
+    table = [[str(i + 1), r.run_id[:12], f"{r.value:.4f}" + ("*" if r.early_stopped else "")]
+             + [r.params.get(k, "-")[:12] for k in keys] for i, r in enumerate(rows)]
+    widths = [max(len(h), *(len(row[j]) for row in table)) for j, h in enumerate(header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    if any(r.early_stopped for r in rows):
+        print("(* stopped early by ASHA)")
+    if args.export:
+        doc = export_best(uri, args.experiment, Path(args.export))
+        print(f"wrote {args.export} (run {doc['source_run_id']}); reproduce with: xaisweep reproduce {args.export}")
+    return 0
+
+
+def _varying(rows) -> set[str]:
+    keys = {k for r in rows for k in r.params}
+    return {k for k in keys if len({r.params.get(k) for r in rows}) > 1} or keys
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from sweeps.results import reproduce
+
+    uri = resolve_tracking_uri(args.tracking_uri, None, Workdir.default())
+    try:
+        repro = reproduce(args.source, tracking_uri=uri, seeds=args.seeds, device=args.device)
+    except ValueError as err:
+        return _print_problems(err)
+    print(repro.table())
+    if repro.run_id:
+        print(f"logged reproduction run {repro.run_id}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from sweeps.report import make_report
+
+    uri = resolve_tracking_uri(args.tracking_uri, None, Workdir.default())
+    out = Path(args.out or Workdir.default().root / "reports" / args.experiment)
+    try:
+        result = make_report(uri, args.experiment, out)
+    except ValueError as err:
+        return _print_problems(err)
+    print(result.markdown)
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"\nwrote {', '.join(str(f) for f in result.files)}")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    wd = Workdir.default()
+    uri = resolve_tracking_uri(args.tracking_uri, None, wd)
+    if uri.startswith("http"):
+        print(f"the tracking server already serves the UI: {uri}")
+        return 0
+    wd.artifacts.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
+           "--default-artifact-root", wd.artifacts.resolve().as_uri(), "--host", args.host, "--port", str(args.port)]
+    print(f"MLflow UI on http://{args.host}:{args.port}  (Ctrl-C to stop)")
+    os.execv(sys.executable, cmd)
+    return 0  # not reached
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xaisweep", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run (or resume) a sweep from a YAML spec")
+    run.add_argument("spec", help="path to the sweep spec (YAML)")
+    run.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    run.add_argument("--tracking-uri", help="MLflow tracking URI (default: spec, $MLFLOW_TRACKING_URI, or "
+                                             "sqlite under ./xaisweep-runs)")
+    run.add_argument("--storage", help="Ray storage path: shared directory or s3:// (default: ./xaisweep-runs/ray)")
+    run.add_argument("--name", help="override the sweep name (MLflow experiment and Ray run name)")
+    run.add_argument("--smoke-test", action="store_true", help="2 trials, 1 epoch, tiny data: check the wiring")
+    run.add_argument("--resume", action="store_true", help="finish an interrupted sweep of the same name")
+    run.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
+    run.add_argument("--quiet", action="store_true", help="no live progress table")
+    run.set_defaults(func=cmd_run)
+
+    best = sub.add_parser("best", help="best trials of a sweep, read from MLflow")
+    best.add_argument("experiment", help="sweep (MLflow experiment) name")
+    best.add_argument("--top", type=int, default=5)
+    best.add_argument("--export", metavar="best.yaml", help="write the best trial's config for `reproduce`")
+    best.add_argument("--tracking-uri")
+    best.set_defaults(func=cmd_best)
+
+    rep = sub.add_parser("reproduce", help="re-run a trial locally without Ray and compare")
+    rep.add_argument("source", help="MLflow run id or a best.yaml from `best --export`")
+    rep.add_argument("--seeds", type=int, default=1, help="number of seeds (default 1: the trial's own)")
+    rep.add_argument("--device", choices=["cpu", "cuda"])
+    rep.add_argument("--tracking-uri")
+    rep.set_defaults(func=cmd_reproduce)
+
+    report = sub.add_parser("report", help="plots, parameter importances and a markdown table of a sweep")
+    report.add_argument("experiment")
+    report.add_argument("--out", help="output directory (default: ./xaisweep-runs/reports/<experiment>)")
+    report.add_argument("--tracking-uri")
+    report.set_defaults(func=cmd_report)
+
+    ui = sub.add_parser("ui", help="serve the MLflow UI on the embedded store")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--tracking-uri")
+    ui.set_defaults(func=cmd_ui)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

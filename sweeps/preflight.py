@@ -1,0 +1,126 @@
+"""Checks that run before Ray starts: trial configs, tracking URI and storage path.
+
+Every function returns a list of human-readable problems (empty = fine), so
+the CLI can print them all at once and exit before any trial is scheduled.
+"""
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any, Mapping
+
+from sweeps.spec import ParamSpec, SweepSpec
+from trainables import get_trainable
+
+
+def _candidates(param: ParamSpec) -> list[Any]:
+    if param.type in ("choice", "grid"):
+        return list(param.values)
+    return [param.low, param.high]
+
+
+def check_trial_configs(spec: SweepSpec, overrides: Mapping[str, Any] | None = None) -> list[str]:
+    """Validate the trainable config at every corner the search space can reach.
+
+    For each parameter, each of its extreme values (``low``/``high``, every
+    choice) is combined with the base config and the first candidate of all
+    other *active* parameters, and validated by the trainable's own config
+    dataclass. Unknown keys, out-of-range values and a metric the trainable
+    never reports are found here, before Ray starts.
+    """
+    try:
+        entry = get_trainable(spec.trainable)
+    except ValueError as err:
+        return [str(err)]
+    problems: list[str] = []
+    if spec.metric not in entry.metrics:
+        problems.append(
+            f"metric: {spec.metric!r} is not reported by trainable {spec.trainable!r}; "
+            f"it reports: {', '.join(entry.metrics)}"
+        )
+    base = {**spec.config, **dict(overrides or {})}
+    first = {p.name: _candidates(p)[0] for p in spec.params}
+    combos: list[dict[str, Any]] = [dict(first)] if spec.params else [{}]
+    for p in spec.params:
+        for value in _candidates(p):
+            combos.append({**first, p.name: value})
+    seen: set[str] = set()
+    for combo in combos:
+        active = {}
+        for p in spec.params:  # parents come first (topological order)
+            if p.is_active(active):
+                active[p.name] = combo[p.name]
+        try:
+            entry.parse_config({**base, **active})
+        except ValueError as err:
+            where = ", ".join(f"{k}={v!r}" for k, v in active.items())
+            for line in getattr(err, "problems", [str(err)]):
+                if line not in seen:
+                    seen.add(line)
+                    problems.append(f"config: {line}" + (f"  (with {where})" if where else ""))
+    return problems
+
+
+def check_tracking_uri(uri: str, *, timeout: float = 5.0) -> list[str]:
+    """The MLflow tracking URI is usable: a writable SQLite/file location or a live server."""
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///"):])
+        return _check_writable_dir(path.parent, f"tracking URI {uri}")
+    if uri.startswith("file:") or "://" not in uri:
+        path = Path(uri[len("file://"):] if uri.startswith("file://") else uri)
+        return _check_writable_dir(path, f"tracking URI {uri}")
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:
+                if resp.status != 200:
+                    return [f"tracking URI {uri}: /health answered HTTP {resp.status}"]
+        except urllib.error.HTTPError as err:
+            if err.code in (401, 403):
+                return []  # the server is there; credentials are checked by the client (MLFLOW_TRACKING_USERNAME)
+            return [f"tracking URI {uri}: /health answered HTTP {err.code}"]
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            return [f"tracking URI {uri} is unreachable ({reason}); start the server "
+                    f"(`mlflow server --host 127.0.0.1 --port 5000 ...`) or pass --tracking-uri"]
+        return []
+    return []  # other schemes (databricks, postgresql+...) are checked by MLflow itself
+
+
+def _check_writable_dir(path: Path, what: str) -> list[str]:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".xaisweep-write-test-{uuid.uuid4().hex}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        return [f"{what}: directory {path} is not writable ({err.strerror or err})"]
+    return []
+
+
+def check_storage_path(storage: str) -> list[str]:
+    """Ray's storage path is writable: a local/shared directory, or a reachable cloud bucket."""
+    if "://" in storage and not storage.startswith("file://"):
+        try:
+            import pyarrow.fs
+
+            fs, path = pyarrow.fs.FileSystem.from_uri(storage)
+            fs.get_file_info(path)
+        except Exception as err:  # noqa: BLE001 - any failure means unusable
+            return [f"storage path {storage} is not reachable: {err}"]
+        return []
+    local = Path(storage[len("file://"):] if storage.startswith("file://") else storage)
+    return _check_writable_dir(local, f"storage path {storage}")
+
+
+def grid_warning(spec: SweepSpec) -> str | None:
+    from sweeps.space import grid_size
+
+    n = grid_size(spec.params)
+    if spec.sampler.type == "grid" and n is not None and spec.num_samples < n:
+        return f"num_samples={spec.num_samples} covers only part of the {n}-point grid"
+    return None
+
+
+__all__ = ["check_trial_configs", "check_tracking_uri", "check_storage_path", "grid_warning"]

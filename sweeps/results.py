@@ -1,0 +1,188 @@
+"""``xaisweep best`` and ``xaisweep reproduce``: read sweeps back from MLflow and re-run trials locally."""
+from __future__ import annotations
+
+import statistics
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+
+def find_experiment(client: MlflowClient, experiment: str):
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None and experiment.isdigit():
+        try:
+            exp = client.get_experiment(experiment)
+        except Exception:  # noqa: BLE001
+            exp = None
+    if exp is None:
+        names = sorted(e.name for e in client.search_experiments())
+        raise ValueError(f"no MLflow experiment {experiment!r}; existing: {', '.join(names) or '(none)'}")
+    return exp
+
+
+def sweep_objective(client: MlflowClient, experiment_id: str) -> tuple[str, str]:
+    """(metric, mode) of the experiment's latest sweep launch (its parent run's tags)."""
+    parents = client.search_runs(
+        [experiment_id], "tags.`xaisweep.role` = 'sweep'", order_by=["attributes.start_time DESC"], max_results=1
+    )
+    if not parents:
+        raise ValueError("the experiment has no xaisweep launch (parent run with tag xaisweep.role=sweep)")
+    tags = parents[0].data.tags
+    return tags["metric"], tags["mode"]
+
+
+def trial_config(client: MlflowClient, run_id: str) -> dict[str, Any]:
+    """``{"trainable": ..., "config": {...}}`` from the run's ``config.yaml`` artifact."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id, "config.yaml", tmp)
+        except Exception as err:  # noqa: BLE001
+            raise ValueError(f"run {run_id} has no config.yaml artifact ({err})") from None
+        return yaml.safe_load(Path(path).read_text())
+
+
+@dataclass(frozen=True)
+class BestRow:
+    run_id: str
+    run_name: str
+    value: float
+    params: dict[str, str]
+    early_stopped: bool
+
+
+def best_runs(tracking_uri: str, experiment: str, *, top: int = 5) -> tuple[str, str, list[BestRow]]:
+    """Top finished trial runs of ``experiment`` by the sweep metric: ``(metric, mode, rows)``."""
+    client = MlflowClient(tracking_uri)
+    exp = find_experiment(client, experiment)
+    metric, mode = sweep_objective(client, exp.experiment_id)
+    runs = client.search_runs(
+        [exp.experiment_id], "attributes.status = 'FINISHED' and tags.ray_trial_id != ''", max_results=5000
+    )
+    rows = [
+        BestRow(r.info.run_id, r.info.run_name or "", r.data.metrics[metric], dict(r.data.params),
+                r.data.tags.get("early_stopped") == "true")
+        for r in runs
+        if metric in r.data.metrics and r.data.metrics[metric] == r.data.metrics[metric]
+    ]
+    rows.sort(key=lambda row: row.value, reverse=(mode == "max"))
+    if not rows:
+        raise ValueError(f"experiment {experiment!r} has no finished trial with metric {metric!r}")
+    return metric, mode, rows[:top]
+
+
+def export_best(tracking_uri: str, experiment: str, path: Path) -> dict[str, Any]:
+    """Write the best trial as a reproducible YAML (trainable, typed config, metric, source run)."""
+    metric, mode, rows = best_runs(tracking_uri, experiment, top=1)
+    client = MlflowClient(tracking_uri)
+    cfg = trial_config(client, rows[0].run_id)
+    doc = {
+        "trainable": cfg["trainable"],
+        "config": cfg["config"],
+        "metric": metric,
+        "mode": mode,
+        "value": rows[0].value,
+        "source_run_id": rows[0].run_id,
+        "experiment": experiment,
+        "tracking_uri": tracking_uri,
+    }
+    Path(path).write_text(yaml.safe_dump(doc, sort_keys=False))
+    return doc
+
+
+@dataclass
+class Reproduction:
+    metrics: list[str]
+    original: dict[str, float]
+    reproduced: list[dict[str, float]]
+    run_id: Optional[str]
+
+    def summary(self) -> dict[str, tuple[float, float]]:
+        out = {}
+        for m in self.metrics:
+            vals = [r[m] for r in self.reproduced if m in r]
+            if vals:
+                out[m] = (statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0)
+        return out
+
+    def table(self) -> str:
+        lines = [f"{'metric':<22} {'original':>10} {'reproduced (mean +- sd)':>26}"]
+        for m, (mean, sd) in self.summary().items():
+            orig = self.original.get(m)
+            orig_s = f"{orig:.6f}" if orig is not None else "-"
+            lines.append(f"{m:<22} {orig_s:>10} {mean:>15.6f} +- {sd:.6f}")
+        return "\n".join(lines)
+
+
+def reproduce(
+    source: str,
+    *,
+    tracking_uri: str,
+    seeds: int = 1,
+    device: Optional[str] = None,
+    log: bool = True,
+) -> Reproduction:
+    """Re-run a trial's body locally (no Ray) with its config, ``seeds`` seeds from its own seed on.
+
+    Args:
+        source: an MLflow run id, or a YAML written by :func:`export_best`.
+        tracking_uri: MLflow store to read the run from and log the reproduction to.
+        seeds: number of seeds (``seed, seed+1, ...``); ``1`` re-runs the exact trial.
+        device: ``cpu`` / ``cuda`` override of the config's device.
+        log: log a run (tag ``reproduces=<run id>``) in the same experiment.
+    """
+    from trainables import get_trainable
+
+    if seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {seeds}")
+    client = MlflowClient(tracking_uri)
+    if Path(source).is_file():
+        doc = yaml.safe_load(Path(source).read_text())
+        missing = [k for k in ("trainable", "config", "metric") if k not in doc]
+        if missing:
+            raise ValueError(f"{source}: missing keys {missing} (write it with `xaisweep best --export`)")
+        run_id = doc.get("source_run_id")
+        trainable, config, metric = doc["trainable"], dict(doc["config"]), doc["metric"]
+    else:
+        run_id = source
+        try:
+            run = client.get_run(run_id)
+        except Exception as err:  # noqa: BLE001
+            raise ValueError(f"no MLflow run {run_id!r} at {tracking_uri} ({err})") from None
+        cfg = trial_config(client, run_id)
+        trainable, config = cfg["trainable"], dict(cfg["config"])
+        metric, _ = sweep_objective(client, run.info.experiment_id)
+    original: dict[str, float] = {}
+    experiment_id = None
+    if run_id:
+        run = client.get_run(run_id)
+        original = dict(run.data.metrics)
+        experiment_id = run.info.experiment_id
+    if device is not None:
+        config["device"] = device
+    entry = get_trainable(trainable)
+    base_seed = int(config.get("seed", 0))
+    results = []
+    for i in range(seeds):
+        cfg = {**config, "seed": base_seed + i}
+        res = entry.run_trial(entry.parse_config(cfg), lambda metrics, checkpoint: None)
+        results.append({k: float(v) for k, v in res.metrics.items() if isinstance(v, (int, float))})
+    compared = [metric] + sorted(k for k in results[0] if k.startswith("test/") and k != metric)
+    repro = Reproduction(compared, {k: v for k, v in original.items() if k in compared}, results, None)
+    if log and experiment_id is not None:
+        tags = {"xaisweep.role": "reproduce", "reproduces": run_id, "seeds": str(seeds)}
+        new = client.create_run(experiment_id, run_name=f"reproduce-{run_id[:8]}", tags=tags)
+        for k, v in config.items():
+            client.log_param(new.info.run_id, k, str(v)[:6000])
+        batch = [Metric(k, v, 0, i) for i, r in enumerate(results) for k, v in r.items()]
+        for k, (mean, sd) in repro.summary().items():
+            batch += [Metric(f"{k}_mean", mean, 0, 0), Metric(f"{k}_sd", sd, 0, 0)]
+        for j in range(0, len(batch), 500):
+            client.log_batch(new.info.run_id, metrics=batch[j : j + 500])
+        client.set_terminated(new.info.run_id, "FINISHED")
+        repro.run_id = new.info.run_id
+    return repro

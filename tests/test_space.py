@@ -1,0 +1,194 @@
+"""Tests for :mod:`sweeps.space`: define-by-run sampling, samplers and grids."""
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import pickle
+import warnings
+from typing import Any
+
+import optuna
+import pytest
+
+from sweeps.space import (
+    OptunaDefineByRun,
+    grid_points,
+    grid_size,
+    make_optuna_sampler,
+    optuna_define_by_run,
+)
+from sweeps.spec import ParamSpec, SamplerSpec, SpecError, parse_spec
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def _spec(space: dict[str, Any], sampler: dict[str, Any] | None = None):
+    return parse_spec({"name": "t", "trainable": "toy", "metric": "loss", "mode": "min",
+                       "search_space": space, "sampler": sampler})
+
+
+CONDITIONAL = {
+    # Children listed before parents on purpose: parse_spec must reorder them.
+    "bidirectional": {"type": "choice", "values": [True, False], "when": {"layers": [2, 3]}},
+    "layers": {"type": "choice", "values": [1, 2, 3], "when": {"model": "lstm"}},
+    "hidden": {"type": "int", "low": 32, "high": 256, "step": 32, "when": {"model": "lstm"}},
+    "kernel": {"type": "int", "low": 2, "high": 64, "log": True, "when": {"model": ["cnn"]}},
+    "model": {"type": "choice", "values": ["cnn", "lstm", "bow"]},
+    "lr": {"type": "loguniform", "low": 1e-5, "high": 1e-2},
+    "dropout": {"type": "uniform", "low": 0.0, "high": 0.5},
+}
+
+
+def _run(fn: OptunaDefineByRun, sampler: optuna.samplers.BaseSampler, n: int) -> optuna.Study:
+    """Optimise a toy objective; each trial's sampled dict is kept as a user attr."""
+
+    def objective(trial: optuna.Trial) -> float:
+        values = fn(trial)
+        trial.set_user_attr("values", values)
+        return sum(float(v) for v in values.values() if isinstance(v, (int, float)))
+
+    study = optuna.create_study(sampler=sampler)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # experimental / independent-sampling warnings
+        study.optimize(objective, n_trials=n)
+    return study
+
+
+def test_define_by_run_conditional_space() -> None:
+    spec = _spec(CONDITIONAL)
+    study = _run(optuna_define_by_run(spec.params), optuna.samplers.RandomSampler(seed=0), 60)
+    seen_models = set()
+    for t in study.trials:
+        values = t.user_attrs["values"]
+        assert values == t.params  # returns exactly what was sampled
+        model = values["model"]
+        seen_models.add(model)
+        expected = {"model", "lr", "dropout"}
+        if model == "lstm":
+            expected |= {"layers", "hidden"}
+            if values["layers"] in (2, 3):
+                expected.add("bidirectional")
+        elif model == "cnn":
+            expected.add("kernel")
+        assert set(values) == expected, values  # inactive params are absent
+        assert 1e-5 <= values["lr"] <= 1e-2 and t.distributions["lr"].log
+        assert 0.0 <= values["dropout"] <= 0.5 and not t.distributions["dropout"].log
+        if "hidden" in values:
+            assert isinstance(values["hidden"], int)
+            assert 32 <= values["hidden"] <= 256 and values["hidden"] % 32 == 0
+            assert t.distributions["hidden"].step == 32
+        if "kernel" in values:
+            assert isinstance(values["kernel"], int) and 2 <= values["kernel"] <= 64
+            assert t.distributions["kernel"].log
+    assert seen_models == {"cnn", "lstm", "bow"}
+    assert any("bidirectional" in t.params for t in study.trials)
+
+
+def test_define_by_run_is_picklable_and_order_checked() -> None:
+    spec = _spec(CONDITIONAL)
+    fn = optuna_define_by_run(spec.params)
+    assert pickle.loads(pickle.dumps(fn)) == fn
+    # With a fixed trial the returned dict follows the topological order.
+    trial = optuna.trial.FixedTrial({"model": "lstm", "layers": 2, "bidirectional": False,
+                                     "hidden": 64, "lr": 1e-3, "dropout": 0.1})
+    assert list(fn(trial)) == ["model", "layers", "bidirectional", "hidden", "lr", "dropout"]
+
+
+SIMPLE = {
+    "x": {"type": "uniform", "low": -2, "high": 2},
+    "lr": {"type": "loguniform", "low": 1e-4, "high": 1e-1},
+    "n": {"type": "int", "low": 1, "high": 9, "step": 2},
+    "act": {"type": "choice", "values": ["relu", "gelu"]},
+}
+GRID = {
+    "act": {"type": "choice", "values": ["relu", "gelu", "tanh"]},
+    "n": {"type": "int", "low": 1, "high": 5, "step": 2},
+    "bias": {"type": "grid", "values": [True, False]},
+}
+
+
+@pytest.mark.parametrize("kind", ["tpe", "random", "qmc", "cmaes", "grid"])
+def test_each_sampler_runs(kind: str) -> None:
+    spec = _spec(GRID if kind == "grid" else SIMPLE, {"type": kind, "seed": 1})
+    if kind == "cmaes" and importlib.util.find_spec("cmaes") is None:
+        with pytest.raises(ImportError, match="cmaes"):
+            make_optuna_sampler(spec.sampler, spec.params)
+        pytest.skip("the cmaes package is not installed")
+    sampler = make_optuna_sampler(spec.sampler, spec.params)
+    assert isinstance(sampler, optuna.samplers.BaseSampler)
+    pickle.loads(pickle.dumps(sampler))  # Ray's OptunaSearch.save pickles it
+    study = _run(optuna_define_by_run(spec.params), sampler, 5)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 5
+    assert all(set(t.params) == set(spec.param_names) for t in study.trials)
+
+
+def test_sampler_seed_is_reproducible() -> None:
+    spec = _spec(SIMPLE, {"type": "tpe", "seed": 5, "options": {"n_startup_trials": 2}})
+    fn = optuna_define_by_run(spec.params)
+    runs = [[t.params for t in _run(fn, make_optuna_sampler(spec.sampler, spec.params), 4).trials]
+            for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_bad_sampler_options() -> None:
+    spec = _spec(SIMPLE, {"type": "random", "options": {"n_startup_trials": 3}})
+    with pytest.raises(SpecError, match="sampler.options: .*n_startup_trials"):
+        make_optuna_sampler(spec.sampler, spec.params)
+
+
+def test_grid_covers_all_points() -> None:
+    spec = _spec(GRID, {"type": "grid"})
+    points = grid_points(spec.params)
+    assert points == {"act": ["relu", "gelu", "tanh"], "n": [1, 3, 5], "bias": [True, False]}
+    assert grid_size(spec.params) == 18
+    sampler = make_optuna_sampler(spec.sampler, spec.params)
+    study = _run(optuna_define_by_run(spec.params), sampler, 100)  # GridSampler stops at 18
+    assert len(study.trials) == 18
+    got = {(t.params["act"], t.params["n"], t.params["bias"]) for t in study.trials}
+    assert got == set(itertools.product(*points.values()))
+
+
+def test_grid_sampler_ask_tell_past_exhaustion() -> None:
+    """Ask/tell (as Ray's OptunaSearch does): the stock GridSampler raises in tell() at the end."""
+    spec = _spec({"a": {"type": "grid", "values": [1, 2]}}, {"type": "grid"})
+    study = optuna.create_study(sampler=make_optuna_sampler(spec.sampler, spec.params))
+    fn = optuna_define_by_run(spec.params)
+    seen = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(3):  # one more than the grid: re-evaluates a point, no error
+            trial = study.ask()
+            seen.append(fn(trial)["a"])
+            study.tell(trial, 0.0)
+    assert set(seen[:2]) == {1, 2}
+
+
+def test_grid_size_helpers() -> None:
+    assert grid_size([]) == 1
+    assert grid_size([ParamSpec("n", "int", low=0, high=10, step=5)]) == 3
+    log_int = ParamSpec("k", "int", low=1, high=8, step=1, log=True)
+    assert grid_size([log_int]) == 8 == len(grid_points([log_int])["k"])
+    uniform = ParamSpec("x", "uniform", low=0.0, high=1.0)
+    assert grid_size([uniform]) is None
+    with pytest.raises(ValueError, match="x"):
+        grid_points([uniform])
+    conditional = _spec(CONDITIONAL).params
+    assert grid_size([p for p in conditional if p.is_categorical]) is None
+    assert grid_points([p for p in conditional if p.name == "model"]) == {
+        "model": ["cnn", "lstm", "bow"]}
+
+
+def test_with_ray_optuna_search(tmp_path: Any) -> None:
+    """The define-by-run function and samplers plug into Ray's OptunaSearch."""
+    pytest.importorskip("ray.tune.search.optuna")
+    from ray.tune.search.optuna import OptunaSearch
+
+    for space, sampler_cfg, n in ((CONDITIONAL, {"type": "tpe"}, 4), (GRID, {"type": "grid"}, 19)):
+        spec = _spec(space, sampler_cfg)
+        searcher = OptunaSearch(space=optuna_define_by_run(spec.params), metric="loss",
+                                mode="min", sampler=make_optuna_sampler(spec.sampler, spec.params))
+        for i in range(n):
+            config = searcher.suggest(str(i))
+            assert isinstance(config, dict) and ("model" in config or "act" in config)
+            searcher.on_trial_complete(str(i), {"loss": 1.0, "training_iteration": 1})
+        searcher.save(str(tmp_path / f"{sampler_cfg['type']}.pkl"))

@@ -1,0 +1,324 @@
+"""Classifier training with any regulariser of the AT/VAT family: the body of a trial.
+
+``run_trial(config, report)`` is plain Python (no Ray): the Ray wrapper
+(:mod:`trainables.ray_trainable`), the tests and ``xaisweep reproduce`` all
+call it. ``report(metrics, checkpoint)`` is called once per epoch; the
+checkpoint is a picklable dict that ``run_trial(..., resume=checkpoint)``
+continues from exactly (weights, optimiser, schedule, RNG states, history).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+
+import torch
+
+from trainables.artifacts import plot_training_curves, token_heatmap_html, write_config_yaml
+from trainables.config import build_config
+from trainables.data_setup import SYNTHETIC, Splits, load_splits, load_unlabeled
+from xaicore.batching import SemiSupervisedBatches, batches
+from xaicore.data import KNOWN_DATASETS
+from xaicore.metrics import attention_gradient_correlation, classification_metrics, predict
+from xaicore.models import AttentionLSTMClassifier, AttentionLSTMConfig
+from xaicore.regularizers import REGULARIZERS, forward_batch, make_regularizer
+from xaicore.seeding import seed_everything
+from xaicore.training import TrainConfig, Trainer
+from xaicore.vocab import WordEncoder, WordVocab
+
+Report = Callable[[dict[str, Any], Optional[dict[str, Any]]], None]
+METRIC_KEYS = ("accuracy", "f1", "roc_auc")
+
+
+@dataclass(frozen=True)
+class ClassifierTrialConfig:
+    """Everything one classifier-training trial needs (all keys of a sweep's ``config``).
+
+    Data: ``dataset`` is ``synthetic``, a :data:`xaicore.data.KNOWN_DATASETS`
+    key or a local path (``{split}`` placeholder for one file per split);
+    ``columns`` maps roles (text, text_pair, label, rationale) to columns.
+    ``unlabeled`` (a ``.txt`` file, ``synthetic`` or a dataset) with ``ratio`` =
+    N_ul / N_l per batch gives semi-supervised training (ratio 0: supervised).
+
+    Model: ``model: lstm`` is the BiLSTM + additive attention classifier;
+    ``pretrained_embeddings`` (HF model dir or id) initialises its word
+    vectors from that model's sub-word input embeddings.
+
+    Method: ``regularizer`` in :data:`xaicore.regularizers.REGULARIZERS`,
+    ``eps`` (perturbation norm), ``xi`` (VAT finite-difference step) and
+    ``lam`` (lambda, weight of the regulariser).
+    """
+
+    dataset: str = SYNTHETIC
+    columns: Optional[dict] = None
+    train_split: str = "train"
+    valid_split: Optional[str] = "validation"
+    test_split: str = "test"
+    valid_fraction: float = 0.1
+    synthetic_size: int = 1000
+    max_train_examples: Optional[int] = None
+    unlabeled: Optional[str] = None
+    ratio: float = 0.0
+    model: str = "lstm"
+    embedding_dim: int = 64
+    hidden_dim: int = 64
+    attention_dim: int = 64
+    dropout: float = 0.0
+    pretrained_embeddings: Optional[str] = None
+    min_freq: int = 1
+    max_vocab: Optional[int] = None
+    max_length: Optional[int] = 256
+    regularizer: str = "none"
+    eps: float = 1.0
+    xi: float = 0.1
+    lam: float = 1.0
+    epochs: int = 5
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    max_grad_norm: Optional[float] = 5.0
+    selection_metric: str = "f1"
+    seed: int = 0
+    deterministic: bool = False
+    device: str = "auto"
+    num_threads: int = 1
+    correlation: bool = True
+    heatmaps: int = 5
+    save_model: bool = False
+
+    def problems(self) -> list[str]:
+        p = []
+        if self.regularizer not in REGULARIZERS:
+            p.append(f"regularizer: unknown {self.regularizer!r}; choose one of {', '.join(REGULARIZERS)}")
+        if self.eps < 0:
+            p.append(f"eps: must be >= 0, got {self.eps}")
+        if self.xi <= 0:
+            p.append(f"xi: must be > 0, got {self.xi}")
+        if self.lam < 0:
+            p.append(f"lam: must be >= 0, got {self.lam}")
+        if self.ratio < 0:
+            p.append(f"ratio: must be >= 0 (N_ul / N_l), got {self.ratio}")
+        if self.ratio > 0 and self.unlabeled is None:
+            p.append("ratio > 0 needs an 'unlabeled' data source")
+        if self.model != "lstm":
+            p.append(f"model: only 'lstm' is supported by this trainable, got {self.model!r}")
+        if self.dataset != SYNTHETIC and self.dataset not in KNOWN_DATASETS:
+            path = self.dataset.replace("{split}", self.train_split)
+            if not Path(path).exists():
+                p.append(
+                    f"dataset: {self.dataset!r} is not 'synthetic', not a known dataset "
+                    f"({', '.join(sorted(KNOWN_DATASETS))}) and no file {path!r} exists"
+                )
+        if self.unlabeled not in (None, SYNTHETIC) and self.unlabeled not in KNOWN_DATASETS:
+            if not Path(self.unlabeled).exists():
+                p.append(f"unlabeled: no such file or known dataset {self.unlabeled!r}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            p.append(f"device: must be auto, cpu or cuda[:N], got {self.device!r}")
+        for name in ("embedding_dim", "hidden_dim", "attention_dim", "epochs", "batch_size", "min_freq", "synthetic_size"):
+            if getattr(self, name) < 1:
+                p.append(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            p.append(f"dropout: must be in [0, 1), got {self.dropout}")
+        if not 0 < self.valid_fraction < 1:
+            p.append(f"valid_fraction: must be in (0, 1), got {self.valid_fraction}")
+        if self.selection_metric not in METRIC_KEYS:
+            p.append(f"selection_metric: must be one of {', '.join(METRIC_KEYS)}, got {self.selection_metric!r}")
+        if self.num_threads < 0:
+            p.append(f"num_threads: must be >= 0 (0 = torch default), got {self.num_threads}")
+        try:
+            TrainConfig(lr=self.lr, weight_decay=self.weight_decay, warmup_ratio=self.warmup_ratio,
+                        max_grad_norm=self.max_grad_norm, lam=self.lam)
+        except ValueError as err:
+            p.append(str(err))
+        return p
+
+
+def parse_config(config: Mapping[str, Any] | ClassifierTrialConfig) -> ClassifierTrialConfig:
+    """Validate a config mapping; raises :class:`trainables.config.ConfigError` listing every problem."""
+    if isinstance(config, ClassifierTrialConfig):
+        return config
+    return build_config(ClassifierTrialConfig, config, where="classifier trial config")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> the GPU Ray assigned (``cuda``) when there is one, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return torch.device(name)
+
+
+@dataclass
+class TrialResult:
+    """What :func:`run_trial` returns: the final metrics, per-epoch history and artifact files."""
+
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    artifacts: list[Path] = field(default_factory=list)
+
+
+def _pretrained_vectors(cfg: ClassifierTrialConfig, vocab: WordVocab) -> tuple[Optional[torch.Tensor], int]:
+    if cfg.pretrained_embeddings is None:
+        return None, cfg.embedding_dim
+    from transformers import AutoModel, AutoTokenizer
+
+    from xaicore.pretrained import word_vectors_from_subwords
+
+    tok = AutoTokenizer.from_pretrained(cfg.pretrained_embeddings)
+    table = AutoModel.from_pretrained(cfg.pretrained_embeddings).get_input_embeddings().weight
+    words = [vocab.itos[i] for i in range(len(vocab))]
+    vectors, _ = word_vectors_from_subwords(words, tok, table, seed=cfg.seed)
+    return vectors, int(vectors.shape[1])
+
+
+class ClassifierSetup:
+    """Data, encoder, model and trainer for one config (deterministic given the seed)."""
+
+    def __init__(self, cfg: ClassifierTrialConfig) -> None:
+        self.cfg = cfg
+        self.splits: Splits = load_splits(
+            cfg.dataset, columns=cfg.columns, train_split=cfg.train_split, valid_split=cfg.valid_split,
+            test_split=cfg.test_split, valid_fraction=cfg.valid_fraction, synthetic_size=cfg.synthetic_size,
+            seed=cfg.seed, max_train_examples=cfg.max_train_examples,
+        )
+        self.vocab = WordVocab.build(self.splits.train.texts, min_freq=cfg.min_freq, max_size=cfg.max_vocab)
+        self.encoder = WordEncoder(self.vocab, max_length=cfg.max_length)
+        self.num_classes = max(2, self.splits.train.num_classes)
+        self.unlabeled = (
+            load_unlabeled(cfg.unlabeled, seed=cfg.seed) if cfg.unlabeled is not None and cfg.ratio > 0 else None
+        )
+        vectors, dim = _pretrained_vectors(cfg, self.vocab)
+        self.model = AttentionLSTMClassifier(
+            AttentionLSTMConfig(
+                vocab_size=len(self.vocab), num_classes=self.num_classes, embedding_dim=dim,
+                hidden_dim=cfg.hidden_dim, attention_dim=cfg.attention_dim, dropout=cfg.dropout,
+                pad_id=self.encoder.pad_token_id,
+            ),
+            embeddings=vectors,
+        )
+        self.device = resolve_device(cfg.device)
+        self.steps_per_epoch = math.ceil(len(self.splits.train) / cfg.batch_size)
+        self.trainer = Trainer(
+            self.model,
+            TrainConfig(
+                epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
+                decay=cfg.warmup_ratio > 0, max_grad_norm=cfg.max_grad_norm, lam=cfg.lam,
+                selection_metric=cfg.selection_metric,
+            ),
+            steps_per_epoch=self.steps_per_epoch,
+            regularizer=make_regularizer(cfg.regularizer, eps=cfg.eps, xi=cfg.xi),
+            device=self.device,
+        )
+        self.valid_batches = list(batches(self.splits.valid, self.encoder, batch_size=256, shuffle=False, seed=0))
+        self.test_batches = list(batches(self.splits.test, self.encoder, batch_size=256, shuffle=False, seed=0))
+        if self.unlabeled is not None:
+            self._semi = SemiSupervisedBatches(
+                self.splits.train, self.unlabeled, self.encoder, batch_size=cfg.batch_size, ratio=cfg.ratio,
+                seed=cfg.seed,
+            )
+
+    def epoch_batches(self, epoch: int):
+        if self.unlabeled is not None:
+            return self._semi.epoch(epoch)
+        return ((b, None) for b in batches(self.splits.train, self.encoder, batch_size=self.cfg.batch_size,
+                                            shuffle=True, seed=self.cfg.seed, epoch=epoch))
+
+    def evaluate(self, model, which: str = "valid") -> dict[str, float]:
+        data = self.valid_batches if which == "valid" else self.test_batches
+        labels, probs = predict(model, data, self.device)
+        return classification_metrics(labels, probs)
+
+
+def _epoch_metrics(result, selection_metric: str) -> dict[str, Any]:
+    """Per-epoch report; ``best/valid_<metric>`` is the running best (monotone: safe for ASHA and the searcher)."""
+    out: dict[str, Any] = {"epoch": result.epoch}
+    out.update({f"train/{k}": v for k, v in result.train.items()})
+    out.update({f"valid/{k}": v for k, v in result.valid.items()})
+    out[f"best/valid_{selection_metric}"] = result.best
+    return out
+
+
+def _write_artifacts(setup: ClassifierSetup, history: list[dict], out_dir: Path) -> list[Path]:
+    cfg, model = setup.cfg, setup.model
+    files = [write_config_yaml({"trainable": "classifier", "config": dataclasses.asdict(cfg)}, out_dir / "config.yaml")]
+    files.append(plot_training_curves(history, out_dir / "training_curves.png",
+                                      keys=["train/loss", "train/reg", "valid/f1", "valid/accuracy"]))
+    if cfg.heatmaps > 0:
+        batch = setup.test_batches[0].to(setup.device)
+        n = min(cfg.heatmaps, batch.size)
+        model.eval()
+        with torch.no_grad():
+            out = forward_batch(model, batch)
+        rows = []
+        for i in range(n):
+            length = int(batch.attention_mask[i].sum())
+            tokens = [setup.vocab.itos[int(t)] for t in batch.input_ids[i, :length]]
+            pred = int(out.logits[i].argmax())
+            label = int(batch.labels[i]) if batch.labels is not None else -1
+            rows.append((tokens, out.attention[i, :length].tolist(), f"label={label} pred={pred}"))
+        path = out_dir / "attention_heatmaps.html"
+        path.write_text(token_heatmap_html(rows, "attention weights (test examples)"))
+        files.append(path)
+    if cfg.save_model:
+        path = out_dir / "model" / "best_model.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"state_dict": model.state_dict(), "config": dataclasses.asdict(model.config),
+                    "vocab": setup.vocab.to_dict()}, path)
+        files.append(path)
+    return files
+
+
+def run_trial(
+    config: Mapping[str, Any] | ClassifierTrialConfig,
+    report: Report,
+    *,
+    resume: Optional[dict[str, Any]] = None,
+    out_dir: Optional[Path] = None,
+) -> TrialResult:
+    """Train one classifier; report every epoch; return final (best-epoch) test metrics.
+
+    Args:
+        config: a :class:`ClassifierTrialConfig` or a mapping validated into one.
+        report: ``report(metrics, checkpoint)`` called after every epoch; the
+            last call also carries ``test/*`` metrics of the best epoch's weights
+            (and ``test/corr``, the attention-gradient Pearson correlation).
+        resume: a checkpoint previously passed to ``report``.
+        out_dir: where to write artifacts (config, curves, heatmaps, weights);
+            none are written when ``None``.
+
+    Returns:
+        :class:`TrialResult`.
+    """
+    cfg = parse_config(config)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    seed_everything(cfg.seed, deterministic=cfg.deterministic)
+    setup = ClassifierSetup(cfg)
+    trainer = setup.trainer
+    if resume is not None:
+        trainer.load_state_dict(resume["trainer"])
+    history: list[dict[str, Any]] = [_epoch_metrics(r, cfg.selection_metric) for r in trainer.result.history]
+
+    def checkpoint() -> dict[str, Any]:
+        return {"trainer": trainer.state_dict(), "config": dataclasses.asdict(cfg)}
+
+    def on_epoch_end(result, _trainer) -> None:
+        metrics = _epoch_metrics(result, cfg.selection_metric)
+        history.append(metrics)
+        if result.epoch < cfg.epochs:
+            report(metrics, checkpoint())
+
+    trainer.fit(setup.epoch_batches, lambda m: setup.evaluate(m, "valid"), on_epoch_end=on_epoch_end)
+
+    final = dict(history[-1]) if history else {"epoch": trainer.epoch}
+    final.update({f"test/{k}": v for k, v in setup.evaluate(setup.model, "test").items()})
+    if cfg.correlation:
+        final["test/corr"] = attention_gradient_correlation(setup.model, setup.test_batches, setup.device)
+    final["best_epoch"] = trainer.result.best_epoch
+    report(final, checkpoint())
+    artifacts = _write_artifacts(setup, history, Path(out_dir)) if out_dir is not None else []
+    return TrialResult(metrics=final, history=history, artifacts=artifacts)

@@ -1,0 +1,159 @@
+"""Classification metrics and the attention/gradient agreement ("Corr.").
+
+All functions are pure: they take predictions and return Python floats.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from xaicore.types import Batch
+
+
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Fraction of exact matches."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    return float((y_true == y_pred).mean()) if len(y_true) else float("nan")
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: Optional[int] = None) -> float:
+    """Unweighted mean over classes of F1 (a class absent from both gives F1 = 0 only if predicted)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    classes = range(num_classes) if num_classes else np.union1d(y_true, y_pred)
+    scores = []
+    for c in classes:
+        tp = np.sum((y_pred == c) & (y_true == c))
+        fp = np.sum((y_pred == c) & (y_true != c))
+        fn = np.sum((y_pred != c) & (y_true == c))
+        if tp + fp + fn == 0:
+            continue
+        scores.append(2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def roc_auc(y_true: np.ndarray, probs: np.ndarray) -> float:
+    """ROC-AUC: binary uses ``probs[:, 1]``; multi-class is the macro one-vs-rest mean.
+
+    Returns NaN when a class has no positive or no negative example.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y_true, probs = np.asarray(y_true), np.asarray(probs)
+    if len(np.unique(y_true)) < 2:
+        return float("nan")
+    if probs.shape[1] == 2:
+        return float(roc_auc_score(y_true, probs[:, 1]))
+    present = np.unique(y_true)
+    aucs = [roc_auc_score(y_true == c, probs[:, c]) for c in present]
+    return float(np.mean(aucs))
+
+
+def classification_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    """``accuracy``, ``f1`` (macro) and ``roc_auc`` from labels ``(N,)`` and probabilities ``(N, C)``."""
+    y_pred = np.asarray(probs).argmax(axis=1)
+    return {
+        "accuracy": accuracy(y_true, y_pred),
+        "f1": macro_f1(y_true, y_pred, num_classes=np.asarray(probs).shape[1]),
+        "roc_auc": roc_auc(y_true, probs),
+    }
+
+
+@torch.no_grad()
+def predict(model: nn.Module, batches: Iterable[Batch], device: torch.device | str | None = None):
+    """Run ``model`` in eval mode over ``batches``.
+
+    Returns:
+        ``(labels (N,), probs (N, C))`` as numpy arrays; labels are -1 for
+        unlabeled batches. The model's previous train/eval mode is restored.
+    """
+    from xaicore.regularizers import forward_batch
+
+    was_training = model.training
+    model.eval()
+    device = device or next(model.parameters()).device
+    labels, probs = [], []
+    try:
+        for batch in batches:
+            batch = batch.to(device)
+            out = forward_batch(model, batch)
+            probs.append(torch.softmax(out.logits.float(), dim=-1).cpu())
+            lab = batch.labels if batch.labels is not None else torch.full((batch.size,), -1)
+            labels.append(lab.cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(labels).numpy(), torch.cat(probs).numpy()
+
+
+def pearson(x: Tensor, y: Tensor) -> float:
+    """Pearson correlation of two 1-D tensors; NaN if either is constant."""
+    x, y = x.double() - x.double().mean(), y.double() - y.double().mean()
+    denom = x.norm() * y.norm()
+    return float((x @ y) / denom) if denom > 0 else float("nan")
+
+
+def gradient_importance(model: nn.Module, batch: Batch) -> Tensor:
+    """Jain & Wallace's gradient-based token importance, as used for "Corr." in attention-vat.txt.
+
+    ``tau_t = | sum_e (d p_yhat / d e_{t,e}) * e_{t,e} |`` - the gradient of the
+    predicted class's probability w.r.t. the one-hot input of token ``t``
+    (= gradient x word embedding), with the attention weights *detached* so
+    the gradient does not flow through the attention module; normalised to sum
+    1 over real tokens. Computed in eval mode; the caller's ``.grad`` fields
+    are untouched (``torch.autograd.grad``).
+
+    Returns:
+        ``(B, T)`` importance, 0 on padding.
+    """
+    from xaicore.regularizers import forward_batch
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            emb = model.embed(batch.input_ids).detach().requires_grad_(True)  # (B, T, E)
+            out = forward_batch(model, batch, inputs_embeds=emb, detach_attention=True)
+            probs = torch.softmax(out.logits, dim=-1)  # (B, C)
+            chosen = probs.gather(1, probs.argmax(dim=1, keepdim=True)).sum()
+            (grad,) = torch.autograd.grad(chosen, emb)
+    finally:
+        model.train(was_training)
+    tau = (grad * emb.detach()).sum(-1).abs() * batch.content_mask  # (B, T)
+    return tau / tau.sum(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def attention_gradient_correlation(
+    model: nn.Module, batches: Iterable[Batch], device: torch.device | str | None = None
+) -> float:
+    """Mean over examples of Pearson(attention weights, :func:`gradient_importance`).
+
+    Computed over each example's real tokens; examples with fewer than two
+    tokens or a constant vector are skipped. Model must expose attention.
+    """
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    values = []
+    try:
+        for batch in batches:
+            batch = batch.to(device)
+            with torch.no_grad():
+                from xaicore.regularizers import forward_batch
+
+                attn = forward_batch(model, batch).attention
+            if attn is None:
+                raise ValueError("attention_gradient_correlation needs a model with attention weights")
+            tau = gradient_importance(model, batch)
+            mask = batch.content_mask
+            for i in range(batch.size):
+                m = mask[i]
+                if int(m.sum()) < 2:
+                    continue
+                r = pearson(attn[i][m], tau[i][m])
+                if r == r:  # not NaN
+                    values.append(r)
+    finally:
+        model.train(was_training)
+    return float(np.mean(values)) if values else float("nan")

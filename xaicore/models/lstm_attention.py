@@ -1,0 +1,178 @@
+"""BiLSTM encoder + additive (tanh) attention classifier.
+
+The model of Jain & Wallace (2019) used by Kitada & Iyatomi for Attention
+AT/VAT (attention-vat.txt, appendix A):
+
+    h_t  = BiLSTM(e_1..e_T)_t                        # (B, T, 2H)
+    a~_t = c^T tanh(W h_t + b)                       # (B, T) pre-softmax scores
+    a    = softmax(a~ + r_att) over real tokens only # (B, T), 0 on padding
+    h_a  = sum_t a_t h_t                             # (B, 2H)
+    y    = softmax(W_o h_a + b_o)                    # (B, C)
+
+``forward`` accepts an additive perturbation ``emb_perturb`` of the word
+embeddings (Word AT/VAT) and ``score_perturb`` of the pre-softmax scores
+(Attention AT/iAT/VAT/iVAT). :meth:`attend` re-runs only the attention and
+decoder on cached encoder states, so attention perturbations cost no second
+LSTM pass.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from xaicore.types import ClassifierOutput
+
+
+@dataclass(frozen=True)
+class AttentionLSTMConfig:
+    """Hyper-parameters of :class:`AttentionLSTMClassifier`.
+
+    Attributes:
+        vocab_size: number of word ids (PAD = ``pad_id``).
+        num_classes: number of output classes.
+        embedding_dim: word-embedding size E.
+        hidden_dim: LSTM hidden size per direction H (encoder states are 2H).
+        attention_dim: size of the additive-attention projection W.
+        dropout: dropout on embeddings and on the pooled vector (training only).
+        pad_id: id of the padding token (its embedding row is kept at zero).
+    """
+
+    vocab_size: int
+    num_classes: int = 2
+    embedding_dim: int = 300
+    hidden_dim: int = 128
+    attention_dim: int = 128
+    dropout: float = 0.0
+    pad_id: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "num_classes", "embedding_dim", "hidden_dim", "attention_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"AttentionLSTMConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_classes < 2:
+            raise ValueError(f"AttentionLSTMConfig.num_classes must be >= 2, got {self.num_classes}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"AttentionLSTMConfig.dropout must be in [0, 1), got {self.dropout}")
+
+
+class AttentionLSTMClassifier(nn.Module):
+    """BiLSTM + additive attention text classifier (Jain & Wallace 2019)."""
+
+    def __init__(self, config: AttentionLSTMConfig, embeddings: Optional[Tensor] = None) -> None:
+        """
+        Args:
+            config: model hyper-parameters.
+            embeddings: optional ``(vocab_size, embedding_dim)`` initial word
+                vectors (e.g. pretrained); copied, stay trainable.
+        """
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_id)
+        if embeddings is not None:
+            if tuple(embeddings.shape) != (config.vocab_size, config.embedding_dim):
+                raise ValueError(
+                    f"embeddings must have shape {(config.vocab_size, config.embedding_dim)}, "
+                    f"got {tuple(embeddings.shape)}"
+                )
+            with torch.no_grad():
+                self.embedding.weight.copy_(embeddings)
+                self.embedding.weight[config.pad_id].zero_()
+        self.encoder = nn.LSTM(config.embedding_dim, config.hidden_dim, batch_first=True, bidirectional=True)
+        self.attn_proj = nn.Linear(2 * config.hidden_dim, config.attention_dim)  # W, b
+        self.attn_vector = nn.Linear(config.attention_dim, 1, bias=False)  # c
+        self.dropout = nn.Dropout(config.dropout)
+        self.decoder = nn.Linear(2 * config.hidden_dim, config.num_classes)
+
+    # ------------------------------------------------------------------ parts
+    def embed(self, input_ids: Tensor) -> Tensor:
+        """Word embeddings ``(B, T, E)`` of ``input_ids`` ``(B, T)``."""
+        return self.embedding(input_ids)
+
+    def encode(self, embeddings: Tensor, attention_mask: Tensor) -> Tensor:
+        """BiLSTM states ``(B, T, 2H)`` (zero on padding) of ``embeddings`` ``(B, T, E)``."""
+        lengths = attention_mask.long().sum(dim=1).clamp(min=1).cpu()  # (B,)
+        packed = pack_padded_sequence(self.dropout(embeddings), lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.encoder(packed)
+        hidden, _ = pad_packed_sequence(out, batch_first=True, total_length=embeddings.shape[1])
+        return hidden  # (B, T, 2H)
+
+    def attention_scores(self, hidden: Tensor, attention_mask: Tensor) -> Tensor:
+        """Pre-softmax additive-attention scores ``a~`` ``(B, T)``; 0 on padding."""
+        scores = self.attn_vector(torch.tanh(self.attn_proj(hidden))).squeeze(-1)  # (B, T)
+        return scores.masked_fill(~attention_mask.bool(), 0.0)
+
+    def attend(
+        self,
+        hidden: Tensor,
+        attention_mask: Tensor,
+        scores: Optional[Tensor] = None,
+        score_perturb: Optional[Tensor] = None,
+        detach_attention: bool = False,
+    ) -> ClassifierOutput:
+        """Attention pooling + decoder on cached encoder states.
+
+        Args:
+            hidden: ``(B, T, 2H)`` encoder states from :meth:`encode`.
+            attention_mask: ``(B, T)`` bool, True on real tokens.
+            scores: ``(B, T)`` pre-softmax scores; recomputed from ``hidden`` if None.
+            score_perturb: ``(B, T)`` additive perturbation of the scores; its
+                padded positions are ignored (masked out before softmax).
+            detach_attention: pool with ``a.detach()`` so gradients do not flow
+                through the attention module (Jain & Wallace's gradient importance).
+
+        Returns:
+            :class:`ClassifierOutput` with logits ``(B, C)``, attention ``(B, T)``,
+            the unperturbed scores ``(B, T)`` and ``hidden``.
+        """
+        mask = attention_mask.bool()
+        if scores is None:
+            scores = self.attention_scores(hidden, mask)
+        perturbed = scores if score_perturb is None else scores + score_perturb
+        attention = torch.softmax(perturbed.masked_fill(~mask, float("-inf")), dim=-1)  # (B, T)
+        attention = attention.masked_fill(~mask, 0.0)  # rows of all-padding stay finite
+        weights = attention.detach() if detach_attention else attention
+        pooled = torch.bmm(weights.unsqueeze(1), hidden).squeeze(1)  # (B, 2H)
+        logits = self.decoder(self.dropout(pooled))  # (B, C)
+        return ClassifierOutput(logits=logits, attention=attention, scores=scores, hidden=hidden)
+
+    # ---------------------------------------------------------------- forward
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        *,
+        emb_perturb: Optional[Tensor] = None,
+        score_perturb: Optional[Tensor] = None,
+        inputs_embeds: Optional[Tensor] = None,
+        token_type_ids: Optional[Tensor] = None,
+        detach_attention: bool = False,
+    ) -> ClassifierOutput:
+        """Classify a padded batch.
+
+        Args:
+            input_ids: ``(B, T)`` word ids.
+            attention_mask: ``(B, T)`` bool, True on real tokens.
+            emb_perturb: ``(B, T, E)`` added to the word embeddings (padding
+                positions are zeroed before adding).
+            score_perturb: ``(B, T)`` added to the pre-softmax attention scores.
+            inputs_embeds: ``(B, T, E)`` embeddings to use instead of looking up
+                ``input_ids`` (used by gradient attributions).
+            token_type_ids: ignored (single-sequence model); accepted for a
+                uniform interface with :class:`TransformerClassifier`.
+
+        Returns:
+            :class:`ClassifierOutput` (logits, attention, scores, hidden, embeddings).
+        """
+        mask = attention_mask.bool()
+        emb = self.embed(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, E)
+        if emb_perturb is not None:
+            emb = emb + emb_perturb * mask.unsqueeze(-1)
+        hidden = self.encode(emb, mask)
+        out = self.attend(hidden, mask, score_perturb=score_perturb, detach_attention=detach_attention)
+        return ClassifierOutput(
+            logits=out.logits, attention=out.attention, scores=out.scores, hidden=hidden, embeddings=emb
+        )

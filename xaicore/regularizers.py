@@ -1,0 +1,208 @@
+"""Adversarial regularisers of the AT / VAT family, plugged into :func:`xaicore.training.fit`.
+
+Each regulariser is a frozen dataclass with two methods:
+
+* ``perturbation(model, batch, clean, labels)`` -> the adversarial
+  perturbation ``r`` (``(B, T, E)`` for word targets, ``(B, T)`` for attention
+  targets), per-example L2 norm ``eps`` over real, non-special tokens, exactly
+  zero elsewhere (:func:`xaicore.perturbation.normalize_per_example`).
+* ``__call__(model, batch, clean, labels)`` -> the per-example regularisation
+  loss ``(B,)``; the training loop averages it and adds ``lambda *`` it to the
+  cross-entropy (attention-vat.txt, eq. 10).
+
+Methods (``name``):
+
+* ``word_at`` - Goodfellow et al. (2015) / Miyato et al. (2017) adversarial
+  training on word embeddings: ``r = eps * g / ||g||``, ``g = dCE/de``; loss
+  ``CE(y, p(.|e + r))``. Labeled data only.
+* ``word_vat`` - Miyato et al. (2017) virtual adversarial training on word
+  embeddings, one power iteration with finite-difference step ``xi``; loss
+  ``KL(p(.|e) || p(.|e + r))`` with the clean distribution detached; uses
+  labeled and unlabeled data.
+* ``attention_at`` / ``attention_iat`` - Kitada & Iyatomi (2021a) adversarial
+  training on the pre-softmax attention scores ``a~``.
+* ``attention_vat`` / ``attention_ivat`` - Kitada & Iyatomi (2021b,
+  attention-vat.txt eqs. 1-9): virtual adversarial perturbation of ``a~``.
+
+Interpretable (``i``) variants restrict ``r`` to the span of the normalised
+attention-difference vectors ``d^_t`` (eqs. 5-7): ``r(alpha) = sum_t alpha_t
+d^_t``. The worst direction is found in ``alpha``-space (``g_alpha = D^ g_r``),
+mapped back (``r = D^T g_alpha``) and rescaled to norm ``eps`` so every method
+has the same perturbation budget (the paper bounds ``||r||_2 <= eps``; we take
+the boundary). For a single-token sequence the span is ``{0}`` and ``r = 0``
+(its attention is 1 whatever the scores).
+
+Attention perturbations reuse the clean pass's encoder states
+(``ClassifierOutput.hidden``): only the attention and decoder are re-run, so no
+second LSTM pass is made. Gradients are taken with :func:`torch.autograd.grad`
+(never ``.backward()``) and nothing is stored on the model between calls.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from xaicore.perturbation import (
+    attention_difference_basis,
+    kl_from_logits,
+    normalize_per_example,
+    span_combination,
+)
+from xaicore.types import Batch, ClassifierOutput
+
+REGULARIZERS = (
+    "none",
+    "word_at",
+    "word_vat",
+    "attention_at",
+    "attention_iat",
+    "attention_vat",
+    "attention_ivat",
+)
+
+
+class Regularizer(Protocol):
+    name: str
+    uses_unlabeled: bool
+
+    def perturbation(
+        self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor] = None
+    ) -> Tensor: ...
+
+    def __call__(
+        self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor] = None
+    ) -> Tensor: ...
+
+
+def forward_batch(model: nn.Module, batch: Batch, **kwargs) -> ClassifierOutput:
+    """Run ``model`` on ``batch`` (ids, mask, token types) with extra keyword args."""
+    if batch.token_type_ids is not None:
+        kwargs["token_type_ids"] = batch.token_type_ids
+    return model(batch.input_ids, batch.attention_mask, **kwargs)
+
+
+@dataclass(frozen=True)
+class AdversarialRegularizer:
+    """One member of the AT/VAT family (see module docstring).
+
+    Attributes:
+        name: one of :data:`REGULARIZERS` except ``"none"``.
+        eps: per-example L2 norm of the perturbation (``>= 0``).
+        xi: finite-difference step of the VAT power iteration (``> 0``);
+            Miyato et al.'s text default 0.1.
+    """
+
+    name: str
+    eps: float
+    xi: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.name not in REGULARIZERS or self.name == "none":
+            raise ValueError(f"unknown regularizer {self.name!r}; choose one of {', '.join(REGULARIZERS)}")
+        if not self.eps >= 0:
+            raise ValueError(f"eps must be >= 0, got {self.eps}")
+        if not self.xi > 0:
+            raise ValueError(f"xi must be > 0, got {self.xi}")
+
+    @property
+    def target(self) -> str:
+        return self.name.split("_")[0]
+
+    @property
+    def virtual(self) -> bool:
+        return self.name.endswith("vat")
+
+    @property
+    def interpretable(self) -> bool:
+        return self.name.split("_")[1].startswith("i")
+
+    @property
+    def uses_unlabeled(self) -> bool:
+        return self.virtual
+
+    # ------------------------------------------------------------- internals
+    def _check(self, model: nn.Module, clean: ClassifierOutput) -> None:
+        if self.target == "attention" and (clean.hidden is None or not hasattr(model, "attend")):
+            raise ValueError(f"{self.name} needs a model with additive attention (AttentionLSTMClassifier)")
+        if self.target == "word" and clean.embeddings is None:
+            raise ValueError(f"{self.name} needs the model to return its word embeddings")
+
+    def _perturbed_logits(self, model: nn.Module, batch: Batch, clean: ClassifierOutput, r: Tensor) -> Tensor:
+        if self.target == "attention":
+            mask = batch.attention_mask.bool()
+            return model.attend(clean.hidden, mask, scores=clean.scores, score_perturb=r).logits
+        return forward_batch(model, batch, emb_perturb=r).logits
+
+    def _direction_space(self, batch: Batch, clean: ClassifierOutput) -> tuple[Tensor, Optional[Tensor]]:
+        """The perturbable-token mask ``(B, T)`` and, for interpretable variants, the basis ``(B, T, T)``."""
+        mask = batch.content_mask
+        basis = attention_difference_basis(clean.scores, mask) if self.interpretable else None
+        return mask, basis
+
+    # -------------------------------------------------------------- public
+    def perturbation(
+        self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor] = None
+    ) -> Tensor:
+        """The adversarial perturbation ``r`` for ``batch`` given its clean pass.
+
+        Args:
+            model: the classifier that produced ``clean``.
+            batch: the inputs.
+            clean: the clean forward output (its graph must still be alive).
+            labels: ``(B,)`` gold labels; required for (non-virtual) AT.
+
+        Returns:
+            ``(B, T, E)`` (word) or ``(B, T)`` (attention) tensor, detached,
+            per-example norm ``eps`` on real non-special tokens, 0 elsewhere.
+        """
+        self._check(model, clean)
+        mask, basis = self._direction_space(batch, clean)
+        point = clean.embeddings if self.target == "word" else clean.scores
+
+        if not self.virtual:
+            if labels is None:
+                raise ValueError(f"{self.name} is supervised: labels are required")
+            ce = F.cross_entropy(clean.logits, labels, reduction="sum")
+            (grad,) = torch.autograd.grad(ce, point, retain_graph=True)
+            if basis is not None:  # gradient w.r.t. alpha at alpha = 0, mapped back to r
+                grad = span_combination(torch.einsum("btk,bk->bt", basis, grad), basis)
+            return normalize_per_example(grad.detach(), mask, self.eps)
+
+        # VAT: one power iteration from a random direction (Miyato et al. 2017).
+        # The search variable is r itself, or alpha (B, T) for interpretable variants.
+        var = torch.randn_like(point)
+        var = normalize_per_example(var, mask, 1.0).requires_grad_(True)
+        direction = var if basis is None else span_combination(var, basis)
+        d = normalize_per_example(direction, mask, self.xi)
+        kl = kl_from_logits(clean.logits, self._perturbed_logits(model, batch, clean, d)).sum()
+        (grad,) = torch.autograd.grad(kl, var, retain_graph=True)
+        if basis is not None:
+            grad = span_combination(grad, basis)
+        return normalize_per_example(grad.detach(), mask, self.eps)
+
+    def __call__(
+        self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor] = None
+    ) -> Tensor:
+        """Per-example regularisation loss ``(B,)`` (CE for AT, KL for VAT)."""
+        r = self.perturbation(model, batch, clean, labels)
+        logits = self._perturbed_logits(model, batch, clean, r)
+        if self.virtual:
+            return kl_from_logits(clean.logits, logits)
+        return F.cross_entropy(logits, labels, reduction="none")
+
+
+def make_regularizer(name: str, *, eps: float = 1.0, xi: float = 0.1) -> Optional[AdversarialRegularizer]:
+    """Build a regulariser by name; ``"none"`` gives ``None`` (vanilla training).
+
+    Raises:
+        ValueError: unknown name, ``eps < 0`` or ``xi <= 0``.
+    """
+    if name == "none":
+        if not eps >= 0:
+            raise ValueError(f"eps must be >= 0, got {eps}")
+        return None
+    return AdversarialRegularizer(name=name, eps=float(eps), xi=float(xi))

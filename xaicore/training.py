@@ -1,0 +1,269 @@
+"""The one training loop every method uses.
+
+Methods differ only in the regulariser plugged into :func:`compute_loss`
+(:mod:`xaicore.regularizers`); the loop itself (AdamW, linear warm-up then
+linear decay, gradient clipping, per-epoch evaluation, best-epoch selection,
+checkpointable state) is shared.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from xaicore.regularizers import Regularizer, forward_batch
+from xaicore.seeding import rng_state, set_rng_state
+from xaicore.types import Batch
+
+BatchPairs = Iterable[tuple[Batch, Optional[Batch]]]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings.
+
+    Attributes:
+        epochs: number of passes over the labeled data.
+        lr: AdamW peak learning rate.
+        weight_decay: AdamW decoupled weight decay.
+        warmup_ratio: fraction of all steps spent warming the lr up linearly
+            from 0; it then decays linearly to 0 (``0`` = constant lr after warm-up
+            is disabled: with ``decay=False`` the lr stays at its peak).
+        decay: decay the lr linearly to 0 over training after warm-up.
+        max_grad_norm: clip the global gradient L2 norm (``None``: no clipping).
+        lam: weight ``lambda`` of the regulariser (attention-vat.txt eq. 10).
+        selection_metric: validation metric that picks the best epoch.
+        selection_mode: ``"max"`` or ``"min"`` for ``selection_metric``.
+    """
+
+    epochs: int = 10
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    decay: bool = False
+    max_grad_norm: Optional[float] = 5.0
+    lam: float = 1.0
+    selection_metric: str = "f1"
+    selection_mode: str = "max"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.epochs < 1:
+            problems.append(f"epochs must be >= 1, got {self.epochs}")
+        if not self.lr > 0:
+            problems.append(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            problems.append(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            problems.append(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
+        if not self.lam >= 0:
+            problems.append(f"lam (lambda) must be >= 0, got {self.lam}")
+        if self.selection_mode not in ("max", "min"):
+            problems.append(f"selection_mode must be 'max' or 'min', got {self.selection_mode!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+def compute_loss(
+    model: nn.Module,
+    batch: Batch,
+    *,
+    unlabeled: Optional[Batch] = None,
+    regularizer: Optional[Regularizer] = None,
+    lam: float = 1.0,
+) -> tuple[Tensor, dict[str, float]]:
+    """Training loss ``CE(labeled) + lam * mean(regulariser over labeled [+ unlabeled])``.
+
+    With ``regularizer=None`` or ``lam == 0`` the loss *is* the vanilla
+    cross-entropy (no perturbation is computed). Unlabeled examples enter only
+    regularisers with ``uses_unlabeled`` (VAT); the regularisation term is the
+    mean over all ``N_l + N_ul`` examples (attention-vat.txt eq. 1).
+
+    Returns:
+        ``(loss, parts)`` where ``parts`` has float ``ce`` and ``reg``.
+    """
+    if batch.labels is None:
+        raise ValueError("the labeled batch has no labels")
+    clean = forward_batch(model, batch)
+    ce = F.cross_entropy(clean.logits, batch.labels)
+    if regularizer is None or lam == 0:
+        return ce, {"ce": float(ce.detach()), "reg": 0.0}
+    per_example = [regularizer(model, batch, clean, batch.labels)]  # (B,)
+    if unlabeled is not None and regularizer.uses_unlabeled:
+        ul_clean = forward_batch(model, unlabeled)
+        per_example.append(regularizer(model, unlabeled, ul_clean, None))  # (B_ul,)
+    reg = torch.cat(per_example).mean()
+    return ce + lam * reg, {"ce": float(ce.detach()), "reg": float(reg.detach())}
+
+
+def _lr_lambda(total_steps: int, warmup_steps: int, decay: bool) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if not decay:
+            return 1.0
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return f
+
+
+@dataclass
+class EpochResult:
+    """What :func:`fit` reports after each epoch.
+
+    Attributes:
+        epoch: 1-based epoch number.
+        train: mean ``loss``, ``ce``, ``reg`` and ``step_time`` (seconds per step).
+        valid: the ``evaluate`` metrics.
+        is_best: whether this epoch is the best so far on the selection metric.
+        best: the best selection-metric value so far.
+    """
+
+    epoch: int
+    train: dict[str, float]
+    valid: dict[str, float]
+    is_best: bool
+    best: float
+
+
+@dataclass
+class FitResult:
+    history: list[EpochResult] = field(default_factory=list)
+    best_epoch: int = 0
+    best: float = float("nan")
+
+
+class Trainer:
+    """Holds the model, optimiser and schedule of one run; :meth:`fit` runs the loop.
+
+    Args:
+        model: the classifier (moved to ``device``).
+        config: :class:`TrainConfig`.
+        steps_per_epoch: number of optimisation steps per epoch (for the schedule).
+        regularizer: an AT/VAT regulariser or ``None`` (vanilla).
+        device: where to train; default: the model's device.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrainConfig,
+        *,
+        steps_per_epoch: int,
+        regularizer: Optional[Regularizer] = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model = model.to(self.device)
+        self.config = config
+        self.regularizer = regularizer
+        total = config.epochs * max(1, steps_per_epoch)
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _lr_lambda(total, int(math.ceil(config.warmup_ratio * total)), config.decay)
+        )
+        self.epoch = 0
+        self.result = FitResult()
+        self.best_state: Optional[dict[str, Tensor]] = None
+
+    # ------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly: weights, optimiser, schedule, RNGs, history."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "result": self.result,
+            "best_state": self.best_state,
+            "rng": rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch = int(state["epoch"])
+        self.result = state["result"]
+        self.best_state = state["best_state"]
+        set_rng_state(state["rng"])
+
+    # ------------------------------------------------------------- loop
+    def train_step(self, batch: Batch, unlabeled: Optional[Batch] = None) -> dict[str, float]:
+        """One optimisation step; raises ``FloatingPointError`` on a non-finite loss."""
+        self.model.train()
+        batch = batch.to(self.device)
+        unlabeled = unlabeled.to(self.device) if unlabeled is not None else None
+        loss, parts = compute_loss(
+            self.model, batch, unlabeled=unlabeled, regularizer=self.regularizer, lam=self.config.lam
+        )
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite training loss {float(loss)} at epoch {self.epoch + 1}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        return {"loss": float(loss.detach()), **parts}
+
+    def fit(
+        self,
+        batches: Callable[[int], BatchPairs],
+        evaluate: Callable[[nn.Module], dict[str, float]],
+        *,
+        on_epoch_end: Optional[Callable[[EpochResult, "Trainer"], None]] = None,
+    ) -> FitResult:
+        """Train from the current epoch to ``config.epochs``.
+
+        Args:
+            batches: ``epoch (0-based) -> iterable of (labeled, unlabeled or None)``.
+            evaluate: ``model -> metrics`` on validation data (must put the
+                model in eval mode itself, e.g. via :func:`xaicore.metrics.predict`).
+            on_epoch_end: called after every epoch with the result and the
+                trainer (whose :meth:`state_dict` is the checkpoint).
+
+        Returns:
+            :class:`FitResult`; on return the model holds the best epoch's weights.
+        """
+        cfg = self.config
+        sign = 1.0 if cfg.selection_mode == "max" else -1.0
+        while self.epoch < cfg.epochs:
+            sums: dict[str, float] = {}
+            steps, step_time = 0, 0.0
+            for batch, unlabeled in batches(self.epoch):
+                t0 = time.perf_counter()
+                parts = self.train_step(batch, unlabeled)
+                step_time += time.perf_counter() - t0
+                steps += 1
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + v
+            train = {k: v / max(1, steps) for k, v in sums.items()}
+            train["step_time"] = step_time / max(1, steps)
+            train["lr"] = float(self.scheduler.get_last_lr()[0])
+            valid = evaluate(self.model)
+            if cfg.selection_metric not in valid:
+                raise ValueError(
+                    f"selection metric {cfg.selection_metric!r} not among evaluation metrics {sorted(valid)}"
+                )
+            value = float(valid[cfg.selection_metric])
+            best = self.result.best
+            is_best = not self.result.history or (value == value and (best != best or sign * value > sign * best))
+            self.epoch += 1
+            if is_best:
+                self.result.best, self.result.best_epoch = value, self.epoch
+                self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+            epoch_result = EpochResult(self.epoch, train, dict(valid), is_best, self.result.best)
+            self.result.history.append(epoch_result)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch_result, self)
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        return self.result
