@@ -36,6 +36,7 @@ import html
 import logging
 import math
 import tempfile
+import textwrap
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -443,8 +444,8 @@ def _plot_importances(importances: Mapping[str, float], note: Optional[str], spe
         ax.set_title(f"{spec.name}: parameter importances")
     else:
         ax.axis("off")
-        ax.text(0.5, 0.5, f"parameter importances {note or 'not available'}", ha="center",
-                va="center", wrap=True, fontsize=10)
+        text = textwrap.fill(f"Parameter importances {note or 'not available'}.", width=60)
+        ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=10, transform=ax.transAxes)
     return _save(fig, path)
 
 
@@ -483,8 +484,9 @@ def _markdown(
         cells = [f"{r.value:.6g}"] + [_md_cell(r.params[n]) if n in r.params else "–" for n in names]
         flag = " (early-stopped)" if r.early_stopped else ""
         lines.append(f"| {i} | `{r.run_id}`{flag} | " + " | ".join(cells) + " |")
-    lines += ["", "– : parameter inactive in that trial (its `when` clause did not hold)."
-              if any(p.when for p in spec.params) else "", "## Parameter importances", ""]
+    if any(p.when for p in spec.params):
+        lines += ["", "– : parameter inactive in that trial (its `when` clause did not hold)."]
+    lines += ["", "## Parameter importances", ""]
     if importances:
         lines += ["| parameter | importance |", "|---|---:|"]
         lines += [f"| {k} | {v:.4f} |" for k, v in importances.items()]

@@ -21,6 +21,16 @@ from xaicore.models.transformer import TransformerClassifier
 from xaicore.types import Batch, ClassifierOutput
 
 V = 50
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_thread():
+    """Tiny models: one intra-op thread is faster and immune to other jobs on the 2 cores; restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 CLS, SEP = 1, 2
 
 
@@ -109,13 +119,14 @@ def case(request):
     return fn, opts, make_model(), make_batch()
 
 
-def test_shape_dtype_and_zero_outside_content(case):
+def test_shape_dtype_and_zero_outside_content(case, request):
     fn, opts, model, batch = case
     scores = fn(model, batch, **opts)
     assert scores.shape == batch.input_ids.shape and scores.dtype == torch.float32
     assert torch.isfinite(scores).all()
     assert (scores[~batch.content_mask] == 0).all()
-    assert scores[batch.content_mask].abs().sum() > 0
+    if request.node.callspec.id != "saliency_signed-bert":  # ~0 by LayerNorm invariance (see its docstring)
+        assert scores[batch.content_mask].abs().sum() > 0
 
 
 def test_deterministic_even_from_train_mode(case):

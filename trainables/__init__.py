@@ -43,12 +43,32 @@ _CLASSIFIER_METRICS = tuple(
     + [f"best/valid_{m}" for m in ("accuracy", "f1", "roc_auc")]
 )
 
+#: attribution methods of xaicore.attribution.ATTRIBUTION_METHODS (a test keeps the two in sync)
+ATTRIBUTION_METHOD_NAMES = (
+    "saliency", "saliency_signed", "input_x_gradient", "integrated_gradients", "attention", "leave_one_out",
+)
+_PER_METHOD = ("deletion", "weak_f1", "shuffle_tvd", "comprehensiveness", "sufficiency", "rationale_auprc",
+               "rationale_roc_auc")
+_FAITH_METRICS = tuple(
+    [f"faith/{m}/{a}" for m in _PER_METHOD for a in ATTRIBUTION_METHOD_NAMES]
+    + [f"faith/weak_f1/{b}" for b in ("uniform", "random")]
+    + [f"faith/{m}/{a}__{b}" for m in ("kendall_tau", "pearson")
+       for i, a in enumerate(ATTRIBUTION_METHOD_NAMES) for b in ATTRIBUTION_METHOD_NAMES[i + 1:]]
+)
+
 TRAINABLES: dict[str, TrainableEntry] = {
     "classifier": TrainableEntry(
         name="classifier",
         module="trainables.classifier",
         metrics=_CLASSIFIER_METRICS,
         smoke={"epochs": 1, "synthetic_size": 200, "max_train_examples": 200},
+    ),
+    "faithfulness": TrainableEntry(
+        name="faithfulness",
+        module="trainables.faithfulness",
+        metrics=_CLASSIFIER_METRICS + _FAITH_METRICS,
+        smoke={"epochs": 1, "synthetic_size": 200, "max_train_examples": 200, "eval_examples": 32,
+               "ig_steps": 8, "tvd_permutations": 10, "weak_epochs": 1, "weak_train_examples": 200},
     ),
 }
 

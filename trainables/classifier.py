@@ -272,26 +272,28 @@ def _write_artifacts(setup: ClassifierSetup, history: list[dict], out_dir: Path)
     return files
 
 
-def run_trial(
+@dataclass
+class TrainedClassifier:
+    """A trained classifier (best epoch's weights loaded) and what its training reported."""
+
+    setup: ClassifierSetup
+    history: list[dict[str, Any]]
+    final: dict[str, Any]
+    checkpoint: Callable[[], dict[str, Any]]
+
+
+def train_classifier(
     config: Mapping[str, Any] | ClassifierTrialConfig,
     report: Report,
     *,
     resume: Optional[dict[str, Any]] = None,
-    out_dir: Optional[Path] = None,
-) -> TrialResult:
-    """Train one classifier; report every epoch; return final (best-epoch) test metrics.
+) -> TrainedClassifier:
+    """Train (or resume) per ``config``, reporting every epoch but the last.
 
-    Args:
-        config: a :class:`ClassifierTrialConfig` or a mapping validated into one.
-        report: ``report(metrics, checkpoint)`` called after every epoch; the
-            last call also carries ``test/*`` metrics of the best epoch's weights
-            (and ``test/corr``, the attention-gradient Pearson correlation).
-        resume: a checkpoint previously passed to ``report``.
-        out_dir: where to write artifacts (config, curves, heatmaps, weights);
-            none are written when ``None``.
-
-    Returns:
-        :class:`TrialResult`.
+    The last epoch's metrics, plus ``test/*`` of the best epoch's weights,
+    ``test/corr`` and ``best_epoch``, are returned in ``final`` for the caller
+    to extend and report (so a trainable that evaluates more, e.g. faithfulness,
+    reports everything in one last result).
     """
     cfg = parse_config(config)
     if cfg.num_threads:
@@ -319,6 +321,31 @@ def run_trial(
     if cfg.correlation:
         final["test/corr"] = attention_gradient_correlation(setup.model, setup.test_batches, setup.device)
     final["best_epoch"] = trainer.result.best_epoch
-    report(final, checkpoint())
-    artifacts = _write_artifacts(setup, history, Path(out_dir)) if out_dir is not None else []
-    return TrialResult(metrics=final, history=history, artifacts=artifacts)
+    return TrainedClassifier(setup=setup, history=history, final=final, checkpoint=checkpoint)
+
+
+def run_trial(
+    config: Mapping[str, Any] | ClassifierTrialConfig,
+    report: Report,
+    *,
+    resume: Optional[dict[str, Any]] = None,
+    out_dir: Optional[Path] = None,
+) -> TrialResult:
+    """Train one classifier; report every epoch; return final (best-epoch) test metrics.
+
+    Args:
+        config: a :class:`ClassifierTrialConfig` or a mapping validated into one.
+        report: ``report(metrics, checkpoint)`` called after every epoch; the
+            last call also carries ``test/*`` metrics of the best epoch's weights
+            (and ``test/corr``, the attention-gradient Pearson correlation).
+        resume: a checkpoint previously passed to ``report``.
+        out_dir: where to write artifacts (config, curves, heatmaps, weights);
+            none are written when ``None``.
+
+    Returns:
+        :class:`TrialResult`.
+    """
+    trained = train_classifier(config, report, resume=resume)
+    report(trained.final, trained.checkpoint())
+    artifacts = _write_artifacts(trained.setup, trained.history, Path(out_dir)) if out_dir is not None else []
+    return TrialResult(metrics=trained.final, history=trained.history, artifacts=artifacts)

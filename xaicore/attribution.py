@@ -61,6 +61,7 @@ two extras.
 from __future__ import annotations
 
 import contextlib
+import numbers
 from typing import Callable, Iterator, Optional, Union
 
 import torch
@@ -159,8 +160,8 @@ def resolve_target(model: nn.Module, batch: Batch, target: Target = None) -> Ten
     if target is None:
         with torch.no_grad(), eval_mode(model):
             return forward_batch(model, batch).logits.argmax(dim=-1)
-    if isinstance(target, int):
-        return torch.full((batch.size,), target, dtype=torch.long, device=batch.input_ids.device)
+    if isinstance(target, numbers.Integral):
+        return torch.full((batch.size,), int(target), dtype=torch.long, device=batch.input_ids.device)
     target = torch.as_tensor(target, device=batch.input_ids.device).long().reshape(-1)
     if target.numel() != batch.size:
         raise ValueError(f"target must have {batch.size} entries, got {target.numel()}")
@@ -227,6 +228,10 @@ def saliency(
 ) -> Tensor:
     """Saliency map (Simonyan, Vedaldi & Zisserman 2014): gradient of the target w.r.t. each word embedding.
 
+    For text the gradient of a token is a vector over embedding dimensions;
+    its norm is the token's saliency (Li, Chen, Hovy & Jurafsky 2016,
+    "Visualizing and understanding neural models in NLP").
+
     Args:
         model: classifier with ``embed(ids)`` and ``forward(..., inputs_embeds=)``.
         batch: inputs ``(B, T)``.
@@ -260,7 +265,12 @@ def saliency_signed(
 ) -> Tensor:
     """Signed saliency: the raw gradient (captum ``Saliency(abs=False)``) summed over embedding dims.
 
-    Same arguments as :func:`saliency`, default ``reduction="sum"``.
+    Same arguments as :func:`saliency`, default ``reduction="sum"``. The sum
+    is the directional derivative along ``(1, ..., 1)``. Caveat: for models
+    that LayerNorm the word embedding before anything else (BERT-style
+    :class:`~xaicore.models.TransformerClassifier`) it is identically ~0,
+    because LayerNorm is invariant to adding a constant to every dimension;
+    use :func:`saliency` (norms) there.
 
     Returns:
         ``(B, T)`` signed float scores, 0 on padding/special tokens.

@@ -7,6 +7,7 @@ checkpointable state) is shared.
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -175,8 +176,8 @@ class Trainer:
 
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume exactly: weights, optimiser, schedule, RNGs, history."""
-        return {
+        """A snapshot (deep copy) of everything needed to resume exactly: weights, optimiser, schedule, RNGs, history."""
+        return copy.deepcopy({
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -184,7 +185,7 @@ class Trainer:
             "result": self.result,
             "best_state": self.best_state,
             "rng": rng_state(),
-        }
+        })
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -205,7 +206,7 @@ class Trainer:
             self.model, batch, unlabeled=unlabeled, regularizer=self.regularizer, lam=self.config.lam
         )
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite training loss {float(loss)} at epoch {self.epoch + 1}")
+            raise FloatingPointError(f"non-finite training loss {float(loss.detach())} at epoch {self.epoch + 1}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.max_grad_norm is not None:

