@@ -16,33 +16,62 @@ from typing import Optional, Sequence
 from sweeps.workdir import Workdir, resolve_tracking_uri
 
 
-def _print_problems(err: Exception) -> int:
+def _print_problems(err: Exception | str) -> int:
     print(f"error: {err}", file=sys.stderr)
     return 2
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from sweeps.launcher import PreflightError, plan_sweep, run_link, run_sweep
+    from sweeps.preflight import check_raw_spec_config
     from sweeps.spec import SpecError, load_spec
     from trainables import TRAINABLES
 
     try:
         spec = load_spec(args.spec, known_trainables=list(TRAINABLES))
+    except SpecError as err:
+        # the spec did not parse, so the trial-config checks never ran: run those that can
+        # still run on the raw file, so that every problem is reported at once
+        more = check_raw_spec_config(args.spec)
+        if more:
+            print(f"error: {err}\n" + "\n".join(f"  {p}" for p in more), file=sys.stderr)
+            return 2
+        return _print_problems(err)
+    except OSError as err:
+        return _print_problems(f"cannot read sweep spec {args.spec}: {err.strerror or err}")
+    try:
         plan = plan_sweep(spec, tracking_uri=args.tracking_uri, storage=args.storage, name=args.name,
                           smoke_test=args.smoke_test)
-    except (SpecError, PreflightError, FileNotFoundError) as err:
+    except (SpecError, PreflightError) as err:
         return _print_problems(err)
     print(f"sweep {plan.spec.name}: {plan.spec.num_samples} x {plan.spec.repeats} trials of "
           f"{plan.spec.trainable}, metric {plan.spec.metric} ({plan.spec.mode})")
     print(f"  tracking: {plan.tracking_uri}\n  storage:  {plan.experiment_dir}")
     t0 = time.time()
-    outcome = run_sweep(plan, address=args.address, resume=args.resume, num_cpus=args.num_cpus,
-                        verbose=0 if args.quiet else 1)
+    try:
+        outcome = run_sweep(plan, address=args.address, resume=args.resume, num_cpus=args.num_cpus,
+                            verbose=0 if args.quiet else 1)
+    except PreflightError as err:
+        return _print_problems(err)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before Tune took over SIGINT
+        print(f"\ninterrupted; finish the sweep with: xaisweep run {args.spec} --resume", file=sys.stderr)
+        return 130
     elapsed = time.time() - t0
     results = outcome.results
-    finished = sum(1 for r in results if r.error is None)
+    finished = len(results) - outcome.num_errors - len(outcome.unfinished_trials)
+    if outcome.interrupted:
+        print(f"\nsweep {plan.spec.name} interrupted after {elapsed:.0f} s: {finished} trials finished, "
+              f"{outcome.num_errors} failed, {len(outcome.unfinished_trials)} unfinished "
+              f"({plan.spec.num_samples * plan.spec.repeats} planned)")
+        again = f"xaisweep run {args.spec} --resume" + (f" --name {args.name}" if args.name else "") + \
+            (f" --storage {args.storage}" if args.storage else "") + \
+            (f" --tracking-uri {args.tracking_uri}" if args.tracking_uri else "")
+        print(f"finish it with: {again}")
+        return 130
     print(f"\nsweep {plan.spec.name} done in {elapsed:.0f} s: {len(results)} trials, {finished} finished, "
           f"{outcome.num_errors} failed")
+    if outcome.orphaned_runs:
+        print(f"deleted {len(outcome.orphaned_runs)} MLflow run(s) of trials lost when the previous driver was killed")
     best = outcome.best
     if best is None:
         print("no trial reported the metric")
@@ -89,14 +118,17 @@ def _varying(rows) -> set[str]:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from sweeps.results import reproduce
+    from sweeps.results import exported_tracking_uri, reproduce
 
-    uri = resolve_tracking_uri(args.tracking_uri, None, Workdir.default())
+    # a best.yaml names the store it was exported from; an explicit flag still wins
+    uri = resolve_tracking_uri(args.tracking_uri, exported_tracking_uri(args.source), Workdir.default())
     try:
         repro = reproduce(args.source, tracking_uri=uri, seeds=args.seeds, device=args.device)
     except ValueError as err:
         return _print_problems(err)
     print(repro.table())
+    for note in repro.notes:
+        print(f"note: {note}")
     if repro.run_id:
         print(f"logged reproduction run {repro.run_id}")
     return 0
@@ -180,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep tables readable
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     return int(args.func(args) or 0)

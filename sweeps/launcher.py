@@ -6,6 +6,13 @@ Ray -> ``tune.Tuner`` (OptunaSearch [+ Repeater] in a ConcurrencyLimiter,
 ASHA) -> closing table. ``resume=True`` restores the Tuner from its storage
 and re-uses the parent run, so finished trials are not re-run and no MLflow
 run is duplicated.
+
+Interruptions: on Ctrl-C (SIGINT) Tune saves its state and returns; the launch
+is then marked KILLED (tag ``interrupted``) with the runs of unfinished trials,
+and :attr:`SweepOutcome.interrupted` is set. A driver killed hard (SIGKILL)
+leaves its runs RUNNING; the resumed sweep re-opens them, and deletes the runs
+of trials the killed driver started after its last state snapshot (Tune does
+not know them: the search goes on from the snapshot).
 """
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import yaml
 
@@ -106,8 +113,23 @@ def start_parent_run(plan: SweepPlan, *, resume: bool) -> dict[str, str]:
     launch = _launch_file(plan)
     if resume and launch is not None and launch.exists():
         state = json.loads(launch.read_text())
+        try:
+            parent = client.get_run(state["parent_run_id"])
+        except Exception as err:  # noqa: BLE001
+            raise PreflightError([
+                f"--resume: the sweep's parent run {state['parent_run_id']} is not in the tracking store "
+                f"{plan.tracking_uri} ({type(err).__name__}); resume with the tracking URI the sweep was "
+                f"started with ({state.get('tracking_uri', '?')})"
+            ]) from None
         client.update_run(state["parent_run_id"], status="RUNNING")
-        return state
+        if "interrupted" in parent.data.tags:
+            client.delete_tag(state["parent_run_id"], "interrupted")
+        resumes = parent.data.tags.get("resumes", "0")
+        client.set_tag(state["parent_run_id"], "resumes", str(int(resumes) + 1 if resumes.isdigit() else 1))
+        return {**state, "resumed": True}
+    if resume:
+        logger.warning("--resume: no earlier launch of sweep %r under %s; starting a new sweep",
+                       plan.spec.name, plan.experiment_dir)
     exp_id = get_or_create_experiment(
         client, plan.spec.name, artifact_location_for(plan.tracking_uri, plan.workdir, plan.spec.name)
     )
@@ -129,25 +151,51 @@ def start_parent_run(plan: SweepPlan, *, resume: bool) -> dict[str, str]:
     return state
 
 
+_CALLBACK_CLS = None
+# parent run id -> ids of the trials that had not ended when Tune's loop stopped, written
+# by the callback at the end of ``fit()`` (before Tune's clean-up marks every trial TERMINATED)
+_UNENDED_AT_EXIT: dict[Optional[str], list[str]] = {}
+_ENDED = ("TERMINATED", "ERROR")
+
+
 def _mlflow_callback_cls():
+    """The driver-side ``tune.Callback`` class (built on first use: importing Ray is slow).
+
+    It is published as ``sweeps.launcher.MlflowStatusCallback`` (module ``__getattr__``),
+    so the Tuner state pickles it by reference: a resumed sweep runs the installed
+    code, not a copy pickled when the sweep started.
+    """
+    global _CALLBACK_CLS
+    if _CALLBACK_CLS is not None:
+        return _CALLBACK_CLS
     from ray import tune
+
+    from trainables.ray_trainable import COMPLETE_KEY
 
     class MlflowStatusCallback(tune.Callback):
         """Driver-side bookkeeping of trial runs the trial itself could not close.
 
-        Early-stopped (ASHA) trials end FINISHED with tag ``early_stopped``;
-        trials that died without closing their run (worker crash, OOM) end
-        FAILED with Ray's error as ``failure_reason``.
+        A trial that ended closes its run FINISHED here, when Tune records it as
+        ended: after its final report (``trial_complete`` in the result), or with
+        tag ``early_stopped`` when the scheduler stopped it before. Trials that
+        died without closing their run (worker crash, OOM) end FAILED with Ray's
+        error as ``failure_reason``; a retry (``max_failures``) is counted in tag
+        ``ray_failures``.
         """
 
-        def __init__(self, tracking_uri: str, experiment_id: str) -> None:
-            self.tracking_uri, self.experiment_id = tracking_uri, experiment_id
+        def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: Optional[str] = None) -> None:
+            self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
+
+        def __setstate__(self, state: dict) -> None:
+            self.__dict__.update({"parent_run_id": None, **state})
 
         def _run_id(self, client, trial) -> Optional[str]:
+            from trainables.tracking import find_trial_runs
+
             run_id = (trial.last_result or {}).get("mlflow_run_id")
             if run_id:
                 return run_id
-            found = client.search_runs([self.experiment_id], f"tags.ray_trial_id = '{trial.trial_id}'", max_results=1)
+            found = find_trial_runs(client, self.experiment_id, trial.trial_id, self.parent_run_id)
             return found[0].info.run_id if found else None
 
         def _close(self, trial, status: str, reason: Optional[str] = None) -> None:
@@ -158,10 +206,10 @@ def _mlflow_callback_cls():
                 run_id = self._run_id(client, trial)
                 if run_id is None or client.get_run(run_id).info.status != "RUNNING":
                     return  # no run yet, or the trial closed its own run
-                if status == "FINISHED":  # stopped by the scheduler before the body returned
-                    done = int((trial.last_result or {}).get("training_iteration", 0))
+                last = trial.last_result or {}
+                if status == "FINISHED" and not last.get(COMPLETE_KEY):  # stopped by the scheduler
                     client.set_tag(run_id, "early_stopped", "true")
-                    client.set_tag(run_id, "stopped_at_iteration", str(done))
+                    client.set_tag(run_id, "stopped_at_iteration", str(int(last.get("training_iteration", 0))))
                 if reason:
                     client.set_tag(run_id, "failure_reason", reason[:4000])
                 client.set_terminated(run_id, status=status)
@@ -171,6 +219,26 @@ def _mlflow_callback_cls():
         def on_trial_complete(self, iteration, trials, trial, **info):
             self._close(trial, "FINISHED")
 
+        def on_step_end(self, iteration, trials, **info):
+            self._unended = [t.trial_id for t in trials if t.status not in _ENDED]
+
+        def on_experiment_end(self, trials, **info):
+            unended = getattr(self, "_unended", None)
+            if unended is None:
+                unended = [t.trial_id for t in trials if t.status not in _ENDED]
+            _UNENDED_AT_EXIT[self.parent_run_id] = list(unended)
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            from mlflow.tracking import MlflowClient
+
+            try:
+                client = MlflowClient(self.tracking_uri)
+                run_id = self._run_id(client, trial)
+                if run_id is not None:
+                    client.set_tag(run_id, "ray_failures", str(trial.num_failures))
+            except Exception as err:  # noqa: BLE001
+                logger.warning("could not update MLflow run of trial %s: %s", trial.trial_id, err)
+
         def on_trial_error(self, iteration, trials, trial, **info):
             reason = None
             path = getattr(trial, "error_file", None)
@@ -178,7 +246,16 @@ def _mlflow_callback_cls():
                 reason = Path(path).read_text()[-2000:]
             self._close(trial, "FAILED", reason or "trial errored (see Ray logs)")
 
+    MlflowStatusCallback.__module__ = __name__
+    MlflowStatusCallback.__qualname__ = "MlflowStatusCallback"
+    _CALLBACK_CLS = MlflowStatusCallback
     return MlflowStatusCallback
+
+
+def __getattr__(name: str):
+    if name == "MlflowStatusCallback":
+        return _mlflow_callback_cls()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------- Ray
@@ -189,8 +266,19 @@ def _resources(spec: SweepSpec) -> dict[str, float]:
     return res
 
 
-def build_tuner(plan: SweepPlan, launch: dict[str, str], *, resume: bool, verbose: int = 1):
-    """The ``tune.Tuner`` for ``plan`` (restored from storage when ``resume`` and it exists)."""
+def build_tuner(
+    plan: SweepPlan,
+    launch: dict[str, str],
+    *,
+    resume: bool,
+    verbose: int = 1,
+    callbacks: Sequence[Any] = (),
+):
+    """The ``tune.Tuner`` for ``plan`` (restored from storage when ``resume`` and it exists).
+
+    ``callbacks``: extra ``ray.tune.Callback`` objects (a new sweep only: a restored
+    Tuner runs the callbacks it was started with).
+    """
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import ConcurrencyLimiter, Repeater
@@ -201,8 +289,10 @@ def build_tuner(plan: SweepPlan, launch: dict[str, str], *, resume: bool, verbos
 
     spec = plan.spec
     trainable = tune.with_resources(ray_trainable, _resources(spec))
-    callback = _mlflow_callback_cls()(plan.tracking_uri, launch["experiment_id"])
+    callback = _mlflow_callback_cls()(plan.tracking_uri, launch["experiment_id"], launch.get("parent_run_id"))
     if resume and tune.Tuner.can_restore(plan.experiment_dir):
+        if callbacks:
+            logger.warning("a restored sweep keeps the callbacks it was started with; ignoring %s", list(callbacks))
         return tune.Tuner.restore(
             plan.experiment_dir, trainable=trainable, resume_unfinished=True, resume_errored=False,
             restart_errored=False,
@@ -223,7 +313,8 @@ def build_tuner(plan: SweepPlan, launch: dict[str, str], *, resume: bool, verbos
         )
     else:
         scheduler = FIFOScheduler()
-    meta = {"trainable": spec.trainable, "tracking_uri": plan.tracking_uri, "sweep": spec.name, **launch}
+    meta = {"trainable": spec.trainable, "tracking_uri": plan.tracking_uri, "sweep": spec.name,
+            "experiment_id": launch["experiment_id"], "parent_run_id": launch["parent_run_id"]}
     param_space = {**spec.config, **plan.config_overrides, META_KEY: meta}
     num_samples = spec.num_samples * (spec.repeats if spec.params else 1)
     if not spec.params and spec.repeats > 1:
@@ -242,10 +333,25 @@ def build_tuner(plan: SweepPlan, launch: dict[str, str], *, resume: bool, verbos
             storage_path=plan.storage_path,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[callback],
+            callbacks=[callback, *callbacks],
             verbose=verbose,
         ),
     )
+
+
+def multinode_warnings(plan: SweepPlan, alive_nodes: int) -> list[str]:
+    """Settings that only work on one machine, when the cluster has several nodes."""
+    if alive_nodes < 2:
+        return []
+    out = []
+    uri = plan.tracking_uri
+    if uri.startswith(("sqlite:", "file:")) or "://" not in uri or "127.0.0.1" in uri or "localhost" in uri:
+        out.append(f"tracking URI {uri} is local to this machine but the cluster has {alive_nodes} nodes: "
+                   "trials on other nodes log to their own disk; use the head's MLflow server (http://<head>:5000)")
+    if "://" not in plan.storage_path:
+        out.append(f"storage {plan.storage_path} is a local path: trials can only resume on another node if it is "
+                   "a shared filesystem mounted at the same path on every node (or use s3://...)")
+    return out
 
 
 def _trial_dirname(trial) -> str:
@@ -254,12 +360,22 @@ def _trial_dirname(trial) -> str:
 
 @dataclass
 class SweepOutcome:
+    """What :func:`run_sweep` returns.
+
+    ``interrupted``: the sweep was stopped (SIGINT) before every trial ended; it can be
+    finished with ``resume=True``. ``orphaned_runs``: MLflow runs of trials that a killed
+    driver started but never recorded in its Ray state, deleted when the sweep completed.
+    """
+
     plan: SweepPlan
     experiment_id: str
     parent_run_id: str
     results: Any  # ray.tune.ResultGrid
     best: Optional[dict[str, Any]]
     num_errors: int
+    interrupted: bool = False
+    unfinished_trials: list[str] = dataclasses.field(default_factory=list)
+    orphaned_runs: list[str] = dataclasses.field(default_factory=list)
 
 
 def run_sweep(
@@ -269,33 +385,126 @@ def run_sweep(
     resume: bool = False,
     num_cpus: Optional[int] = None,
     verbose: int = 1,
+    callbacks: Sequence[Any] = (),
 ) -> SweepOutcome:
-    """Start (or resume) the sweep of a validated :class:`SweepPlan` and wait for it."""
+    """Start (or resume) the sweep of a validated :class:`SweepPlan` and wait for it.
+
+    Connects to ``address`` or starts a local Ray (``num_cpus``) unless Ray is already
+    initialised; a Ray started here is shut down on return. ``callbacks`` are extra
+    ``ray.tune.Callback`` objects for a new sweep.
+    """
     import ray
     from mlflow.tracking import MlflowClient
 
     launch = start_parent_run(plan, resume=resume)
+    parent = launch["parent_run_id"]
     client = MlflowClient(plan.tracking_uri)
     env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "RAY_AIR_NEW_OUTPUT": os.environ.get("RAY_AIR_NEW_OUTPUT", "1")}}
-    if not ray.is_initialized():
-        kwargs: dict[str, Any] = {"runtime_env": env, "log_to_driver": verbose > 0}
-        if address:
-            kwargs["address"] = address
-        else:
-            kwargs.update(include_dashboard=False, num_cpus=num_cpus)
-        ray.init(**kwargs)
+    started_ray = False
     try:
-        tuner = build_tuner(plan, launch, resume=resume, verbose=verbose)
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"runtime_env": env, "log_to_driver": verbose > 0}
+            if address:
+                kwargs["address"] = address
+            else:
+                kwargs.update(include_dashboard=False, num_cpus=num_cpus)
+            try:
+                ray.init(**kwargs)
+            except ConnectionError as err:
+                if address and os.environ.get("RAY_AUTH_MODE") != "token":
+                    raise ConnectionError(
+                        f"{err}\nhint: a cluster started with token authentication needs "
+                        "RAY_AUTH_MODE=token (and RAY_AUTH_TOKEN_PATH if the token is not ~/.ray/auth_token)"
+                    ) from err
+                raise
+            started_ray = True
+            if address:
+                for warning in multinode_warnings(plan, len([n for n in ray.nodes() if n.get("Alive")])):
+                    logger.warning(warning)
+        tuner = build_tuner(plan, launch, resume=resume, verbose=verbose, callbacks=callbacks)
         results = tuner.fit()
     except BaseException:
-        client.update_run(launch["parent_run_id"], status="KILLED")
+        try:
+            client.set_terminated(parent, status="KILLED")
+        except Exception as err:  # noqa: BLE001 - do not hide the original error
+            logger.warning("could not mark the parent run %s KILLED: %s", parent, err)
+        if started_ray:
+            ray.shutdown()
         raise
-    best = best_of(plan.spec, results)
+    try:
+        return _close_launch(plan, client, launch, results, restored=bool(launch.get("resumed")))
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def _trial_id(result) -> Optional[str]:
+    """Ray trial id of a ``ray.tune.Result`` (from its directory name, see ``_trial_dirname``)."""
+    name = Path(str(result.path or "")).name
+    if name.startswith("trial_"):
+        return name[len("trial_"):]
+    return (result.metrics or {}).get("trial_id")
+
+
+def _close_launch(plan: SweepPlan, client, launch: dict[str, Any], results, *, restored: bool) -> SweepOutcome:
+    from trainables.tracking import find_trial_runs
+
+    parent, exp_id = launch["parent_run_id"], launch["experiment_id"]
+    # On SIGINT Tune saves its state, stops the running trials as if they had completed and
+    # returns from fit() normally. The callback noted which trials had not ended by then.
+    unended = _UNENDED_AT_EXIT.pop(parent, None)
+    if unended is None:  # a callback of an older version: the last result says whether a trial ended
+        unended = [t for t in (_trial_id(r) for r in results if r.error is None and not (r.metrics or {}).get("done"))
+                   if t]
+    expected = plan.spec.num_samples * plan.spec.repeats
+    interrupted = bool(unended) or len(results) < expected
+    outcome = SweepOutcome(plan, exp_id, parent, results, best_of(plan.spec, results), results.num_errors,
+                           interrupted=interrupted, unfinished_trials=list(unended))
+    if interrupted:
+        for trial_id in outcome.unfinished_trials:
+            for run in find_trial_runs(client, exp_id, trial_id, parent):
+                if run.info.status == "RUNNING":
+                    client.set_tag(run.info.run_id, "interrupted", "true")
+                    client.set_terminated(run.info.run_id, status="KILLED")
+        client.set_tag(parent, "interrupted", "true")
+        client.set_terminated(parent, status="KILLED")
+        return outcome
+    if restored:
+        outcome.orphaned_runs = _delete_orphans(client, exp_id, parent, results)
+    best = outcome.best
     if best is not None:
-        client.log_metric(launch["parent_run_id"], f"best/{plan.spec.metric}", float(best["metric"]))
-        client.set_tag(launch["parent_run_id"], "best_run_id", best.get("mlflow_run_id") or "")
-    client.set_terminated(launch["parent_run_id"], status="FINISHED")
-    return SweepOutcome(plan, launch["experiment_id"], launch["parent_run_id"], results, best, results.num_errors)
+        client.log_metric(parent, f"best/{plan.spec.metric}", float(best["metric"]))
+        client.set_tag(parent, "best_run_id", best.get("mlflow_run_id") or "")
+    client.set_terminated(parent, status="FINISHED")
+    return outcome
+
+
+def _delete_orphans(client, experiment_id: str, parent_run_id: str, results) -> list[str]:
+    """Delete child runs whose Ray trial is not part of the (restored, now complete) sweep.
+
+    A driver killed hard (SIGKILL, lost machine) saves Tune's experiment state only
+    every few seconds; trials it started after the last save have an MLflow run but no
+    Ray trial: on resume the search goes on from the saved state with new trials. Such
+    runs are tagged ``orphaned`` and deleted (MLflow keeps deleted runs restorable).
+    """
+    trial_ids = {_trial_id(r) for r in results}
+    if None in trial_ids:
+        return []  # cannot tell every trial's id: keep everything
+    orphans = []
+    children = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+                                  max_results=50000)
+    for run in children:
+        trial_id = run.data.tags.get("ray_trial_id")
+        if trial_id and trial_id not in trial_ids:
+            client.set_tag(run.info.run_id, "orphaned", "its Ray trial was lost when the sweep driver was killed")
+            if run.info.status == "RUNNING":
+                client.set_terminated(run.info.run_id, status="KILLED")
+            client.delete_run(run.info.run_id)
+            orphans.append(run.info.run_id)
+    if orphans:
+        logger.warning("deleted %d MLflow run(s) of trials lost with the killed driver: %s",
+                       len(orphans), ", ".join(orphans))
+    return orphans
 
 
 def best_of(spec: SweepSpec, results) -> Optional[dict[str, Any]]:

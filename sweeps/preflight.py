@@ -21,6 +21,17 @@ def _candidates(param: ParamSpec) -> list[Any]:
     return [param.low, param.high]
 
 
+def config_problems(entry, config: Mapping[str, Any]) -> list[str]:
+    """Every problem ``entry.parse_config`` finds in ``config`` (``[]`` if it is valid);
+    :func:`trainables.config.build_config` reports unknown keys, type errors and range
+    checks together."""
+    try:
+        entry.parse_config(dict(config))
+    except ValueError as err:
+        return [str(line) for line in getattr(err, "problems", [str(err)])]
+    return []
+
+
 def check_trial_configs(spec: SweepSpec, overrides: Mapping[str, Any] | None = None) -> list[str]:
     """Validate the trainable config at every corner the search space can reach.
 
@@ -52,14 +63,11 @@ def check_trial_configs(spec: SweepSpec, overrides: Mapping[str, Any] | None = N
         for p in spec.params:  # parents come first (topological order)
             if p.is_active(active):
                 active[p.name] = combo[p.name]
-        try:
-            entry.parse_config({**base, **active})
-        except ValueError as err:
-            where = ", ".join(f"{k}={v!r}" for k, v in active.items())
-            for line in getattr(err, "problems", [str(err)]):
-                if line not in seen:
-                    seen.add(line)
-                    problems.append(f"config: {line}" + (f"  (with {where})" if where else ""))
+        where = ", ".join(f"{k}={v!r}" for k, v in active.items())
+        for line in config_problems(entry, {**base, **active}):
+            if line not in seen:
+                seen.add(line)
+                problems.append(f"config: {line}" + (f"  (with {where})" if where else ""))
     return problems
 
 
@@ -114,6 +122,51 @@ def check_storage_path(storage: str) -> list[str]:
     return _check_writable_dir(local, f"storage path {storage}")
 
 
+def check_raw_spec_config(path: str | Path) -> list[str]:
+    """Trial-config problems of a spec file that :func:`sweeps.spec.load_spec` rejected.
+
+    When the spec itself is invalid (an unknown top-level key, a bad sampler, ...) no
+    :class:`SweepSpec` exists, so :func:`check_trial_configs` cannot run; this checks what
+    it can on the raw YAML (the metric, the base ``config`` and every ``choice``/``grid``
+    value of the search space) so that one run of the CLI lists every problem. Best
+    effort: returns ``[]`` whenever the file is too broken to tell.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        entry = get_trainable(str(data.get("trainable")))
+    except Exception:  # noqa: BLE001 - unreadable, not a mapping, unknown trainable: the spec errors say it
+        return []
+    problems: list[str] = []
+    metric = data.get("metric")
+    if isinstance(metric, str) and metric not in entry.metrics:
+        problems.append(f"metric: {metric!r} is not reported by trainable {entry.name!r}; "
+                        f"it reports: {', '.join(entry.metrics)}")
+    config = data.get("config") or {}
+    space = data.get("search_space") or {}
+    if not isinstance(config, Mapping) or not isinstance(space, Mapping):
+        return problems
+    base = {k: v for k, v in config.items() if isinstance(k, str)}
+    combos: list[dict[str, Any]] = [{}]
+    for name, param in space.items():
+        if isinstance(name, str) and isinstance(param, Mapping) and isinstance(param.get("values"), list) \
+                and not param.get("when"):
+            combos += [{name: v} for v in param["values"]]
+    seen: set[str] = set()
+    for combo in combos:
+        try:
+            lines = config_problems(entry, {**base, **combo})
+        except Exception:  # noqa: BLE001
+            continue
+        where = ", ".join(f"{k}={v!r}" for k, v in combo.items())
+        for line in lines:
+            if line not in seen:
+                seen.add(line)
+                problems.append(f"config: {line}" + (f"  (with {where})" if where else ""))
+    return problems
+
+
 def grid_warning(spec: SweepSpec) -> str | None:
     from sweeps.space import grid_size
 
@@ -123,4 +176,4 @@ def grid_warning(spec: SweepSpec) -> str | None:
     return None
 
 
-__all__ = ["check_trial_configs", "check_tracking_uri", "check_storage_path", "grid_warning"]
+__all__ = ["config_problems", "check_trial_configs", "check_raw_spec_config", "check_tracking_uri", "check_storage_path", "grid_warning"]

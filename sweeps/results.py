@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -94,12 +95,26 @@ def export_best(tracking_uri: str, experiment: str, path: Path) -> dict[str, Any
     return doc
 
 
+def exported_tracking_uri(source: str) -> Optional[str]:
+    """The ``tracking_uri`` recorded in a ``best --export`` YAML (``None`` for a run id or no such key)."""
+    path = Path(source)
+    if not path.is_file():
+        return None
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    uri = doc.get("tracking_uri") if isinstance(doc, dict) else None
+    return uri if isinstance(uri, str) and uri else None
+
+
 @dataclass
 class Reproduction:
     metrics: list[str]
     original: dict[str, float]
     reproduced: list[dict[str, float]]
     run_id: Optional[str]
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, tuple[float, float]]:
         out = {}
@@ -140,8 +155,14 @@ def reproduce(
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     client = MlflowClient(tracking_uri)
+    notes: list[str] = []
     if Path(source).is_file():
-        doc = yaml.safe_load(Path(source).read_text())
+        try:
+            doc = yaml.safe_load(Path(source).read_text())
+        except yaml.YAMLError as err:
+            raise ValueError(f"{source}: not valid YAML ({err})") from None
+        if not isinstance(doc, dict):
+            raise ValueError(f"{source}: not a `xaisweep best --export` file")
         missing = [k for k in ("trainable", "config", "metric") if k not in doc]
         if missing:
             raise ValueError(f"{source}: missing keys {missing} (write it with `xaisweep best --export`)")
@@ -159,28 +180,47 @@ def reproduce(
     original: dict[str, float] = {}
     experiment_id = None
     if run_id:
-        run = client.get_run(run_id)
-        original = dict(run.data.metrics)
-        experiment_id = run.info.experiment_id
+        try:
+            run = client.get_run(run_id)
+        except Exception:  # noqa: BLE001 - the YAML alone is enough to re-run the trial
+            run = None
+            notes.append(f"source run {run_id} is not in {tracking_uri}: nothing to compare with, nothing logged")
+        if run is not None:
+            original = dict(run.data.metrics)
+            experiment_id = run.info.experiment_id
+            if run.data.tags.get("early_stopped") == "true":
+                notes.append(f"the source run was stopped early by the scheduler (after "
+                             f"{run.data.tags.get('stopped_at_iteration', '?')} iterations): its metrics are "
+                             f"not final, the reproduction trains all {config.get('epochs', '?')} epochs")
+            elif run.info.status != "FINISHED":
+                notes.append(f"the source run's status is {run.info.status}: its metrics may not be final")
     if device is not None:
         config["device"] = device
     entry = get_trainable(trainable)
     base_seed = int(config.get("seed", 0))
     results = []
-    for i in range(seeds):
-        cfg = {**config, "seed": base_seed + i}
-        res = entry.run_trial(entry.parse_config(cfg), lambda metrics, checkpoint: None)
-        results.append({k: float(v) for k, v in res.metrics.items() if isinstance(v, (int, float))})
+    import torch
+
+    threads = torch.get_num_threads()  # run_trial sets the config's num_threads: restore the caller's
+    try:
+        for i in range(seeds):
+            cfg = {**config, "seed": base_seed + i}
+            res = entry.run_trial(entry.parse_config(cfg), lambda metrics, checkpoint: None)
+            results.append({k: float(v) for k, v in res.metrics.items()
+                            if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    finally:
+        torch.set_num_threads(threads)
     compared = [metric] + sorted(k for k in results[0] if k.startswith("test/") and k != metric)
-    repro = Reproduction(compared, {k: v for k, v in original.items() if k in compared}, results, None)
+    repro = Reproduction(compared, {k: v for k, v in original.items() if k in compared}, results, None, notes)
     if log and experiment_id is not None:
         tags = {"xaisweep.role": "reproduce", "reproduces": run_id, "seeds": str(seeds)}
         new = client.create_run(experiment_id, run_name=f"reproduce-{run_id[:8]}", tags=tags)
         for k, v in config.items():
             client.log_param(new.info.run_id, k, str(v)[:6000])
-        batch = [Metric(k, v, 0, i) for i, r in enumerate(results) for k, v in r.items()]
+        now = int(time.time() * 1000)
+        batch = [Metric(k, v, now, i) for i, r in enumerate(results) for k, v in r.items()]
         for k, (mean, sd) in repro.summary().items():
-            batch += [Metric(f"{k}_mean", mean, 0, 0), Metric(f"{k}_sd", sd, 0, 0)]
+            batch += [Metric(f"{k}_mean", mean, now, 0), Metric(f"{k}_sd", sd, now, 0)]
         for j in range(0, len(batch), 500):
             client.log_batch(new.info.run_id, metrics=batch[j : j + 500])
         client.set_terminated(new.info.run_id, "FINISHED")

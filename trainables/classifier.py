@@ -61,6 +61,7 @@ class ClassifierTrialConfig:
     max_train_examples: Optional[int] = None
     unlabeled: Optional[str] = None
     ratio: float = 0.0
+    max_unlabeled_examples: Optional[int] = 100_000
     model: str = "lstm"
     embedding_dim: int = 64
     hidden_dim: int = 64
@@ -189,7 +190,9 @@ class ClassifierSetup:
         self.encoder = WordEncoder(self.vocab, max_length=cfg.max_length)
         self.num_classes = max(2, self.splits.train.num_classes)
         self.unlabeled = (
-            load_unlabeled(cfg.unlabeled, seed=cfg.seed) if cfg.unlabeled is not None and cfg.ratio > 0 else None
+            load_unlabeled(cfg.unlabeled, seed=cfg.seed, max_examples=cfg.max_unlabeled_examples)
+            if cfg.unlabeled is not None and cfg.ratio > 0
+            else None
         )
         vectors, dim = _pretrained_vectors(cfg, self.vocab)
         self.model = AttentionLSTMClassifier(

@@ -101,10 +101,10 @@ def build_config(cls: type[T], data: Mapping[str, Any], *, where: str = "config"
             problems.append(problem)
         else:
             values[key] = coerced
+    # range checks run on the keys that were valid (defaults stand in for the rest), so
+    # one error lists every problem of the config
+    instance = cls(**values)
+    problems += instance.problems() if hasattr(instance, "problems") else []
     if problems:
         raise ConfigError(problems, where=where)
-    instance = cls(**values)
-    more = instance.problems() if hasattr(instance, "problems") else []
-    if more:
-        raise ConfigError(list(more), where=where)
     return instance

@@ -79,12 +79,26 @@ def load_splits(
     return Splits(train=train, valid=valid, test=test)
 
 
-def load_unlabeled(source: str, *, seed: int = 0, size: int = 4000, columns: Optional[Mapping[str, Any]] = None) -> TextDataset:
-    """The unlabeled pool: ``"synthetic"`` (fresh synthetic texts, labels dropped), a ``.txt``
-    file with one sentence per line, a known hub key (``wikitext``, ``lm1b``) or a data file."""
+def load_unlabeled(
+    source: str,
+    *,
+    seed: int = 0,
+    size: int = 4000,
+    columns: Optional[Mapping[str, Any]] = None,
+    max_examples: Optional[int] = None,
+) -> TextDataset:
+    """The unlabeled pool: ``"synthetic"`` (``size`` fresh synthetic texts, labels dropped), a ``.txt``
+    file with one sentence per line, a known hub key (``wikitext``, ``lm1b``) or a data file.
+    ``max_examples`` keeps a seeded random subset (the paper used 1% of One Billion Word)."""
     if source == SYNTHETIC:
-        return synthetic_splits(seed + 10_000, n_train=size, n_dev=8, n_test=8)["train"].without_labels()
-    if str(source).endswith(".txt"):
-        return load_unlabeled_text(source)
-    data = load_dataset(source, split="train", columns=columns)
-    return data.without_labels() if data.labels is not None else data
+        data = synthetic_splits(seed + 10_000, n_train=size, n_dev=8, n_test=8)["train"].without_labels()
+    elif str(source).endswith(".txt"):
+        data = load_unlabeled_text(source)
+    else:
+        data = load_dataset(source, split="train", columns=columns)
+        data = data.without_labels() if data.labels is not None else data
+    if max_examples is not None and len(data) > max_examples:
+        order = list(range(len(data)))
+        random.Random(seed + 2).shuffle(order)
+        data = data.subset(sorted(order[:max_examples]))
+    return data

@@ -6,10 +6,28 @@ report is logged to the trial's MLflow child run first, then passed to
 ``tune.report`` with a checkpoint (weights, optimiser, schedule, RNG states).
 A retried or restored trial resumes from ``tune.get_checkpoint()`` and
 re-opens its MLflow run, skipping epochs already logged.
+
+The *final* report (the one at ``epoch >= config.epochs``, which carries the
+test metrics) is handed to Ray only after the artifacts are uploaded, marked
+with ``trial_complete: True``: Tune may stop a trial on any report (ASHA stops
+every trial that reaches ``max_t``), and a stopped trial's thread never runs
+again. The run is then closed FINISHED by the launcher's driver callback when
+Tune records the trial as ended (``on_trial_complete``), so that MLflow never
+says FINISHED for a trial that Tune's saved state would run again on resume;
+a result without ``trial_complete`` means the scheduler stopped the trial early
+(tag ``early_stopped``). A trial body that never reports a final epoch closes
+its run itself.
+
+A stop requested by Tune (``SystemExit`` raised inside ``tune.report``: early
+stopping, end or interruption of the experiment) is not a failure: the run is
+left to the driver, which marks early-stopped runs FINISHED and interrupted
+ones KILLED. Failures are recorded by the trial itself (FAILED, tags
+``failure_reason`` and ``failure_traceback``).
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 import traceback
 from pathlib import Path
@@ -21,7 +39,9 @@ from trainables import get_trainable
 from trainables.artifacts import write_config_yaml
 
 STATE_FILE = "trial_state.pt"
+CHECKPOINT_META = "xaisweep_checkpoint.json"
 META_KEY = "_xaisweep"
+COMPLETE_KEY = "trial_complete"
 REPEAT_KEY = "__trial_index__"
 
 
@@ -33,11 +53,38 @@ def trial_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def _load_state(checkpoint) -> Optional[dict[str, Any]]:
+def _load_state(checkpoint) -> tuple[Optional[dict[str, Any]], Optional[int]]:
+    """(trainable state, step it was taken at) of a Ray checkpoint, or ``(None, None)``."""
     if checkpoint is None:
-        return None
+        return None, None
     with checkpoint.as_directory() as d:
-        return torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=False)
+        state = torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=False)
+        meta = Path(d) / CHECKPOINT_META
+        step = json.loads(meta.read_text()).get("step") if meta.exists() else None
+    return state, step
+
+
+def _tune_report(result: dict[str, Any], checkpoint: Optional[dict[str, Any]], step: int) -> None:
+    from ray import tune
+
+    if checkpoint is None:
+        tune.report(result)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save(checkpoint, Path(tmp) / STATE_FILE)
+        (Path(tmp) / CHECKPOINT_META).write_text(json.dumps({"step": step}))
+        tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def _placement_tags() -> dict[str, str]:
+    """Where Ray placed this attempt: node id and IP, and the GPU ids it assigned (``none`` on CPU)."""
+    import ray
+
+    return {
+        "ray_node_id": ray.get_runtime_context().get_node_id(),
+        "ray_node_ip": ray.util.get_node_ip_address(),
+        "ray_gpu_ids": ",".join(str(g) for g in ray.get_gpu_ids()) or "none",
+    }
 
 
 def ray_trainable(config: dict[str, Any]) -> None:
@@ -57,7 +104,8 @@ def ray_trainable(config: dict[str, Any]) -> None:
         run = TrialRun(
             meta["tracking_uri"], meta["experiment_id"], meta.get("parent_run_id"), trial_id, trial_name,
             tags={"sweep": meta.get("sweep", ""), "trainable": entry.name, "seed": cfg.get("seed", 0),
-                  "device": device_tag(), "ray_trial_name": trial_name},
+                  "device": device_tag(str(cfg.get("device", "auto"))), "ray_trial_name": trial_name,
+                  **_placement_tags()},
         )
     try:
         parsed = entry.parse_config(cfg)
@@ -67,7 +115,12 @@ def ray_trainable(config: dict[str, Any]) -> None:
             with tempfile.TemporaryDirectory() as tmp:  # typed config of every trial, even failed ones
                 path = write_config_yaml({"trainable": entry.name, "config": resolved}, Path(tmp) / "config.yaml")
                 run.log_artifacts([path], Path(tmp))
-        state = _load_state(tune.get_checkpoint())
+        state, resumed_step = _load_state(tune.get_checkpoint())
+        if run is not None and state is not None:
+            run.set_tags({"resumed_from_step": resumed_step if resumed_step is not None else "?"})
+
+        epochs = getattr(parsed, "epochs", None)
+        held: list[tuple[dict[str, Any], Optional[dict[str, Any]], int]] = []
 
         def report(metrics: dict[str, Any], checkpoint: Optional[dict[str, Any]]) -> None:
             step = int(metrics.get("epoch", 0))
@@ -76,19 +129,27 @@ def ray_trainable(config: dict[str, Any]) -> None:
             result = dict(metrics)
             if run is not None:
                 result["mlflow_run_id"] = run.run_id
-            if checkpoint is None:
-                tune.report(result)
+            if isinstance(epochs, int) and step >= epochs:
+                held.append((result, checkpoint, step))  # the final report: sent after the artifacts
                 return
-            with tempfile.TemporaryDirectory() as tmp:
-                torch.save(checkpoint, Path(tmp) / STATE_FILE)
-                tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
+            _tune_report(result, checkpoint, step)
 
         with tempfile.TemporaryDirectory() as out:
             result = entry.run_trial(parsed, report, resume=state, out_dir=Path(out))
             if run is not None:
                 run.log_artifacts(result.artifacts, Path(out))
-        if run is not None:
-            run.finish("FINISHED")
+        if not held:
+            if run is not None:
+                run.finish("FINISHED")
+            return
+        for i, (final, checkpoint, step) in enumerate(held):
+            if i == len(held) - 1:
+                final = {**final, COMPLETE_KEY: True}
+            _tune_report(final, checkpoint, step)
+    except (SystemExit, KeyboardInterrupt):
+        # Tune stopped the trial (scheduler decision, end or interruption of the sweep): not a
+        # failure. The driver knows which it was and closes the run accordingly.
+        raise
     except BaseException as err:  # noqa: BLE001 - recorded, then re-raised for Ray
         if run is not None:
             reason = f"{type(err).__name__}: {err}"

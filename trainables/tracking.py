@@ -92,22 +92,30 @@ class TrialRun:
     ) -> None:
         self.client = MlflowClient(tracking_uri)
         self.experiment_id = experiment_id
-        existing = self.client.search_runs(
-            [experiment_id], filter_string=f"tags.ray_trial_id = '{trial_id}'", max_results=1
-        )
+        existing = find_trial_runs(self.client, experiment_id, trial_id, parent_run_id)
         base_tags = {
             "ray_trial_id": trial_id,
             "mlflow.runName": run_name,
             "host": socket.gethostname(),
             "git_commit": git_commit(),
+            "attempts": "1",
             **{k: str(v) for k, v in tags.items()},
         }
         if parent_run_id:
             base_tags["mlflow.parentRunId"] = parent_run_id
         if existing:
-            self.run_id = existing[0].info.run_id
+            run = existing[0]
+            self.run_id = run.info.run_id
             self.client.update_run(self.run_id, status="RUNNING")
-            self.client.set_tag(self.run_id, "resumed", "true")
+            # outcome tags of the previous attempt no longer describe this run
+            for key in STALE_ON_RESUME:
+                if key in run.data.tags:
+                    self.client.delete_tag(self.run_id, key)
+            if "failure_reason" in run.data.tags:
+                base_tags["previous_failure_reason"] = run.data.tags["failure_reason"][:5000]
+            base_tags["resumed"] = "true"
+            previous = run.data.tags.get("attempts", "1")
+            base_tags["attempts"] = str(int(previous) + 1 if previous.isdigit() else 2)
             self.resumed = True
         else:
             run = self.client.create_run(experiment_id, tags=base_tags, run_name=run_name)
@@ -117,6 +125,7 @@ class TrialRun:
             self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in base_tags.items()
                                                      if k not in ("mlflow.parentRunId",)])
         self._logged_steps = self._existing_steps()
+        self.finished = False
 
     def _existing_steps(self) -> set[int]:
         if not self.resumed:
@@ -157,12 +166,40 @@ class TrialRun:
         if reason:
             self.set_tags({"failure_reason": reason})
         self.client.set_terminated(self.run_id, status=status)
+        self.finished = True
 
 
-def device_tag() -> str:
+def find_trial_runs(
+    client: MlflowClient, experiment_id: str, trial_id: str, parent_run_id: Optional[str] = None
+) -> list:
+    """The (active) child run(s) of Ray trial ``trial_id``, oldest first.
+
+    With ``parent_run_id`` only runs of that launch count: Ray trial ids are short
+    random strings, so two launches of a sweep into one experiment may share one.
+    """
+    query = f"tags.ray_trial_id = '{trial_id}'"
+    if parent_run_id:
+        query += f" and tags.`mlflow.parentRunId` = '{parent_run_id}'"
+    return client.search_runs([experiment_id], filter_string=query, order_by=["attributes.start_time ASC"])
+
+
+# Tags describing how an attempt ended; removed when a retried / resumed trial re-opens its run.
+STALE_ON_RESUME = ("failure_reason", "failure_traceback", "early_stopped", "stopped_at_iteration", "interrupted")
+
+
+def device_tag(requested: str = "auto") -> str:
+    """Where the trial trains: ``cpu`` or ``cuda:<name> (CUDA_VISIBLE_DEVICES=...)``.
+
+    ``requested`` is the trial config's ``device`` (``auto``, ``cpu``, ``cuda[:N]``).
+    """
     import torch
 
-    if torch.cuda.is_available():
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-        return f"cuda:{torch.cuda.get_device_name(0)} (CUDA_VISIBLE_DEVICES={visible})"
-    return "cpu"
+    if requested == "cpu" or not torch.cuda.is_available():
+        return "cpu"
+    index = int(requested.split(":", 1)[1]) if requested.startswith("cuda:") else 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    try:
+        name = torch.cuda.get_device_name(index)
+    except Exception:  # noqa: BLE001 - a bad index fails in the trial itself, with a clear error
+        name = "?"
+    return f"cuda:{index} {name} (CUDA_VISIBLE_DEVICES={visible})"

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from xaicore.regularizers import forward_batch
 from xaicore.types import Batch
 
 
@@ -69,8 +70,6 @@ def predict(model: nn.Module, batches: Iterable[Batch], device: torch.device | s
         ``(labels (N,), probs (N, C))`` as numpy arrays; labels are -1 for
         unlabeled batches. The model's previous train/eval mode is restored.
     """
-    from xaicore.regularizers import forward_batch
-
     was_training = model.training
     model.eval()
     device = device or next(model.parameters()).device
@@ -101,26 +100,16 @@ def gradient_importance(model: nn.Module, batch: Batch) -> Tensor:
     predicted class's probability w.r.t. the one-hot input of token ``t``
     (= gradient x word embedding), with the attention weights *detached* so
     the gradient does not flow through the attention module; normalised to sum
-    1 over real tokens. Computed in eval mode; the caller's ``.grad`` fields
-    are untouched (``torch.autograd.grad``).
+    1 over real tokens. It is :func:`xaicore.attribution.input_x_gradient`
+    with ``output="prob"`` and ``detach_attention=True``, in absolute value
+    (eval mode; the caller's ``.grad`` fields are untouched).
 
     Returns:
         ``(B, T)`` importance, 0 on padding.
     """
-    from xaicore.regularizers import forward_batch
+    from xaicore.attribution import input_x_gradient
 
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.enable_grad():
-            emb = model.embed(batch.input_ids).detach().requires_grad_(True)  # (B, T, E)
-            out = forward_batch(model, batch, inputs_embeds=emb, detach_attention=True)
-            probs = torch.softmax(out.logits, dim=-1)  # (B, C)
-            chosen = probs.gather(1, probs.argmax(dim=1, keepdim=True)).sum()
-            (grad,) = torch.autograd.grad(chosen, emb)
-    finally:
-        model.train(was_training)
-    tau = (grad * emb.detach()).sum(-1).abs() * batch.content_mask  # (B, T)
+    tau = input_x_gradient(model, batch, output="prob", detach_attention=True).abs()  # (B, T)
     return tau / tau.sum(dim=1, keepdim=True).clamp_min(1e-12)
 
 
@@ -140,8 +129,6 @@ def attention_gradient_correlation(
         for batch in batches:
             batch = batch.to(device)
             with torch.no_grad():
-                from xaicore.regularizers import forward_batch
-
                 attn = forward_batch(model, batch).attention
             if attn is None:
                 raise ValueError("attention_gradient_correlation needs a model with attention weights")

@@ -1,0 +1,147 @@
+"""``xaisweep`` CLI: bad input is one clear message and exit status 2, before Ray starts."""
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sweeps import cli
+
+ray = pytest.importorskip("ray")
+
+TINY = {"dataset": "synthetic", "synthetic_size": 200, "epochs": 2, "embedding_dim": 8, "hidden_dim": 8,
+        "attention_dim": 8}
+
+
+@pytest.fixture(autouse=True)
+def no_ray(monkeypatch, tmp_path):
+    """Fail the test if anything tries to start Ray; keep every store under tmp_path."""
+    def boom(*args, **kwargs):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(ray, "init", boom)
+    monkeypatch.setenv("XAISWEEP_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    yield
+    assert not ray.is_initialized()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    """One SQLite MLflow store for the module (creating one costs seconds)."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+    MlflowClient(uri).search_experiments()
+    return uri
+
+
+def write(path: Path, **overrides) -> Path:
+    doc = {"name": "cli", "trainable": "classifier", "config": dict(TINY), "metric": "best/valid_f1", "mode": "max",
+           "num_samples": 2, "search_space": {"lr": {"type": "loguniform", "low": 1.0e-3, "high": 1.0e-2}}}
+    doc.update(overrides)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    rc = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_unreachable_tracking_uri(tmp_path, capsys):
+    uri = f"http://127.0.0.1:{closed_port()}"
+    rc, out, err = run(capsys, "run", str(write(tmp_path / "s.yaml")), "--tracking-uri", uri)
+    assert rc == 2 and out == ""
+    assert err.startswith("error: the sweep cannot start:")
+    assert f"tracking URI {uri} is unreachable" in err and "Traceback" not in err
+
+
+def test_unreachable_tracking_uri_from_the_spec(tmp_path, capsys):
+    uri = f"http://127.0.0.1:{closed_port()}"
+    rc, _, err = run(capsys, "run", str(write(tmp_path / "s.yaml", tracking_uri=uri)))
+    assert rc == 2 and f"tracking URI {uri} is unreachable" in err
+
+
+def test_unwritable_storage(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    storage = tmp_path / "file" / "ray"
+    rc, _, err = run(capsys, "run", str(write(tmp_path / "s.yaml")), "--storage", str(storage))
+    assert rc == 2 and f"storage path {storage}" in err and "not writable" in err
+
+
+def test_bad_trial_config_lists_every_problem(tmp_path, capsys):
+    spec = write(tmp_path / "s.yaml", config={**TINY, "dropuot": 0.1, "dropout": 1.5},
+                 search_space={"regularizer": {"type": "choice", "values": ["none", "attention_vta"]}},
+                 metric="valid/nonsense")
+    rc, _, err = run(capsys, "run", str(spec))
+    assert rc == 2
+    for part in ("metric: 'valid/nonsense' is not reported", "dropuot: unknown key (did you mean 'dropout'?)",
+                 "dropout: must be in [0, 1), got 1.5", "regularizer: unknown 'attention_vta'"):
+        assert part in err, err
+
+
+def test_bad_spec_lists_spec_and_config_problems(tmp_path, capsys):
+    spec = write(tmp_path / "s.yaml", num_sample=4, max_concurrent=0, config={**TINY, "dropout": -1},
+                 search_space={"regularizer": {"type": "choice", "values": ["none", "bogus"]}},
+                 metric="valid/nonsense")
+    rc, out, err = run(capsys, "run", str(spec))
+    assert rc == 2 and out == ""
+    for part in ("num_sample: unknown key (did you mean 'num_samples'?)", "max_concurrent: must be an integer >= 1",
+                 "metric: 'valid/nonsense'", "dropout: must be in [0, 1), got -1", "regularizer: unknown 'bogus'"):
+        assert part in err, err
+
+
+def test_bad_override_and_missing_file(tmp_path, capsys):
+    rc, _, err = run(capsys, "run", str(write(tmp_path / "s.yaml")), "--name", "no spaces allowed")
+    assert rc == 2 and "name: must match" in err
+    rc, _, err = run(capsys, "run", str(tmp_path / "missing.yaml"))
+    assert rc == 2 and "cannot read sweep spec" in err and "Traceback" not in err
+    rc, _, err = run(capsys, "run", str(tmp_path))  # a directory
+    assert rc == 2 and "cannot read sweep spec" in err
+
+
+def test_resume_with_another_tracking_store_stops_before_ray(tmp_path, capsys, store):
+    storage = tmp_path / "ray"
+    (storage / "cli").mkdir(parents=True)
+    (storage / "cli" / "xaisweep_launch.json").write_text(json.dumps(
+        {"experiment_id": "1", "parent_run_id": "0123456789abcdef0123456789abcdef",
+         "tracking_uri": "sqlite:////somewhere/else/mlflow.db"}))
+    rc, _, err = run(capsys, "run", str(write(tmp_path / "s.yaml")), "--resume", "--storage", str(storage),
+                     "--tracking-uri", store)
+    assert rc == 2 and "--resume" in err and "sqlite:////somewhere/else/mlflow.db" in err
+
+
+def test_best_and_reproduce_report_bad_input(tmp_path, capsys, store):
+    uri = store
+    rc, _, err = run(capsys, "best", "nope", "--tracking-uri", uri)
+    assert rc == 2 and "no MLflow experiment 'nope'" in err
+    rc, _, err = run(capsys, "reproduce", "0123456789abcdef", "--tracking-uri", uri)
+    assert rc == 2 and "no MLflow run '0123456789abcdef'" in err
+    bad = tmp_path / "best.yaml"
+    bad.write_text("trainable: classifier\n")
+    rc, _, err = run(capsys, "reproduce", str(bad), "--tracking-uri", uri)
+    assert rc == 2 and "missing keys ['config', 'metric']" in err
+    rc, _, err = run(capsys, "reproduce", "x", "--seeds", "0", "--tracking-uri", uri)
+    assert rc == 2 and "--seeds must be >= 1" in err
+
+
+def test_reproduce_yaml_without_its_source_run_still_runs(tmp_path, capsys, store):
+    doc = {"trainable": "classifier", "config": {**TINY, "epochs": 1, "heatmaps": 0}, "metric": "best/valid_f1",
+           "mode": "max", "value": 0.5, "source_run_id": "0123456789abcdef", "experiment": "gone",
+           "tracking_uri": store}
+    path = tmp_path / "best.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    rc, out, _ = run(capsys, "reproduce", str(path))
+    assert rc == 0
+    assert "best/valid_f1" in out and "is not in" in out and "logged reproduction run" not in out
