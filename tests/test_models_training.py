@@ -30,6 +30,23 @@ def test_attention_is_a_distribution_over_real_tokens_only():
     assert out.logits.shape == (3, 2) and out.hidden.shape == (3, 5, 12)
 
 
+def test_encoder_equals_a_packed_bidirectional_lstm():
+    from torch import nn
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    model = lstm()
+    bi = nn.LSTM(8, 6, batch_first=True, bidirectional=True)
+    with torch.no_grad():
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            getattr(bi, name).copy_(getattr(model.encoder_fw, name))
+            getattr(bi, name + "_reverse").copy_(getattr(model.encoder_bw, name))
+    x = torch.randn(3, 7, 8)
+    mask = torch.arange(7)[None] < torch.tensor([7, 4, 1])[:, None]
+    packed = pack_padded_sequence(x, mask.sum(1), batch_first=True, enforce_sorted=False)
+    expected, _ = pad_packed_sequence(bi(packed)[0], batch_first=True, total_length=7)
+    torch.testing.assert_close(model.encode(x, mask), expected, atol=1e-6, rtol=1e-5)
+
+
 def test_padding_does_not_change_the_prediction():
     model = lstm().eval()
     b = batch()

@@ -88,9 +88,10 @@ def test_attention_perturbation_needs_no_encoder_pass(reg):
     model, batch = make_model(), make_batch()
     clean = forward_batch(model, batch)
     calls = []
-    handle = model.encoder.register_forward_hook(lambda *a: calls.append(1))
+    handles = [m.register_forward_hook(lambda *a: calls.append(1)) for m in (model.encoder_fw, model.encoder_bw)]
     reg(model, batch, clean, batch.labels)
-    handle.remove()
+    for h in handles:
+        h.remove()
     assert calls == []
 
 

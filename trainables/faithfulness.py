@@ -59,6 +59,8 @@ class FaithfulnessTrialConfig(ClassifierTrialConfig):
         faith_metrics: subset of ``deletion, weak_learner, shuffle_tvd, eraser, agreement, rationale``.
         eval_examples: test examples evaluated (first N of the test split).
         ig_steps / ig_method / ig_baseline: IntegratedGradients settings.
+        ig_internal_batch_size: interpolation rows per forward/backward pass
+            (``None``: all ``batch x ig_steps`` rows at once; results do not depend on it).
         deletion_intervention: ``pad`` (replace by PAD, keep length) or ``delete``.
         deletion_step: tokens removed per step.
         tvd_permutations: shuffles per example.
@@ -73,6 +75,7 @@ class FaithfulnessTrialConfig(ClassifierTrialConfig):
     ig_steps: int = 50
     ig_method: str = "gausslegendre"
     ig_baseline: str = "zeros"
+    ig_internal_batch_size: Optional[int] = 256
     deletion_intervention: str = "pad"
     deletion_step: int = 1
     tvd_permutations: int = 100
@@ -98,6 +101,8 @@ class FaithfulnessTrialConfig(ClassifierTrialConfig):
         if self.deletion_intervention not in ("pad", "delete"):
             p.append(f"deletion_intervention: 'pad' or 'delete' for the LSTM (of {INTERVENTIONS}), "
                      f"got {self.deletion_intervention!r}")
+        if self.ig_internal_batch_size is not None and self.ig_internal_batch_size < 1:
+            p.append(f"ig_internal_batch_size: must be >= 1 or null, got {self.ig_internal_batch_size}")
         for name in ("eval_examples", "ig_steps", "deletion_step", "tvd_permutations", "weak_epochs",
                      "weak_train_examples"):
             if getattr(self, name) < 1:
@@ -117,7 +122,8 @@ def _attributor(cfg: FaithfulnessTrialConfig, method: str):
     """The attribution function of ``method`` with this config's options bound."""
     fn = ATTRIBUTION_METHODS[method]
     if method == "integrated_gradients":
-        return functools.partial(fn, n_steps=cfg.ig_steps, method=cfg.ig_method, baseline=cfg.ig_baseline)
+        return functools.partial(fn, n_steps=cfg.ig_steps, method=cfg.ig_method, baseline=cfg.ig_baseline,
+                                 internal_batch_size=cfg.ig_internal_batch_size)
     return fn
 
 

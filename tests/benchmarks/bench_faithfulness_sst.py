@@ -56,9 +56,7 @@ Exit status: 0 ok, 2 data missing, 3 a target was missed (``--strict`` only).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as _dt
-import functools
 import json
 import os
 import platform
@@ -159,34 +157,6 @@ def machine_info(num_threads: int) -> dict[str, Any]:
     return info
 
 
-@contextlib.contextmanager
-def ig_internal_batching(internal_batch_size: Optional[int]):
-    """Make ``evaluate_faithfulness`` run IG with ``internal_batch_size`` (None/0: unchanged).
-
-    ``trainables.faithfulness`` binds the IG options in ``_attributor``; this
-    wraps it for the duration of the block. Attributions do not depend on the
-    internal batch size (up to float rounding).
-    """
-    import trainables.faithfulness as tf
-
-    if not internal_batch_size:
-        yield
-        return
-    original = tf._attributor
-
-    def attributor(cfg, method):
-        fn = original(cfg, method)
-        if method == "integrated_gradients":
-            return functools.partial(fn, internal_batch_size=int(internal_batch_size))
-        return fn
-
-    tf._attributor = attributor
-    try:
-        yield
-    finally:
-        tf._attributor = original
-
-
 # ----------------------------------------------------------------------------- config
 def trial_config(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     cfg: dict[str, Any] = {
@@ -211,6 +181,7 @@ def trial_config(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         "ig_steps": 50,
         "ig_method": "gausslegendre",
         "ig_baseline": "zeros",
+        "ig_internal_batch_size": args.ig_internal_batch_size or None,
         "deletion_intervention": "pad",
         "deletion_step": 1,
         "tvd_permutations": args.tvd_permutations,
@@ -252,8 +223,7 @@ def run_seed(args: argparse.Namespace, seed: int, verbose: bool = True):
     n_valid = sum(b.size for b in setup.valid_batches)
 
     t1 = time.perf_counter()
-    with ig_internal_batching(args.ig_internal_batch_size):
-        metrics, table, _ = evaluate_faithfulness(setup, cfg, out_dir=None)
+    metrics, table, _ = evaluate_faithfulness(setup, cfg, out_dir=None)
     eval_s = time.perf_counter() - t1
     if verbose:
         print(f"    faithfulness evaluation ({n_test} test / {min(cfg.weak_train_examples, len(setup.splits.train))} "
@@ -391,7 +361,7 @@ def profile_ig(model, make, setup) -> dict[str, Any]:
               + ", ".join(f"{d['op']} {100 * d['share']:.0f}%" for d in ops[mode]["top_self_cpu"][:4]), flush=True)
 
     # packed vs padded BiLSTM forward/backward per row, as rows per pass grow (the model's encoder sizes)
-    enc = model.encoder
+    enc = model.encoder_fw  # one direction of the BiLSTM: packed vs padded input
     gen = torch.Generator().manual_seed(0)
     lstm_rows = []
     T = 41

@@ -22,7 +22,6 @@ from typing import Optional
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from xaicore.types import ClassifierOutput
 
@@ -59,6 +58,13 @@ class AttentionLSTMConfig:
             raise ValueError(f"AttentionLSTMConfig.dropout must be in [0, 1), got {self.dropout}")
 
 
+def _reverse_within_length(mask: Tensor) -> Tensor:
+    """Index ``(B, T)`` mapping position ``t < len`` to ``len - 1 - t`` (padding maps to itself)."""
+    lengths = mask.long().sum(dim=1, keepdim=True)  # (B, 1)
+    t = torch.arange(mask.shape[1], device=mask.device).unsqueeze(0)  # (1, T)
+    return torch.where(t < lengths, lengths - 1 - t, t)
+
+
 class AttentionLSTMClassifier(nn.Module):
     """BiLSTM + additive attention text classifier (Jain & Wallace 2019)."""
 
@@ -81,7 +87,9 @@ class AttentionLSTMClassifier(nn.Module):
             with torch.no_grad():
                 self.embedding.weight.copy_(embeddings)
                 self.embedding.weight[config.pad_id].zero_()
-        self.encoder = nn.LSTM(config.embedding_dim, config.hidden_dim, batch_first=True, bidirectional=True)
+        # Two unidirectional LSTMs on padded input (see :meth:`encode`), not one packed BiLSTM.
+        self.encoder_fw = nn.LSTM(config.embedding_dim, config.hidden_dim, batch_first=True)
+        self.encoder_bw = nn.LSTM(config.embedding_dim, config.hidden_dim, batch_first=True)
         self.attn_proj = nn.Linear(2 * config.hidden_dim, config.attention_dim)  # W, b
         self.attn_vector = nn.Linear(config.attention_dim, 1, bias=False)  # c
         self.dropout = nn.Dropout(config.dropout)
@@ -93,12 +101,24 @@ class AttentionLSTMClassifier(nn.Module):
         return self.embedding(input_ids)
 
     def encode(self, embeddings: Tensor, attention_mask: Tensor) -> Tensor:
-        """BiLSTM states ``(B, T, 2H)`` (zero on padding) of ``embeddings`` ``(B, T, E)``."""
-        lengths = attention_mask.long().sum(dim=1).clamp(min=1).cpu()  # (B,)
-        packed = pack_padded_sequence(self.dropout(embeddings), lengths, batch_first=True, enforce_sorted=False)
-        out, _ = self.encoder(packed)
-        hidden, _ = pad_packed_sequence(out, batch_first=True, total_length=embeddings.shape[1])
-        return hidden  # (B, T, 2H)
+        """BiLSTM states ``(B, T, 2H)`` (zero on padding) of right-padded ``embeddings`` ``(B, T, E)``.
+
+        The forward direction runs on the padded batch as is (padding only
+        follows the real tokens, so it cannot reach them). The backward
+        direction runs on each sequence reversed *within its own length*
+        and is reversed back, so padding never precedes a real token either.
+        The states equal those of a packed bidirectional LSTM, without the
+        packed-sequence backward pass, which on CPU zero-fills a gradient of
+        the whole packed tensor per time step (slow for large batches such as
+        IntegratedGradients' interpolation steps).
+        """
+        mask = attention_mask.bool()
+        x = self.dropout(embeddings)  # (B, T, E)
+        rev = _reverse_within_length(mask)  # (B, T)
+        fw, _ = self.encoder_fw(x)  # (B, T, H)
+        bw, _ = self.encoder_bw(x.gather(1, rev.unsqueeze(-1).expand_as(x)))  # (B, T, H), reversed time
+        bw = bw.gather(1, rev.unsqueeze(-1).expand_as(bw))
+        return torch.cat([fw, bw], dim=-1) * mask.unsqueeze(-1).to(fw.dtype)  # (B, T, 2H)
 
     def attention_scores(self, hidden: Tensor, attention_mask: Tensor) -> Tensor:
         """Pre-softmax additive-attention scores ``a~`` ``(B, T)``; 0 on padding."""
