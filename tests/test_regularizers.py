@@ -82,9 +82,10 @@ def test_same_seed_same_loss(reg):
     assert torch.equal(run(), run())
 
 
-def test_attention_perturbation_needs_no_encoder_pass(reg):
-    if reg.target != "attention":
-        pytest.skip("word perturbations re-run the encoder by definition")
+@pytest.mark.parametrize("name", [m for m in METHODS if m.startswith("attention_")])
+def test_attention_perturbation_needs_no_encoder_pass(name):
+    """Word perturbations re-run the encoder by definition; attention ones must not."""
+    reg = make_regularizer(name, eps=EPS, xi=0.05)
     model, batch = make_model(), make_batch()
     clean = forward_batch(model, batch)
     calls = []

@@ -14,18 +14,20 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
 
     Args:
         seed: the seed.
-        deterministic: also ask torch for deterministic kernels
+        deterministic: ask torch for deterministic kernels
             (``torch.use_deterministic_algorithms(True, warn_only=True)``, cuDNN
-            deterministic, ``CUBLAS_WORKSPACE_CONFIG``); slower on GPU.
+            deterministic, ``CUBLAS_WORKSPACE_CONFIG``; slower on GPU). ``False``
+            switches them off again, so one process can run several trials.
     """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
+    # set both ways: a process that runs several trials (Ray actor reuse) must not inherit the mode
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = False
 
 
 def rng_state() -> dict[str, Any]:

@@ -117,6 +117,24 @@ def machine_info(num_threads: int) -> dict[str, Any]:
     return info
 
 
+CODE_FILES = (
+    "xaicore/models/lstm_attention.py", "xaicore/regularizers.py", "xaicore/perturbation.py",
+    "xaicore/training.py", "xaicore/metrics.py", "xaicore/batching.py", "xaicore/vocab.py",
+    "xaicore/pretrained.py", "trainables/classifier.py", "trainables/data_setup.py",
+)
+
+
+def code_fingerprint() -> dict[str, Optional[str]]:
+    """sha256 (first 12 hex digits) of the library files a trial runs through (the tree has no commits to cite)."""
+    import hashlib
+
+    out: dict[str, Optional[str]] = {}
+    for rel in CODE_FILES:
+        path = REPO / rel
+        out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else None
+    return out
+
+
 def loadavg() -> Optional[float]:
     try:
         return round(os.getloadavg()[0], 2)
@@ -379,6 +397,7 @@ def main(argv: Optional[list[str]] = None) -> int:
           f"init {init_label}, eps {args.eps}, lam {args.lam}, lr {args.lr}, dropout {args.dropout}, "
           f"threads {args.num_threads}{' [QUICK]' if args.quick else ''}", flush=True)
 
+    code_at_start = code_fingerprint()
     per_seed: dict[str, dict[int, dict[str, Any]]] = {method_key(r, s): {} for r, s in methods}
     configs: dict[str, dict[str, Any]] = {}
     for seed in seeds:  # seed-major: every method of a seed runs back to back (same background load)
@@ -403,6 +422,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     labels = {method_key(r, s): method_label(r, s) for r, s in methods}
     table = format_table(summary, labels, init_label, interleaved, len(seeds))
     notes = check_targets(summary, interleaved)
+    code_at_end = code_fingerprint()
+    changed = sorted(k for k in code_at_start if code_at_start[k] != code_at_end.get(k))
+    if changed:
+        notes.append(f"WARNING: library files changed while the benchmark ran (results use the versions imported "
+                     f"at the first trial): {', '.join(changed)}")
     total = time.perf_counter() - start
     print()
     print(table)
@@ -435,6 +459,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         "target_checks": notes,
         "table_markdown": table,
         "machine": machine_info(args.num_threads),
+        "code_sha256_12": code_at_start,
+        "code_changed_during_run": changed,
         "total_wall_s": total,
     }
     out_path = Path(args.out)
