@@ -327,10 +327,10 @@ def build_tuner(
             metric=spec.metric, mode=spec.mode, search_alg=searcher, scheduler=scheduler,
             num_samples=num_samples, max_concurrent_trials=spec.max_concurrent,
             trial_dirname_creator=_trial_dirname,
-            # a worker runs trial after trial: torch & co. are imported once per worker, not per
-            # trial (every trial re-seeds, sets its threads and deterministic mode, and opens its
-            # own MLflow run, so nothing carries over)
-            reuse_actors=True,
+            # a fresh worker per trial: with reuse_actors=True a driver killed and resumed re-opened
+            # the MLflow run of a finished trial (tests/test_sweep_ray.py resume test), so the
+            # per-trial start-up cost (worker start, torch import) is paid for correctness
+            reuse_actors=False,
         ),
         run_config=tune.RunConfig(
             name=spec.name,

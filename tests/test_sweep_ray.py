@@ -38,6 +38,7 @@ from ray import tune  # noqa: E402
 
 from sweeps import cli, launcher  # noqa: E402
 from sweeps.spec import parse_spec  # noqa: E402
+from multinode_utils import kill_session  # noqa: E402
 
 pytestmark = pytest.mark.timeout(900)  # a hung Ray must not hang CI (each test here takes < 4 min)
 
@@ -104,36 +105,6 @@ def child_runs(client: MlflowClient, experiment_id: str, parent_run_id: str):
 
 def steps(client: MlflowClient, run_id: str, key: str = "training_iteration") -> list[int]:
     return sorted(int(m.step) for m in client.get_metric_history(run_id, key))
-
-
-def session_pids(sid: int) -> list[int]:
-    """Live processes of session ``sid`` (Ray's daemons and workers stay in the driver's session)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[3]) == sid and fields[0] != "Z":
-            pids.append(int(entry))
-    return pids
-
-
-def kill_session(sid: int, timeout: float = 20.0) -> None:
-    deadline = time.time() + timeout
-    while True:
-        left = session_pids(sid)
-        if not left:
-            return
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        if time.time() > deadline:
-            raise RuntimeError(f"processes {left} of session {sid} survive SIGKILL")
-        time.sleep(0.2)
 
 
 # ----------------------------------------------------------------------------- the shared sweep
