@@ -99,7 +99,7 @@ def cmd_best(args: argparse.Namespace) -> int:
     keys = sorted({k for r in rows for k in r.params if k in _varying(rows)})
     header = ["rank", "run_id", metric] + keys
     table = [[str(i + 1), r.run_id[:12], f"{r.value:.4f}" + ("*" if r.early_stopped else "")]
-             + [r.params.get(k, "-")[:12] for k in keys] for i, r in enumerate(rows)]
+             + [_short(r.params.get(k, "-")) for k in keys] for i, r in enumerate(rows)]
     widths = [max(len(h), *(len(row[j]) for row in table)) for j, h in enumerate(header)]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
     for row in table:
@@ -110,6 +110,14 @@ def cmd_best(args: argparse.Namespace) -> int:
         doc = export_best(uri, args.experiment, Path(args.export))
         print(f"wrote {args.export} (run {doc['source_run_id']}); reproduce with: xaisweep reproduce {args.export}")
     return 0
+
+
+def _short(value: str) -> str:
+    """A logged param for the table: numbers to 4 significant digits, other strings whole."""
+    try:
+        return f"{float(value):.4g}"
+    except ValueError:
+        return value
 
 
 def _varying(rows) -> set[str]:
