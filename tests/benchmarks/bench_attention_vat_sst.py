@@ -422,6 +422,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     labels = {method_key(r, s): method_label(r, s) for r, s in methods}
     table = format_table(summary, labels, init_label, interleaved, len(seeds))
     notes = check_targets(summary, interleaved)
+    if args.quick:
+        notes.insert(0, "NOTE: --quick smoke run (1 epoch on a 640-example subset): F1 numbers and targets are "
+                        "not meaningful")
     code_at_end = code_fingerprint()
     changed = sorted(k for k in code_at_start if code_at_start[k] != code_at_end.get(k))
     if changed:
