@@ -288,6 +288,10 @@ def build_tuner(
     from trainables.ray_trainable import META_KEY, ray_trainable
 
     spec = plan.spec
+    # Trials checkpoint every epoch with num_to_keep=2, so Tune forces an experiment-state
+    # snapshot every second checkpoint (that is what keeps a resume pointing at a checkpoint
+    # that still exists) and warns about it each time on short epochs: wanted, so not warned.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     trainable = tune.with_resources(ray_trainable, _resources(spec))
     callback = _mlflow_callback_cls()(plan.tracking_uri, launch["experiment_id"], launch.get("parent_run_id"))
     if resume and tune.Tuner.can_restore(plan.experiment_dir):
@@ -327,10 +331,11 @@ def build_tuner(
             metric=spec.metric, mode=spec.mode, search_alg=searcher, scheduler=scheduler,
             num_samples=num_samples, max_concurrent_trials=spec.max_concurrent,
             trial_dirname_creator=_trial_dirname,
-            # a fresh worker per trial: with reuse_actors=True a driver killed and resumed re-opened
-            # the MLflow run of a finished trial (tests/test_sweep_ray.py resume test), so the
-            # per-trial start-up cost (worker start, torch import) is paid for correctness
-            reuse_actors=False,
+            # a worker runs trial after trial: no process start-up, imports or MLflow client set-up
+            # per trial (tests/benchmarks/bench_sweep_overhead.py). Each trial re-seeds and resets
+            # torch's global modes itself (xaicore.seeding), so a trial does not depend on the
+            # one before it in the same process (the reproduce test checks it).
+            reuse_actors=spec.reuse_workers,
         ),
         run_config=tune.RunConfig(
             name=spec.name,

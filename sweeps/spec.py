@@ -52,7 +52,7 @@ _PARAM_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _TOP_KEYS = (
     "name", "description", "trainable", "config", "search_space", "metric", "mode",
     "sampler", "scheduler", "num_samples", "max_concurrent", "repeats", "max_failures",
-    "resources", "storage_path", "tracking_uri",
+    "resources", "reuse_workers", "storage_path", "tracking_uri",
 )
 _DIST_KEYS = {
     "uniform": ("type", "low", "high", "when"),
@@ -329,6 +329,7 @@ class SweepSpec:
     repeats: int = 1
     max_failures: int = 0
     resources: ResourcesSpec = field(default_factory=ResourcesSpec)
+    reuse_workers: bool = True
     storage_path: str | None = None
     tracking_uri: str | None = None
     source: str = "<spec>"
@@ -362,6 +363,7 @@ class SweepSpec:
             "repeats": self.repeats,
             "max_failures": self.max_failures,
             "resources": self.resources.to_dict(),
+            "reuse_workers": self.reuse_workers,
             "storage_path": self.storage_path,
             "tracking_uri": self.tracking_uri,
         }
@@ -661,6 +663,7 @@ def parse_spec(
     sampler = _parse_sampler(data.get("sampler"), pr)
     scheduler = _parse_scheduler(data.get("scheduler"), pr)
     resources = _parse_resources(data.get("resources"), pr)
+    reuse_workers = _bool(data.get("reuse_workers", True), "reuse_workers", pr)
 
     params: tuple[ParamSpec, ...] = ()
     space = _mapping(data.get("search_space"), "search_space", pr)
@@ -698,7 +701,8 @@ def parse_spec(
         name=name, trainable=trainable, metric=metric, mode=mode,  # type: ignore[arg-type]
         config=copy.deepcopy(dict(config)), params=params,  # type: ignore[arg-type]
         description=description, sampler=sampler, scheduler=scheduler,  # type: ignore[arg-type]
-        resources=resources, storage_path=storage_path,  # type: ignore[arg-type]
+        resources=resources, reuse_workers=reuse_workers,  # type: ignore[arg-type]
+        storage_path=storage_path,
         tracking_uri=tracking_uri, source=source, **budget,  # type: ignore[arg-type]
     )
 

@@ -36,14 +36,6 @@ from xaicore.types import Batch, ClassifierOutput
 KEY = 5  # the one token the toy model reads
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny models: one intra-op thread is faster and immune to other jobs on the 2 cores; restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 
 class KeyTokenModel(nn.Module):

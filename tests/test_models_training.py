@@ -165,6 +165,26 @@ def test_metrics_known_answers():
     assert np.isnan(pearson(torch.tensor([1.0, 1, 1]), torch.tensor([1.0, 2, 3])))
 
 
+def test_roc_auc_known_answers_and_equal_to_sklearn():
+    from sklearn.metrics import roc_auc_score
+
+    from xaicore.metrics import binary_roc_auc, roc_auc
+
+    # ties count 1/2: pos {0.5, 0.9} vs neg {0.5, 0.1} -> pairs 1/2 + 1 + 1 + 1 = 3.5 of 4
+    assert binary_roc_auc(np.array([1, 1, 0, 0]), np.array([0.5, 0.9, 0.5, 0.1])) == pytest.approx(0.875)
+    assert np.isnan(binary_roc_auc(np.array([1, 1]), np.array([0.1, 0.2])))
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n = int(rng.integers(5, 60))
+        y = rng.integers(0, 2, n)
+        y[:2] = [0, 1]
+        s = np.round(rng.random(n), 1)  # many ties
+        assert binary_roc_auc(y == 1, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    y3 = rng.integers(0, 3, 50)
+    p3 = rng.dirichlet(np.ones(3), 50)
+    assert roc_auc(y3, p3) == pytest.approx(roc_auc_score(y3, p3, multi_class="ovr", average="macro"), abs=1e-12)
+
+
 def test_gradient_importance_is_normalised_masked_and_leaves_grads_alone():
     model = lstm()
     b = batch()

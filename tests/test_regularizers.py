@@ -194,3 +194,80 @@ def test_unlabeled_only_enter_virtual_methods():
     torch.manual_seed(0)
     without, _ = compute_loss(model, batch, regularizer=vat)
     assert not torch.equal(with_ul, without)
+
+
+@pytest.mark.parametrize("name", ["word_vat", "attention_vat", "attention_ivat"])
+def test_vat_is_one_power_iteration_step_on_the_kl_hessian(name):
+    """Known answer: with a small ``xi``, VAT's direction is ``H d0`` normalised (Miyato et al. 2017,
+    eq. 9-10), ``H`` the Hessian of ``KL(p(x) || p(x + r))`` at ``r = 0`` and ``d0`` the random
+    start; for iVAT the iteration runs on ``alpha``, so the direction is ``D D^T H D alpha0``.
+
+    ``H v`` comes from double backprop (exact), in float64. The gradient must keep its component
+    along the start direction (a normalisation to ``xi`` that autograd differentiates would remove
+    it: cosine ~0.6-0.9 instead of 1).
+    """
+    from xaicore.perturbation import kl_from_logits, normalize_per_example, span_combination
+
+    model, batch = make_model().double().eval(), make_batch()
+    clean = forward_batch(model, batch)
+    reg = make_regularizer(name, eps=EPS, xi=1e-5)
+    point = clean.embeddings if reg.target == "word" else clean.scores
+    mask = batch.content_mask
+    basis = attention_difference_basis(clean.scores, mask) if reg.interpretable else None
+
+    torch.manual_seed(3)
+    r = reg.perturbation(model, batch, clean)
+    torch.manual_seed(3)
+    start = normalize_per_example(torch.randn_like(point), mask, 1.0)  # the same draw as inside
+    d0 = start if basis is None else span_combination(start, basis)
+
+    def kl_at(v):
+        return kl_from_logits(clean.logits, reg._perturbed_logits(model, batch, clean, v)).sum()
+
+    _, hd0 = torch.autograd.functional.hvp(kl_at, torch.zeros_like(point), d0.detach())
+    if basis is not None:
+        hd0 = span_combination(torch.einsum("btk,bk->bt", basis, hd0), basis)
+    expected = normalize_per_example(hd0, mask, EPS)
+    cos = F.cosine_similarity(r.reshape(batch.size, -1), expected.reshape(batch.size, -1), dim=1)
+    assert (cos > 1 - 1e-6).all(), cos
+    torch.testing.assert_close(r, expected, atol=1e-6, rtol=1e-5)
+
+
+def test_normalize_per_example_scales_tiny_directions_and_keeps_zero_ones():
+    from xaicore.perturbation import normalize_per_example
+
+    x = torch.tensor([[3.0, 4.0, 9.0], [3e-30, -4e-30, 0.0], [0.0, 0.0, 5.0]])
+    mask = torch.tensor([[True, True, False], [True, True, True], [True, True, False]])
+    out = normalize_per_example(x, mask, 2.0)
+    torch.testing.assert_close(out[0], torch.tensor([1.2, 1.6, 0.0]))
+    torch.testing.assert_close(out[1], torch.tensor([1.2, -1.6, 0.0]))
+    assert torch.equal(out[2], torch.zeros(3))  # nothing left under the mask: stays zero
+    # detach_scale: the gradient keeps its component along x (here: all of it)
+    v = torch.tensor([[1.0, 2.0, 0.0]], requires_grad=True)
+    (g_detached,) = torch.autograd.grad(normalize_per_example(v, mask[:1], 1.0, detach_scale=True) @ v[0].detach(), v)
+    (g_through,) = torch.autograd.grad(normalize_per_example(v, mask[:1], 1.0) @ v[0].detach(), v)
+    torch.testing.assert_close(g_detached, v.detach() / 5 ** 0.5)
+    torch.testing.assert_close(g_through, torch.zeros_like(v), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_dropout_is_replayed_in_the_perturbed_pass(name):
+    """In training mode with dropout, a zero perturbation reproduces the clean logits exactly:
+    VAT's KL is 0 at r = 0 and AT's loss is the clean CE (the perturbed pass replays the masks)."""
+    torch.manual_seed(0)
+    model = AttentionLSTMClassifier(AttentionLSTMConfig(vocab_size=50, embedding_dim=8, hidden_dim=6,
+                                                        attention_dim=5, dropout=0.5)).train()
+    batch = make_batch()
+    clean = forward_batch(model, batch)
+    assert set(clean.dropout_masks) == {"embeddings", "pooled"}
+    assert not torch.equal(forward_batch(model, batch).logits, clean.logits)  # dropout is on
+    reg = make_regularizer(name, eps=0.0, xi=0.05)
+    loss = reg(model, batch, clean, batch.labels)
+    if reg.virtual:
+        torch.testing.assert_close(loss, torch.zeros_like(loss), atol=1e-7, rtol=0)
+    else:
+        torch.testing.assert_close(loss, F.cross_entropy(clean.logits, batch.labels, reduction="none"))
+    # the VAT direction is still one power-iteration step (no first-order dropout term)
+    if reg.virtual:
+        r = make_regularizer(name, eps=1.0, xi=1e-3).perturbation(model, batch, clean)
+        assert torch.isfinite(r).all() and (per_example_norm(r)[:3] - 1.0).abs().max() < 1e-4

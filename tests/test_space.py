@@ -17,7 +17,7 @@ from sweeps.space import (
     make_optuna_sampler,
     optuna_define_by_run,
 )
-from sweeps.spec import ParamSpec, SamplerSpec, SpecError, parse_spec
+from sweeps.spec import ParamSpec, SpecError, parse_spec
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 

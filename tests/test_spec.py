@@ -83,6 +83,7 @@ ERROR_CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     ("missing-mode", make(mode=DEL), ["mode: is required"]),
     ("bad-mode", make(mode="minimize"), ["mode: must be one of min, max (got 'minimize')"]),
     ("description-type", make(description=3), ["description: must be a non-empty string"]),
+    ("reuse-workers-type", make(reuse_workers="yes"), ["reuse_workers: must be true or false (got 'yes')"]),
     ("config-type", make(config=[1]), ["config: must be a mapping (got list)"]),
     ("space-type", make(search_space=[1]), ["search_space: must be a mapping (got list)"]),
     ("param-type", space(lr=0.1), ["search_space.lr: must be a mapping with a 'type' key"]),
@@ -220,7 +221,7 @@ VALID_CASES: list[tuple[str, dict[str, Any], Callable[[SweepSpec], bool]]] = [
         s.config == {} and s.params == () and s.description is None
         and s.sampler == SamplerSpec("tpe", 0, {}) and s.scheduler is None
         and (s.num_samples, s.max_concurrent, s.repeats, s.max_failures) == (8, 2, 1, 0)
-        and s.resources == ResourcesSpec(1.0, 0.0)
+        and s.resources == ResourcesSpec(1.0, 0.0) and s.reuse_workers is True
         and s.storage_path is None and s.tracking_uri is None and s.source == "<spec>")),
     ("config-passthrough", make(config={"anything": {"nested": [1, 2]}, "lr": 1e-3}),
      lambda s: s.config == {"anything": {"nested": [1, 2]}, "lr": 1e-3}),
@@ -235,6 +236,7 @@ VALID_CASES: list[tuple[str, dict[str, Any], Callable[[SweepSpec], bool]]] = [
     ("scheduler-asha-values",
      make(scheduler={"max_t": 9, "grace_period": 9, "reduction_factor": 2.5, "time_attr": "epoch"}),
      lambda s: s.scheduler == SchedulerSpec("asha", 9, 9, 2.5, "epoch")),
+    ("reuse-workers-off", make(reuse_workers=False), lambda s: s.reuse_workers is False),
     ("gpu-fraction", make(resources={"gpu": 0.25}), lambda s: s.resources.gpu == 0.25),
     ("gpu-integer", make(resources={"cpu": 0.5, "gpu": 2}),
      lambda s: s.resources == ResourcesSpec(0.5, 2.0)),

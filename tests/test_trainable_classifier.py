@@ -57,6 +57,20 @@ def test_semi_supervised_uses_unlabeled_pool():
     assert reports[-1][0]["train/reg"] > 0
 
 
+@pytest.mark.parametrize("from_unlabeled", [True, False])
+def test_vocabulary_includes_the_unlabeled_pool_unless_disabled(tmp_path, from_unlabeled):
+    from trainables.classifier import ClassifierSetup
+
+    pool = tmp_path / "pool.txt"
+    pool.write_text("zyxwords qqqterm appear only here\nzyxwords again\n")
+    cfg = parse_config({**TINY, "unlabeled": str(pool), "ratio": 1.0, "vocab_from_unlabeled": from_unlabeled})
+    vocab = ClassifierSetup(cfg).vocab
+    assert ("zyxwords" in vocab.itos) == from_unlabeled and ("qqqterm" in vocab.itos) == from_unlabeled
+    # the labeled vocabulary is always there, and no valid/test text leaks in
+    supervised = ClassifierSetup(parse_config(TINY)).vocab
+    assert set(supervised.itos) <= set(vocab.itos)
+
+
 @pytest.mark.parametrize(
     "changes, message",
     [

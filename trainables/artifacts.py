@@ -15,14 +15,18 @@ def write_config_yaml(config: Mapping, path: Path) -> Path:
 
 
 def plot_training_curves(history: Sequence[Mapping[str, float]], path: Path, *, keys: Sequence[str]) -> Path:
-    """PNG of the given per-epoch metrics (one panel per metric)."""
-    import matplotlib
+    """PNG of the given per-epoch metrics (one panel per metric).
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    Drawn on a bare Agg ``Figure``: no pyplot, so no global backend switch in the
+    trial's process and a lighter first import.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     keys = [k for k in keys if any(k in h for h in history)]
-    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(4 * max(1, len(keys)), 3), squeeze=False)
+    fig = Figure(figsize=(4 * max(1, len(keys)), 3))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, max(1, len(keys)), squeeze=False)
     epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
     for ax, key in zip(axes[0], keys):
         ax.plot(epochs, [h.get(key, float("nan")) for h in history], marker="o")
@@ -31,7 +35,6 @@ def plot_training_curves(history: Sequence[Mapping[str, float]], path: Path, *, 
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
-    plt.close(fig)
     return path
 
 

@@ -41,6 +41,10 @@ class ClassifierTrialConfig:
     ``columns`` maps roles (text, text_pair, label, rationale) to columns.
     ``unlabeled`` (a ``.txt`` file, ``synthetic`` or a dataset) with ``ratio`` =
     N_ul / N_l per batch gives semi-supervised training (ratio 0: supervised).
+    The word vocabulary is built from the training texts plus, in semi-supervised
+    runs, the unlabeled pool (``vocab_from_unlabeled``, as Miyato et al. 2017 do):
+    otherwise every unlabeled word outside the labeled vocabulary is UNK and the
+    virtual-adversarial loss trains mostly the UNK vector.
 
     Model: ``model: lstm`` is the BiLSTM + additive attention classifier;
     ``pretrained_embeddings`` (HF model dir or id) initialises its word
@@ -62,6 +66,7 @@ class ClassifierTrialConfig:
     unlabeled: Optional[str] = None
     ratio: float = 0.0
     max_unlabeled_examples: Optional[int] = 100_000
+    vocab_from_unlabeled: bool = True
     model: str = "lstm"
     embedding_dim: int = 64
     hidden_dim: int = 64
@@ -128,7 +133,7 @@ class ClassifierTrialConfig:
         if self.selection_metric not in METRIC_KEYS:
             p.append(f"selection_metric: must be one of {', '.join(METRIC_KEYS)}, got {self.selection_metric!r}")
         if self.num_threads < 0:
-            p.append(f"num_threads: must be >= 0 (0 = torch default), got {self.num_threads}")
+            p.append(f"num_threads: must be >= 0 (0 = leave torch's thread count as it is), got {self.num_threads}")
         try:
             TrainConfig(lr=self.lr, weight_decay=self.weight_decay, warmup_ratio=self.warmup_ratio,
                         max_grad_norm=self.max_grad_norm, lam=self.lam)
@@ -186,14 +191,17 @@ class ClassifierSetup:
             test_split=cfg.test_split, valid_fraction=cfg.valid_fraction, synthetic_size=cfg.synthetic_size,
             seed=cfg.seed, max_train_examples=cfg.max_train_examples,
         )
-        self.vocab = WordVocab.build(self.splits.train.texts, min_freq=cfg.min_freq, max_size=cfg.max_vocab)
-        self.encoder = WordEncoder(self.vocab, max_length=cfg.max_length)
-        self.num_classes = max(2, self.splits.train.num_classes)
         self.unlabeled = (
             load_unlabeled(cfg.unlabeled, seed=cfg.seed, max_examples=cfg.max_unlabeled_examples)
             if cfg.unlabeled is not None and cfg.ratio > 0
             else None
         )
+        vocab_texts = list(self.splits.train.texts)
+        if self.unlabeled is not None and cfg.vocab_from_unlabeled:
+            vocab_texts += list(self.unlabeled.texts)
+        self.vocab = WordVocab.build(vocab_texts, min_freq=cfg.min_freq, max_size=cfg.max_vocab)
+        self.encoder = WordEncoder(self.vocab, max_length=cfg.max_length)
+        self.num_classes = max(2, self.splits.train.num_classes)
         vectors, dim = _pretrained_vectors(cfg, self.vocab)
         self.model = AttentionLSTMClassifier(
             AttentionLSTMConfig(

@@ -20,13 +20,18 @@ def expand_mask(mask: Tensor, like: Tensor) -> Tensor:
     return m
 
 
-def normalize_per_example(x: Tensor, mask: Tensor, norm: float, *, tiny: float = 1e-12) -> Tensor:
+def normalize_per_example(
+    x: Tensor, mask: Tensor, norm: float, *, tiny: float = 1e-12, detach_scale: bool = False
+) -> Tensor:
     """Mask ``x`` and rescale each example to L2 norm ``norm``.
 
     Args:
         x: ``(B, T)`` or ``(B, T, E)`` direction.
         mask: ``(B, T)`` bool, positions allowed to be non-zero.
         norm: target per-example L2 norm.
+        detach_scale: treat the rescaling factor ``norm / ||x||`` as a constant for autograd.
+            A gradient w.r.t. ``x`` then keeps its component along ``x`` (differentiating
+            the normalisation projects it out), which VAT's power iteration needs.
 
     Returns:
         Tensor shaped like ``x``; an example whose masked direction is exactly
@@ -34,8 +39,16 @@ def normalize_per_example(x: Tensor, mask: Tensor, norm: float, *, tiny: float =
     """
     x = x * expand_mask(mask, x)
     flat = x.reshape(x.shape[0], -1)  # (B, T*E)
-    length = flat.norm(dim=1).clamp_min(tiny)  # (B,)
-    return x * (norm / length).reshape(-1, *([1] * (x.dim() - 1)))
+    # divide by the largest entry first (as Miyato et al.'s code does): a direction whose
+    # norm is tiny but not zero (e.g. a VAT gradient of order xi * ||H|| on a confident
+    # model) is still scaled to exactly ``norm``, not clamped by ``tiny``
+    peak = flat.abs().amax(dim=1)  # (B,)
+    peak = torch.where(peak > 0, peak, torch.ones_like(peak))
+    length = (flat / peak[:, None]).norm(dim=1).clamp_min(tiny)  # (B,)
+    scale = norm / (length * peak)
+    if detach_scale:
+        scale = scale.detach()
+    return x * scale.reshape(-1, *([1] * (x.dim() - 1)))
 
 
 def per_example_norm(x: Tensor) -> Tensor:

@@ -32,6 +32,13 @@ has the same perturbation budget (the paper bounds ``||r||_2 <= eps``; we take
 the boundary). For a single-token sequence the span is ``{0}`` and ``r = 0``
 (its attention is 1 whatever the scores).
 
+Dropout: a perturbed pass replays the clean pass's dropout masks
+(``ClassifierOutput.dropout_masks``), so in training mode the perturbed and
+clean outputs differ by the perturbation alone. (Miyato et al.'s text code runs
+the perturbed pass with fresh masks; then the KL is not 0 at ``r = 0`` and the
+one-step power iteration follows the dropout noise instead of the Hessian.)
+Models that do not expose their masks (the HF transformer wrapper) draw fresh ones.
+
 Attention perturbations reuse the clean pass's encoder states
 (``ClassifierOutput.hidden``): only the attention and decoder are re-run, so no
 second LSTM pass is made. Gradients are taken with :func:`torch.autograd.grad`
@@ -132,10 +139,14 @@ class AdversarialRegularizer:
             raise ValueError(f"{self.name} needs the model to return its word embeddings")
 
     def _perturbed_logits(self, model: nn.Module, batch: Batch, clean: ClassifierOutput, r: Tensor) -> Tensor:
+        # the clean pass's dropout masks are replayed (when the model exposes them): the
+        # perturbed pass then differs by r only, and KL(clean || perturbed) is 0 at r = 0, which
+        # VAT's power iteration assumes (fresh masks would make its gradient a dropout artefact)
+        replay = {} if clean.dropout_masks is None else {"dropout_masks": clean.dropout_masks}
         if self.target == "attention":
             mask = batch.attention_mask.bool()
-            return model.attend(clean.hidden, mask, scores=clean.scores, score_perturb=r).logits
-        return forward_batch(model, batch, emb_perturb=r).logits
+            return model.attend(clean.hidden, mask, scores=clean.scores, score_perturb=r, **replay).logits
+        return forward_batch(model, batch, emb_perturb=r, **replay).logits
 
     def _direction_space(self, batch: Batch, clean: ClassifierOutput) -> tuple[Tensor, Optional[Tensor]]:
         """The perturbable-token mask ``(B, T)`` and, for interpretable variants, the basis ``(B, T, T)``."""
@@ -172,12 +183,15 @@ class AdversarialRegularizer:
                 grad = span_combination(torch.einsum("btk,bk->bt", basis, grad), basis)
             return normalize_per_example(grad.detach(), mask, self.eps)
 
-        # VAT: one power iteration from a random direction (Miyato et al. 2017).
-        # The search variable is r itself, or alpha (B, T) for interpretable variants.
+        # VAT: one power iteration from a random direction (Miyato et al. 2017, eqs. 9-10):
+        # g = grad_d KL(p || p(x + d)) at d = xi * d0 is xi * H d0 + O(xi^2), H the KL Hessian.
+        # The search variable is r itself, or alpha (B, T) for interpretable variants (then
+        # g_alpha = D^T H D alpha0). The scaling to xi is a constant for autograd: differentiating
+        # it would project out g's component along d0 (tests: one power-iteration step).
         var = torch.randn_like(point)
         var = normalize_per_example(var, mask, 1.0).requires_grad_(True)
         direction = var if basis is None else span_combination(var, basis)
-        d = normalize_per_example(direction, mask, self.xi)
+        d = normalize_per_example(direction, mask, self.xi, detach_scale=True)
         kl = kl_from_logits(clean.logits, self._perturbed_logits(model, batch, clean, d)).sum()
         (grad,) = torch.autograd.grad(kl, var, retain_graph=True)
         if basis is not None:

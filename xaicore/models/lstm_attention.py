@@ -17,8 +17,9 @@ LSTM pass.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Optional
+from typing import Mapping, Optional
 
 import torch
 from torch import Tensor, nn
@@ -92,13 +93,25 @@ class AttentionLSTMClassifier(nn.Module):
         self.encoder_bw = nn.LSTM(config.embedding_dim, config.hidden_dim, batch_first=True)
         self.attn_proj = nn.Linear(2 * config.hidden_dim, config.attention_dim)  # W, b
         self.attn_vector = nn.Linear(config.attention_dim, 1, bias=False)  # c
-        self.dropout = nn.Dropout(config.dropout)
         self.decoder = nn.Linear(2 * config.hidden_dim, config.num_classes)
 
     # ------------------------------------------------------------------ parts
     def embed(self, input_ids: Tensor) -> Tensor:
         """Word embeddings ``(B, T, E)`` of ``input_ids`` ``(B, T)``."""
         return self.embedding(input_ids)
+
+    def _dropout(self, x: Tensor, site: str, masks: Optional[dict[str, Tensor]]) -> Tensor:
+        """Inverted dropout at ``site``; replays ``masks[site]`` when present, else draws a
+        mask and records it in ``masks`` (when given). Identity in eval mode or with p = 0."""
+        p = self.config.dropout
+        if not self.training or p == 0.0:
+            return x
+        keep = None if masks is None else masks.get(site)
+        if keep is None:
+            keep = (torch.rand_like(x) >= p).to(x.dtype) / (1.0 - p)
+            if masks is not None:
+                masks[site] = keep
+        return x * keep
 
     def encode(self, embeddings: Tensor, attention_mask: Tensor) -> Tensor:
         """BiLSTM states ``(B, T, 2H)`` (zero on padding) of right-padded ``embeddings`` ``(B, T, E)``.
@@ -112,8 +125,11 @@ class AttentionLSTMClassifier(nn.Module):
         the whole packed tensor per time step (slow for large batches such as
         IntegratedGradients' interpolation steps).
         """
+        return self._encode(embeddings, attention_mask, None)
+
+    def _encode(self, embeddings: Tensor, attention_mask: Tensor, masks: Optional[dict[str, Tensor]]) -> Tensor:
         mask = attention_mask.bool()
-        x = self.dropout(embeddings)  # (B, T, E)
+        x = self._dropout(embeddings, "embeddings", masks)  # (B, T, E)
         rev = _reverse_within_length(mask)  # (B, T)
         fw, _ = self.encoder_fw(x)  # (B, T, H)
         bw, _ = self.encoder_bw(x.gather(1, rev.unsqueeze(-1).expand_as(x)))  # (B, T, H), reversed time
@@ -132,6 +148,7 @@ class AttentionLSTMClassifier(nn.Module):
         scores: Optional[Tensor] = None,
         score_perturb: Optional[Tensor] = None,
         detach_attention: bool = False,
+        dropout_masks: Optional[Mapping[str, Tensor]] = None,
     ) -> ClassifierOutput:
         """Attention pooling + decoder on cached encoder states.
 
@@ -143,11 +160,20 @@ class AttentionLSTMClassifier(nn.Module):
                 padded positions are ignored (masked out before softmax).
             detach_attention: pool with ``a.detach()`` so gradients do not flow
                 through the attention module (Jain & Wallace's gradient importance).
+            dropout_masks: masks of an earlier pass to replay (training mode).
 
         Returns:
             :class:`ClassifierOutput` with logits ``(B, C)``, attention ``(B, T)``,
-            the unperturbed scores ``(B, T)`` and ``hidden``.
+            the unperturbed scores ``(B, T)``, ``hidden`` and the dropout masks used.
         """
+        masks = dict(dropout_masks or {})
+        out = self._attend(hidden, attention_mask, scores, score_perturb, detach_attention, masks)
+        return dataclasses.replace(out, dropout_masks=masks or None)
+
+    def _attend(
+        self, hidden: Tensor, attention_mask: Tensor, scores: Optional[Tensor], score_perturb: Optional[Tensor],
+        detach_attention: bool, masks: Optional[dict[str, Tensor]],
+    ) -> ClassifierOutput:
         mask = attention_mask.bool()
         if scores is None:
             scores = self.attention_scores(hidden, mask)
@@ -156,7 +182,7 @@ class AttentionLSTMClassifier(nn.Module):
         attention = attention.masked_fill(~mask, 0.0)  # rows of all-padding stay finite
         weights = attention.detach() if detach_attention else attention
         pooled = torch.bmm(weights.unsqueeze(1), hidden).squeeze(1)  # (B, 2H)
-        logits = self.decoder(self.dropout(pooled))  # (B, C)
+        logits = self.decoder(self._dropout(pooled, "pooled", masks))  # (B, C)
         return ClassifierOutput(logits=logits, attention=attention, scores=scores, hidden=hidden)
 
     # ---------------------------------------------------------------- forward
@@ -170,6 +196,7 @@ class AttentionLSTMClassifier(nn.Module):
         inputs_embeds: Optional[Tensor] = None,
         token_type_ids: Optional[Tensor] = None,
         detach_attention: bool = False,
+        dropout_masks: Optional[Mapping[str, Tensor]] = None,
     ) -> ClassifierOutput:
         """Classify a padded batch.
 
@@ -183,16 +210,23 @@ class AttentionLSTMClassifier(nn.Module):
                 ``input_ids`` (used by gradient attributions).
             token_type_ids: ignored (single-sequence model); accepted for a
                 uniform interface with :class:`TransformerClassifier`.
+            detach_attention: see :meth:`attend`.
+            dropout_masks: the ``dropout_masks`` of an earlier training-mode pass
+                on the same batch, to replay its dropout (perturbed passes of
+                adversarial regularisers); sites not in it are drawn afresh.
 
         Returns:
-            :class:`ClassifierOutput` (logits, attention, scores, hidden, embeddings).
+            :class:`ClassifierOutput` (logits, attention, scores, hidden, embeddings,
+            dropout masks).
         """
         mask = attention_mask.bool()
+        masks = dict(dropout_masks or {})
         emb = self.embed(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, E)
         if emb_perturb is not None:
             emb = emb + emb_perturb * mask.unsqueeze(-1)
-        hidden = self.encode(emb, mask)
-        out = self.attend(hidden, mask, score_perturb=score_perturb, detach_attention=detach_attention)
+        hidden = self._encode(emb, mask, masks)
+        out = self._attend(hidden, mask, None, score_perturb, detach_attention, masks)
         return ClassifierOutput(
-            logits=out.logits, attention=out.attention, scores=out.scores, hidden=hidden, embeddings=emb
+            logits=out.logits, attention=out.attention, scores=out.scores, hidden=hidden, embeddings=emb,
+            dropout_masks=masks or None,
         )
