@@ -93,6 +93,7 @@ def ray_trainable(config: dict[str, Any]) -> None:
 
     from trainables.tracking import TrialRun, device_tag
 
+    _release_memory()
     meta = dict(config.get(META_KEY, {}))
     entry = get_trainable(meta.get("trainable", "classifier"))
     cfg = trial_config(config)
@@ -159,3 +160,14 @@ def ray_trainable(config: dict[str, Any]) -> None:
             except Exception:  # the tracking server may be what failed
                 pass
         raise
+
+
+def _release_memory() -> None:
+    """Collect what an earlier trial in this process left and hand cached GPU memory back
+    (with ``reuse_workers`` a worker runs trial after trial; trials sharing a GPU through a
+    fractional ``gpu`` request need the room)."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
