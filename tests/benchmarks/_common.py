@@ -80,3 +80,15 @@ def machine_info(num_threads: int, packages: Iterable[str] = ()) -> dict[str, An
     except OSError:
         pass
     return info
+
+
+def write_output(path: "str | os.PathLike[str]", content: Any) -> Path:
+    """Write a benchmark result: ``content`` as is when it is a string (Markdown), else as
+    indented JSON (non-JSON values as ``str``); creates the directory, says where it wrote."""
+    import json
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(content if isinstance(content, str) else json.dumps(content, indent=2, default=str))
+    print(f"wrote {out}")
+    return out

@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any, Optional
 
-from _common import MINILM_PACKAGE, REPO, loadavg, machine_info, mean_sd, minilm_dir  # noqa: E402, F401
+from _common import MINILM_PACKAGE, REPO, loadavg, machine_info, mean_sd, minilm_dir, write_output  # noqa: E402, F401
 
 # Published numbers (attention-vat.txt Table 1; F1 in %, Corr. = Pearson attention vs gradient importance).
 PUBLISHED = {
@@ -418,22 +417,17 @@ def main(argv: Optional[list[str]] = None) -> int:
         "code_changed_during_run": changed,
         "total_wall_s": total,
     }
-    out_path = Path(args.out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(out, indent=2, default=str))
-    print(f"wrote {out_path}")
+    write_output(args.out, out)
     if args.markdown:
-        md = Path(args.markdown)
-        md.parent.mkdir(parents=True, exist_ok=True)
-        md.write_text(
+        write_output(
+            args.markdown,
             f"# Attention AT / VAT / iVAT on SST ({started})\n\n"
             f"Produced by `tests/benchmarks/bench_attention_vat_sst.py` "
             f"(seeds {seeds}, {args.epochs} epochs, eps {args.eps}, xi {args.xi}, lam {args.lam}, lr {args.lr}, "
             f"dropout {args.dropout}, batch {args.batch_size}, hidden {args.hidden_dim}, init {init_label}, "
             f"{args.num_threads} threads, {machine_info(args.num_threads).get('cpu_model', '')}).\n\n"
-            f"{table}\n\n" + "\n".join(f"- {n}" for n in notes) + f"\n- total wall time {total / 60:.1f} min\n"
+            f"{table}\n\n" + "\n".join(f"- {n}" for n in notes) + f"\n- total wall time {total / 60:.1f} min\n",
         )
-        print(f"wrote {md}")
     if args.strict and any(n.startswith("MISS") for n in notes):
         return 3
     return 0

@@ -63,7 +63,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from _common import MINILM_PACKAGE, REPO, loadavg, machine_info, mean_sd, minilm_dir  # noqa: E402, F401
+from _common import MINILM_PACKAGE, REPO, loadavg, machine_info, mean_sd, minilm_dir, write_output  # noqa: E402, F401
 
 METHODS = ("saliency", "integrated_gradients", "input_x_gradient", "attention")
 LABELS = {
@@ -558,14 +558,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         "loadavg_1min": {"start": load_start, "end": loadavg()},
         "printed": {"header": header, "tables": tables_txt, "throughput": tp_txt},
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=str))
-    print(f"wrote {out}")
+    write_output(args.out, result)
     if args.markdown:
-        md = Path(args.markdown)
-        md.write_text(markdown(result))
-        print(f"wrote {md}")
+        write_output(args.markdown, markdown(result))
     if args.strict and tp is not None and not tp["target_met_headline"]:
         return 3
     return 0
@@ -623,12 +618,9 @@ def merge(paths: list[str], out: str, markdown_path: Optional[str]) -> int:
         "wall_s_per_run": [res["wall_s"] for res in results],
         "printed": {"header": header, "tables": tables_txt, "throughput": tp_txt},
     })
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps(merged, indent=2, default=str))
-    print(f"wrote {out}")
+    write_output(out, merged)
     if markdown_path:
-        Path(markdown_path).write_text(markdown(merged))
-        print(f"wrote {markdown_path}")
+        write_output(markdown_path, markdown(merged))
     return 0
 
 

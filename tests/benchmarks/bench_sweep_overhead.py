@@ -29,7 +29,6 @@ Usage: python tests/benchmarks/bench_sweep_overhead.py [--target-seconds 30] [--
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -39,8 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from _common import REPO as ROOT, write_output  # noqa: E402 (also puts the repository on sys.path)
 
 BASE = dict(dataset="synthetic", synthetic_size=2000, batch_size=32, embedding_dim=64, hidden_dim=64,
             attention_dim=64, regularizer="attention_vat", eps=1.0, num_threads=1, heatmaps=3, correlation=True)
@@ -153,17 +151,14 @@ def main() -> int:
         print(f"{label:<58}{value:>24}{rel:>11}")
     passed = amortised <= 0.10
     print(f"amortised overhead per trial {100 * amortised:.1f}% (target <= 10%): {'PASS' if passed else 'MISS'}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
+    write_output(args.out, {
         "benchmark": "sweep_overhead", "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.platform(),
         "cpus": os.cpu_count(), "config": config, "direct_seconds": directs, "direct_mean": d,
         "shipped": shipped, "amortised_overhead": amortised, "marginal_seconds": marginal,
         "marginal_overhead": (marginal - d) / d, "startup_seconds": startup, "fresh_workers": fresh,
         "fresh_overhead": None if fresh is None else (fresh["per_trial"] - d) / d,
         "target_fraction": 0.10, "passed": passed,
-    }, indent=2))
-    print(f"wrote {out}")
+    })
     return 0 if passed else 1
 
 if __name__ == "__main__":

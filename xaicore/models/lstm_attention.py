@@ -17,7 +17,6 @@ LSTM pass.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
@@ -166,14 +165,13 @@ class AttentionLSTMClassifier(nn.Module):
             :class:`ClassifierOutput` with logits ``(B, C)``, attention ``(B, T)``,
             the unperturbed scores ``(B, T)``, ``hidden`` and the dropout masks used.
         """
-        masks = dict(dropout_masks or {})
-        out = self._attend(hidden, attention_mask, scores, score_perturb, detach_attention, masks)
-        return dataclasses.replace(out, dropout_masks=masks or None)
+        return self._attend(hidden, attention_mask, scores, score_perturb, detach_attention, dict(dropout_masks or {}))
 
     def _attend(
         self, hidden: Tensor, attention_mask: Tensor, scores: Optional[Tensor], score_perturb: Optional[Tensor],
-        detach_attention: bool, masks: Optional[dict[str, Tensor]],
+        detach_attention: bool, masks: dict[str, Tensor],
     ) -> ClassifierOutput:
+        """:meth:`attend` with dropout masks read from and recorded in ``masks``."""
         mask = attention_mask.bool()
         if scores is None:
             scores = self.attention_scores(hidden, mask)
@@ -183,7 +181,8 @@ class AttentionLSTMClassifier(nn.Module):
         weights = attention.detach() if detach_attention else attention
         pooled = torch.bmm(weights.unsqueeze(1), hidden).squeeze(1)  # (B, 2H)
         logits = self.decoder(self._dropout(pooled, "pooled", masks))  # (B, C)
-        return ClassifierOutput(logits=logits, attention=attention, scores=scores, hidden=hidden)
+        return ClassifierOutput(logits=logits, attention=attention, scores=scores, hidden=hidden,
+                                dropout_masks=masks or None)
 
     # ---------------------------------------------------------------- forward
     def forward(
@@ -228,5 +227,5 @@ class AttentionLSTMClassifier(nn.Module):
         out = self._attend(hidden, mask, None, score_perturb, detach_attention, masks)
         return ClassifierOutput(
             logits=out.logits, attention=out.attention, scores=out.scores, hidden=hidden, embeddings=emb,
-            dropout_masks=masks or None,
+            dropout_masks=out.dropout_masks,
         )
