@@ -33,10 +33,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         # the spec did not parse, so the trial-config checks never ran: run those that can
         # still run on the raw file, so that every problem is reported at once
         more = check_raw_spec_config(args.spec)
-        if more:
-            print(f"error: {err}\n" + "\n".join(f"  {p}" for p in more), file=sys.stderr)
-            return 2
-        return _print_problems(err)
+        return _print_problems(SpecError(err.problems + tuple(more), err.source) if more else err)
     except OSError as err:
         return _print_problems(f"cannot read sweep spec {args.spec}: {err.strerror or err}")
     try:

@@ -100,6 +100,8 @@ def test_bad_spec_lists_spec_and_config_problems(tmp_path, capsys):
     for part in ("num_sample: unknown key (did you mean 'num_samples'?)", "max_concurrent: must be an integer >= 1",
                  "metric: 'valid/nonsense'", "dropout: must be in [0, 1), got -1", "regularizer: unknown 'bogus'"):
         assert part in err, err
+    listed = [line for line in err.splitlines() if line.startswith("  ")]
+    assert f"({len(listed)} problems)" in err, err  # the header counts the config problems too
 
 
 def test_bad_override_and_missing_file(tmp_path, capsys):
