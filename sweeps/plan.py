@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from sweeps.preflight import check_storage_path, check_trial_configs, check_tracking_uri, grid_warning
+from sweeps.preflight import check_storage_path, check_trial_configs, check_trial_io, check_tracking_uri, grid_warning
 from sweeps.spec import SweepSpec, apply_overrides
 from sweeps.workdir import Workdir, resolve_tracking_uri
 from trainables import get_trainable
@@ -65,6 +65,7 @@ def plan_sweep(
     if "://" not in storage_path:
         storage_path = str(Path(storage_path).resolve())
     problems = check_trial_configs(spec, overrides)
+    problems += check_trial_io(spec, overrides)
     problems += check_tracking_uri(uri)
     problems += check_storage_path(storage_path)
     if problems:
