@@ -36,6 +36,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _print_problems(SpecError(err.problems + tuple(more), err.source) if more else err)
     except OSError as err:
         return _print_problems(f"cannot read sweep spec {args.spec}: {err.strerror or err}")
+    if args.resume and args.fresh:
+        return _print_problems("--resume finishes the existing sweep, --fresh discards it: not both")
     try:
         plan = plan_sweep(spec, tracking_uri=args.tracking_uri, storage=args.storage, name=args.name,
                           smoke_test=args.smoke_test)
@@ -46,8 +48,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"  tracking: {plan.tracking_uri}\n  storage:  {plan.experiment_dir}")
     t0 = time.time()
     try:
-        outcome = run_sweep(plan, address=args.address, resume=args.resume, num_cpus=args.num_cpus,
-                            verbose=0 if args.quiet else 1)
+        outcome = run_sweep(plan, address=args.address, resume=args.resume, fresh=args.fresh,
+                            num_cpus=args.num_cpus, verbose=0 if args.quiet else 1)
     except PreflightError as err:
         return _print_problems(err)
     except KeyboardInterrupt:  # a second Ctrl-C, or one before Tune took over SIGINT
@@ -182,7 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--storage", help="Ray storage path: shared directory or s3:// (default: ./xaisweep-runs/ray)")
     run.add_argument("--name", help="override the sweep name (MLflow experiment and Ray run name)")
     run.add_argument("--smoke-test", action="store_true", help="2 trials, 1 epoch, tiny data: check the wiring")
-    run.add_argument("--resume", action="store_true", help="finish an interrupted sweep of the same name")
+    run.add_argument("--resume", action="store_true",
+                     help="finish an interrupted sweep of the same name; the spec must be the one it was launched "
+                          "with (changes of description and resources are accepted)")
+    run.add_argument("--fresh", action="store_true",
+                     help="discard an existing sweep of the same name first (its Ray state is deleted, its MLflow "
+                          "runs are moved to MLflow's trash); --smoke-test runs are always fresh")
     run.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
     run.add_argument("--quiet", action="store_true", help="no live progress table")
     run.set_defaults(func=cmd_run)

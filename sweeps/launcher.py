@@ -16,11 +16,20 @@ not know them: the search goes on from the snapshot).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import sys
+import time
 from typing import Any, Optional, Sequence
 
-from sweeps.plan import PreflightError, SweepPlan, multinode_warnings, plan_sweep  # noqa: F401 - re-exported
+from sweeps.plan import (  # noqa: F401 - re-exported
+    PreflightError,
+    SweepPlan,
+    check_resources,
+    multinode_warnings,
+    plan_sweep,
+)
 from sweeps.spec import SpecError, SweepSpec
 from sweeps.sweep_runs import (  # noqa: F401 - re-exported names
     LAUNCH_FILE,
@@ -30,7 +39,17 @@ from sweeps.sweep_runs import (  # noqa: F401 - re-exported names
     _mlflow_callback_cls,
     _trial_id,
     best_of,
+    mark_unended_runs_interrupted,
+    read_launch,
     start_parent_run,
+)
+from sweeps.sweep_state import (
+    RESUMABLE_CHANGES,
+    SweepLock,
+    discard_sweep,
+    mlflow_launches,
+    ray_state_exists,
+    spec_changes,
 )
 
 logger = logging.getLogger(__name__)
@@ -141,6 +160,7 @@ def run_sweep(
     *,
     address: Optional[str] = None,
     resume: bool = False,
+    fresh: bool = False,
     num_cpus: Optional[int] = None,
     verbose: int = 1,
     callbacks: Sequence[Any] = (),
@@ -149,43 +169,150 @@ def run_sweep(
 
     Connects to ``address`` or starts a local Ray (``num_cpus``) unless Ray is already
     initialised; a Ray started here is shut down on return. ``callbacks`` are extra
-    ``ray.tune.Callback`` objects for a new sweep.
+    ``ray.tune.Callback`` objects for a new sweep. The sweep directory is locked while
+    this runs; an existing sweep of the name needs ``resume`` or ``fresh``
+    (:mod:`sweeps.sweep_state`; a smoke test is always fresh).
     """
+    lock = SweepLock(plan.experiment_dir)
+    holder = lock.acquire()
+    if holder is not None:
+        raise PreflightError([f"sweep {plan.spec.name!r} is running in another driver ({holder}; lock "
+                              f"{lock.path}): wait for it to end, or give this one another --name"])
+    try:
+        check_existing_sweep(plan, resume=resume, fresh=fresh or plan.smoke_test)
+        return _run_locked(plan, address=address, resume=resume, num_cpus=num_cpus, verbose=verbose,
+                           callbacks=callbacks)
+    finally:
+        lock.release()
+
+
+def check_existing_sweep(plan: SweepPlan, *, resume: bool, fresh: bool) -> None:
+    """Without ``resume``: refuse an existing sweep of this name unless ``fresh`` (then discard it).
+    With ``resume``: refuse a spec that changed in a way a resume cannot apply. Raises
+    :class:`PreflightError` naming the choices."""
+    name = plan.spec.name
+    state = read_launch(plan)
+    if not resume:
+        launches = mlflow_launches(plan.tracking_uri, name)
+        if state is None and not ray_state_exists(plan.experiment_dir) and not launches:
+            return
+        if fresh:
+            n = discard_sweep(plan.experiment_dir, plan.tracking_uri, name)
+            logger.warning("--fresh: discarded the earlier sweep %r (Ray state under %s; %d MLflow run(s) moved "
+                           "to MLflow's trash)", name, plan.experiment_dir, n)
+            return
+        when = ""
+        if launches:
+            when = f", last launched {time.strftime('%Y-%m-%d %H:%M', time.localtime(launches[0].info.start_time / 1000))}"
+        raise PreflightError([
+            f"a sweep named {name!r} already exists (storage {plan.experiment_dir}, tracking {plan.tracking_uri}"
+            f"{when}). Choose: --resume to finish it; --name NEW to start another sweep beside it; or --fresh to "
+            f"discard it (its Ray state is deleted and its MLflow runs are moved to MLflow's trash)"])
+    if state is None:
+        return  # nothing to resume: start_parent_run says so and starts a new sweep
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(plan.tracking_uri).get_run(state["parent_run_id"])
+    except Exception as err:  # noqa: BLE001
+        raise PreflightError([
+            f"--resume: the sweep's parent run {state['parent_run_id']} is not in the tracking store "
+            f"{plan.tracking_uri} ({type(err).__name__}); resume with the tracking URI the sweep was "
+            f"started with ({state.get('tracking_uri', '?')})"]) from None
+    if "spec" not in state:
+        logger.warning("--resume: sweep %r was launched by an older xaisweep without a spec fingerprint: "
+                       "changes to the spec cannot be checked", name)
+        return
+    refused, accepted = spec_changes(state["spec"], plan.spec.to_dict())
+    if refused:
+        raise PreflightError([
+            f"--resume: the spec of sweep {name!r} changed since it was launched (fingerprint "
+            f"{state.get('fingerprint', '?')[:12]}); a resumed sweep keeps its search space, sampler, scheduler, "
+            f"trial budget and concurrency, so these changes cannot apply:",
+            *(f"  {line}" for line in refused),
+            f"revert them to resume; or run the new spec as a new sweep (--name NEW, optionally with "
+            f"warm_start: {{experiment: {name}}} to reuse the finished trials), or --fresh to discard this one. "
+            f"A resume accepts changes of: {', '.join(RESUMABLE_CHANGES)}"])
+    for line in accepted:
+        logger.warning("--resume: applying the changed %s", line)
+
+
+def _ray_nodes() -> tuple[list[dict[str, float]], Optional[dict[str, float]]]:
+    import ray
+
+    nodes = [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive")]
+    try:
+        from ray._private.state import state
+
+        max_cluster = state.get_max_resources_from_cluster_config()
+    except Exception:  # noqa: BLE001 - private API; without it only the alive nodes count
+        max_cluster = None
+    return nodes, max_cluster
+
+
+def _start_ray(plan: SweepPlan, address: Optional[str], num_cpus: Optional[int], verbose: int) -> bool:
+    """Connect to ``address`` or start a local Ray unless one is up; returns whether it started one."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "RAY_AIR_NEW_OUTPUT": os.environ.get("RAY_AIR_NEW_OUTPUT", "1")}}
+    kwargs: dict[str, Any] = {"runtime_env": env, "log_to_driver": verbose > 0}
+    if address:
+        kwargs["address"] = address
+    else:
+        kwargs.update(include_dashboard=False, num_cpus=num_cpus)
+    try:
+        ray.init(**kwargs)
+    except ConnectionError as err:
+        if address and os.environ.get("RAY_AUTH_MODE") != "token":
+            raise ConnectionError(
+                f"{err}\nhint: a cluster started with token authentication needs "
+                "RAY_AUTH_MODE=token (and RAY_AUTH_TOKEN_PATH if the token is not ~/.ray/auth_token)"
+            ) from err
+        raise
+    if address:
+        for warning in multinode_warnings(plan, len([n for n in ray.nodes() if n.get("Alive")])):
+            logger.warning(warning)
+    return True
+
+
+def _fit_resources(plan: SweepPlan, *, local: bool) -> SweepPlan:
+    """Check the per-trial request against the Ray nodes (:func:`sweeps.plan.check_resources`)."""
+    nodes, max_cluster = _ray_nodes()
+    resources, warnings, problems = check_resources(
+        plan.spec.resources, nodes, local=local, smoke_test=plan.smoke_test, max_cluster=max_cluster)
+    if problems:
+        raise PreflightError(problems)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if resources != plan.spec.resources:
+        plan = dataclasses.replace(plan, spec=dataclasses.replace(plan.spec, resources=resources))
+    return plan
+
+
+def _run_locked(plan: SweepPlan, *, address, resume, num_cpus, verbose, callbacks) -> SweepOutcome:
     import ray
     from mlflow.tracking import MlflowClient
 
-    launch = start_parent_run(plan, resume=resume)
-    parent = launch["parent_run_id"]
+    started_ray = _start_ray(plan, address, num_cpus, verbose)
+    launch: Optional[dict[str, Any]] = None
     client = MlflowClient(plan.tracking_uri)
-    env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "RAY_AIR_NEW_OUTPUT": os.environ.get("RAY_AIR_NEW_OUTPUT", "1")}}
-    started_ray = False
     try:
-        if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"runtime_env": env, "log_to_driver": verbose > 0}
-            if address:
-                kwargs["address"] = address
-            else:
-                kwargs.update(include_dashboard=False, num_cpus=num_cpus)
-            try:
-                ray.init(**kwargs)
-            except ConnectionError as err:
-                if address and os.environ.get("RAY_AUTH_MODE") != "token":
-                    raise ConnectionError(
-                        f"{err}\nhint: a cluster started with token authentication needs "
-                        "RAY_AUTH_MODE=token (and RAY_AUTH_TOKEN_PATH if the token is not ~/.ray/auth_token)"
-                    ) from err
-                raise
-            started_ray = True
-            if address:
-                for warning in multinode_warnings(plan, len([n for n in ray.nodes() if n.get("Alive")])):
-                    logger.warning(warning)
+        plan = _fit_resources(plan, local=not address)
+        launch = start_parent_run(plan, resume=resume)
         tuner = build_tuner(plan, launch, resume=resume, verbose=verbose, callbacks=callbacks)
         results = tuner.fit()
-    except BaseException:
-        try:
-            client.set_terminated(parent, status="KILLED")
-        except Exception as err:  # noqa: BLE001 - do not hide the original error
-            logger.warning("could not mark the parent run %s KILLED: %s", parent, err)
+    except BaseException as exc:
+        if launch is not None:
+            parent = launch["parent_run_id"]
+            try:
+                client.set_terminated(parent, status="KILLED")
+                if isinstance(exc, KeyboardInterrupt):  # a second Ctrl-C: Tune did not get to save and return
+                    client.set_tag(parent, "interrupted", "true")
+                    mark_unended_runs_interrupted(client, launch["experiment_id"], parent)
+            except Exception as err:  # noqa: BLE001 - do not hide the original error
+                logger.warning("could not mark the parent run %s KILLED: %s", parent, err)
         if started_ray:
             ray.shutdown()
         raise

@@ -16,6 +16,7 @@ import yaml
 
 from sweeps.plan import PreflightError, SweepPlan
 from sweeps.spec import SweepSpec
+from sweeps.sweep_state import spec_fingerprint
 from sweeps.workdir import artifact_location_for
 
 logger = logging.getLogger(__name__)
@@ -26,6 +27,14 @@ def _launch_file(plan: SweepPlan) -> Optional[Path]:
     if "://" in plan.storage_path:
         return None
     return Path(plan.experiment_dir) / LAUNCH_FILE
+
+
+def read_launch(plan: SweepPlan) -> Optional[dict[str, Any]]:
+    """The launch file of the sweep (``None`` if there is none or storage is remote)."""
+    launch = _launch_file(plan)
+    if launch is None or not launch.exists():
+        return None
+    return json.loads(launch.read_text())
 
 
 def start_parent_run(plan: SweepPlan, *, resume: bool) -> dict[str, str]:
@@ -64,7 +73,10 @@ def start_parent_run(plan: SweepPlan, *, resume: bool) -> dict[str, str]:
         tags={"xaisweep.role": "sweep", "sweep": plan.spec.name, "trainable": plan.spec.trainable,
               "git_commit": git_commit(), "metric": plan.spec.metric, "mode": plan.spec.mode},
     )
-    state = {"experiment_id": exp_id, "parent_run_id": run.info.run_id, "tracking_uri": plan.tracking_uri}
+    spec_dict = plan.spec.to_dict()
+    state = {"experiment_id": exp_id, "parent_run_id": run.info.run_id, "tracking_uri": plan.tracking_uri,
+             "fingerprint": spec_fingerprint(spec_dict), "spec": spec_dict}
+    client.set_tag(run.info.run_id, "spec_fingerprint", state["fingerprint"])
     for key, value in {"num_samples": plan.spec.num_samples, "sampler": plan.spec.sampler.type,
                        "seed": plan.spec.sampler.seed, "metric": plan.spec.metric, "mode": plan.spec.mode}.items():
         client.log_param(run.info.run_id, key, value)
@@ -237,6 +249,16 @@ def _close_launch(plan: SweepPlan, client, launch: dict[str, Any], results, *, r
         client.set_tag(parent, "best_run_id", best.get("mlflow_run_id") or "")
     client.set_terminated(parent, status="FINISHED")
     return outcome
+
+
+def mark_unended_runs_interrupted(client, experiment_id: str, parent_run_id: str) -> list[str]:
+    """Tag ``interrupted`` and end KILLED every child run of the launch still RUNNING."""
+    runs = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}' "
+                              "and attributes.status = 'RUNNING'", max_results=50000)
+    for run in runs:
+        client.set_tag(run.info.run_id, "interrupted", "true")
+        client.set_terminated(run.info.run_id, status="KILLED")
+    return [r.info.run_id for r in runs]
 
 
 def _delete_orphans(client, experiment_id: str, parent_run_id: str, results) -> list[str]:
