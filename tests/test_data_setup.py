@@ -51,3 +51,18 @@ def test_dry_load_of_good_data_finds_nothing(tmp_path):
         _csv(tmp_path / f"{split}.csv", [("a b", "x"), ("c d", "y")])
     assert data_source_problems(str(tmp_path / "{split}.csv")) == []
     assert data_source_problems("synthetic") == []
+
+
+@pytest.mark.parametrize("dataset", ["synthetic", "one_file"])
+def test_seed_varies_initialisation_not_the_data_split(tmp_path, dataset):
+    """``seed`` (repeats, reproduce --seeds) keeps the split; ``data_seed`` changes it."""
+    from trainables.classifier import ClassifierSetup, parse_config
+
+    if dataset == "one_file":
+        dataset = str(_csv(tmp_path / "one.csv", [(f"w{i} z{i % 7}", i % 2) for i in range(80)]))
+    tiny = {"dataset": dataset, "synthetic_size": 200, "embedding_dim": 4, "hidden_dim": 4, "attention_dim": 4}
+    a, b = (ClassifierSetup(parse_config({**tiny, "seed": s})) for s in (0, 1))
+    c = ClassifierSetup(parse_config({**tiny, "seed": 0, "data_seed": 1}))
+    assert a.splits.test.texts == b.splits.test.texts and a.splits.valid.texts == b.splits.valid.texts
+    assert a.splits.train.texts == b.splits.train.texts
+    assert a.splits.test.texts != c.splits.test.texts

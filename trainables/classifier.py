@@ -61,6 +61,12 @@ class ClassifierTrialConfig:
     Method: ``regularizer`` in :data:`xaicore.regularizers.REGULARIZERS`,
     ``eps`` (perturbation norm), ``xi`` (VAT finite-difference step) and
     ``lam`` (lambda, weight of the regulariser).
+
+    Seeds: ``seed`` drives initialisation, dropout and the order of the training
+    batches (``repeats`` and ``reproduce --seeds`` vary it); ``data_seed`` drives the
+    data: the synthetic task, held-out valid/test splits, ``max_train_examples`` /
+    ``max_unlabeled_examples`` subsets. It stays fixed (0) unless the spec sets or
+    searches it, so every seed of a configuration trains and is tested on the same split.
     """
 
     dataset: str = SYNTHETIC
@@ -96,6 +102,7 @@ class ClassifierTrialConfig:
     max_grad_norm: Optional[float] = 5.0
     selection_metric: str = "f1"
     seed: int = 0
+    data_seed: int = 0
     deterministic: bool = False
     device: str = "auto"
     num_threads: int = 1
@@ -216,10 +223,10 @@ class ClassifierSetup:
         self.splits: Splits = load_splits(
             cfg.dataset, columns=cfg.columns, train_split=cfg.train_split, valid_split=cfg.valid_split,
             test_split=cfg.test_split, valid_fraction=cfg.valid_fraction, synthetic_size=cfg.synthetic_size,
-            seed=cfg.seed, max_train_examples=cfg.max_train_examples,
+            seed=cfg.data_seed, max_train_examples=cfg.max_train_examples,
         )
         self.unlabeled = (
-            load_unlabeled(cfg.unlabeled, seed=cfg.seed, max_examples=cfg.max_unlabeled_examples)
+            load_unlabeled(cfg.unlabeled, seed=cfg.data_seed, max_examples=cfg.max_unlabeled_examples)
             if cfg.unlabeled is not None and cfg.ratio > 0
             else None
         )
