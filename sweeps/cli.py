@@ -59,14 +59,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     results = outcome.results
     finished = len(results) - outcome.num_errors - len(outcome.unfinished_trials)
     if outcome.interrupted:
-        print(f"\nsweep {plan.spec.name} interrupted after {elapsed:.0f} s: {finished} trials finished, "
+        why = (f"reached its time_budget ({plan.spec.time_budget:.0f} s)" if outcome.time_budget_reached
+               else "interrupted")
+        print(f"\nsweep {plan.spec.name} {why} after {elapsed:.0f} s: {finished} trials finished, "
               f"{outcome.num_errors} failed, {len(outcome.unfinished_trials)} unfinished "
               f"({plan.spec.num_samples * plan.spec.repeats} planned)")
         again = f"xaisweep run {args.spec} --resume" + (f" --name {args.name}" if args.name else "") + \
             (f" --storage {args.storage}" if args.storage else "") + \
             (f" --tracking-uri {args.tracking_uri}" if args.tracking_uri else "")
         print(f"finish it with: {again}")
-        return 130
+        return 0 if outcome.time_budget_reached else 130
     print(f"\nsweep {plan.spec.name} done in {elapsed:.0f} s: {len(results)} trials, {finished} finished, "
           f"{outcome.num_errors} failed")
     if outcome.orphaned_runs:
