@@ -80,6 +80,8 @@ def start_parent_run(plan: SweepPlan, *, resume: bool) -> dict[str, str]:
     for key, value in {"num_samples": plan.spec.num_samples, "sampler": plan.spec.sampler.type,
                        "seed": plan.spec.sampler.seed, "metric": plan.spec.metric, "mode": plan.spec.mode}.items():
         client.log_param(run.info.run_id, key, value)
+    if plan.spec.warm_start:
+        client.set_tag(run.info.run_id, "warm_start", f"{plan.spec.warm_start} ({len(plan.warm_points)} trials)")
     spec_text = yaml.safe_dump(plan.spec.to_dict(), sort_keys=False)
     client.log_text(run.info.run_id, spec_text, "spec.yaml")
     if launch is not None:
