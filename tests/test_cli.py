@@ -230,3 +230,14 @@ def test_hub_dataset_offline_names_it_and_the_local_alternative(tmp_path, capsys
     (tmp_path / "hf" / "hub" / "datasets--stanfordnlp--sst2" / "snapshots").mkdir(parents=True)
     rc, _, err = run(capsys, "run", str(spec), "--smoke-test")
     assert "'sst2' is the Hugging Face hub dataset" not in err and "'wikitext'" in err
+
+
+def test_every_cli_flag_has_help_text():
+    """Item 15: every argument of every subcommand explains itself in --help."""
+    import argparse
+
+    parser = cli.build_parser()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {action.dest}" for name, sub in subs.choices.items() for action in sub._actions
+               if not isinstance(action, argparse._HelpAction) and not action.help]
+    assert missing == []
