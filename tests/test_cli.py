@@ -175,13 +175,16 @@ def _data_case(tmp_path: Path, case: str) -> tuple[dict, str]:
         (d / "dev.csv").write_text(good)
         return cfg, (f"no file '{d / 'validation.csv'}' for valid_split 'validation' (files in {d}: dev.csv, test.csv, "
                      f"train.csv); set valid_split")
+    if case == "unlabeled_test_split":
+        (d / "test.csv").write_text(good.replace("text,label", "text,sentiment", 1))
+        return cfg, f"{d / 'test.csv'}: no label column (the file has columns ['text', 'sentiment'])"
     if case == "bad_column_role":
         return {**cfg, "columns": {"text": "text", "label": "gold"}}, "missing column 'gold' (for 'label')"
     raise AssertionError(case)
 
 
 @pytest.mark.parametrize("case", ["missing_label_column", "missing_text_column", "empty_file", "non_utf8",
-                                  "no_validation_file", "bad_column_role"])
+                                  "no_validation_file", "bad_column_role", "unlabeled_test_split"])
 def test_data_problems_stop_before_ray_naming_file_line_column(tmp_path, capsys, case):
     overrides, expected = _data_case(tmp_path, case)
     spec = write(tmp_path / "s.yaml", config={**TINY, **overrides})

@@ -97,6 +97,9 @@ def load_splits(
                     where = source.replace("{split}", split) if "{split}" in source else f"{source}:{split}"
                     raise ValueError(f"{where}: label {max(data.labels)} does not occur in the training split "
                                      f"(its labels are 0..{n - 1})")
+            if require_labels and train.labels is not None and data.labels is None:
+                where = source.replace("{split}", split) if "{split}" in source else f"{source}:{split}"
+                _check_labeled(data, where, columns)
             return data
 
         test = load(test_split)
@@ -169,7 +172,7 @@ def data_source_problems(
     Local files: each split file exists (with ``{split}``, a missing validation file
     names the files there and the ``valid_split`` choices), is UTF-8 throughout, has a
     header with the columns the roles name and a first ``max_rows`` rows that parse;
-    the training split is labeled when ``require_labels``. Hub datasets: in the local
+    every split is labeled when ``require_labels`` (training and evaluation need labels). Hub datasets: in the local
     cache or the hub answers (:func:`trainables.hub_checks.hub_dataset_problems`).
     """
     if source == SYNTHETIC:
@@ -200,7 +203,7 @@ def data_source_problems(
         except ValueError as err:
             problems.append(f"{what}: {err}")
             continue
-        if require_labels and key in ("", "train_split") and data.labels is None:
+        if require_labels and data.labels is None:  # training needs labels, evaluation too
             problems.append(f"{what}: {_unlabeled_message(data, str(path), columns)}")
     return problems
 
