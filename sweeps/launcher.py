@@ -120,14 +120,16 @@ def build_tuner(
     searcher = None
     if spec.params:
         warm: dict[str, Any] = {}
+        sampler_spec = spec.sampler
         if plan.warm_points:  # finished trials of the warm_start sweep: counted, not re-run
-            from sweeps.warm_start import warm_storage
+            from sweeps.warm_start import warm_sampler, warm_storage
 
             warm = {"study_name": "xaisweep", "storage": warm_storage(spec, list(plan.warm_points), "xaisweep")}
+            sampler_spec = warm_sampler(spec, len(plan.warm_points))
             logger.info("warm start: %d finished trials of sweep %r", len(plan.warm_points), spec.warm_start)
         searcher = OptunaSearch(
             space=optuna_define_by_run(spec.params), metric=spec.metric, mode=spec.mode,
-            sampler=make_optuna_sampler(spec.sampler, spec.params, max_concurrent=spec.max_concurrent),
+            sampler=make_optuna_sampler(sampler_spec, spec.params, max_concurrent=spec.max_concurrent),
             **warm,
         )
         if spec.repeats > 1:

@@ -6,7 +6,9 @@ equal this spec's (parameter names, types, bounds, values, ``when`` clauses) and
 metric and mode; every FINISHED trial run with that metric becomes a COMPLETE Optuna trial with
 the run's active search parameters (repeats: one trial per seed). Early-stopped trials (ASHA) are
 left out: their value is not final. The trials go into the study through its storage, before Ray
-Tune's ``OptunaSearch`` opens it, so the sampler sees them from the first suggestion on.
+Tune's ``OptunaSearch`` opens it, so the sampler sees them from the first suggestion on; the
+sampler's seed is moved (:func:`warm_sampler`) so that its random start-up draws differ from
+the earlier sweep's.
 """
 from __future__ import annotations
 
@@ -80,6 +82,17 @@ def warm_start_points(tracking_uri: str, spec: SweepSpec) -> tuple[list[tuple[di
     return points, problems
 
 
+def warm_sampler(spec: SweepSpec, n_points: int) -> Any:
+    """The sampler spec of a warm-started sweep: its seed moved by the number of warm trials.
+
+    With the earlier sweep's seed the sampler would draw the earlier sweep's first (random
+    start-up) configurations again: the same configs would be re-run.
+    """
+    import dataclasses
+
+    return dataclasses.replace(spec.sampler, seed=(spec.sampler.seed + 7919 * (n_points + 1)) % 2**32)
+
+
 def warm_storage(spec: SweepSpec, points: list[tuple[dict[str, Any], float]], study_name: str) -> Any:
     """An in-memory Optuna storage holding study ``study_name`` with ``points`` as COMPLETE trials."""
     import optuna
@@ -97,4 +110,4 @@ def warm_storage(spec: SweepSpec, points: list[tuple[dict[str, Any], float]], st
     return storage
 
 
-__all__ = ["warm_start_points", "warm_storage", "WARM_SAMPLERS"]
+__all__ = ["warm_start_points", "warm_storage", "warm_sampler", "WARM_SAMPLERS"]

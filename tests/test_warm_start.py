@@ -64,3 +64,32 @@ def test_plan_carries_the_points_and_refuses_another_space(earlier, tmp_path):
         plan_sweep(_new_spec(sampler={"type": "grid"}, search_space={
             "regularizer": {"type": "grid", "values": ["none", "attention_vat"]}}), tracking_uri=earlier.uri,
             workdir=wd)
+
+
+def test_warm_started_sampler_does_not_redraw_the_earlier_configs():
+    """The earlier sweep drew its first configs at random from the same seed: a warm-started
+    sampler with that seed would draw them again (it did: 4 of 4 re-run in the demo)."""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    from sweeps.space import make_optuna_sampler, optuna_define_by_run
+    from sweeps.warm_start import warm_sampler
+
+    spec = _new_spec()
+    fn = optuna_define_by_run(spec.params)
+    first = optuna.create_study(direction="maximize", sampler=make_optuna_sampler(spec.sampler, spec.params))
+    points = []
+    for i in range(6):
+        t = first.ask()
+        points.append((fn(t), 0.5 + 0.01 * i))
+        first.tell(t, points[-1][1])
+    searcher = OptunaSearch(space=fn, metric=METRIC, mode="max",
+                            sampler=make_optuna_sampler(warm_sampler(spec, len(points)), spec.params),
+                            study_name="xaisweep", storage=warm_storage(spec, points, "xaisweep"))
+    earlier = [p for p, _ in points]
+    new = [searcher.suggest(f"t{i}") for i in range(4)]
+    assert not any(cfg in earlier for cfg in new)
+    same_seed = OptunaSearch(space=fn, metric=METRIC, mode="max",
+                             sampler=make_optuna_sampler(spec.sampler, spec.params),
+                             study_name="xaisweep", storage=warm_storage(spec, points, "xaisweep"))
+    assert same_seed.suggest("t0") in earlier  # what the seed move prevents
