@@ -152,8 +152,7 @@ def _unlabeled_message(data: TextDataset, source: str, columns: Optional[Mapping
             f"config, e.g. columns: {{label: <column>}}")
 
 
-def _local_hint(source: str) -> str:
-    return "config.dataset: /path/to/data/{split}.csv (one file per split; columns: {text: ..., label: ...})"
+LOCAL_DATA_HINT = "config.dataset: /path/to/data/{split}.csv (one file per split; columns: {text: ..., label: ...})"
 
 
 def data_source_problems(
@@ -178,7 +177,7 @@ def data_source_problems(
     if source == SYNTHETIC:
         return []
     if source in KNOWN_DATASETS:
-        return hub_dataset_problems(source, KNOWN_DATASETS[source].hub_id, what=what, local_hint=_local_hint(source))
+        return hub_dataset_problems(source, KNOWN_DATASETS[source].hub_id, what=what, local_hint=LOCAL_DATA_HINT)
     if "{split}" in source:
         wanted = [("train_split", train_split), ("test_split", test_split)]
         if valid_split is not None:
