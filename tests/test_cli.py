@@ -244,3 +244,18 @@ def test_every_cli_flag_has_help_text():
     missing = [f"{name} {action.dest}" for name, sub in subs.choices.items() for action in sub._actions
                if not isinstance(action, argparse._HelpAction) and not action.help]
     assert missing == []
+
+
+def test_a_second_driver_of_the_same_sweep_stops_before_ray(tmp_path, capsys):
+    """Item 6: while a driver holds the sweep directory's lock, another run (resume or not) stops."""
+    from sweeps.sweep_state import SweepLock
+
+    storage = tmp_path / "ray"
+    holder = SweepLock(str(storage / "cli"))
+    assert holder.acquire() is None
+    try:
+        for extra in ((), ("--resume",)):
+            rc, _, err = run(capsys, "run", str(write(tmp_path / "s.yaml")), "--storage", str(storage), *extra)
+            assert rc == 2 and "is running in another driver (pid" in err and "--name" in err, err
+    finally:
+        holder.release()
