@@ -116,3 +116,12 @@ def test_reproduce_seeds_join_their_configuration(tmp_path):
     assert vat.n == 3 and vat.value == pytest.approx((0.95 + 0.50 + 0.55) / 3)
     assert [r.value for r in rows] == sorted((r.value for r in rows), reverse=True)
     assert rows[0].params["regularizer"] == "none"  # 0.80 beats the lucky config's 0.667 mean
+
+
+def test_one_seed_reproduction_prints_no_spread():
+    from sweeps.results import Reproduction
+
+    one = Reproduction(["m"], {"m": 0.5}, [{"m": 0.5}], None).table()
+    assert "±" not in one and "+-" not in one
+    three = Reproduction(["m"], {"m": 0.5}, [{"m": 0.4}, {"m": 0.5}, {"m": 0.6}], None).table()
+    assert "0.500000 ± 0.100000" in three and "n=3" in three

@@ -61,6 +61,9 @@ def test_gpu_request_runs_on_cpu_and_relative_path_is_absolute_in_trials(swept, 
     trials = client.search_runs([exp.experiment_id], "tags.`mlflow.parentRunId` != ''")
     assert len(trials) == 2 and all(r.info.status == "FINISHED" for r in trials)
     assert {r.data.params["dataset"] for r in trials} == {str(root / "data" / "{split}.csv")}
+    # launcher metadata (tracking URI, parent run) is not part of the trial config / progress table
+    params = list((root / "home" / "ray" / "round2").glob("trial_*/params.json"))
+    assert len(params) == 2 and all("_xaisweep" not in p.read_text() for p in params)
 
 
 def test_same_name_again_needs_a_choice_and_resume_refuses_a_changed_spec(swept, capsys):
@@ -109,3 +112,9 @@ def test_time_budget_ends_the_sweep_cleanly_and_resume_finishes_it(swept, capsys
     exp = client.get_experiment_by_name("budget")
     trials = client.search_runs([exp.experiment_id], "tags.`mlflow.parentRunId` != ''")
     assert len(trials) == 3 and all(r.info.status == "FINISHED" for r in trials)
+    # the parent's metric: under the metric's own name, logged once, not again by a later resume
+    rc, out, err = _run(capsys, "run", str(spec), "--resume", "--num-cpus", "2", "--quiet")
+    assert rc == 0, out + err
+    parent = client.search_runs([exp.experiment_id], "tags.`xaisweep.role` = 'sweep'")[0]
+    assert "best/best/valid_f1" not in parent.data.metrics
+    assert len(client.get_metric_history(parent.info.run_id, "best/valid_f1")) == 1
