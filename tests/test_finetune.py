@@ -110,3 +110,20 @@ def test_bad_input_is_one_clear_error(model_dir, nli_dir, tmp_path):
     problems = preflight(config(model_dir, nli_dir, tmp_path, columns={"text": "premise", "text_pair": "hypo"}))
     assert problems and "hypo" in problems[0]
     assert preflight(config(model_dir, nli_dir, tmp_path)) == []
+
+
+def test_paper_method_names_set_the_method_keys(model_dir, nli_dir, tmp_path):
+    from trainables.finetune import PAPER_METHODS
+
+    assert len(PAPER_METHODS) == 10
+    cfg = parse_config(config(model_dir, nli_dir, tmp_path, method="WordNet_0.5"))
+    assert (cfg.regularizer, cfg.noise_size) == ("wordnet", 0.5)
+    assert parse_config(config(model_dir, nli_dir, tmp_path, method="1-1_1.0")).noise_size == 1.0
+    assert parse_config({**config(model_dir, nli_dir, tmp_path), "method": "SMART"}).regularizer == "smart"
+    with pytest.raises(ConfigError, match="method: unknown"):
+        parse_config(config(model_dir, nli_dir, tmp_path, method="3-1"))
+
+
+def test_preflight_names_a_missing_split_file_once(model_dir, nli_dir, tmp_path):
+    problems = preflight(config(model_dir, nli_dir, tmp_path, test_split="validation,nosuch"))
+    assert len(problems) == 1 and "nosuch" in problems[0]

