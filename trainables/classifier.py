@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Optional
 import torch
 
 from trainables.artifacts import plot_training_curves, token_heatmap_html, write_config_yaml
+from trainables.common_checks import training_problems
 from trainables.config import build_config
 from trainables.data_setup import (
     SYNTHETIC,
@@ -136,25 +137,12 @@ class ClassifierTrialConfig:
         if self.unlabeled not in (None, SYNTHETIC) and self.unlabeled not in KNOWN_DATASETS:
             if not Path(self.unlabeled).exists():
                 p.append(f"unlabeled: no such file or known dataset {self.unlabeled!r}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            p.append(f"device: must be auto, cpu or cuda[:N], got {self.device!r}")
         for name in ("embedding_dim", "hidden_dim", "attention_dim", "epochs", "batch_size", "min_freq", "synthetic_size"):
             if getattr(self, name) < 1:
                 p.append(f"{name}: must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
             p.append(f"dropout: must be in [0, 1), got {self.dropout}")
-        if not 0 < self.valid_fraction < 1:
-            p.append(f"valid_fraction: must be in (0, 1), got {self.valid_fraction}")
-        if self.selection_metric not in METRIC_KEYS:
-            p.append(f"selection_metric: must be one of {', '.join(METRIC_KEYS)}, got {self.selection_metric!r}")
-        if self.num_threads < 0:
-            p.append(f"num_threads: must be >= 0 (0 = leave torch's thread count as it is), got {self.num_threads}")
-        try:
-            TrainConfig(lr=self.lr, weight_decay=self.weight_decay, warmup_ratio=self.warmup_ratio,
-                        max_grad_norm=self.max_grad_norm, lam=self.lam)
-        except ValueError as err:
-            p.append(str(err))
-        return p
+        return p + training_problems(self, METRIC_KEYS)
 
 
 def parse_config(config: Mapping[str, Any] | ClassifierTrialConfig) -> ClassifierTrialConfig:

@@ -39,6 +39,7 @@ import torch
 
 from trainables.artifacts import plot_training_curves, write_config_yaml
 from trainables.classifier import Report, TrialResult, _epoch_metrics, resolve_device
+from trainables.common_checks import training_problems
 from trainables.config import build_config
 from trainables.data_setup import SYNTHETIC, load_splits
 from xaicore.batching import batches
@@ -178,25 +179,12 @@ class FinetuneTrialConfig:
             p.append(f"model: local model directory {self.model!r} does not exist")
         if not _split_list(self.train_split) or not _split_list(self.test_split):
             p.append("train_split and test_split must name at least one split")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            p.append(f"device: must be auto, cpu or cuda[:N], got {self.device!r}")
         for name in ("epochs", "batch_size", "synthetic_size"):
             if getattr(self, name) < 1:
                 p.append(f"{name}: must be >= 1, got {getattr(self, name)}")
         if self.max_length < 8:
             p.append(f"max_length: must be >= 8, got {self.max_length}")
-        if not 0 < self.valid_fraction < 1:
-            p.append(f"valid_fraction: must be in (0, 1), got {self.valid_fraction}")
-        if self.selection_metric not in METRIC_KEYS:
-            p.append(f"selection_metric: must be one of {', '.join(METRIC_KEYS)}, got {self.selection_metric!r}")
-        if self.num_threads < 0:
-            p.append(f"num_threads: must be >= 0, got {self.num_threads}")
-        try:
-            TrainConfig(lr=self.lr, weight_decay=self.weight_decay, warmup_ratio=self.warmup_ratio,
-                        max_grad_norm=self.max_grad_norm, lam=self.lam)
-        except ValueError as err:
-            p.append(str(err))
-        return p
+        return p + training_problems(self, METRIC_KEYS)
 
     @property
     def model_path(self) -> str:
