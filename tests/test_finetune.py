@@ -127,3 +127,33 @@ def test_paper_method_names_set_the_method_keys(model_dir, nli_dir, tmp_path):
 def test_preflight_names_a_missing_split_file_once(model_dir, nli_dir, tmp_path):
     problems = preflight(config(model_dir, nli_dir, tmp_path, test_split="validation,nosuch"))
     assert len(problems) == 1 and "nosuch" in problems[0]
+
+
+def test_figure2_pca_artifact(model_dir, nli_dir, tmp_path):
+    res = run_trial(config(model_dir, nli_dir, tmp_path, epochs=1, pca_figure=True, pca_words=["good", "the"]),
+                    lambda m, c: None, out_dir=tmp_path / "out")
+    png = tmp_path / "out" / "embedding_pca.png"
+    assert png in res.artifacts and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_embedding_views_known_answers():
+    from tests.tiny_transformer import bert_batch, tiny_model
+    from xaicore.embedding_views import embedding_views, pca_2d
+    from xaicore.noise import make_noise_regularizer
+    from xaicore.smart import SmartRegularizer
+
+    model, batch = tiny_model(), bert_batch()
+    pos = torch.nonzero(batch.content_mask)
+    table = torch.arange(26).roll(1).unsqueeze(1)
+    # no noise and a zero SMART step on the word target: every condition is the clean vector
+    views = embedding_views(model, batch, pos, smart=SmartRegularizer(target="word", step_size=0.0, noise_var=0.0),
+                            noise=make_noise_regularizer("similar_1_1", table, noise_size=0.0))
+    assert list(views) == ["embeddings", "layer1"]  # the tiny model has one layer
+    for depth in views:
+        torch.testing.assert_close(views[depth]["noise"], views[depth]["clean"])
+        torch.testing.assert_close(views[depth]["smart"], views[depth]["clean"])
+    views = embedding_views(model, batch, pos, noise=make_noise_regularizer("similar_1_1", table, noise_size=1.0))
+    assert not torch.allclose(views["embeddings"]["noise"], views["embeddings"]["clean"])
+    xy = pca_2d(views["embeddings"])
+    assert xy["clean"].shape == (len(pos), 2)
+    assert torch.allclose(torch.cat(list(xy.values())).mean(0), torch.zeros(2), atol=1e-4)  # centred

@@ -145,6 +145,8 @@ class FinetuneTrialConfig:
     cache_dir: Optional[str] = None
     wordnet_dir: Optional[str] = None
     step_log: bool = True
+    pca_figure: bool = False
+    pca_words: tuple = ("she", "he", "you")
     save_model: bool = False
 
     def __post_init__(self) -> None:
@@ -323,15 +325,18 @@ class FinetuneSetup:
         return Path(os.environ.get("XAISWEEP_CACHE", Path.home() / ".cache" / "xaisweep")) / "tables"
 
     def _regularizer(self):
+        return self._regularizer_for(self.cfg.regularizer)
+
+    def _regularizer_for(self, name: str):
         cfg = self.cfg
-        if cfg.regularizer == "none":
+        if name == "none":
             return None
-        if cfg.regularizer == "smart":
+        if name == "smart":
             return SmartRegularizer(noise_var=cfg.smart_noise_var, step_size=cfg.smart_step_size,
                                     target=cfg.smart_target, mask=cfg.smart_mask)
         tokens, exclude = self.vocabulary()
         weight = self.model.model.get_input_embeddings().weight
-        if cfg.regularizer == "wordnet":
+        if name == "wordnet":
             candidates = self._synonyms(tokens, exclude)
         else:
             from xaicore.neighbours import cached_neighbours
@@ -340,8 +345,8 @@ class FinetuneSetup:
                                                weight=weight.detach(), k=cfg.neighbour_k, exclude=exclude)
             self.tables["neighbours"] = (table, path, tokens)
             candidates = table.ids
-        assert cfg.regularizer in NOISE_VARIANTS
-        return make_noise_regularizer(cfg.regularizer, candidates.to(self.device), noise_size=cfg.noise_size,
+        assert name in NOISE_VARIANTS
+        return make_noise_regularizer(name, candidates.to(self.device), noise_size=cfg.noise_size,
                                       fraction=cfg.noise_fraction, selection=cfg.token_selection)
 
     def _synonyms(self, tokens: list[str], exclude: torch.Tensor) -> torch.Tensor:
@@ -443,12 +448,62 @@ def _write_artifacts(setup: FinetuneSetup, history: list[dict], steps: list[dict
                 copy = out_dir / f"{kind}_table.pt"
                 shutil.copyfile(table_path, copy)
                 files.append(copy)
+    if cfg.pca_figure:
+        path = _pca_figure(setup, out_dir / "embedding_pca.png")
+        if path is not None:
+            files.append(path)
     if cfg.save_model:
         path = out_dir / "model"
         setup.model.model.save_pretrained(path)
         setup.tokenizer.save_pretrained(path)
         files += sorted(p for p in path.rglob("*") if p.is_file())
     return files
+
+
+def _pca_figure(setup: FinetuneSetup, path: Path) -> Optional[Path]:
+    """Figure 2: PCA of clean / SMART / 1-1 noised vectors of ``pca_words`` (embedding output, layer 2)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from xaicore.embedding_views import embedding_views, pca_2d
+
+    cfg = setup.cfg
+    ids = {w: setup.tokenizer.convert_tokens_to_ids(w) for w in cfg.pca_words}
+    ids = {w: i for w, i in ids.items() if i is not None and i != setup.tokenizer.unk_token_id}
+    batch = setup.test_batches[0].to(setup.device)
+    occurrences = {w: torch.nonzero(batch.input_ids == i)[:30] for w, i in ids.items()}
+    occurrences = {w: pos for w, pos in occurrences.items() if len(pos)}
+    if not occurrences:
+        return None
+    smart = setup.regularizer if isinstance(setup.regularizer, SmartRegularizer) else SmartRegularizer(
+        noise_var=cfg.smart_noise_var, step_size=cfg.smart_step_size, target=cfg.smart_target, mask=cfg.smart_mask)
+    if "neighbours" not in setup.tables:
+        setup._regularizer_for("similar_1_1")
+    noise = make_noise_regularizer("similar_1_1", setup.tables["neighbours"][0].ids.to(setup.device),
+                                   noise_size=cfg.noise_size)
+    positions = torch.cat(list(occurrences.values()))
+    views = embedding_views(setup.model, batch, positions, smart=smart, noise=noise)
+    fig = Figure(figsize=(10, 4.5))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2)
+    colours = {"clean": "tab:blue", "smart": "tab:red", "noise": "tab:green"}
+    markers = dict(zip(occurrences, "os^Dv*"))
+    for ax, (depth, groups) in zip(axes, views.items()):
+        coords = pca_2d(groups)
+        for cond, xy in coords.items():
+            start = 0
+            for w, pos in occurrences.items():
+                pts = xy[start : start + len(pos)].cpu()
+                start += len(pos)
+                ax.scatter(pts[:, 0], pts[:, 1], s=14, c=colours[cond], marker=markers[w], alpha=0.6,
+                           label=f"{w} ({cond})")
+        ax.set_title({"embeddings": "embedding output"}.get(depth, depth.replace("layer", "layer ")))
+    axes[1].legend(fontsize=6, loc="best")
+    fig.suptitle("PCA: clean vs SMART (mt-dnn step) vs 1-1 noise", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    return path
 
 
 def run_trial(
