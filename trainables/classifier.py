@@ -315,6 +315,47 @@ class TrainedClassifier:
     checkpoint: Callable[[], dict[str, Any]]
 
 
+def fit_and_report(
+    setup: Any,
+    cfg: Any,
+    report: Report,
+    *,
+    extra_state: Optional[Callable[[], dict[str, Any]]] = None,
+    on_step: Optional[Callable[[int, dict[str, float]], None]] = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any], Callable[[], dict[str, Any]]]:
+    """Run ``setup.trainer`` to ``cfg.epochs``, reporting every epoch but the last (shared by the trainables).
+
+    Args:
+        setup: has ``trainer``, ``epoch_batches(epoch)``, ``evaluate(model, "valid" | "test")`` and ``model``.
+        cfg: the trial config (``epochs``, ``selection_metric``; ``dataclasses.asdict`` goes in the checkpoint).
+        report: ``report(metrics, checkpoint)``.
+        extra_state: more entries for the checkpoint (e.g. per-step statistics).
+        on_step: per-step callback of :meth:`xaicore.training.Trainer.fit`.
+
+    Returns:
+        ``(history, final, checkpoint)``: per-epoch metrics (resumed epochs included), the last epoch's
+        metrics plus ``test/*`` of the best epoch's weights and ``best_epoch``, and the checkpoint function.
+    """
+    trainer = setup.trainer
+    history: list[dict[str, Any]] = [_epoch_metrics(r, cfg.selection_metric) for r in trainer.result.history]
+
+    def checkpoint() -> dict[str, Any]:
+        state = {"trainer": trainer.state_dict(), "config": dataclasses.asdict(cfg)}
+        return {**state, **(extra_state() if extra_state is not None else {})}
+
+    def on_epoch_end(result, _trainer) -> None:
+        metrics = _epoch_metrics(result, cfg.selection_metric)
+        history.append(metrics)
+        if result.epoch < cfg.epochs:
+            report(metrics, checkpoint())
+
+    trainer.fit(setup.epoch_batches, lambda m: setup.evaluate(m, "valid"), on_epoch_end=on_epoch_end, on_step=on_step)
+    final = dict(history[-1]) if history else {"epoch": trainer.epoch}
+    final.update({f"test/{k}": v for k, v in setup.evaluate(setup.model, "test").items()})
+    final["best_epoch"] = trainer.result.best_epoch
+    return history, final, checkpoint
+
+
 def train_classifier(
     config: Mapping[str, Any] | ClassifierTrialConfig,
     report: Report,
@@ -336,24 +377,9 @@ def train_classifier(
     trainer = setup.trainer
     if resume is not None:
         trainer.load_state_dict(resume["trainer"])
-    history: list[dict[str, Any]] = [_epoch_metrics(r, cfg.selection_metric) for r in trainer.result.history]
-
-    def checkpoint() -> dict[str, Any]:
-        return {"trainer": trainer.state_dict(), "config": dataclasses.asdict(cfg)}
-
-    def on_epoch_end(result, _trainer) -> None:
-        metrics = _epoch_metrics(result, cfg.selection_metric)
-        history.append(metrics)
-        if result.epoch < cfg.epochs:
-            report(metrics, checkpoint())
-
-    trainer.fit(setup.epoch_batches, lambda m: setup.evaluate(m, "valid"), on_epoch_end=on_epoch_end)
-
-    final = dict(history[-1]) if history else {"epoch": trainer.epoch}
-    final.update({f"test/{k}": v for k, v in setup.evaluate(setup.model, "test").items()})
+    history, final, checkpoint = fit_and_report(setup, cfg, report)
     if cfg.correlation:
         final["test/corr"] = attention_gradient_correlation(setup.model, setup.test_batches, setup.device)
-    final["best_epoch"] = trainer.result.best_epoch
     return TrainedClassifier(setup=setup, history=history, final=final, checkpoint=checkpoint)
 
 

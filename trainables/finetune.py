@@ -23,7 +23,6 @@ checkpoints are the trainer's exact state; ``xaisweep reproduce`` re-runs it.
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import math
 import os
@@ -35,7 +34,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import torch
 
-from trainables.classifier import Report, TrialResult, _epoch_metrics, resolve_device
+from trainables.classifier import Report, TrialResult, fit_and_report, resolve_device
 from trainables.common_checks import training_problems
 from trainables.config import build_config
 from trainables.data_setup import SYNTHETIC, load_splits
@@ -391,25 +390,13 @@ def train_finetune(config, report: Report, *, resume: Optional[dict[str, Any]] =
     if resume is not None:
         trainer.load_state_dict(resume["trainer"])
         steps = list(resume.get("steps", []))
-    history = [_epoch_metrics(r, cfg.selection_metric) for r in trainer.result.history]
-
-    def checkpoint() -> dict[str, Any]:
-        return {"trainer": trainer.state_dict(), "config": dataclasses.asdict(cfg), "steps": list(steps)}
-
-    def on_epoch_end(result, _trainer) -> None:
-        metrics = _epoch_metrics(result, cfg.selection_metric)
-        history.append(metrics)
-        if result.epoch < cfg.epochs:
-            report(metrics, checkpoint())
 
     def on_step(step: int, parts: dict[str, float]) -> None:
         if cfg.step_log:
             steps.append({"step": step, **parts})
 
-    trainer.fit(setup.epoch_batches, lambda m: setup.evaluate(m, "valid"), on_epoch_end=on_epoch_end, on_step=on_step)
-    final = dict(history[-1]) if history else {"epoch": trainer.epoch}
-    final.update({f"test/{k}": v for k, v in setup.evaluate(setup.model, "test").items()})
-    final["best_epoch"] = trainer.result.best_epoch
+    history, final, checkpoint = fit_and_report(setup, cfg, report, extra_state=lambda: {"steps": list(steps)},
+                                                on_step=on_step)
     return setup, history, final, checkpoint, steps
 
 
