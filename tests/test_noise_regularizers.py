@@ -281,3 +281,20 @@ def test_symmetric_kl_is_symmetric_and_matches_definition():
     b.requires_grad_(True)
     ga, gb = torch.autograd.grad(symmetric_kl(a, b).sum(), [a, b])
     assert ga.abs().sum() > 0 and gb.abs().sum() > 0  # both passes are trained (mt-dnn SymKlCriterion)
+
+
+@pytest.mark.parametrize("variant", ["similar_1_1", "similar_1_2", "wordnet"])
+def test_fused_pass_equals_two_passes(variant):
+    """The loop's one-forward path (clean and noisy rows batched) gives the two-pass loss."""
+    model, batch = tiny_model(), bert_batch()  # no dropout: both paths are deterministic given the seed
+    reg = build(variant, model, noise_size=0.7)
+    torch.manual_seed(5)
+    fused, parts = compute_loss(model, batch, regularizer=reg, lam=1.0)
+    torch.manual_seed(5)
+    clean = forward_batch(model, batch)
+    per, stats = reg.loss_with_stats(model, batch, clean, batch.labels)
+    two = F.cross_entropy(clean.logits, batch.labels) + per.mean()
+    torch.testing.assert_close(fused, two, rtol=1e-5, atol=1e-6)
+    assert parts["noise_ratio"] == pytest.approx(stats["noise_ratio"], rel=1e-5)
+    assert reg.fused_loss(model, batch) is not None
+    assert build("similar_2_2", model).fused_loss(model, batch) is None  # saliency needs the clean gradient

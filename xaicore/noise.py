@@ -199,6 +199,39 @@ class SimilarWordNoise:
         return (new - clean.embeddings).detach()
 
     # ------------------------------------------------------------- loss
+    def _stats(self, batch: Batch, emb: Tensor, new: Tensor, changed: Tensor) -> dict[str, float]:
+        with torch.no_grad():
+            content = batch.content_mask.unsqueeze(-1)
+            noise = (new - emb) * content
+            ratio = noise.flatten(1).norm(dim=1) / (emb * content).flatten(1).norm(dim=1).clamp_min(1e-12)
+            return {"noise_ratio": float(ratio.mean()),
+                    "frac_changed": float(changed.sum()) / max(1, int(batch.content_mask.sum()))}
+
+    def fused_loss(self, model: nn.Module, batch: Batch) -> Optional[tuple[ClassifierOutput, Tensor, dict[str, float]]]:
+        """The clean and the noisy pass as *one* forward of ``2B`` rows (the training loop's fast path).
+
+        Same loss as the clean pass followed by :meth:`loss_with_stats` (dropout masks are drawn
+        independently per row either way); one batched pass is about 5% cheaper on CPU than two.
+        ``None`` (use the two-pass path) when the token choice needs the clean pass's gradient
+        (saliency variants) or ``noise_size`` is 0.
+
+        Returns:
+            ``(clean output, per-example symKL (B,), statistics)``.
+        """
+        if self.selection.startswith("saliency") or self.noise_size == 0 or not hasattr(model, "embed"):
+            return None
+        emb = model.embed(batch.input_ids)  # (B, T, E)
+        stub = ClassifierOutput(logits=emb.new_zeros(batch.size, 0), embeddings=emb)
+        new, changed = self.noised(model, batch, stub, batch.labels)
+        kwargs = {}
+        if batch.token_type_ids is not None:
+            kwargs["token_type_ids"] = torch.cat([batch.token_type_ids, batch.token_type_ids])
+        out = model(torch.cat([batch.input_ids, batch.input_ids]), torch.cat([batch.attention_mask, batch.attention_mask]),
+                    inputs_embeds=torch.cat([emb, new]), **kwargs)
+        B = batch.size
+        clean = ClassifierOutput(logits=out.logits[:B], embeddings=emb)
+        return clean, symmetric_kl(out.logits[:B], out.logits[B:]), self._stats(batch, emb, new, changed)
+
     def loss_with_stats(
         self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor] = None
     ) -> tuple[Tensor, dict[str, float]]:
@@ -208,15 +241,7 @@ class SimilarWordNoise:
             return zero, {"noise_ratio": 0.0, "frac_changed": 0.0}
         new, changed = self.noised(model, batch, clean, labels)
         noisy = _forward(model, batch, inputs_embeds=new)
-        with torch.no_grad():
-            content = batch.content_mask
-            emb = clean.embeddings * content.unsqueeze(-1)
-            noise = (new - clean.embeddings) * content.unsqueeze(-1)
-            ratio = noise.flatten(1).norm(dim=1) / emb.flatten(1).norm(dim=1).clamp_min(1e-12)
-            stats = {
-                "noise_ratio": float(ratio.mean()),
-                "frac_changed": float(changed.sum()) / max(1, int(content.sum())),
-            }
+        stats = self._stats(batch, clean.embeddings, new, changed)
         return symmetric_kl(clean.logits, noisy.logits), stats
 
     def __call__(

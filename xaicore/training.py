@@ -92,6 +92,15 @@ def compute_loss(
     """
     if batch.labels is None:
         raise ValueError("the labeled batch has no labels")
+    # a regulariser may run the clean and its perturbed pass as one batched forward (``fused_loss``,
+    # the similar-word noise does); it returns None when it cannot (then the two-pass path below)
+    fused = getattr(regularizer, "fused_loss", None) if regularizer is not None and lam != 0 and unlabeled is None else None
+    joint = fused(model, batch) if fused is not None else None
+    if joint is not None:
+        clean, per, stats = joint
+        ce = F.cross_entropy(clean.logits, batch.labels)
+        reg = per.mean()
+        return ce + lam * reg, {"ce": float(ce.detach()), "reg": float(reg.detach()), **stats}
     clean = forward_batch(model, batch)
     ce = F.cross_entropy(clean.logits, batch.labels)
     if regularizer is None or lam == 0:
