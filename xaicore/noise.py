@@ -23,6 +23,9 @@ Training loss (paper eq. 2 with the perturbation replaced by noise, ``alpha = la
   without a second pass (otherwise the second pass would add a dropout-consistency
   term, which is not what the paper's ablation point means).
 * Dropout: the noisy pass draws fresh dropout masks (as mt-dnn does).
+* Cost: one extra forward over fine-tuning (the paper's point). In the training loop the clean and
+  noisy rows run as one batched forward (:meth:`SimilarWordNoise.fused_loss`), except for the
+  saliency variants, whose token choice needs the clean pass's gradient first.
 
 Variants (:data:`NOISE_VARIANTS`):
 

@@ -87,8 +87,12 @@ def compute_loss(
     regularisers with ``uses_unlabeled`` (VAT); the regularisation term is the
     mean over all ``N_l + N_ul`` examples (attention-vat.txt eq. 1).
 
+    Optional regulariser hooks: ``loss_with_stats`` (per-example loss plus per-step
+    statistics, added to ``parts``) and ``fused_loss(model, batch)`` (the clean and
+    the perturbed pass in one batched forward; ``None`` when it cannot).
+
     Returns:
-        ``(loss, parts)`` where ``parts`` has float ``ce`` and ``reg``.
+        ``(loss, parts)`` where ``parts`` has float ``ce``, ``reg`` and any regulariser statistics.
     """
     if batch.labels is None:
         raise ValueError("the labeled batch has no labels")
