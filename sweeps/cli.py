@@ -200,6 +200,18 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from trainables.wordnet_data import prepare_wordnet
+
+    try:
+        path, how = prepare_wordnet(args.dir, source=args.debian_dir, network=not args.offline)
+    except RuntimeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"WordNet 3.0 ready for NLTK at {path} ({how})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xaisweep", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -260,6 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
                                           "metric and every test/* metric all runs logged)")
     report.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the work dir's)")
     report.set_defaults(func=cmd_report)
+
+    prep = sub.add_parser("prepare", help="install data a trainable needs (wordnet: WordNet 3.0 for NLTK)")
+    prep.add_argument("what", choices=["wordnet"])
+    prep.add_argument("--dir", help="NLTK data directory (default: NLTK's first search path, e.g. ~/nltk_data)")
+    prep.add_argument("--debian-dir", default="/usr/share/wordnet",
+                      help="where apt-get install wordnet-base wordnet-sense-index put WordNet")
+    prep.add_argument("--offline", action="store_true", help="skip nltk.download; copy the Debian files only")
+    prep.set_defaults(func=cmd_prepare)
 
     ui = sub.add_parser("ui", help="serve the MLflow UI on the embedded store")
     ui.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1: this machine only)")

@@ -78,6 +78,13 @@ _FAITH_METRICS = tuple(
        for i, a in enumerate(ATTRIBUTION_METHOD_NAMES) for b in ATTRIBUTION_METHOD_NAMES[i + 1:]]
 )
 
+_FINETUNE_METRICS = tuple(
+    [f"{split}/{m}" for split in ("valid", "test") for m in ("accuracy", "f1", "roc_auc")]
+    + [f"{split}/accuracy_{r}" for split in ("valid", "test") for r in ("A1", "A2", "A3")]
+    + ["train/loss", "train/ce", "train/reg", "train/step_time", "train/noise_ratio", "train/frac_changed"]
+    + [f"best/valid_{m}" for m in ("accuracy", "f1", "roc_auc")]
+)
+
 TRAINABLES: dict[str, TrainableEntry] = {
     "classifier": TrainableEntry(
         name="classifier",
@@ -91,6 +98,13 @@ TRAINABLES: dict[str, TrainableEntry] = {
         metrics=_CLASSIFIER_METRICS + _FAITH_METRICS,
         smoke={"epochs": 1, "synthetic_size": 200, "max_train_examples": 200, "eval_examples": 32,
                "ig_steps": 8, "tvd_permutations": 10, "weak_epochs": 1, "weak_train_examples": 200},
+    ),
+    "finetune": TrainableEntry(
+        name="finetune",
+        module="trainables.finetune",
+        metrics=_FINETUNE_METRICS,
+        smoke={"epochs": 1, "max_train_examples": 32, "max_eval_examples": 32, "max_length": 64, "batch_size": 8,
+               "synthetic_size": 64},
     ),
 }
 

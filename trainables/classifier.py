@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Optional
 import torch
 
 from trainables.artifacts import plot_training_curves, token_heatmap_html, write_config_yaml
+from trainables.common_checks import training_problems
 from trainables.config import build_config
 from trainables.data_setup import (
     SYNTHETIC,
@@ -136,25 +137,12 @@ class ClassifierTrialConfig:
         if self.unlabeled not in (None, SYNTHETIC) and self.unlabeled not in KNOWN_DATASETS:
             if not Path(self.unlabeled).exists():
                 p.append(f"unlabeled: no such file or known dataset {self.unlabeled!r}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            p.append(f"device: must be auto, cpu or cuda[:N], got {self.device!r}")
         for name in ("embedding_dim", "hidden_dim", "attention_dim", "epochs", "batch_size", "min_freq", "synthetic_size"):
             if getattr(self, name) < 1:
                 p.append(f"{name}: must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
             p.append(f"dropout: must be in [0, 1), got {self.dropout}")
-        if not 0 < self.valid_fraction < 1:
-            p.append(f"valid_fraction: must be in (0, 1), got {self.valid_fraction}")
-        if self.selection_metric not in METRIC_KEYS:
-            p.append(f"selection_metric: must be one of {', '.join(METRIC_KEYS)}, got {self.selection_metric!r}")
-        if self.num_threads < 0:
-            p.append(f"num_threads: must be >= 0 (0 = leave torch's thread count as it is), got {self.num_threads}")
-        try:
-            TrainConfig(lr=self.lr, weight_decay=self.weight_decay, warmup_ratio=self.warmup_ratio,
-                        max_grad_norm=self.max_grad_norm, lam=self.lam)
-        except ValueError as err:
-            p.append(str(err))
-        return p
+        return p + training_problems(self, METRIC_KEYS)
 
 
 def parse_config(config: Mapping[str, Any] | ClassifierTrialConfig) -> ClassifierTrialConfig:
@@ -328,6 +316,52 @@ class TrainedClassifier:
     checkpoint: Callable[[], dict[str, Any]]
 
 
+def fit_and_report(
+    setup: Any,
+    cfg: Any,
+    report: Report,
+    *,
+    extra_state: Optional[Callable[[], dict[str, Any]]] = None,
+    on_step: Optional[Callable[[int, dict[str, float]], None]] = None,
+    before_report: Optional[Callable[[list[dict[str, Any]]], None]] = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any], Callable[[], dict[str, Any]]]:
+    """Run ``setup.trainer`` to ``cfg.epochs``, reporting every epoch but the last (shared by the trainables).
+
+    Args:
+        setup: has ``trainer``, ``epoch_batches(epoch)``, ``evaluate(model, "valid" | "test")`` and ``model``.
+        cfg: the trial config (``epochs``, ``selection_metric``; ``dataclasses.asdict`` goes in the checkpoint).
+        report: ``report(metrics, checkpoint)``.
+        extra_state: more entries for the checkpoint (e.g. per-step statistics).
+        on_step: per-step callback of :meth:`xaicore.training.Trainer.fit`.
+        before_report: called with the history so far before each interim report (e.g. to write the
+            curves of a trial that ASHA may stop after this report).
+
+    Returns:
+        ``(history, final, checkpoint)``: per-epoch metrics (resumed epochs included), the last epoch's
+        metrics plus ``test/*`` of the best epoch's weights and ``best_epoch``, and the checkpoint function.
+    """
+    trainer = setup.trainer
+    history: list[dict[str, Any]] = [_epoch_metrics(r, cfg.selection_metric) for r in trainer.result.history]
+
+    def checkpoint() -> dict[str, Any]:
+        state = {"trainer": trainer.state_dict(), "config": dataclasses.asdict(cfg)}
+        return {**state, **(extra_state() if extra_state is not None else {})}
+
+    def on_epoch_end(result, _trainer) -> None:
+        metrics = _epoch_metrics(result, cfg.selection_metric)
+        history.append(metrics)
+        if result.epoch < cfg.epochs:
+            if before_report is not None:
+                before_report(history)
+            report(metrics, checkpoint())
+
+    trainer.fit(setup.epoch_batches, lambda m: setup.evaluate(m, "valid"), on_epoch_end=on_epoch_end, on_step=on_step)
+    final = dict(history[-1]) if history else {"epoch": trainer.epoch}
+    final.update({f"test/{k}": v for k, v in setup.evaluate(setup.model, "test").items()})
+    final["best_epoch"] = trainer.result.best_epoch
+    return history, final, checkpoint
+
+
 def train_classifier(
     config: Mapping[str, Any] | ClassifierTrialConfig,
     report: Report,
@@ -353,26 +387,13 @@ def train_classifier(
     trainer = setup.trainer
     if resume is not None:
         trainer.load_state_dict(resume["trainer"])
-    history: list[dict[str, Any]] = [_epoch_metrics(r, cfg.selection_metric) for r in trainer.result.history]
-
-    def checkpoint() -> dict[str, Any]:
-        return {"trainer": trainer.state_dict(), "config": dataclasses.asdict(cfg)}
-
-    def on_epoch_end(result, _trainer) -> None:
-        metrics = _epoch_metrics(result, cfg.selection_metric)
-        history.append(metrics)
-        if result.epoch < cfg.epochs:
-            if interim_dir is not None:
-                _write_artifacts(setup, history, interim_dir, final=False)
-            report(metrics, checkpoint())
-
-    trainer.fit(setup.epoch_batches, lambda m: setup.evaluate(m, "valid"), on_epoch_end=on_epoch_end)
-
-    final = dict(history[-1]) if history else {"epoch": trainer.epoch}
-    final.update({f"test/{k}": v for k, v in setup.evaluate(setup.model, "test").items()})
+    interim = None
+    if interim_dir is not None:
+        def interim(history: list[dict[str, Any]]) -> None:
+            _write_artifacts(setup, history, interim_dir, final=False)
+    history, final, checkpoint = fit_and_report(setup, cfg, report, before_report=interim)
     if cfg.correlation:
         final["test/corr"] = attention_gradient_correlation(setup.model, setup.test_batches, setup.device)
-    final["best_epoch"] = trainer.result.best_epoch
     return TrainedClassifier(setup=setup, history=history, final=final, checkpoint=checkpoint)
 
 
