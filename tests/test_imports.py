@@ -15,6 +15,12 @@ MODULES = [
     "xaicore.synthetic",
     "xaicore.attribution",
     "xaicore.faithfulness",
+    "xaicore.faithfulness.removal",
+    "xaicore.faithfulness.deletion",
+    "xaicore.faithfulness.eraser",
+    "xaicore.faithfulness.weak_learner",
+    "xaicore.faithfulness.shuffle",
+    "xaicore.faithfulness.agreement",
 ]
 
 
