@@ -49,12 +49,45 @@ ATTRIBUTION_METHOD_NAMES = (
 )
 _PER_METHOD = ("deletion", "weak_f1", "shuffle_tvd", "comprehensiveness", "sufficiency", "rationale_auprc",
                "rationale_roc_auc")
-_FAITH_METRICS = tuple(
-    [f"faith/{m}/{a}" for m in _PER_METHOD for a in ATTRIBUTION_METHOD_NAMES]
-    + [f"faith/weak_f1/{b}" for b in ("uniform", "random")]
-    + [f"faith/{m}/{a}__{b}" for m in ("kendall_tau", "pearson")
-       for i, a in enumerate(ATTRIBUTION_METHOD_NAMES) for b in ATTRIBUTION_METHOD_NAMES[i + 1:]]
-)
+#: cancel-out methods the faithfulness trainable (word-level BiLSTM) accepts (xaicore.cancel_out.LSTM_METHODS;
+#: a test keeps the two in sync); "pad" is the default and keeps the plain metric names
+FAITH_CANCEL_OUTS = ("pad", "delete", "zero_vector", "attention_mask")
+DEFAULT_CANCEL_OUT = "pad"
+#: metrics that remove tokens, and so depend on the cancel-out method
+CANCEL_DEPENDENT = ("deletion", "comprehensiveness", "sufficiency")
+
+
+def faith_method_name(method: str, cancel_out: str = DEFAULT_CANCEL_OUT) -> str:
+    """``leave_one_out`` removes tokens itself: it is ``leave_one_out.<cancel_out>`` when not the default."""
+    if method == "leave_one_out" and cancel_out != DEFAULT_CANCEL_OUT:
+        return f"{method}.{cancel_out}"
+    return method
+
+
+def faith_metric_name(metric: str, method: str, cancel_out: str = DEFAULT_CANCEL_OUT) -> str:
+    """``faith/<metric>[.<cancel_out>]/<method>``: token-removing metrics carry a non-default cancel-out method."""
+    if metric in CANCEL_DEPENDENT and cancel_out != DEFAULT_CANCEL_OUT:
+        metric = f"{metric}.{cancel_out}"
+    return f"faith/{metric}/{faith_method_name(method, cancel_out)}"
+
+
+def _faith_metrics() -> tuple[str, ...]:
+    names: dict[str, None] = {}
+    for c in FAITH_CANCEL_OUTS:
+        methods = [faith_method_name(a, c) for a in ATTRIBUTION_METHOD_NAMES]
+        for m in _PER_METHOD:
+            for a in ATTRIBUTION_METHOD_NAMES:
+                names[faith_metric_name(m, a, c)] = None
+        for b in ("uniform", "random"):
+            names[f"faith/weak_f1/{b}"] = None
+        for m in ("kendall_tau", "pearson"):
+            for i, a in enumerate(methods):
+                for b in methods[i + 1:]:
+                    names[f"faith/{m}/{a}__{b}"] = None
+    return tuple(names)
+
+
+_FAITH_METRICS = _faith_metrics()
 
 TRAINABLES: dict[str, TrainableEntry] = {
     "classifier": TrainableEntry(

@@ -1,13 +1,15 @@
 """Deletion until the label flips (faithfulness-evaluation.txt section 4, ERASER-style deletion)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from torch import Tensor, nn
 
-from xaicore.attribution import _index_batch, eval_mode, resolve_pad_token_id
-from xaicore.faithfulness.removal import _probs, check_intervention, descending_rank, remove_tokens
+from xaicore.cancel_out import CancelOut
+from xaicore.faithfulness.removal import cancelled_probs, descending_rank, resolve_cancel_out
+from xaicore.model_utils import eval_mode, index_batch
+from xaicore.regularizers import forward_batch
 from xaicore.types import Batch
 
 __all__ = ["deletion_until_flip"]
@@ -18,7 +20,8 @@ def deletion_until_flip(
     batch: Batch,
     scores: Tensor,
     *,
-    intervention: str = "pad",
+    cancel_out: Union[None, str, CancelOut] = None,
+    intervention: Optional[str] = None,
     step: int = 1,
     pad_token_id: Optional[int] = None,
     replace_id: Optional[int] = None,
@@ -36,11 +39,15 @@ def deletion_until_flip(
         model: classifier.
         batch: inputs ``(B, T)``.
         scores: feature map ``(B, T)`` (only content positions are read).
-        intervention: ``"pad"`` (default), ``"mask"`` or ``"delete"``.
+        cancel_out: how a token is removed: a name in
+            :data:`xaicore.cancel_out.CANCEL_OUT_METHODS` or a
+            :class:`~xaicore.cancel_out.CancelOut` (default ``"pad"``; the
+            marginalize methods need an instance carrying the MLM).
+        intervention: older name for ``cancel_out`` (``"pad"``, ``"mask"``, ``"delete"``).
         step: tokens removed per iteration (>= 1); with ``step > 1`` the
             fraction is a multiple of ``step / n_b`` (or 1.0).
         pad_token_id: PAD id (default: from the model).
-        replace_id: with ``"pad"``, id written instead of PAD (e.g. [MASK]).
+        replace_id: with ``"pad"``, id written instead of PAD (e.g. UNK).
 
     Returns:
         ``(B,)`` float in ``(0, 1]`` (lower = more faithful); NaN for an
@@ -48,25 +55,22 @@ def deletion_until_flip(
     """
     if step < 1:
         raise ValueError(f"step must be >= 1, got {step}")
-    check_intervention(model, intervention)
-    pad = resolve_pad_token_id(model, pad_token_id)
+    method = resolve_cancel_out(cancel_out, intervention, pad_token_id=pad_token_id, replace_id=replace_id)
+    method.check(model)
     content = batch.content_mask
     n = content.sum(dim=1)  # (B,)
     rank = descending_rank(scores, content)
     result = torch.ones(batch.size, dtype=torch.float, device=content.device)
     result[n == 0] = float("nan")
     with torch.no_grad(), eval_mode(model):
-        pred0 = _probs(model, batch).argmax(dim=-1)
+        pred0 = forward_batch(model, batch).logits.argmax(dim=-1)
         active = n > 0
         k = 0
         while bool(active.any()):
             k += step
             idx = active.nonzero().squeeze(1)
-            sub = _index_batch(batch, idx)
-            removed = remove_tokens(
-                sub, rank[idx] < k, intervention=intervention, pad_token_id=pad, replace_id=replace_id
-            )
-            flipped = _probs(model, removed).argmax(dim=-1) != pred0[idx]
+            sub = index_batch(batch, idx)
+            flipped = cancelled_probs(model, sub, rank[idx] < k, method).argmax(dim=-1) != pred0[idx]
             n_sub = n[idx]
             count = torch.clamp(n_sub, max=k)
             result[idx[flipped]] = (count[flipped].float() / n_sub[flipped].float())

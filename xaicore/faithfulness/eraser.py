@@ -6,8 +6,11 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from xaicore.attribution import eval_mode, resolve_pad_token_id, resolve_target
-from xaicore.faithfulness.removal import _probs, check_intervention, descending_rank, remove_tokens
+from xaicore.attribution import resolve_target
+from xaicore.cancel_out import CancelOut
+from xaicore.faithfulness.removal import cancelled_probs, descending_rank, resolve_cancel_out
+from xaicore.model_utils import eval_mode
+from xaicore.regularizers import forward_batch
 from xaicore.types import Batch
 
 __all__ = ["ERASER_BINS", "erasure_curves", "comprehensiveness", "sufficiency"]
@@ -28,7 +31,8 @@ def erasure_curves(
     *,
     bins: Sequence[float] = ERASER_BINS,
     target: Union[None, int, Tensor] = None,
-    intervention: str = "pad",
+    cancel_out: Union[None, str, CancelOut] = None,
+    intervention: Optional[str] = None,
     pad_token_id: Optional[int] = None,
     replace_id: Optional[int] = None,
 ) -> dict[str, Tensor]:
@@ -44,13 +48,13 @@ def erasure_curves(
         sufficiency_q       = p(y|x) - p(y|r_q only)         # lower = more faithful
 
     "without r_q" removes ``r_q``; "r_q only" removes every other content
-    token (special tokens are always kept), both with ``intervention``. AOPC is
+    token (special tokens are always kept), both with the cancel-out method. AOPC is
     the plain mean over the bins (the ERASER reference code's convention; the
     paper's formula writes it with a ``k = 0`` term and ``1 / (|B| + 1)``).
 
     Args:
-        model, batch, scores, intervention, pad_token_id, replace_id: see
-            :func:`deletion_until_flip`.
+        model, batch, scores, cancel_out, intervention, pad_token_id, replace_id: see
+            :func:`xaicore.faithfulness.deletion.deletion_until_flip`.
         bins: fractions in ``(0, 1]`` (default 0.01, 0.05, 0.1, 0.2, 0.5).
         target: explained class; default the predicted class.
 
@@ -62,20 +66,19 @@ def erasure_curves(
     bins = [float(q) for q in bins]
     if not bins or any(not 0 < q <= 1 for q in bins):
         raise ValueError(f"bins must be a non-empty list of fractions in (0, 1], got {bins}")
-    check_intervention(model, intervention)
-    pad = resolve_pad_token_id(model, pad_token_id)
+    method = resolve_cancel_out(cancel_out, intervention, pad_token_id=pad_token_id, replace_id=replace_id)
+    method.check(model)
     y = resolve_target(model, batch, target)
     content = batch.content_mask
     n = content.sum(dim=1)
     rank = descending_rank(scores, content)
     comp, suff = [], []
     with torch.no_grad(), eval_mode(model):
-        p_full = _probs(model, batch).gather(1, y.unsqueeze(1)).squeeze(1)  # (B,)
+        p_full = torch.softmax(forward_batch(model, batch).logits.float(), -1).gather(1, y.unsqueeze(1)).squeeze(1)
         for q in bins:
             top = rank < _bin_sizes(n, q).unsqueeze(1)  # (B, T)
-            kw = dict(intervention=intervention, pad_token_id=pad, replace_id=replace_id)
-            p_without = _probs(model, remove_tokens(batch, top, **kw)).gather(1, y.unsqueeze(1)).squeeze(1)
-            p_only = _probs(model, remove_tokens(batch, content & ~top, **kw)).gather(1, y.unsqueeze(1)).squeeze(1)
+            p_without = cancelled_probs(model, batch, top, method).gather(1, y.unsqueeze(1)).squeeze(1)
+            p_only = cancelled_probs(model, batch, content & ~top, method).gather(1, y.unsqueeze(1)).squeeze(1)
             comp.append(p_full - p_without)
             suff.append(p_full - p_only)
     comp_t, suff_t = torch.stack(comp, dim=1), torch.stack(suff, dim=1)

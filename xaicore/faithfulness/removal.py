@@ -1,22 +1,9 @@
-"""Token removal shared by the erasure metrics and :func:`xaicore.attribution.leave_one_out`.
+"""Token removal for the erasure metrics: a thin layer over :mod:`xaicore.cancel_out`, plus the removal order.
 
-``intervention`` is one of:
-
-* ``"pad"`` (default) - the token's id is replaced by the PAD id (or by
-  ``replace_id``, e.g. ``[MASK]``/UNK) and its position *stays in the
-  attention mask*: the sequence length is unchanged and the model still
-  "sees" a PAD token there (for :class:`~xaicore.models.AttentionLSTMClassifier`
-  a zero embedding that the BiLSTM reads and the attention may weight).
-  With ``replace_id=[MASK]`` this is faithfulness-evaluation.txt's "MASK".
-* ``"mask"`` - the position is set False in the attention mask (the id is
-  left as it is): a transformer no longer attends to it. Only for models that
-  accept non-contiguous attention masks (transformers, :class:`WeakLearner`);
-  the packed BiLSTM assumes right padding, so it raises ``ValueError`` there.
-* ``"delete"`` - the token is removed and the rest shifted left (padding is
-  appended): the model sees the shorter sequence.
-
-Removal only ever touches content tokens: special tokens ([CLS], [SEP]) and
-padding are never removed. Ranking (:func:`descending_rank`): tokens are
+The metrics take ``cancel_out`` (a name in :data:`xaicore.cancel_out.CANCEL_OUT_METHODS`
+or a :class:`~xaicore.cancel_out.CancelOut`; default ``"pad"``). The older
+``intervention=`` names ``"pad"``, ``"mask"`` (= ``attention_mask``) and
+``"delete"`` are still accepted. Ranking (:func:`descending_rank`): tokens are
 removed in descending order of ``scores``; ties are broken by position
 (earlier first).
 """
@@ -27,26 +14,34 @@ from typing import Iterable, Optional, Union
 import torch
 from torch import Tensor, nn
 
-from xaicore.regularizers import forward_batch
+from xaicore.cancel_out import CancelOut, cancel_out_log_probs
 from xaicore.types import Batch
 
-__all__ = ["INTERVENTIONS", "check_intervention", "remove_tokens", "descending_rank", "nanmean"]
+__all__ = ["INTERVENTIONS", "resolve_cancel_out", "check_intervention", "remove_tokens", "cancelled_probs",
+           "descending_rank", "nanmean"]
 
 INTERVENTIONS = ("pad", "mask", "delete")
 
 
-def check_intervention(model: nn.Module, intervention: str) -> None:
-    """Raise ``ValueError`` for an unknown intervention or ``"mask"`` on a packed-LSTM model."""
-    if intervention not in INTERVENTIONS:
-        raise ValueError(f"intervention must be one of {', '.join(INTERVENTIONS)}; got {intervention!r}")
-    if intervention == "mask":
-        from xaicore.models.lstm_attention import AttentionLSTMClassifier
+def resolve_cancel_out(
+    cancel_out: Union[None, str, CancelOut] = None,
+    intervention: Optional[str] = None,
+    *,
+    pad_token_id: Optional[int] = None,
+    replace_id: Optional[int] = None,
+) -> CancelOut:
+    """The :class:`CancelOut` of a metric call: ``cancel_out`` (name or instance), else the legacy
+    ``intervention`` name, else ``"pad"``; ``pad_token_id``/``replace_id`` fill in a name's options."""
+    if cancel_out is not None and intervention is not None:
+        raise ValueError("pass cancel_out or the older intervention, not both")
+    if isinstance(cancel_out, CancelOut):
+        return cancel_out
+    return CancelOut(cancel_out or intervention or "pad", pad_token_id=pad_token_id, replace_id=replace_id)
 
-        if isinstance(model, AttentionLSTMClassifier):
-            raise ValueError(
-                'intervention="mask" needs a model that accepts holes in the attention mask; '
-                "AttentionLSTMClassifier packs sequences by length (right padding): use 'pad' or 'delete'"
-            )
+
+def check_intervention(model: nn.Module, intervention: Union[str, CancelOut]) -> None:
+    """Raise ``ValueError`` for an unknown cancel-out method or one without meaning for ``model``."""
+    resolve_cancel_out(intervention).check(model)
 
 
 def remove_tokens(
@@ -57,45 +52,15 @@ def remove_tokens(
     pad_token_id: int = 0,
     replace_id: Optional[int] = None,
 ) -> Batch:
-    """Remove the tokens ``remove & batch.content_mask`` from ``batch`` (see module docstring).
-
-    Args:
-        batch: inputs ``(B, T)``.
-        remove: ``(B, T)`` bool, tokens to remove; positions outside the
-            content mask are ignored.
-        intervention: ``"pad"``, ``"mask"`` or ``"delete"``.
-        pad_token_id: PAD id (written by ``"pad"`` and used to fill ``"delete"``).
-        replace_id: with ``"pad"``, the id written instead of PAD.
+    """``batch`` with ``remove & batch.content_mask`` removed by a one-row method (``pad``, ``mask``/``attention_mask``,
+    ``delete``, or ``mask_token`` with ``replace_id``); see :mod:`xaicore.cancel_out`.
 
     Returns:
-        A new :class:`Batch` with the same shape ``(B, T)``; ``labels`` and
-        ``index`` unchanged; with ``"delete"`` every per-token tensor
-        (token types, special-token and rationale masks) is shifted alongside.
+        A new :class:`Batch` with the same shape ``(B, T)``.
     """
     if intervention not in INTERVENTIONS:
         raise ValueError(f"intervention must be one of {', '.join(INTERVENTIONS)}; got {intervention!r}")
-    remove = remove.bool() & batch.content_mask
-    if intervention == "pad":
-        fill = pad_token_id if replace_id is None else replace_id
-        return batch.replace(input_ids=batch.input_ids.masked_fill(remove, int(fill)))
-    attention = batch.attention_mask.bool()
-    if intervention == "mask":
-        return batch.replace(attention_mask=attention & ~remove)
-    keep = attention & ~remove
-    order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices  # kept tokens first, in order
-    new_attention = keep.gather(1, order)
-    shift = lambda x: None if x is None else x.gather(1, order)  # noqa: E731
-    ids = shift(batch.input_ids).masked_fill(~new_attention, int(pad_token_id))
-    types = shift(batch.token_type_ids)
-    special = shift(batch.special_tokens_mask)
-    rationale = shift(batch.rationale_mask)
-    return batch.replace(
-        input_ids=ids,
-        attention_mask=new_attention,
-        token_type_ids=None if types is None else types.masked_fill(~new_attention, 0),
-        special_tokens_mask=None if special is None else special.bool() & new_attention,
-        rationale_mask=None if rationale is None else rationale.bool() & new_attention,
-    )
+    return CancelOut(intervention, pad_token_id=pad_token_id, replace_id=replace_id).apply(None, batch, remove).batch
 
 
 def descending_rank(scores: Tensor, mask: Tensor) -> Tensor:
@@ -110,8 +75,9 @@ def descending_rank(scores: Tensor, mask: Tensor) -> Tensor:
     return rank.masked_fill(~mask, s.shape[1])
 
 
-def _probs(model: nn.Module, batch: Batch) -> Tensor:
-    return torch.softmax(forward_batch(model, batch).logits.float(), dim=-1)
+def cancelled_probs(model: nn.Module, batch: Batch, remove: Tensor, cancel_out: CancelOut) -> Tensor:
+    """``(B, C)`` output distribution with ``remove`` cancelled out (call under no_grad / eval mode)."""
+    return cancel_out_log_probs(model, batch, remove, cancel_out).exp()
 
 
 def nanmean(values: Union[Tensor, Iterable[Tensor]]) -> float:
