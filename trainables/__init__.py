@@ -103,6 +103,13 @@ TRAINABLES: dict[str, TrainableEntry] = {
         smoke={"epochs": 1, "synthetic_size": 200, "max_train_examples": 200, "eval_examples": 32,
                "ig_steps": 8, "tvd_permutations": 10, "weak_epochs": 1, "weak_train_examples": 200},
     ),
+    "mlm": TrainableEntry(
+        name="mlm",
+        module="trainables.mlm",
+        metrics=("heldout/accuracy", "heldout/loss", "heldout/n_masked", "heldout/initial_accuracy",
+                 "best/heldout_accuracy", "train/loss", "train/ce", "train/reg", "train/step_time", "train/lr"),
+        smoke={"epochs": 1, "max_sentences": 200, "heldout": 40, "num_layers": 1, "max_length": 32},
+    ),
 }
 
 

@@ -207,6 +207,9 @@ def masked_lm_loss(model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, fl
     if batch.labels is None or batch.labels.dim() != 2:
         raise ValueError("masked_lm_loss needs (B, T) labels with -100 at unscored positions")
     where = (batch.labels != -100).nonzero()  # (N, 2)
+    if where.shape[0] == 0:  # nothing to predict (e.g. a batch of UNK only): a zero loss, no update
+        zero = torch.zeros((), device=batch.input_ids.device, requires_grad=True)
+        return zero, {"ce": 0.0, "reg": 0.0}
     logits = _scored_logits(model, batch, where)  # (N, V)
     loss = F.cross_entropy(logits.float(), batch.labels[where[:, 0], where[:, 1]])
     return loss, {"ce": float(loss.detach()), "reg": 0.0}
