@@ -89,6 +89,10 @@ def _faith_metrics() -> tuple[str, ...]:
 
 _FAITH_METRICS = _faith_metrics()
 
+#: cancel-out methods a restorability trial may use (every xaicore.cancel_out method but "delete"; tested in sync)
+RESTORABILITY_CANCEL_OUTS = ("pad", "zero_vector", "mask_token", "attention_mask", "weighted_marginalize",
+                             "uniform_marginalize")
+
 TRAINABLES: dict[str, TrainableEntry] = {
     "classifier": TrainableEntry(
         name="classifier",
@@ -109,6 +113,17 @@ TRAINABLES: dict[str, TrainableEntry] = {
         metrics=("heldout/accuracy", "heldout/loss", "heldout/n_masked", "heldout/initial_accuracy",
                  "best/heldout_accuracy", "train/loss", "train/ce", "train/reg", "train/step_time", "train/lr"),
         smoke={"epochs": 1, "max_sentences": 200, "heldout": 40, "num_layers": 1, "max_length": 32},
+    ),
+    "restorability": TrainableEntry(
+        name="restorability",
+        module="trainables.restorability",
+        metrics=tuple(
+            [f"restore/{q}_{s}/{m}" for q in ("p_original", "p_max") for s in ("mean", "median", "share_above_0.5")
+             for m in ("original",) + RESTORABILITY_CANCEL_OUTS]
+            + [f"restore/seconds/{m}" for m in ("original",) + RESTORABILITY_CANCEL_OUTS]
+            + ["restore/n_tokens", "restore/n_sentences"]
+        ),
+        smoke={"n_tokens": 60, "k": 2, "batch_size": 16},
     ),
 }
 

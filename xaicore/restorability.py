@@ -83,7 +83,7 @@ def restorability(
             p_max = (p_max.view(B, -1) * weights).sum(1)
         out[name] = {"p_original": p_orig.cpu(), "p_max": p_max.cpu()}
 
-    with torch.no_grad(), eval_mode(mlm):
+    with torch.inference_mode(), eval_mode(mlm):
         for name in methods:
             if name == "original":
                 record(name, _at(mlm, batch, positions))
