@@ -279,8 +279,15 @@ def load_spec(
         SpecError: if the YAML is malformed or the spec is invalid.
         OSError: if the file cannot be read.
     """
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        raise SpecError([f"<file>: line {line}, column {column}: byte 0x{raw[err.start]:02x} is not valid UTF-8 "
+                         f"(re-save the spec as UTF-8)"], str(path)) from None
     try:
         data = yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:

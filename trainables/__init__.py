@@ -3,12 +3,29 @@
 :data:`TRAINABLES` names every trainable a sweep spec may use. Each entry
 knows how to validate a config (``parse_config``) and run a trial
 (``run_trial``); modules are imported lazily so that parsing a spec stays cheap.
+
+A trainable module defines:
+
+* ``parse_config(mapping) -> Config``: a frozen dataclass; pure checks only (types,
+  ranges, known names), every problem at once (:func:`trainables.config.build_config`).
+* ``run_trial(config, report, *, resume=None, out_dir=None)``: the trial body.
+* optionally ``preflight(cfg) -> list[str]``: the checks that need I/O, run by
+  ``xaisweep run`` on the driver before Ray starts (:func:`sweeps.preflight.check_trial_io`):
+  dry-load the data files (:func:`trainables.data_setup.data_source_problems`), a model
+  directory or hub id that must be there (:func:`trainables.hub_checks.hub_model_problems`),
+  WordNet installed, ... ``cfg`` is the parsed config. It is called for the base config and
+  for every distinct config of the search space's categorical values (under ``--smoke-test``
+  with the smoke overrides). Return one line per problem, prefixed with the config key
+  (``"dataset: ..."``), naming the file/line/column or the missing resource and how to fix
+  it; return ``[]`` when all is well. Never raise for bad input, never train, never touch
+  the network when ``HF_HUB_OFFLINE`` is set (tests set it); keep it to seconds.
+  The problems are printed with all others and ``xaisweep run`` exits 2 before Ray starts.
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Optional
 
 
 @dataclass(frozen=True)
@@ -35,6 +52,11 @@ class TrainableEntry:
     @property
     def run_trial(self) -> Callable[..., Any]:
         return self.load().run_trial
+
+    @property
+    def preflight(self) -> Optional[Callable[[Any], list[str]]]:
+        """The module's ``preflight(cfg)`` hook, or ``None`` if it has none."""
+        return getattr(self.load(), "preflight", None)
 
 
 _CLASSIFIER_METRICS = tuple(
@@ -93,6 +115,13 @@ _FAITH_METRICS = _faith_metrics()
 RESTORABILITY_CANCEL_OUTS = ("pad", "zero_vector", "mask_token", "attention_mask", "weighted_marginalize",
                              "uniform_marginalize")
 
+_FINETUNE_METRICS = tuple(
+    [f"{split}/{m}" for split in ("valid", "test") for m in ("accuracy", "f1", "roc_auc")]
+    + [f"{split}/accuracy_{r}" for split in ("valid", "test") for r in ("A1", "A2", "A3")]
+    + ["train/loss", "train/ce", "train/reg", "train/step_time", "train/noise_ratio", "train/frac_changed"]
+    + [f"best/valid_{m}" for m in ("accuracy", "f1", "roc_auc")]
+)
+
 TRAINABLES: dict[str, TrainableEntry] = {
     "classifier": TrainableEntry(
         name="classifier",
@@ -124,6 +153,13 @@ TRAINABLES: dict[str, TrainableEntry] = {
             + ["restore/n_tokens", "restore/n_sentences"]
         ),
         smoke={"n_tokens": 60, "k": 2, "batch_size": 16},
+    ),
+    "finetune": TrainableEntry(
+        name="finetune",
+        module="trainables.finetune",
+        metrics=_FINETUNE_METRICS,
+        smoke={"epochs": 1, "max_train_examples": 32, "max_eval_examples": 32, "max_length": 64, "batch_size": 8,
+               "synthetic_size": 64},
     ),
 }
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
 from xaicore.hub_datasets import KNOWN_DATASETS, HubDatasetSpec, _load_hub
-from xaicore.tables import _EXTENSIONS, _ROLES, _build, _read_file, evidence_to_rationale
+from xaicore.tables import _EXTENSIONS, _ROLES, _build, _read_table, evidence_to_rationale, utf8_problem
 from xaicore.text_dataset import TextDataset
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "load_dataset",
     "load_unlabeled_text",
     "evidence_to_rationale",
+    "utf8_problem",
 ]
 
 
@@ -37,6 +38,7 @@ def load_dataset(
     split: Optional[str] = None,
     columns: Optional[Mapping[str, Optional[str]]] = None,
     label_names: Optional[Sequence[str]] = None,
+    max_rows: Optional[int] = None,
     **filters: Any,
 ) -> TextDataset:
     """Load a registered hub dataset or a local file as a :class:`TextDataset`.
@@ -60,11 +62,14 @@ def load_dataset(
             this list; without it, string labels get the ids of their sorted
             unique values (stored in ``label_names``). Integer labels (and
             integer literals in CSV/TSV) are kept as ids.
+        max_rows: local files only: read at most this many data rows (a dry run
+            that checks the encoding of the whole file, the header, the columns and
+            the first rows).
         **filters: keep rows where ``column == value`` (or ``value`` contains
             the column's value, for a list / tuple / set), applied to raw
             column values before labels are mapped; for CSV/TSV strings,
             ``1`` matches ``"1"``. Columns named ``split``, ``columns`` or
-            ``label_names`` cannot be filtered this way.
+            ``label_names`` / ``max_rows`` cannot be filtered this way.
 
     Returns:
         The dataset; columns not used by a role are kept in ``extras``.
@@ -95,7 +100,7 @@ def load_dataset(
         raise ValueError(f"{path_str}: unsupported file extension {path.suffix!r}; supported: {list(_EXTENSIONS)}")
     if not path.is_file():
         raise ValueError(f"file not found: {path_str}")
-    data = _read_file(path)
+    data, lines = _read_table(path, max_rows=max_rows)
     roles: dict[str, Optional[str]] = {"text": "text", "text_pair": None, "label": "label" if "label" in data else None, "rationale": None}
     if columns is not None:
         bad = sorted(set(columns) - set(_ROLES))
@@ -105,7 +110,7 @@ def load_dataset(
     if roles["text"] is None:
         raise ValueError("the 'text' role cannot be disabled")
     name = path.stem if split is None else f"{path.stem}:{split}"
-    return _build(data, roles, name=name, label_names=label_names, filters=filters)
+    return _build(data, roles, name=name, label_names=label_names, filters=filters, where=str(path), lines=lines)
 
 
 def load_unlabeled_text(path: Union[str, os.PathLike], *, name: Optional[str] = None) -> TextDataset:
@@ -126,6 +131,9 @@ def load_unlabeled_text(path: Union[str, os.PathLike], *, name: Optional[str] = 
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"file not found: {p}")
+    bad = utf8_problem(p)
+    if bad:
+        raise ValueError(bad)
     with p.open(encoding="utf-8") as f:
         texts = tuple(s for s in (line.strip() for line in f) if s)
     if not texts:

@@ -59,6 +59,7 @@ from xaicore.perturbation import (
     normalize_per_example,
     span_combination,
 )
+from xaicore.noise import NOISE_VARIANTS
 from xaicore.types import Batch, ClassifierOutput
 
 REGULARIZERS = (
@@ -70,6 +71,11 @@ REGULARIZERS = (
     "attention_vat",
     "attention_ivat",
 )
+
+#: regularisers of the transformer family: SMART (xaicore.smart) and the similar-word noise
+#: variants (xaicore.noise). They need model-specific tables (neighbours, synonyms), so the
+#: finetune trainable builds them; make_regularizer does not.
+TRANSFORMER_REGULARIZERS = ("none", "smart") + NOISE_VARIANTS
 
 
 class Regularizer(Protocol):

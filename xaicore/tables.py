@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 from xaicore.text_dataset import _EMPTY, TextDataset, _is_int
 from xaicore.vocab import word_tokenize
 
-__all__ = ["evidence_to_rationale"]
+__all__ = ["evidence_to_rationale", "utf8_problem"]
 
 
 def evidence_to_rationale(text: str, evidences: Iterable[str]) -> tuple[int, ...]:
@@ -58,12 +58,13 @@ _INT_RE = re.compile(r"^\s*-?\d+\s*$")
 
 
 def _encode_labels(
-    raw: Sequence[Any], label_names: Optional[Sequence[str]], where: str
+    raw: Sequence[Any], label_names: Optional[Sequence[str]], where: str, locs: Optional[Sequence[str]] = None
 ) -> tuple[tuple[int, ...], Optional[tuple[str, ...]]]:
-    """Map raw labels to ids; see :func:`load_dataset` for the rules."""
+    """Map raw labels to ids; see :func:`load_dataset` for the rules (``locs[i]``: where row ``i`` is)."""
+    loc = (lambda i: locs[i]) if locs is not None else (lambda i: f"row {i}")  # noqa: E731
     for i, v in enumerate(raw):
         if _is_missing(v) or (isinstance(v, str) and not v.strip()):
-            raise ValueError(f"{where}: missing label at row {i}")
+            raise ValueError(f"{where}: missing label at {loc(i)}")
     if all(isinstance(v, str) for v in raw) and all(_INT_RE.match(v) for v in raw):
         raw = [int(v) for v in raw]  # integer literals in a text file
     if all(_is_int(v) for v in raw):
@@ -71,14 +72,18 @@ def _encode_labels(
         if min(ids) < 0:
             raise ValueError(f"{where}: negative label {min(ids)} (labels must be ids >= 0)")
         if label_names is not None and max(ids) >= len(label_names):
-            raise ValueError(f"{where}: label {max(ids)} out of range for {len(label_names)} label_names")
+            i = ids.index(max(ids))
+            raise ValueError(f"{where}: label {max(ids)} at {loc(i)} out of range for the {len(label_names)} "
+                             f"classes {list(label_names)!r}")
         return ids, None if label_names is None else tuple(label_names)
     if all(isinstance(v, str) for v in raw):
         names = tuple(label_names) if label_names is not None else tuple(sorted(set(raw)))
         lookup = {n: i for i, n in enumerate(names)}
         unknown = sorted(set(raw) - set(lookup))
         if unknown:
-            raise ValueError(f"{where}: labels {unknown[:5]!r} are not in label_names {list(names)!r}")
+            i = next(i for i, v in enumerate(raw) if v == unknown[0])
+            raise ValueError(f"{where}: label {unknown[0]!r} at {loc(i)} is not among the classes {list(names)!r}"
+                             + (f" (other unknown labels: {unknown[1:5]!r})" if len(unknown) > 1 else ""))
         return tuple(lookup[v] for v in raw), names
     bad = next((v for v in raw if not (_is_int(v) or isinstance(v, str))), raw[0])
     kinds = sorted({type(v).__name__ for v in raw})
@@ -134,15 +139,23 @@ def _build(
     keep: Mapping[str, tuple] = _EMPTY,
     label_map: Optional[Mapping[Any, int]] = None,
     drop_empty: bool = False,
+    where: Optional[str] = None,
+    lines: Optional[Sequence[int]] = None,
 ) -> TextDataset:
-    """Columns (dict of equal-length lists) -> TextDataset, applying filters and roles."""
+    """Columns (dict of equal-length lists) -> TextDataset, applying filters and roles.
+
+    ``where`` names the source in errors (default ``name``; the file path for local
+    files); ``lines[i]`` is the file line of row ``i`` (errors then say "line N").
+    """
     available = list(columns)
+    at = (lambda i: f"line {lines[i]}") if lines is not None else (lambda i: f"row {i}")  # noqa: E731
+    src = where or name
     for role, col in roles.items():
         if col is not None and col not in columns:
-            raise ValueError(f"{name}: missing column {col!r} (for {role!r}); available columns: {available}")
+            raise ValueError(f"{src}: missing column {col!r} (for {role!r}); available columns: {available}")
     for col in {**keep, **filters}:
         if col not in columns:
-            raise ValueError(f"{name}: missing column {col!r} (used as a filter); available columns: {available}")
+            raise ValueError(f"{src}: missing column {col!r} (used as a filter); available columns: {available}")
     n = len(columns[roles["text"]])
     rows = [
         i
@@ -156,18 +169,18 @@ def _build(
         for i in rows:
             v = columns[col][i]
             if _is_missing(v):
-                raise ValueError(f"{name}: missing value in column {col!r} at row {i}")
+                raise ValueError(f"{src}: missing value in column {col!r} at {at(i)}")
             if not isinstance(v, str):
-                raise ValueError(f"{name}: column {col!r} must hold strings, got {type(v).__name__} at row {i}")
+                raise ValueError(f"{src}: column {col!r} must hold strings, got {type(v).__name__} at {at(i)}")
     if drop_empty:
         rows = [i for i in rows if all(not c or columns[c][i].strip() for c in (text_col, pair_col))]
     else:
         for i in rows:
             for c in (text_col, pair_col):
                 if c and not columns[c][i].strip():
-                    raise ValueError(f"{name}: empty text in column {c!r} at row {i}")
+                    raise ValueError(f"{src}: empty text in column {c!r} at {at(i)}")
     if not rows:
-        raise ValueError(f"{name}: empty dataset (no rows left after reading and filtering)")
+        raise ValueError(f"{src}: empty dataset (no rows left after reading and filtering)")
     texts = [columns[text_col][i] for i in rows]
     labels = names = None
     if roles.get("label") is not None:
@@ -175,13 +188,13 @@ def _build(
         if label_map is not None:
             unmapped = sorted({repr(v) for v in raw if v not in label_map})
             if unmapped:
-                raise ValueError(f"{name}: labels {unmapped[:5]} have no entry in the spec's label_map")
+                raise ValueError(f"{src}: labels {unmapped[:5]} have no entry in the spec's label_map")
             raw = [label_map[v] for v in raw]
-        labels, names = _encode_labels(raw, label_names, name)
+        labels, names = _encode_labels(raw, label_names, src, [at(i) for i in rows])
     rationales = None
     if roles.get("rationale") is not None:
         rationales = [
-            _parse_rationale(columns[roles["rationale"]][i], columns[text_col][i], f"{name} row {i}") for i in rows
+            _parse_rationale(columns[roles["rationale"]][i], columns[text_col][i], f"{src} {at(i)}") for i in rows
         ]
     used = {c for c in roles.values() if c is not None}
     extras = {c: tuple(columns[c][i] for i in rows) for c in columns if c not in used}
@@ -211,25 +224,58 @@ def _records_to_columns(records: list[Any], where: str) -> dict[str, list]:
     return {k: [r.get(k) for r in records] for k in keys}
 
 
+def utf8_problem(path: Path) -> Optional[str]:
+    """``None`` if ``path`` is valid UTF-8, else a message naming the file, line, column and byte."""
+    data = Path(path).read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        return (f"{path}: line {line}, column {column}: byte 0x{data[err.start]:02x} is not valid UTF-8 "
+                f"(re-save the file as UTF-8)")
+    return None
+
+
 def _read_file(path: Path) -> dict[str, list]:
+    return _read_table(path)[0]
+
+
+def _read_table(path: Path, max_rows: Optional[int] = None) -> tuple[dict[str, list], Optional[list[int]]]:
+    """Columns of a local file and the file line where each row starts (``None`` for .json/.parquet).
+
+    ``max_rows`` stops after that many data rows (a dry run); text files are first
+    checked to be UTF-8 (an error names line and column of the first bad byte).
+    """
     ext = path.suffix.lower()
     where = str(path)
+    if ext in (".csv", ".tsv", ".jsonl", ".json"):
+        bad = utf8_problem(path)
+        if bad:
+            raise ValueError(bad)
     if ext in (".csv", ".tsv"):
         with path.open(newline="", encoding="utf-8") as f:
             if ext == ".csv":
                 reader = csv.reader(f)
             else:
                 reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-            rows = list(reader)
-        if not rows:
+            rows, starts, last = [], [], 0
+            for r in reader:
+                if r or not rows:
+                    rows.append(r)
+                    starts.append(last + 1)
+                last = reader.line_num
+                if max_rows is not None and len(rows) > max_rows:
+                    break
+        if not rows or not any(rows[0]):
             raise ValueError(f"{where}: empty file (no header row)")
-        header, body = rows[0], [r for r in rows[1:] if r]
+        header, body, lines = rows[0], rows[1:], starts[1:]
         for j, r in enumerate(body):
             if len(r) != len(header):
-                raise ValueError(f"{where}: row {j} has {len(r)} fields but the header has {len(header)}")
-        return {h: [r[k] for r in body] for k, h in enumerate(header)}
+                raise ValueError(f"{where}: line {lines[j]} has {len(r)} fields but the header has {len(header)}")
+        return {h: [r[k] for r in body] for k, h in enumerate(header)}, lines
     if ext == ".jsonl":
-        records = []
+        records, lines = [], []
         with path.open(encoding="utf-8") as f:
             for lineno, line in enumerate(f, 1):
                 if line.strip():
@@ -237,23 +283,33 @@ def _read_file(path: Path) -> dict[str, list]:
                         records.append(json.loads(line))
                     except json.JSONDecodeError as e:
                         raise ValueError(f"{where}: invalid JSON on line {lineno}: {e}") from None
-        return _records_to_columns(records, where)
+                    lines.append(lineno)
+                    if max_rows is not None and len(records) >= max_rows:
+                        break
+        if not records:
+            raise ValueError(f"{where}: empty file (no JSON records)")
+        return _records_to_columns(records, where), lines
     if ext == ".json":
         try:
             obj = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise ValueError(f"{where}: invalid JSON: {e}") from None
         if isinstance(obj, list):
-            return _records_to_columns(obj, where)
+            if not obj:
+                raise ValueError(f"{where}: empty file (no JSON records)")
+            return _records_to_columns(obj[:max_rows] if max_rows else obj, where), None
         if isinstance(obj, dict) and all(isinstance(v, list) for v in obj.values()):
             if len({len(v) for v in obj.values()}) > 1:
                 raise ValueError(f"{where}: JSON columns have different lengths")
-            return {k: list(v) for k, v in obj.items()}
+            return {k: list(v)[:max_rows] if max_rows else list(v) for k, v in obj.items()}, None
         raise ValueError(f"{where}: JSON must be a list of records or an object of equal-length column lists")
     if ext == ".parquet":
         import pyarrow.parquet as pq
 
-        return pq.read_table(path).to_pydict()
+        table = pq.read_table(path)
+        if max_rows is not None:
+            table = table.slice(0, max_rows)
+        return table.to_pydict(), None
     raise ValueError(f"{where}: unsupported file extension {ext!r}; supported: {list(_EXTENSIONS)}")
 
 
