@@ -161,6 +161,14 @@ TRAINABLES: dict[str, TrainableEntry] = {
         smoke={"epochs": 1, "max_train_examples": 32, "max_eval_examples": 32, "max_length": 64, "batch_size": 8,
                "synthetic_size": 64},
     ),
+    "bios_debias": TrainableEntry(
+        name="bios_debias",
+        module="trainables.bios_debias",
+        metrics=_FINETUNE_METRICS + ("train/cancelled", "bias/gap_r", "bias/gap_p_value", "bias/mean_abs_gap",
+                                     "bias/n_professions", "train/lr"),
+        smoke={"epochs": 1, "synthetic_per_profession": 8, "max_eval_examples": 32, "max_length": 48,
+               "batch_size": 8},
+    ),
 }
 
 

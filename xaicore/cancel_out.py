@@ -43,7 +43,7 @@ as one forward pass (:func:`cancel_out_log_probs`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -65,6 +65,7 @@ __all__ = [
     "cancel_out_probs",
     "word_embeddings",
     "propose_candidates",
+    "cancel_out_loss",
 ]
 
 CANCEL_OUT_METHODS = ("pad", "delete", "zero_vector", "mask_token", "attention_mask",
@@ -363,3 +364,28 @@ def cancel_out_probs(model: nn.Module, batch: Batch, remove: Tensor, method: Uni
     """``(B, C)`` output distribution with ``remove`` cancelled (eval mode, no gradients)."""
     with torch.no_grad(), eval_mode(model):
         return cancel_out_log_probs(model, batch, remove, method).exp()
+
+
+def cancel_out_loss(method: CancelOut, remove: Optional[Callable[[Batch], Optional[Tensor]]] = None):
+    """A :class:`xaicore.training.Trainer` ``loss_fn``: cross-entropy of the cancelled-out output.
+
+    ``loss = -log sum_j w_j p_M(y | variant_j)`` (for ``uniform_marginalize`` with
+    ``k = 2``: section 4.1's two filled sentences, predicted probabilities
+    averaged before the loss). ``remove(batch) -> (B, T) bool`` gives the tokens to
+    cancel; default ``batch.rationale_mask`` (the BIOS gender words); a batch
+    without it is trained on as is.
+    """
+    pick = remove or (lambda b: b.rationale_mask)
+
+    def loss_fn(model: nn.Module, batch: Batch):
+        if batch.labels is None:
+            raise ValueError("cancel-out training needs labels")
+        mask = pick(batch)
+        if mask is None:
+            mask = torch.zeros_like(batch.input_ids, dtype=torch.bool)
+        logp = cancel_out_log_probs(model, batch, mask.bool(), method)  # (B, C)
+        ce = torch.nn.functional.nll_loss(logp, batch.labels)
+        return ce, {"ce": float(ce.detach()), "reg": 0.0,
+                    "cancelled": float((mask.bool() & batch.content_mask).sum(1).float().mean())}
+
+    return loss_fn
