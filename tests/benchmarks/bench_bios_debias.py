@@ -42,7 +42,7 @@ def build_tiny_mlm(out: Path, *, seed: int = 0, epochs: int = 4, threads: int = 
                          num_attention_heads=2, intermediate_size=128, max_position_embeddings=64)).save_pretrained(enc)
     texts = out / "texts.txt"
     texts.write_text("\n".join(synthetic_bios(300, seed=1000 + seed).texts) + "\n")
-    res = train_mlm(dict(base_model=str(enc), texts=[str(texts)], heldout=200, epochs=epochs, batch_size=32, lr=2e-3,
+    res = train_mlm(dict(base_model=str(enc), texts=str(texts), heldout=200, epochs=epochs, batch_size=32, lr=2e-3,
                          warmup_ratio=0.0, max_length=48, save_dir=str(out / "mlm"), num_threads=threads),
                     lambda m, c: None)
     print(f"tiny MLM: held-out masked top-1 {res.metrics['heldout/accuracy']:.3f}")
@@ -57,13 +57,21 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(REPO / "tests" / "benchmarks" / "results" / "bios_debias"))
     ap.add_argument("--markdown", default=None)
+    ap.add_argument("--summarize", default=None, help="only rebuild the tables from a runs.jsonl of an earlier run")
     args = ap.parse_args()
-    from trainables.bios_debias import run_trial
+    import json
 
     out = Path(args.out)
     t0 = time.perf_counter()
+    if args.summarize:
+        runs = [json.loads(line) for line in Path(args.summarize).read_text().splitlines() if line.strip()]
+        return summarize(runs, args, out, t0)
+    from trainables.bios_debias import run_trial
+
     mlm = build_tiny_mlm(out, threads=args.threads)
     runs = []
+    log = out / "runs.jsonl"
+    log.write_text("")
     for seed in range(args.seeds):
         for method in METHODS:
             cfg = dict(dataset="synthetic_bios", model=str(mlm), local_files_only=True, cancel_out=method, k=2,
@@ -76,6 +84,12 @@ def main() -> None:
                          "accuracy": m["test/accuracy"], "mean_abs_gap": m["bias/mean_abs_gap"],
                          "seconds": time.perf_counter() - t})
             print(runs[-1], flush=True)
+            with log.open("a") as f:
+                f.write(json.dumps(runs[-1]) + "\n")
+    summarize(runs, args, out, t0)
+
+
+def summarize(runs: list[dict], args, out: Path, t0: float) -> None:
     rows = []
     for method in METHODS:
         rs = [r for r in runs if r["method"] == method]
@@ -87,7 +101,7 @@ def main() -> None:
                      "r_per_seed": [x["r"] for x in rs], "paper": PAPER[method]})
     orig = next(r for r in rows if r["method"] == "original")
     uni = next(r for r in rows if r["method"] == "uniform_marginalize")
-    per_seed = [u["r"] < o["r"] for u, o in zip(uni["r_per_seed"], orig["r_per_seed"])]
+    per_seed = [u < o for u, o in zip(uni["r_per_seed"], orig["r_per_seed"])]
     payload = {"runs": runs, "rows": rows, "uniform_below_original_per_seed": per_seed,
                "wall_seconds": time.perf_counter() - t0, "loadavg_end": loadavg(),
                "sizing": vars(args), "machine": machine_info(args.threads)}
