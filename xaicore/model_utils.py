@@ -31,20 +31,25 @@ def resolve_pad_token_id(model: nn.Module, pad_token_id: Optional[int] = None) -
     Raises:
         ValueError: none of these is available.
     """
-    if pad_token_id is not None:
-        return int(pad_token_id)
-    for getter in (
-        lambda: model.pad_token_id,
-        lambda: model.config.pad_id,
-        lambda: model.model.config.pad_token_id,
-    ):
+    value = _first_id(pad_token_id, (lambda: model.pad_token_id, lambda: model.config.pad_id,
+                                     lambda: model.model.config.pad_token_id))
+    if value is None:
+        raise ValueError(f"cannot find the PAD id of {type(model).__name__}; pass pad_token_id explicitly")
+    return value
+
+
+def _first_id(explicit: Optional[int], getters) -> Optional[int]:
+    """``explicit``, else the first getter that neither raises ``AttributeError`` nor returns None."""
+    if explicit is not None:
+        return int(explicit)
+    for getter in getters:
         try:
             value = getter()
         except AttributeError:
             continue
         if value is not None:
             return int(value)
-    raise ValueError(f"cannot find the PAD id of {type(model).__name__}; pass pad_token_id explicitly")
+    return None
 
 
 def resolve_mask_token_id(model: nn.Module, mask_token_id: Optional[int] = None) -> int:
@@ -55,16 +60,10 @@ def resolve_mask_token_id(model: nn.Module, mask_token_id: Optional[int] = None)
     Raises:
         ValueError: the model has no mask token (e.g. a word-level BiLSTM vocabulary).
     """
-    if mask_token_id is not None:
-        return int(mask_token_id)
-    for getter in (lambda: model.mask_token_id, lambda: model.model.config.mask_token_id,
-                   lambda: model.config.mask_token_id):
-        try:
-            value = getter()
-        except AttributeError:
-            continue
-        if value is not None:
-            return int(value)
+    value = _first_id(mask_token_id, (lambda: model.mask_token_id, lambda: model.model.config.mask_token_id,
+                                      lambda: model.config.mask_token_id))
+    if value is not None:
+        return value
     raise ValueError(
         f"{type(model).__name__} has no mask token: mask-based cancel-out methods (mask_token, "
         "weighted_marginalize, uniform_marginalize) need a model whose tokenizer has one (pass mask_token_id)"
