@@ -8,25 +8,17 @@ tokens, :attr:`Batch.content_mask`, are read) and runs under
 :func:`torch.no_grad` with the model in eval mode (every module's previous
 train/eval flag is restored).
 
-Token removal (:func:`remove_tokens`), shared by every erasure metric and by
-:func:`xaicore.attribution.leave_one_out`; ``intervention`` is one of:
-
-* ``"pad"`` (default) - the token's id is replaced by the PAD id (or by
-  ``replace_id``, e.g. ``[MASK]``/UNK) and its position *stays in the
-  attention mask*: the sequence length is unchanged and the model still
-  "sees" a PAD token there (for :class:`~xaicore.models.AttentionLSTMClassifier`
-  a zero embedding that the BiLSTM reads and the attention may weight).
-  With ``replace_id=[MASK]`` this is faithfulness-evaluation.txt's "MASK".
-* ``"mask"`` - the position is set False in the attention mask (the id is
-  left as it is): a transformer no longer attends to it. Only for models that
-  accept non-contiguous attention masks (transformers, :class:`WeakLearner`);
-  the packed BiLSTM assumes right padding, so it raises ``ValueError`` there.
-* ``"delete"`` - the token is removed and the rest shifted left (padding is
-  appended): the model sees the shorter sequence.
-
-Removal only ever touches content tokens: special tokens ([CLS], [SEP]) and
-padding are never removed. Ranking: tokens are removed in descending order of
-``scores``; ties are broken by position (earlier first).
+Token removal: the erasure metrics (deletion, comprehensiveness, sufficiency)
+and :func:`xaicore.attribution.leave_one_out` take ``cancel_out=``, a method of
+:mod:`xaicore.cancel_out` (default ``"pad"``: the id is replaced by PAD, the
+position stays in the attention mask; also ``delete``, ``zero_vector``,
+``mask_token``, ``attention_mask`` - for the BiLSTM excluded from its attention
+softmax - and the two marginalize methods, which need a masked LM). The older
+``intervention=`` names ``pad`` / ``mask`` (= ``attention_mask``) / ``delete`` and
+:func:`remove_tokens` still work. Removal only ever touches content tokens:
+special tokens ([CLS], [SEP]) and padding are never removed. Ranking: tokens are
+removed in descending order of ``scores``; ties are broken by position (earlier
+first).
 
 Evaluations:
 
