@@ -38,12 +38,10 @@ import csv
 import html
 import logging
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
 
 from sweeps.report_data import (  # noqa: F401 - re-exported names
     ARTIFACT_DIR,

@@ -1,11 +1,8 @@
 """``xaisweep report``, data side: the trial rows, reading runs and specs back from MLflow, parameter values."""
 from __future__ import annotations
 
-import csv
-import html
 import math
 import tempfile
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path

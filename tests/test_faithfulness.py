@@ -83,11 +83,12 @@ def test_remove_tokens_pad_mask_delete():
     assert torch.equal(deleted.input_ids[1], b.input_ids[1])
 
 
-def test_mask_intervention_is_refused_for_the_packed_lstm():
+def test_lstm_takes_attention_mask_but_refuses_mask_token_and_unknown_methods():
     lstm = AttentionLSTMClassifier(AttentionLSTMConfig(vocab_size=20, embedding_dim=4, hidden_dim=3, attention_dim=3))
-    with pytest.raises(ValueError, match="mask"):
-        check_intervention(lstm, "mask")
-    with pytest.raises(ValueError, match="intervention"):
+    check_intervention(lstm, "mask")  # = attention_mask: a hole excluded from the attention softmax
+    with pytest.raises(ValueError, match="mask token"):
+        check_intervention(lstm, "mask_token")
+    with pytest.raises(ValueError, match="cancel-out method"):
         check_intervention(lstm, "zero")
 
 

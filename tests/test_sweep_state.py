@@ -2,7 +2,6 @@
 paths: pure parts and launcher checks without Ray (items 2, 3, 5, 6 of issue 12)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest

@@ -11,6 +11,34 @@ TINY = dict(synthetic_size=240, epochs=2, embedding_dim=16, hidden_dim=16, atten
 
 def test_method_names_in_sync_with_xaicore():
     assert set(ATTRIBUTION_METHOD_NAMES) == set(ATTRIBUTION_METHODS)
+    from trainables import FAITH_CANCEL_OUTS
+    from xaicore.cancel_out import LSTM_METHODS
+
+    assert set(FAITH_CANCEL_OUTS) == set(LSTM_METHODS)
+
+
+def test_metric_names_carry_a_non_default_cancel_out():
+    from trainables import faith_metric_name
+
+    assert faith_metric_name("deletion", "saliency") == "faith/deletion/saliency"
+    assert faith_metric_name("deletion", "saliency", "zero_vector") == "faith/deletion.zero_vector/saliency"
+    assert faith_metric_name("weak_f1", "saliency", "zero_vector") == "faith/weak_f1/saliency"
+    assert faith_metric_name("weak_f1", "leave_one_out", "delete") == "faith/weak_f1/leave_one_out.delete"
+    metrics = set(TRAINABLES["faithfulness"].metrics)
+    assert "faith/sufficiency.attention_mask/attention" in metrics
+    assert "faith/kendall_tau/saliency__leave_one_out.zero_vector" in metrics
+
+
+def test_non_default_cancel_out_reaches_the_metric_names():
+    reports = []
+    run_trial({**TINY, "epochs": 1, "methods": ["attention", "leave_one_out"], "faith_metrics": ["deletion", "eraser"],
+               "cancel_out": "attention_mask", "eval_examples": 16}, lambda m, c: reports.append(m))
+    final = reports[-1]
+    for name in ("faith/deletion.attention_mask/attention", "faith/comprehensiveness.attention_mask/attention",
+                 "faith/deletion.attention_mask/leave_one_out.attention_mask"):
+        assert name in final and final[name] == final[name]
+    assert "faith/deletion/attention" not in final
+    assert set(final) <= set(TRAINABLES["faithfulness"].metrics) | {"epoch", "best_epoch", "train/lr"}
 
 
 def test_every_metric_of_every_method_is_reported(tmp_path):
@@ -49,7 +77,9 @@ def test_saved_model_is_evaluated_without_training(tmp_path):
     (dict(methods=["lime"]), "methods: unknown ['lime']"),
     (dict(faith_metrics=["vibes"]), "faith_metrics: unknown ['vibes']"),
     (dict(ig_method="simpson"), "ig_method"),
-    (dict(deletion_intervention="mask"), "deletion_intervention"),
+    (dict(cancel_out="mask_token"), "cancel_out: 'mask_token' needs a model with a mask token"),
+    (dict(cancel_out="uniform_marginalize"), "cancel_out: 'uniform_marginalize' needs a model with a mask token"),
+    (dict(cancel_out="blank"), "cancel_out: must be one of"),
     (dict(tvd_permutations=0), "tvd_permutations: must be >= 1"),
 ])
 def test_bad_config(changes, message):

@@ -71,12 +71,49 @@ ATTRIBUTION_METHOD_NAMES = (
 )
 _PER_METHOD = ("deletion", "weak_f1", "shuffle_tvd", "comprehensiveness", "sufficiency", "rationale_auprc",
                "rationale_roc_auc")
-_FAITH_METRICS = tuple(
-    [f"faith/{m}/{a}" for m in _PER_METHOD for a in ATTRIBUTION_METHOD_NAMES]
-    + [f"faith/weak_f1/{b}" for b in ("uniform", "random")]
-    + [f"faith/{m}/{a}__{b}" for m in ("kendall_tau", "pearson")
-       for i, a in enumerate(ATTRIBUTION_METHOD_NAMES) for b in ATTRIBUTION_METHOD_NAMES[i + 1:]]
-)
+#: cancel-out methods the faithfulness trainable (word-level BiLSTM) accepts (xaicore.cancel_out.LSTM_METHODS;
+#: a test keeps the two in sync); "pad" is the default and keeps the plain metric names
+FAITH_CANCEL_OUTS = ("pad", "delete", "zero_vector", "attention_mask")
+DEFAULT_CANCEL_OUT = "pad"
+#: metrics that remove tokens, and so depend on the cancel-out method
+CANCEL_DEPENDENT = ("deletion", "comprehensiveness", "sufficiency")
+
+
+def faith_method_name(method: str, cancel_out: str = DEFAULT_CANCEL_OUT) -> str:
+    """``leave_one_out`` removes tokens itself: it is ``leave_one_out.<cancel_out>`` when not the default."""
+    if method == "leave_one_out" and cancel_out != DEFAULT_CANCEL_OUT:
+        return f"{method}.{cancel_out}"
+    return method
+
+
+def faith_metric_name(metric: str, method: str, cancel_out: str = DEFAULT_CANCEL_OUT) -> str:
+    """``faith/<metric>[.<cancel_out>]/<method>``: token-removing metrics carry a non-default cancel-out method."""
+    if metric in CANCEL_DEPENDENT and cancel_out != DEFAULT_CANCEL_OUT:
+        metric = f"{metric}.{cancel_out}"
+    return f"faith/{metric}/{faith_method_name(method, cancel_out)}"
+
+
+def _faith_metrics() -> tuple[str, ...]:
+    names: dict[str, None] = {}
+    for c in FAITH_CANCEL_OUTS:
+        methods = [faith_method_name(a, c) for a in ATTRIBUTION_METHOD_NAMES]
+        for m in _PER_METHOD:
+            for a in ATTRIBUTION_METHOD_NAMES:
+                names[faith_metric_name(m, a, c)] = None
+        for b in ("uniform", "random"):
+            names[f"faith/weak_f1/{b}"] = None
+        for m in ("kendall_tau", "pearson"):
+            for i, a in enumerate(methods):
+                for b in methods[i + 1:]:
+                    names[f"faith/{m}/{a}__{b}"] = None
+    return tuple(names)
+
+
+_FAITH_METRICS = _faith_metrics()
+
+#: cancel-out methods a restorability trial may use (every xaicore.cancel_out method but "delete"; tested in sync)
+RESTORABILITY_CANCEL_OUTS = ("pad", "zero_vector", "mask_token", "attention_mask", "weighted_marginalize",
+                             "uniform_marginalize")
 
 _FINETUNE_METRICS = tuple(
     [f"{split}/{m}" for split in ("valid", "test") for m in ("accuracy", "f1", "roc_auc")]
@@ -99,12 +136,38 @@ TRAINABLES: dict[str, TrainableEntry] = {
         smoke={"epochs": 1, "synthetic_size": 200, "max_train_examples": 200, "eval_examples": 32,
                "ig_steps": 8, "tvd_permutations": 10, "weak_epochs": 1, "weak_train_examples": 200},
     ),
+    "mlm": TrainableEntry(
+        name="mlm",
+        module="trainables.mlm",
+        metrics=("heldout/accuracy", "heldout/loss", "heldout/n_masked", "heldout/initial_accuracy",
+                 "best/heldout_accuracy", "train/loss", "train/ce", "train/reg", "train/step_time", "train/lr"),
+        smoke={"epochs": 1, "max_sentences": 200, "heldout": 40, "num_layers": 1, "max_length": 32, "save_dir": None},
+    ),
+    "restorability": TrainableEntry(
+        name="restorability",
+        module="trainables.restorability",
+        metrics=tuple(
+            [f"restore/{q}_{s}/{m}" for q in ("p_original", "p_max") for s in ("mean", "median", "share_above_0.5")
+             for m in ("original",) + RESTORABILITY_CANCEL_OUTS]
+            + [f"restore/seconds/{m}" for m in ("original",) + RESTORABILITY_CANCEL_OUTS]
+            + ["restore/n_tokens", "restore/n_sentences"]
+        ),
+        smoke={"n_tokens": 60, "k": 2, "batch_size": 16},
+    ),
     "finetune": TrainableEntry(
         name="finetune",
         module="trainables.finetune",
         metrics=_FINETUNE_METRICS,
         smoke={"epochs": 1, "max_train_examples": 32, "max_eval_examples": 32, "max_length": 64, "batch_size": 8,
                "synthetic_size": 64},
+    ),
+    "bios_debias": TrainableEntry(
+        name="bios_debias",
+        module="trainables.bios_debias",
+        metrics=_FINETUNE_METRICS + ("train/cancelled", "bias/gap_r", "bias/gap_p_value", "bias/mean_abs_gap",
+                                     "bias/n_professions", "train/lr"),
+        smoke={"epochs": 1, "synthetic_per_profession": 8, "max_eval_examples": 32, "max_length": 48,
+               "batch_size": 8},
     ),
 }
 

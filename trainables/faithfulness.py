@@ -4,7 +4,7 @@ method with every faithfulness metric (faithfulness-evaluation.txt).
 Metric names (MLflow / Ray): ``faith/<metric>/<method>`` with metrics
 
 * ``deletion`` - mean fraction of content tokens removed (descending attribution,
-  intervention ``deletion_intervention``, default: replace by PAD keeping length)
+  cancel-out method ``cancel_out``, default ``pad``: replace by PAD keeping length)
   until the predicted label flips; 1.0 if it never flips (Table 3; lower = better).
 * ``weak_f1`` - test F1 of a context-free MLP weak learner pooling with the frozen,
   unit-L2-norm feature map (Table 4; plus ``faith/weak_f1/uniform`` and ``/random``).
@@ -15,6 +15,12 @@ Metric names (MLflow / Ray): ``faith/<metric>/<method>`` with metrics
 * ``rationale_auprc`` / ``rationale_roc_auc`` - agreement with rationale tokens (when the
   dataset has them: the synthetic task's planted cues, ERASER movie rationales).
 * ``kendall_tau`` / ``pearson`` with method ``<a>__<b>`` - agreement between methods.
+
+With a non-default ``cancel_out`` (``delete``, ``zero_vector``, ``attention_mask``;
+:mod:`xaicore.cancel_out`) the token-removing metrics are named
+``faith/deletion.<cancel_out>/<method>`` (likewise comprehensiveness, sufficiency) and
+the ``leave_one_out`` attribution, which removes tokens itself, ``leave_one_out.<cancel_out>``
+(:func:`trainables.faith_metric_name`).
 
 Artifacts: ``faithfulness_table.md`` / ``.csv`` (methods x metrics, shaped like the
 paper's tables), ``attribution_heatmaps.html``, ``weak_learner_valid_loss.png``.
@@ -35,8 +41,9 @@ from trainables.classifier import ClassifierTrialConfig, Report, TrialResult, _w
 from trainables.classifier import preflight as _classifier_preflight
 from trainables.config import build_config
 from xaicore.attribution import ATTRIBUTION_METHODS, IG_BASELINES, IG_METHODS
+from trainables import FAITH_CANCEL_OUTS, faith_method_name, faith_metric_name
+from xaicore.cancel_out import MASK_METHODS
 from xaicore.faithfulness import (
-    INTERVENTIONS,
     deletion_until_flip,
     erasure_curves,
     nanmean,
@@ -62,7 +69,8 @@ class FaithfulnessTrialConfig(ClassifierTrialConfig):
         ig_steps / ig_method / ig_baseline: IntegratedGradients settings.
         ig_internal_batch_size: interpolation rows per forward/backward pass
             (``None``: all ``batch x ig_steps`` rows at once; results do not depend on it).
-        deletion_intervention: ``pad`` (replace by PAD, keep length) or ``delete``.
+        cancel_out: how the erasure metrics and leave-one-out remove a token, one of
+            ``pad`` (replace by PAD, keep length), ``delete``, ``zero_vector``, ``attention_mask``.
         deletion_step: tokens removed per step.
         tvd_permutations: shuffles per example.
         weak_epochs / weak_lr / weak_train_examples: weak-learner training.
@@ -77,7 +85,7 @@ class FaithfulnessTrialConfig(ClassifierTrialConfig):
     ig_method: str = "gausslegendre"
     ig_baseline: str = "zeros"
     ig_internal_batch_size: Optional[int] = 256
-    deletion_intervention: str = "pad"
+    cancel_out: str = "pad"
     deletion_step: int = 1
     tvd_permutations: int = 100
     weak_epochs: int = 10
@@ -99,9 +107,11 @@ class FaithfulnessTrialConfig(ClassifierTrialConfig):
             p.append(f"ig_method: must be one of {', '.join(IG_METHODS)}, got {self.ig_method!r}")
         if self.ig_baseline not in IG_BASELINES:
             p.append(f"ig_baseline: must be one of {', '.join(IG_BASELINES)}, got {self.ig_baseline!r}")
-        if self.deletion_intervention not in ("pad", "delete"):
-            p.append(f"deletion_intervention: 'pad' or 'delete' for the LSTM (of {INTERVENTIONS}), "
-                     f"got {self.deletion_intervention!r}")
+        if self.cancel_out in MASK_METHODS:
+            p.append(f"cancel_out: {self.cancel_out!r} needs a model with a mask token and a masked LM sharing its "
+                     f"vocabulary; the attention-LSTM's word vocabulary has none: use one of {', '.join(FAITH_CANCEL_OUTS)}")
+        elif self.cancel_out not in FAITH_CANCEL_OUTS:
+            p.append(f"cancel_out: must be one of {', '.join(FAITH_CANCEL_OUTS)}, got {self.cancel_out!r}")
         if self.ig_internal_batch_size is not None and self.ig_internal_batch_size < 1:
             p.append(f"ig_internal_batch_size: must be >= 1 or null, got {self.ig_internal_batch_size}")
         for name in ("eval_examples", "ig_steps", "deletion_step", "tvd_permutations", "weak_epochs",
@@ -128,6 +138,8 @@ def preflight(cfg: FaithfulnessTrialConfig) -> list[str]:
 def _attributor(cfg: FaithfulnessTrialConfig, method: str):
     """The attribution function of ``method`` with this config's options bound."""
     fn = ATTRIBUTION_METHODS[method]
+    if method == "leave_one_out":
+        return functools.partial(fn, cancel_out=cfg.cancel_out)
     if method == "integrated_gradients":
         return functools.partial(fn, n_steps=cfg.ig_steps, method=cfg.ig_method, baseline=cfg.ig_baseline,
                                  internal_batch_size=cfg.ig_internal_batch_size)
@@ -159,21 +171,21 @@ def evaluate_faithfulness(setup, cfg: FaithfulnessTrialConfig, out_dir: Optional
     model, device = setup.model.eval(), setup.device
     test = [b.to(device) for b in _take(setup.test_batches, cfg.eval_examples)]
     maps = {m: with_feature_maps(model, test, _attributor(cfg, m)) for m in cfg.methods}
-    table: dict[str, dict[str, float]] = {m: {} for m in cfg.methods}
+    table: dict[str, dict[str, float]] = {faith_method_name(m, cfg.cancel_out): {} for m in cfg.methods}
     metrics: dict[str, float] = {}
     gen = torch.Generator().manual_seed(cfg.seed)
 
     def put(metric: str, method: str, value: float) -> None:
-        metrics[f"faith/{metric}/{method}"] = float(value)
-        table.setdefault(method, {})[metric] = float(value)
+        metrics[faith_metric_name(metric, method, cfg.cancel_out)] = float(value)
+        table.setdefault(faith_method_name(method, cfg.cancel_out), {})[metric] = float(value)
 
     for method, pairs in maps.items():
         if "deletion" in cfg.faith_metrics:
             put("deletion", method, nanmean([
-                deletion_until_flip(model, b, s, intervention=cfg.deletion_intervention, step=cfg.deletion_step)
+                deletion_until_flip(model, b, s, cancel_out=cfg.cancel_out, step=cfg.deletion_step)
                 for b, s in pairs]))
         if "eraser" in cfg.faith_metrics:
-            curves = [erasure_curves(model, b, s, intervention=cfg.deletion_intervention) for b, s in pairs]
+            curves = [erasure_curves(model, b, s, cancel_out=cfg.cancel_out) for b, s in pairs]
             put("comprehensiveness", method, nanmean([c["aopc_comprehensiveness"] for c in curves]))
             put("sufficiency", method, nanmean([c["aopc_sufficiency"] for c in curves]))
         if "rationale" in cfg.faith_metrics and all(b.rationale_mask is not None for b, _ in pairs):
@@ -185,8 +197,9 @@ def evaluate_faithfulness(setup, cfg: FaithfulnessTrialConfig, out_dir: Optional
         order = list(ATTRIBUTION_METHODS)  # canonical pair names: a before b in the registry's order
         for a, b in itertools.combinations(sorted(set(cfg.methods), key=order.index), 2):
             ags = [rank_agreement(sa, sb, batch.content_mask) for (batch, sa), (_, sb) in zip(maps[a], maps[b])]
-            metrics[f"faith/kendall_tau/{a}__{b}"] = nanmean([torch.tensor(x["kendall_tau"]) for x in ags])
-            metrics[f"faith/pearson/{a}__{b}"] = nanmean([torch.tensor(x["pearson"]) for x in ags])
+            na, nb = faith_method_name(a, cfg.cancel_out), faith_method_name(b, cfg.cancel_out)
+            metrics[f"faith/kendall_tau/{na}__{nb}"] = nanmean([torch.tensor(x["kendall_tau"]) for x in ags])
+            metrics[f"faith/pearson/{na}__{nb}"] = nanmean([torch.tensor(x["pearson"]) for x in ags])
 
     curves: dict[str, list[float]] = {}
     if {"weak_learner", "shuffle_tvd"} & set(cfg.faith_metrics):

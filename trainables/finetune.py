@@ -23,6 +23,7 @@ checkpoints are the trainer's exact state; ``xaisweep reproduce`` re-runs it.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 import os
@@ -247,6 +248,34 @@ class FinetuneSetup:
 
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
+        self.load_data()
+        labels = set(self.train.labels or ()) | set(self.valid.labels or ()) | set(self.test.labels or ())
+        self.num_classes = max(2, len(self.train.label_names or ()), max(labels, default=0) + 1)
+
+        path = cfg.model_path
+        local = cfg.local_files_only or Path(path).is_dir()
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
+        self.encoder = HFEncoder(self.tokenizer, max_length=cfg.max_length)
+        self.model = TransformerClassifier.from_pretrained(
+            TransformerClassifierConfig(path, num_classes=self.num_classes, local_files_only=local))
+        self.model.to(self.device)
+        self.tables: dict[str, Any] = {}
+        self.regularizer = self._regularizer()
+        self.steps_per_epoch = math.ceil(len(self.train) / cfg.batch_size)
+        self.trainer = Trainer(
+            self.model,
+            TrainConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
+                        decay=True, max_grad_norm=cfg.max_grad_norm, lam=cfg.lam,
+                        selection_metric=cfg.selection_metric),
+            steps_per_epoch=self.steps_per_epoch, regularizer=self.regularizer, device=self.device,
+            loss_fn=self.loss_fn(),
+        )
+        self.valid_batches = list(batches(self.valid, self.encoder, batch_size=64, shuffle=False, seed=0))
+        self.test_batches = list(batches(self.test, self.encoder, batch_size=64, shuffle=False, seed=0))
+
+    def load_data(self) -> None:
+        """Set ``train`` / ``valid`` / ``test`` (and the per-round parts); subclasses load other data."""
+        cfg = self.cfg
         self.valid_parts: list[Part] = []
         self.test_parts: list[Part] = []
         if cfg.dataset == SYNTHETIC or (cfg.dataset not in KNOWN_DATASETS and "{split}" not in cfg.dataset):
@@ -267,28 +296,11 @@ class FinetuneSetup:
         if cfg.max_eval_examples is not None:  # keep per-round parts consistent: subsample each part
             self.valid, self.valid_parts = self._subsample_parts(self.valid, self.valid_parts)
             self.test, self.test_parts = self._subsample_parts(self.test, self.test_parts)
-        labels = set(self.train.labels or ()) | set(self.valid.labels or ()) | set(self.test.labels or ())
-        self.num_classes = max(2, len(self.train.label_names or ()), max(labels, default=0) + 1)
 
-        path = cfg.model_path
-        local = cfg.local_files_only or Path(path).is_dir()
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
-        self.encoder = HFEncoder(self.tokenizer, max_length=cfg.max_length)
-        self.model = TransformerClassifier.from_pretrained(
-            TransformerClassifierConfig(path, num_classes=self.num_classes, local_files_only=local))
-        self.model.to(self.device)
-        self.tables: dict[str, Any] = {}
-        self.regularizer = self._regularizer()
-        self.steps_per_epoch = math.ceil(len(self.train) / cfg.batch_size)
-        self.trainer = Trainer(
-            self.model,
-            TrainConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
-                        decay=True, max_grad_norm=cfg.max_grad_norm, lam=cfg.lam,
-                        selection_metric=cfg.selection_metric),
-            steps_per_epoch=self.steps_per_epoch, regularizer=self.regularizer, device=self.device,
-        )
-        self.valid_batches = list(batches(self.valid, self.encoder, batch_size=64, shuffle=False, seed=0))
-        self.test_batches = list(batches(self.test, self.encoder, batch_size=64, shuffle=False, seed=0))
+    def loss_fn(self):
+        """The training objective: ``None`` = cross-entropy + regulariser (:func:`xaicore.training.compute_loss`);
+        a subclass may return ``(model, batch) -> (loss, parts)`` (e.g. cancel-out training)."""
+        return None
 
     def _subsample_parts(self, data: TextDataset, parts: list[Part]) -> tuple[TextDataset, list[Part]]:
         n = self.cfg.max_eval_examples
@@ -378,13 +390,17 @@ class FinetuneSetup:
         return out
 
 
-def train_finetune(config, report: Report, *, resume: Optional[dict[str, Any]] = None):
-    """Train (or resume) per ``config``; report every epoch but the last; return ``(setup, history, final, checkpoint, steps)``."""
-    cfg = parse_config(config)
+def train_finetune(config, report: Report, *, resume: Optional[dict[str, Any]] = None, setup_cls=None):
+    """Train (or resume) per ``config``; report every epoch but the last; return ``(setup, history, final, checkpoint, steps)``.
+
+    ``setup_cls``: a :class:`FinetuneSetup` subclass (other data or objective, e.g. BIOS debiasing).
+    """
+    setup_cls = setup_cls or FinetuneSetup
+    cfg = config if setup_cls is not FinetuneSetup and dataclasses.is_dataclass(config) else parse_config(config)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
-    setup = FinetuneSetup(cfg)
+    setup = setup_cls(cfg)
     trainer = setup.trainer
     steps: list[dict[str, float]] = []
     if resume is not None:

@@ -60,13 +60,14 @@ two extras.
 """
 from __future__ import annotations
 
-import contextlib
 import numbers
-from typing import Callable, Iterator, Optional, Union
+from typing import Callable, Optional, Union
 
 import torch
 from torch import Tensor, nn
 
+from xaicore.cancel_out import MLM_METHODS, CancelOut, cancel_out_log_probs
+from xaicore.model_utils import eval_mode, index_batch, resolve_pad_token_id
 from xaicore.regularizers import forward_batch
 from xaicore.types import Batch
 
@@ -98,42 +99,6 @@ Target = Union[None, int, Tensor]
 
 
 # ---------------------------------------------------------------- helpers
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode; restore *every* submodule's own flag on exit."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, flag in flags:
-            m.training = flag
-
-
-def resolve_pad_token_id(model: nn.Module, pad_token_id: Optional[int] = None) -> int:
-    """The PAD id of ``model``: the explicit argument, else ``model.pad_token_id``,
-    ``model.config.pad_id`` (:class:`AttentionLSTMClassifier`) or the wrapped HF
-    model's ``config.pad_token_id`` (:class:`TransformerClassifier`).
-
-    Raises:
-        ValueError: none of these is available.
-    """
-    if pad_token_id is not None:
-        return int(pad_token_id)
-    for getter in (
-        lambda: model.pad_token_id,
-        lambda: model.config.pad_id,
-        lambda: model.model.config.pad_token_id,
-    ):
-        try:
-            value = getter()
-        except AttributeError:
-            continue
-        if value is not None:
-            return int(value)
-    raise ValueError(f"cannot find the PAD id of {type(model).__name__}; pass pad_token_id explicitly")
-
-
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
@@ -468,7 +433,8 @@ def leave_one_out(
     batch: Batch,
     *,
     target: Target = None,
-    intervention: str = "pad",
+    cancel_out: Union[None, str, CancelOut] = None,
+    intervention: Optional[str] = None,
     output: str = "prob",
     pad_token_id: Optional[int] = None,
     replace_id: Optional[int] = None,
@@ -476,63 +442,58 @@ def leave_one_out(
 ) -> Tensor:
     """Leave-one-out occlusion (Li, Monroe & Jurafsky 2016): ``out(x)[y] - out(x without token t)[y]``.
 
-    Every content token is removed in turn with
-    :func:`xaicore.faithfulness.remove_tokens` (default ``"pad"``: its id is
-    replaced by PAD, the sequence length and attention mask are unchanged), and
-    the drop of the target probability is its score (positive = the token
-    supports the target).
+    Every content token is cancelled out in turn with ``cancel_out``
+    (:mod:`xaicore.cancel_out`; default ``"pad"``: its id is replaced by PAD,
+    the sequence length and attention mask are unchanged), and the drop of the
+    target probability is its score (positive = the token supports the target).
+    For the marginalize methods "out" is the marginalised distribution.
 
     Args:
         model, batch, target: see :func:`saliency`.
-        intervention: ``"pad"`` (default), ``"mask"`` (transformers only) or
-            ``"delete"``; see :func:`xaicore.faithfulness.remove_tokens`.
-        output: ``"prob"`` (default), ``"logit"`` or ``"log_prob"``.
+        cancel_out: a name in :data:`xaicore.cancel_out.CANCEL_OUT_METHODS` or a
+            :class:`~xaicore.cancel_out.CancelOut` (the marginalize methods need one carrying the MLM).
+        intervention: older name for ``cancel_out`` (``"pad"``, ``"mask"`` = attention mask, ``"delete"``).
+        output: ``"prob"`` (default), ``"logit"`` or ``"log_prob"`` (the
+            marginalize methods define no logit: ``"prob"`` or ``"log_prob"``).
         pad_token_id: PAD id (default: from the model).
-        replace_id: with ``"pad"``, the id written instead (e.g. [MASK] or
-            UNK); default the PAD id.
+        replace_id: with ``"pad"``, the id written instead (e.g. UNK); default the PAD id.
         chunk_size: occluded copies per forward pass (>= 1).
 
     Returns:
         ``(B, T)`` float scores, 0 on padding/special tokens.
     """
-    from xaicore.faithfulness import check_intervention, remove_tokens
-
     _check_choice("output", output, OUTPUTS)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    check_intervention(model, intervention)
-    pad = resolve_pad_token_id(model, pad_token_id)
+    if cancel_out is not None and intervention is not None:
+        raise ValueError("pass cancel_out or the older intervention, not both")
+    method = cancel_out if isinstance(cancel_out, CancelOut) else CancelOut(
+        cancel_out or intervention or "pad", pad_token_id=pad_token_id, replace_id=replace_id)
+    method.check(model)
     target = resolve_target(model, batch, target)
     content = batch.content_mask
     scores = torch.zeros(content.shape, dtype=torch.float, device=content.device)
     pos = content.nonzero()  # (N, 2): example, position
+    single = method.name not in MLM_METHODS
+    if not single and output == "logit":
+        raise ValueError(f"{method.name} marginalises probabilities: use output='prob' or 'log_prob'")
     with torch.no_grad(), eval_mode(model):
         full = _transform(forward_batch(model, batch).logits.float(), output)
         ref = full.gather(1, target.unsqueeze(1)).squeeze(1)  # (B,)
         for start in range(0, pos.shape[0], chunk_size):
             chunk = pos[start : start + chunk_size]
             rows, cols = chunk[:, 0], chunk[:, 1]
-            sub = _index_batch(batch, rows)
+            sub = index_batch(batch, rows)
             remove = torch.zeros_like(sub.attention_mask, dtype=torch.bool)
             remove[torch.arange(rows.numel(), device=rows.device), cols] = True
-            occluded = remove_tokens(sub, remove, intervention=intervention, pad_token_id=pad, replace_id=replace_id)
-            out = _transform(forward_batch(model, occluded).logits.float(), output)
+            if single:
+                c = method.apply(model, sub, remove)
+                out = _transform(forward_batch(model, c.batch, **c.forward_kwargs()).logits.float(), output)
+            else:
+                logp = cancel_out_log_probs(model, sub, remove, method)
+                out = logp.exp() if output == "prob" else logp
             scores[rows, cols] = ref[rows] - out.gather(1, target[rows].unsqueeze(1)).squeeze(1)
     return _finish(scores, batch)
-
-
-def _index_batch(batch: Batch, idx: Tensor) -> Batch:
-    """Rows ``idx`` of every tensor of ``batch``."""
-    pick = lambda x: None if x is None else x[idx]  # noqa: E731
-    return Batch(
-        input_ids=batch.input_ids[idx],
-        attention_mask=batch.attention_mask[idx],
-        labels=pick(batch.labels),
-        token_type_ids=pick(batch.token_type_ids),
-        special_tokens_mask=pick(batch.special_tokens_mask),
-        rationale_mask=pick(batch.rationale_mask),
-        index=pick(batch.index),
-    )
 
 
 ATTRIBUTION_METHODS: dict[str, Callable[..., Tensor]] = {

@@ -175,6 +175,10 @@ class Trainer:
         steps_per_epoch: number of optimisation steps per epoch (for the schedule).
         regularizer: an AT/VAT regulariser or ``None`` (vanilla).
         device: where to train; default: the model's device.
+        loss_fn: ``(model, batch) -> (loss, parts)`` replacing :func:`compute_loss`
+            for objectives other than classification (e.g.
+            :func:`xaicore.masked_lm.masked_lm_loss`); ``parts`` floats are
+            averaged per epoch like ``ce``/``reg``.
     """
 
     def __init__(
@@ -185,7 +189,9 @@ class Trainer:
         steps_per_epoch: int,
         regularizer: Optional[Regularizer] = None,
         device: torch.device | str | None = None,
+        loss_fn: Optional[Callable[[nn.Module, Batch], tuple[Tensor, dict[str, float]]]] = None,
     ) -> None:
+        self.loss_fn = loss_fn
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device)
         self.config = config
@@ -228,9 +234,12 @@ class Trainer:
         self.model.train()
         batch = batch.to(self.device)
         unlabeled = unlabeled.to(self.device) if unlabeled is not None else None
-        loss, parts = compute_loss(
-            self.model, batch, unlabeled=unlabeled, regularizer=self.regularizer, lam=self.config.lam
-        )
+        if self.loss_fn is not None:
+            loss, parts = self.loss_fn(self.model, batch)
+        else:
+            loss, parts = compute_loss(
+                self.model, batch, unlabeled=unlabeled, regularizer=self.regularizer, lam=self.config.lam
+            )
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite training loss {float(loss.detach())} at epoch {self.epoch + 1}")
         self.optimizer.zero_grad(set_to_none=True)

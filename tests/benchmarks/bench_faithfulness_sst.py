@@ -127,7 +127,7 @@ def trial_config(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         "ig_method": "gausslegendre",
         "ig_baseline": "zeros",
         "ig_internal_batch_size": args.ig_internal_batch_size or None,
-        "deletion_intervention": "pad",
+        "cancel_out": "pad",
         "deletion_step": 1,
         "tvd_permutations": args.tvd_permutations,
         "weak_epochs": args.weak_epochs,

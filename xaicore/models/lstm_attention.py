@@ -196,6 +196,7 @@ class AttentionLSTMClassifier(nn.Module):
         token_type_ids: Optional[Tensor] = None,
         detach_attention: bool = False,
         dropout_masks: Optional[Mapping[str, Tensor]] = None,
+        attention_exclude: Optional[Tensor] = None,
     ) -> ClassifierOutput:
         """Classify a padded batch.
 
@@ -213,6 +214,9 @@ class AttentionLSTMClassifier(nn.Module):
             dropout_masks: the ``dropout_masks`` of an earlier training-mode pass
                 on the same batch, to replay its dropout (perturbed passes of
                 adversarial regularisers); sites not in it are drawn afresh.
+            attention_exclude: ``(B, T)`` bool, tokens the BiLSTM reads but the
+                attention softmax excludes (weight exactly 0): the
+                ``attention_mask`` cancel-out method of :mod:`xaicore.cancel_out`.
 
         Returns:
             :class:`ClassifierOutput` (logits, attention, scores, hidden, embeddings,
@@ -224,7 +228,8 @@ class AttentionLSTMClassifier(nn.Module):
         if emb_perturb is not None:
             emb = emb + emb_perturb * mask.unsqueeze(-1)
         hidden = self._encode(emb, mask, masks)
-        out = self._attend(hidden, mask, None, score_perturb, detach_attention, masks)
+        attend_mask = mask if attention_exclude is None else mask & ~attention_exclude.bool()
+        out = self._attend(hidden, attend_mask, None, score_perturb, detach_attention, masks)
         return ClassifierOutput(
             logits=out.logits, attention=out.attention, scores=out.scores, hidden=hidden, embeddings=emb,
             dropout_masks=out.dropout_masks,

