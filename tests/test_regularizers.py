@@ -271,3 +271,52 @@ def test_dropout_is_replayed_in_the_perturbed_pass(name):
     if reg.virtual:
         r = make_regularizer(name, eps=1.0, xi=1e-3).perturbation(model, batch, clean)
         assert torch.isfinite(r).all() and (per_example_norm(r)[:3] - 1.0).abs().max() < 1e-4
+
+
+# ------------------------------------------------------------------- numerics
+def test_normalize_per_example_underflowing_direction_gives_zero():
+    """A subnormal direction (1e-45) has no usable direction: r = 0, never inf/nan (it used to
+    return [inf, nan, nan]); masked positions are exactly 0 even where the input is not finite."""
+    from xaicore.perturbation import normalize_per_example
+
+    mask = torch.tensor([[True, True, True], [True, True, False], [True, True, False]])
+    x = torch.tensor([[1e-45, 0.0, 0.0], [1e-45, -1e-45, 0.0], [3.0, 4.0, float("nan")]])
+    for detach in (False, True):
+        out = normalize_per_example(x, mask, 5.0, detach_scale=detach)
+        assert torch.isfinite(out).all()
+        assert torch.equal(out[:2], torch.zeros(2, 3))
+        torch.testing.assert_close(out[2], torch.tensor([3.0, 4.0, 0.0]))
+    # a non-finite direction under the mask: no perturbation for that example
+    assert torch.equal(normalize_per_example(torch.tensor([[float("inf"), 1.0]]), mask[:1, :2], 1.0), torch.zeros(1, 2))
+    # the smallest normal float32 still scales to exactly the norm without overflow
+    t = torch.finfo(torch.float32).tiny
+    out = normalize_per_example(torch.tensor([[t, 0.0]]), mask[:1, :2], 5.0)
+    torch.testing.assert_close(out, torch.tensor([[5.0, 0.0]]))
+
+
+@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("case", ["one_token", "two_tokens", "underflowing_gradients"])
+def test_many_steps_on_degenerate_inputs_stay_finite(name, case):
+    """Every regulariser, 40 Adam steps at a large eps and lr on 1- and 2-token sequences and on a
+    model whose gradients underflow to ~1e-45: finite losses, perturbations and parameters."""
+    torch.manual_seed(0)
+    model = make_model()
+    if case == "one_token":
+        batch, ul = make_batch(B=4, T=3, lengths=(1, 1, 1, 1)), make_batch(1, B=4, T=3, lengths=(1, 1, 1, 1), labels=False)
+    else:
+        batch, ul = make_batch(B=4, T=3, lengths=(2, 1, 2, 2)), make_batch(1, B=4, T=3, lengths=(2, 2, 1, 2), labels=False)
+    if case == "underflowing_gradients":
+        with torch.no_grad():  # logits ~1e-44: every gradient w.r.t. embeddings/scores is subnormal or 0
+            model.decoder.weight.mul_(1e-42)
+            model.decoder.bias.zero_()
+    reg = make_regularizer(name, eps=5.0, xi=1e-6)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(40):
+        r = reg.perturbation(model, batch, forward_batch(model, batch), batch.labels)
+        assert torch.isfinite(r).all()
+        loss, _ = compute_loss(model, batch, unlabeled=ul, regularizer=reg, lam=1.0)
+        assert torch.isfinite(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert all(torch.isfinite(p).all() for p in model.parameters())

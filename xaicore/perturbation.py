@@ -21,34 +21,48 @@ def expand_mask(mask: Tensor, like: Tensor) -> Tensor:
 
 
 def normalize_per_example(
-    x: Tensor, mask: Tensor, norm: float, *, tiny: float = 1e-12, detach_scale: bool = False
+    x: Tensor, mask: Tensor, norm: float, *, tiny: float | None = None, detach_scale: bool = False
 ) -> Tensor:
-    """Mask ``x`` and rescale each example to L2 norm ``norm``.
+    """Mask ``x`` and rescale each example to L2 norm ``norm``; never returns a non-finite value.
 
     Args:
         x: ``(B, T)`` or ``(B, T, E)`` direction.
         mask: ``(B, T)`` bool, positions allowed to be non-zero.
         norm: target per-example L2 norm.
+        tiny: an example whose largest masked entry is below ``tiny`` (default: the
+            smallest *normal* number of ``x.dtype``, 1.2e-38 in float32) has no usable
+            direction and gets exactly 0. A subnormal or underflowing gradient has lost
+            its precision (a single-token sequence's attention gradient is 0 up to
+            rounding), so its "direction" is rounding noise; scaling it would also
+            overflow (``5 / 1e-45 = inf`` and ``0 * inf = nan``).
         detach_scale: treat the rescaling factor ``norm / ||x||`` as a constant for autograd.
             A gradient w.r.t. ``x`` then keeps its component along ``x`` (differentiating
             the normalisation projects it out), which VAT's power iteration needs.
 
     Returns:
-        Tensor shaped like ``x``; an example whose masked direction is exactly
-        zero stays zero (there is no direction to scale).
+        Tensor shaped like ``x``: exactly 0 outside ``mask`` and for examples whose masked
+        direction is zero, below ``tiny`` or non-finite; otherwise per-example norm ``norm``.
     """
-    x = x * expand_mask(mask, x)
+    m = expand_mask(mask, x).bool().expand_as(x)
+    x = torch.where(m, x, torch.zeros((), dtype=x.dtype, device=x.device))  # exact 0 even where x is inf/nan
     flat = x.reshape(x.shape[0], -1)  # (B, T*E)
+    if tiny is None:
+        tiny = torch.finfo(x.dtype).tiny if x.dtype.is_floating_point else 0.0
     # divide by the largest entry first (as Miyato et al.'s code does): a direction whose
-    # norm is tiny but not zero (e.g. a VAT gradient of order xi * ||H|| on a confident
-    # model) is still scaled to exactly ``norm``, not clamped by ``tiny``
+    # norm is small but normal (e.g. a VAT gradient of order xi * ||H|| on a confident
+    # model) is still scaled to exactly ``norm``, and the scale factor stays <= norm
     peak = flat.abs().amax(dim=1)  # (B,)
-    peak = torch.where(peak > 0, peak, torch.ones_like(peak))
-    length = (flat / peak[:, None]).norm(dim=1).clamp_min(tiny)  # (B,)
-    scale = norm / (length * peak)
+    usable = torch.isfinite(flat).all(dim=1) & (peak >= tiny)  # (B,)
+    peak = torch.where(usable, peak, torch.ones_like(peak))
+    shape = (-1, *([1] * (x.dim() - 1)))
+    unit = x / (peak.detach() if detach_scale else peak).reshape(shape)  # entries in [-1, 1], finite
+    length = unit.reshape(x.shape[0], -1).norm(dim=1)  # (B,), >= 1 where usable
+    length = torch.where(usable, length, torch.ones_like(length))
+    scale = norm / length
     if detach_scale:
         scale = scale.detach()
-    return x * scale.reshape(-1, *([1] * (x.dim() - 1)))
+    out = unit * scale.reshape(shape)
+    return torch.where(usable.reshape(shape), out, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
 def per_example_norm(x: Tensor) -> Tensor:
