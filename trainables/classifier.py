@@ -21,7 +21,7 @@ from trainables.config import build_config
 from trainables.data_setup import SYNTHETIC, Splits, load_splits, load_unlabeled
 from xaicore.batching import SemiSupervisedBatches, batches
 from xaicore.data import KNOWN_DATASETS
-from xaicore.metrics import attention_gradient_correlation, classification_metrics, predict
+from xaicore.metrics import attention_gradient_correlations, classification_metrics, predict
 from xaicore.models import AttentionLSTMClassifier, AttentionLSTMConfig
 from xaicore.regularizers import REGULARIZERS, forward_batch, make_regularizer
 from xaicore.seeding import seed_everything
@@ -29,7 +29,7 @@ from xaicore.training import TrainConfig, Trainer
 from xaicore.vocab import WordEncoder, WordVocab
 
 Report = Callable[[dict[str, Any], Optional[dict[str, Any]]], None]
-METRIC_KEYS = ("accuracy", "f1", "roc_auc")
+METRIC_KEYS = ("accuracy", "f1", "roc_auc", "f1_pos")
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,9 @@ class ClassifierTrialConfig:
     vectors from that model's sub-word input embeddings.
 
     Method: ``regularizer`` in :data:`xaicore.regularizers.REGULARIZERS`,
-    ``eps`` (perturbation norm), ``xi`` (VAT finite-difference step) and
-    ``lam`` (lambda, weight of the regulariser).
+    ``eps`` (perturbation norm), ``xi`` (VAT finite-difference step),
+    ``neighbours`` (exchange partners per token of the interpretable iAT/iVAT
+    variants) and ``lam`` (lambda, weight of the regulariser).
     """
 
     dataset: str = SYNTHETIC
@@ -79,11 +80,14 @@ class ClassifierTrialConfig:
     regularizer: str = "none"
     eps: float = 1.0
     xi: float = 0.1
+    neighbours: int = 3
     lam: float = 1.0
     epochs: int = 5
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.0
+    optimizer: str = "adamw"
+    amsgrad: bool = False
     warmup_ratio: float = 0.0
     max_grad_norm: Optional[float] = 5.0
     selection_metric: str = "f1"
@@ -92,6 +96,7 @@ class ClassifierTrialConfig:
     device: str = "auto"
     num_threads: int = 1
     correlation: bool = True
+    corr_epoch: Optional[int] = None
     heatmaps: int = 5
     save_model: bool = False
 
@@ -103,6 +108,8 @@ class ClassifierTrialConfig:
             p.append(f"eps: must be >= 0, got {self.eps}")
         if self.xi <= 0:
             p.append(f"xi: must be > 0, got {self.xi}")
+        if self.neighbours < 1:
+            p.append(f"neighbours: must be >= 1, got {self.neighbours}")
         if self.lam < 0:
             p.append(f"lam: must be >= 0, got {self.lam}")
         if self.ratio < 0:
@@ -132,10 +139,13 @@ class ClassifierTrialConfig:
             p.append(f"valid_fraction: must be in (0, 1), got {self.valid_fraction}")
         if self.selection_metric not in METRIC_KEYS:
             p.append(f"selection_metric: must be one of {', '.join(METRIC_KEYS)}, got {self.selection_metric!r}")
+        if self.corr_epoch is not None and not 1 <= self.corr_epoch <= self.epochs:
+            p.append(f"corr_epoch: must be in [1, epochs={self.epochs}], got {self.corr_epoch}")
         if self.num_threads < 0:
             p.append(f"num_threads: must be >= 0 (0 = leave torch's thread count as it is), got {self.num_threads}")
         try:
-            TrainConfig(lr=self.lr, weight_decay=self.weight_decay, warmup_ratio=self.warmup_ratio,
+            TrainConfig(lr=self.lr, weight_decay=self.weight_decay, optimizer=self.optimizer, amsgrad=self.amsgrad,
+                        warmup_ratio=self.warmup_ratio,
                         max_grad_norm=self.max_grad_norm, lam=self.lam)
         except ValueError as err:
             p.append(str(err))
@@ -216,12 +226,13 @@ class ClassifierSetup:
         self.trainer = Trainer(
             self.model,
             TrainConfig(
-                epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
+                epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, optimizer=cfg.optimizer,
+                amsgrad=cfg.amsgrad, warmup_ratio=cfg.warmup_ratio,
                 decay=cfg.warmup_ratio > 0, max_grad_norm=cfg.max_grad_norm, lam=cfg.lam,
                 selection_metric=cfg.selection_metric,
             ),
             steps_per_epoch=self.steps_per_epoch,
-            regularizer=make_regularizer(cfg.regularizer, eps=cfg.eps, xi=cfg.xi),
+            regularizer=make_regularizer(cfg.regularizer, eps=cfg.eps, xi=cfg.xi, neighbours=cfg.neighbours),
             device=self.device,
         )
         self.valid_batches = list(batches(self.splits.valid, self.encoder, batch_size=256, shuffle=False, seed=0))
@@ -315,12 +326,19 @@ def train_classifier(
     if resume is not None:
         trainer.load_state_dict(resume["trainer"])
     history: list[dict[str, Any]] = [_epoch_metrics(r, cfg.selection_metric) for r in trainer.result.history]
+    fixed: dict[str, Any] = dict((resume or {}).get("fixed", {}))  # the corr_epoch measurements
 
     def checkpoint() -> dict[str, Any]:
-        return {"trainer": trainer.state_dict(), "config": dataclasses.asdict(cfg)}
+        return {"trainer": trainer.state_dict(), "config": dataclasses.asdict(cfg), "fixed": dict(fixed)}
 
     def on_epoch_end(result, _trainer) -> None:
         metrics = _epoch_metrics(result, cfg.selection_metric)
+        if cfg.correlation and result.epoch == cfg.corr_epoch:
+            fixed["fixed/epoch"] = result.epoch
+            fixed.update({f"fixed/test_{k}": v for k, v in setup.evaluate(setup.model, "test").items()})
+            corr = attention_gradient_correlations(setup.model, setup.test_batches, setup.device)
+            fixed["fixed/test_corr"], fixed["fixed/test_corr_pooled"] = corr["mean"], corr["pooled"]
+            metrics.update(fixed)
         history.append(metrics)
         if result.epoch < cfg.epochs:
             report(metrics, checkpoint())
@@ -330,7 +348,9 @@ def train_classifier(
     final = dict(history[-1]) if history else {"epoch": trainer.epoch}
     final.update({f"test/{k}": v for k, v in setup.evaluate(setup.model, "test").items()})
     if cfg.correlation:
-        final["test/corr"] = attention_gradient_correlation(setup.model, setup.test_batches, setup.device)
+        corr = attention_gradient_correlations(setup.model, setup.test_batches, setup.device)
+        final["test/corr"], final["test/corr_pooled"] = corr["mean"], corr["pooled"]
+        final.update(fixed)
     final["best_epoch"] = trainer.result.best_epoch
     return TrainedClassifier(setup=setup, history=history, final=final, checkpoint=checkpoint)
 
