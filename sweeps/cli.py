@@ -36,6 +36,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _print_problems(SpecError(err.problems + tuple(more), err.source) if more else err)
     except OSError as err:
         return _print_problems(f"cannot read sweep spec {args.spec}: {err.strerror or err}")
+    if args.resume and args.fresh:
+        return _print_problems("--resume finishes the existing sweep, --fresh discards it: not both")
     try:
         plan = plan_sweep(spec, tracking_uri=args.tracking_uri, storage=args.storage, name=args.name,
                           smoke_test=args.smoke_test)
@@ -46,8 +48,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"  tracking: {plan.tracking_uri}\n  storage:  {plan.experiment_dir}")
     t0 = time.time()
     try:
-        outcome = run_sweep(plan, address=args.address, resume=args.resume, num_cpus=args.num_cpus,
-                            verbose=0 if args.quiet else 1)
+        outcome = run_sweep(plan, address=args.address, resume=args.resume, fresh=args.fresh,
+                            num_cpus=args.num_cpus, verbose=0 if args.quiet else 1)
     except PreflightError as err:
         return _print_problems(err)
     except KeyboardInterrupt:  # a second Ctrl-C, or one before Tune took over SIGINT
@@ -85,28 +87,54 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_best(args: argparse.Namespace) -> int:
-    from sweeps.results import best_runs, export_best
+    from sweeps.results import best_configs, best_runs, export_best
 
     uri = resolve_tracking_uri(args.tracking_uri, None, Workdir.default())
     try:
-        metric, mode, rows = best_runs(uri, args.experiment, top=args.top)
+        if args.per_run:
+            metric, mode, rows = best_runs(uri, args.experiment, top=args.top)
+        else:
+            metric, mode, rows = best_configs(uri, args.experiment, top=args.top)
     except ValueError as err:
         return _print_problems(err)
-    print(f"experiment {args.experiment}: top {len(rows)} by {metric} ({mode})")
-    keys = sorted({k for r in rows for k in r.params if k in _varying(rows)})
-    header = ["rank", "run_id", metric] + keys
-    table = [[str(i + 1), r.run_id[:12], f"{r.value:.4f}" + ("*" if r.early_stopped else "")]
-             + [_short(r.params.get(k, "-")) for k in keys] for i, r in enumerate(rows)]
+    grouped = not args.per_run and any(r.n > 1 for r in rows)  # one run per configuration: a plain run table
+    what = "configurations by the mean over seeds" if grouped else ("runs" if args.per_run else "trials")
+    print(f"experiment {args.experiment}: top {len(rows)} {what}, {metric} ({mode})")
+    keys = sorted(k for k in {k for r in rows for k in r.params if k in _varying(rows)}
+                  if not (grouped and k == "seed"))
+    header = ["rank", "run_id", metric] + (["n"] if grouped else []) + keys
+    table = []
+    for i, r in enumerate(rows):
+        if grouped:
+            value = f"{r.value:.4f}" + ("" if r.n == 1 else f" ± {r.sd:.4f}")
+        else:
+            value = f"{r.value:.4f}"
+        value += "*" if r.early_stopped else ""
+        cells = [str(i + 1), r.run_id[:12], value] + ([str(r.n)] if grouped else [])
+        cells += ["–" if k in r.inactive else _short(r.params.get(k, "–")) for k in keys]
+        table.append(cells)
     widths = [max(len(h), *(len(row[j]) for row in table)) for j, h in enumerate(header)]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
     if any(r.early_stopped for r in rows):
-        print("(* stopped early by ASHA)")
+        print("(* stopped early by ASHA" + (": at least one run of the configuration" if grouped else "") + ")")
+    if grouped:
+        print("(run_id: the configuration's best run; – : parameter inactive for that configuration)")
     if args.export:
-        doc = export_best(uri, args.experiment, Path(args.export))
+        doc = export_best(uri, args.experiment, Path(args.export), per_run=args.per_run)
         print(f"wrote {args.export} (run {doc['source_run_id']}); reproduce with: xaisweep reproduce {args.export}")
     return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
 
 
 def _short(value: str) -> str:
@@ -169,6 +197,18 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from trainables.wordnet_data import prepare_wordnet
+
+    try:
+        path, how = prepare_wordnet(args.dir, source=args.debian_dir, network=not args.offline)
+    except RuntimeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"WordNet 3.0 ready for NLTK at {path} ({how})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xaisweep", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -182,16 +222,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--storage", help="Ray storage path: shared directory or s3:// (default: ./xaisweep-runs/ray)")
     run.add_argument("--name", help="override the sweep name (MLflow experiment and Ray run name)")
     run.add_argument("--smoke-test", action="store_true", help="2 trials, 1 epoch, tiny data: check the wiring")
-    run.add_argument("--resume", action="store_true", help="finish an interrupted sweep of the same name")
+    run.add_argument("--resume", action="store_true",
+                     help="finish an interrupted sweep of the same name; the spec must be the one it was launched "
+                          "with (changes of description and resources are accepted)")
+    run.add_argument("--fresh", action="store_true",
+                     help="discard an existing sweep of the same name first (its Ray state is deleted, its MLflow "
+                          "runs are moved to MLflow's trash); --smoke-test runs are always fresh")
     run.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
     run.add_argument("--quiet", action="store_true", help="no live progress table")
     run.set_defaults(func=cmd_run)
 
     best = sub.add_parser("best", help="best trials of a sweep, read from MLflow")
     best.add_argument("experiment", help="sweep (MLflow experiment) name")
-    best.add_argument("--top", type=int, default=5)
-    best.add_argument("--export", metavar="best.yaml", help="write the best trial's config for `reproduce`")
-    best.add_argument("--tracking-uri")
+    best.add_argument("--top", type=_positive_int, default=5, help="how many rows to show (default 5)")
+    best.add_argument("--per-run", action="store_true",
+                      help="rank single runs instead of configurations by their mean over seeds")
+    best.add_argument("--export", metavar="best.yaml",
+                      help="write the best configuration's config (with its mean, sd, n and seeds) for `reproduce`")
+    best.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the work dir's)")
     best.set_defaults(func=cmd_best)
 
     rep = sub.add_parser("reproduce", help="re-run a trial locally without Ray and compare")
@@ -206,6 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", help="output directory (default: ./xaisweep-runs/reports/<experiment>)")
     report.add_argument("--tracking-uri")
     report.set_defaults(func=cmd_report)
+
+    prep = sub.add_parser("prepare", help="install data a trainable needs (wordnet: WordNet 3.0 for NLTK)")
+    prep.add_argument("what", choices=["wordnet"])
+    prep.add_argument("--dir", help="NLTK data directory (default: NLTK's first search path, e.g. ~/nltk_data)")
+    prep.add_argument("--debian-dir", default="/usr/share/wordnet",
+                      help="where apt-get install wordnet-base wordnet-sense-index put WordNet")
+    prep.add_argument("--offline", action="store_true", help="skip nltk.download; copy the Debian files only")
+    prep.set_defaults(func=cmd_prepare)
 
     ui = sub.add_parser("ui", help="serve the MLflow UI on the embedded store")
     ui.add_argument("--host", default="127.0.0.1")

@@ -1,10 +1,13 @@
-"""Checks that run before Ray starts: trial configs, tracking URI and storage path.
+"""Checks that run before Ray starts: trial configs, the trainable's I/O (data files,
+models: its ``preflight`` hook), tracking URI and storage path.
 
 Every function returns a list of human-readable problems (empty = fine), so
 the CLI can print them all at once and exit before any trial is scheduled.
 """
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import urllib.error
 import urllib.request
 import uuid
@@ -68,6 +71,67 @@ def check_trial_configs(spec: SweepSpec, overrides: Mapping[str, Any] | None = N
             if line not in seen:
                 seen.add(line)
                 problems.append(f"config: {line}" + (f"  (with {where})" if where else ""))
+    return problems
+
+
+MAX_IO_CONFIGS = 256
+
+
+def _io_combos(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Search-space points whose I/O the trainable's preflight hook checks.
+
+    Every combination of the categorical (``choice``/``grid``) values, so that each
+    dataset / model / column mapping the search can reach is met, with numeric
+    parameters at their first candidate; more than :data:`MAX_IO_CONFIGS` combinations
+    fall back to one value changed at a time. Inactive conditional parameters are dropped.
+    """
+    cats = [p for p in spec.params if p.is_categorical]
+    first = {p.name: _candidates(p)[0] for p in spec.params}
+    n = 1
+    for p in cats:
+        n *= len(p.values)
+    if n <= MAX_IO_CONFIGS:
+        raw = [{**first, **dict(zip([p.name for p in cats], values))}
+               for values in itertools.product(*(p.values for p in cats))]
+    else:
+        raw = [dict(first)] + [{**first, p.name: v} for p in cats for v in p.values]
+    combos = []
+    for combo in raw:
+        active: dict[str, Any] = {}
+        for p in spec.params:  # parents first (topological order)
+            if p.is_active(active):
+                active[p.name] = combo[p.name]
+        combos.append(active)
+    return combos
+
+
+def check_trial_io(spec: SweepSpec, overrides: Mapping[str, Any] | None = None) -> list[str]:
+    """Run the trainable's ``preflight(cfg)`` hook (see :mod:`trainables`) on every distinct
+    config the search space can reach (:func:`_io_combos`), base config and ``overrides``
+    (the smoke-test ones) included. Configs that do not parse are skipped (their problems
+    come from :func:`check_trial_configs`); identical problem lines are reported once."""
+    try:
+        entry = get_trainable(spec.trainable)
+        hook = entry.preflight
+    except ValueError:
+        return []
+    if hook is None:
+        return []
+    base = {**spec.config, **dict(overrides or {})}
+    problems: list[str] = []
+    seen_cfgs: set[str] = set()
+    for combo in _io_combos(spec):
+        try:
+            cfg = entry.parse_config({**base, **combo})
+        except ValueError:
+            continue
+        key = repr(dataclasses.asdict(cfg)) if dataclasses.is_dataclass(cfg) else repr(cfg)
+        if key in seen_cfgs:
+            continue
+        seen_cfgs.add(key)
+        for line in hook(cfg):
+            if line not in problems:
+                problems.append(line)
     return problems
 
 
@@ -176,4 +240,4 @@ def grid_warning(spec: SweepSpec) -> str | None:
     return None
 
 
-__all__ = ["config_problems", "check_trial_configs", "check_raw_spec_config", "check_tracking_uri", "check_storage_path", "grid_warning"]
+__all__ = ["config_problems", "check_trial_configs", "check_trial_io", "check_raw_spec_config", "check_tracking_uri", "check_storage_path", "grid_warning"]

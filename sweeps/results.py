@@ -54,45 +54,199 @@ class BestRow:
     value: float
     params: dict[str, str]
     early_stopped: bool
+    seed: Optional[str] = None
+    #: search parameters whose ``when`` clause does not hold for this run (shown as "–")
+    inactive: frozenset = frozenset()
 
 
-def best_runs(tracking_uri: str, experiment: str, *, top: int = 5) -> tuple[str, str, list[BestRow]]:
-    """Top finished trial runs of ``experiment`` by the sweep metric: ``(metric, mode, rows)``."""
+@dataclass(frozen=True)
+class ConfigRow:
+    """One configuration (the search parameters without ``seed``) over its seeds.
+
+    ``value`` is the mean of the runs' metric, ``sd`` the sample standard deviation
+    (``nan`` for one run), ``n`` the number of runs; ``runs`` best first.
+    """
+
+    key: tuple
+    value: float
+    sd: float
+    n: int
+    runs: tuple[BestRow, ...]
+
+    @property
+    def run_id(self) -> str:
+        return self.runs[0].run_id
+
+    @property
+    def params(self) -> dict[str, str]:
+        return self.runs[0].params
+
+    @property
+    def inactive(self) -> frozenset:
+        return self.runs[0].inactive
+
+    @property
+    def early_stopped(self) -> bool:
+        return any(r.early_stopped for r in self.runs)
+
+    @property
+    def seeds(self) -> list[str]:
+        return [r.seed for r in self.runs if r.seed is not None]
+
+
+SEED_KEYS = ("seed",)
+
+
+def _latest_spec(client: MlflowClient, experiment_id: str):
+    from sweeps.report_data import _load_spec
+
+    parents = client.search_runs([experiment_id], "tags.`xaisweep.role` = 'sweep'",
+                                 order_by=["attributes.start_time DESC"], max_results=1)
+    if not parents:
+        return None
+    try:
+        return _load_spec(client, parents[0].info.run_id)
+    except ValueError:
+        return None
+
+
+def _inactive(spec, params: dict[str, str]) -> frozenset:
+    """Search parameters of ``spec`` whose ``when`` clause does not hold for the logged ``params``."""
+    if spec is None:
+        return frozenset()
+    active: dict[str, Any] = {}
+    out = set()
+    for p in spec.params:
+        raw = params.get(p.name)
+        value = next((v for v in p.values if str(v) == raw), raw) if p.is_categorical else raw
+        if p.is_active(active):
+            active[p.name] = value
+        else:
+            out.add(p.name)
+    return frozenset(out)
+
+
+def _check_top(top: int) -> None:
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ValueError(f"--top must be an integer >= 1, got {top!r}")
+
+
+def finished_trials(tracking_uri: str, experiment: str) -> tuple[str, str, list[BestRow], Any]:
+    """Every finished trial run of ``experiment`` with the sweep metric, best first:
+    ``(metric, mode, rows, spec)`` (``spec``: the latest launch's, ``None`` if unknown)."""
     client = MlflowClient(tracking_uri)
     exp = find_experiment(client, experiment)
     metric, mode = sweep_objective(client, exp.experiment_id)
+    spec = _latest_spec(client, exp.experiment_id)
     runs = client.search_runs(
         [exp.experiment_id], "attributes.status = 'FINISHED' and tags.ray_trial_id != ''", max_results=5000
     )
-    rows = [
-        BestRow(r.info.run_id, r.info.run_name or "", r.data.metrics[metric], dict(r.data.params),
-                r.data.tags.get("early_stopped") == "true")
-        for r in runs
-        if metric in r.data.metrics and r.data.metrics[metric] == r.data.metrics[metric]
-    ]
+    rows = []
+    for r in runs:
+        if metric in r.data.metrics and r.data.metrics[metric] == r.data.metrics[metric]:
+            params = dict(r.data.params)
+            rows.append(BestRow(r.info.run_id, r.info.run_name or "", r.data.metrics[metric], params,
+                                r.data.tags.get("early_stopped") == "true", params.get("seed", r.data.tags.get("seed")),
+                                _inactive(spec, params)))
     rows.sort(key=lambda row: row.value, reverse=(mode == "max"))
     if not rows:
         raise ValueError(f"experiment {experiment!r} has no finished trial with metric {metric!r}")
+    return metric, mode, rows, spec
+
+
+def best_runs(tracking_uri: str, experiment: str, *, top: int = 5) -> tuple[str, str, list[BestRow]]:
+    """Top finished trial runs of ``experiment`` by the sweep metric, one row per run: ``(metric, mode, rows)``."""
+    _check_top(top)
+    metric, mode, rows, _ = finished_trials(tracking_uri, experiment)
     return metric, mode, rows[:top]
 
 
-def export_best(tracking_uri: str, experiment: str, path: Path) -> dict[str, Any]:
-    """Write the best trial as a reproducible YAML (trainable, typed config, metric, source run)."""
-    metric, mode, rows = best_runs(tracking_uri, experiment, top=1)
+def config_key(row: BestRow, spec) -> tuple:
+    """What identifies a configuration: the active search parameters (all logged params when the
+    spec is unknown) without :data:`SEED_KEYS`."""
+    names = [p.name for p in spec.params] if spec is not None and spec.params else sorted(row.params)
+    if spec is not None and not spec.params:
+        names = []
+    return tuple((k, row.params.get(k)) for k in names if k not in SEED_KEYS and k not in row.inactive)
+
+
+def group_by_config(rows: list[BestRow], spec, mode: str) -> list[ConfigRow]:
+    """Runs grouped by :func:`config_key`, ranked by the mean metric over seeds (best first)."""
+    groups: dict[tuple, list[BestRow]] = {}
+    for r in rows:
+        groups.setdefault(config_key(r, spec), []).append(r)
+    out = []
+    for key, members in groups.items():
+        vals = [m.value for m in members]
+        sd = statistics.stdev(vals) if len(vals) > 1 else float("nan")
+        out.append(ConfigRow(key, statistics.fmean(vals), sd, len(vals), tuple(members)))
+    out.sort(key=lambda c: c.value, reverse=(mode == "max"))
+    return out
+
+
+def best_configs(tracking_uri: str, experiment: str, *, top: int = 5) -> tuple[str, str, list[ConfigRow]]:
+    """Top configurations of ``experiment`` ranked by the mean over their seeds: ``(metric, mode, rows)``."""
+    _check_top(top)
+    metric, mode, rows, spec = finished_trials(tracking_uri, experiment)
+    return metric, mode, group_by_config(rows, spec, mode)[:top]
+
+
+def export_best(tracking_uri: str, experiment: str, path: Path, *, per_run: bool = False) -> dict[str, Any]:
+    """Write the best configuration as a reproducible YAML (trainable, typed config, metric, source run).
+
+    By default the best configuration by the mean over its seeds (``value`` is that mean,
+    with ``sd``, ``n`` and the ``seeds`` it was measured on; the config is that of its best
+    run); ``per_run`` takes the single best run instead.
+    """
     client = MlflowClient(tracking_uri)
-    cfg = trial_config(client, rows[0].run_id)
+    if per_run:
+        metric, mode, rows = best_runs(tracking_uri, experiment, top=1)
+        best, extra = rows[0], {}
+    else:
+        metric, mode, configs = best_configs(tracking_uri, experiment, top=1)
+        best = configs[0].runs[0]
+        c = configs[0]
+        extra = {"sd": None if c.sd != c.sd else c.sd, "n": c.n, "seeds": c.seeds,
+                 "runs": [r.run_id for r in c.runs]}
+    cfg = trial_config(client, best.run_id)
     doc = {
         "trainable": cfg["trainable"],
         "config": cfg["config"],
         "metric": metric,
         "mode": mode,
-        "value": rows[0].value,
-        "source_run_id": rows[0].run_id,
+        "value": best.value if per_run else configs[0].value,
+        **extra,
+        "source_run_id": best.run_id,
         "experiment": experiment,
         "tracking_uri": tracking_uri,
     }
     Path(path).write_text(yaml.safe_dump(doc, sort_keys=False))
     return doc
+
+
+def resolve_run_id(client: MlflowClient, prefix: str) -> str:
+    """The one run whose id starts with ``prefix`` (``best`` prints 12-character prefixes)."""
+    try:
+        return client.get_run(prefix).info.run_id
+    except Exception:  # noqa: BLE001 - not a full id: look for a prefix
+        pass
+    from sweeps.report_data import _all_runs
+
+    matches = []
+    token = None
+    while True:
+        page = client.search_experiments(max_results=1000, page_token=token)
+        for exp in page:
+            matches += [r.info.run_id for r in _all_runs(client, exp.experiment_id)
+                        if r.info.run_id.startswith(prefix)]
+        token = page.token
+        if not token:
+            break
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise ValueError(f"run id prefix {prefix!r} is ambiguous: {', '.join(sorted(matches)[:5])}")
+    raise ValueError(f"no MLflow run {prefix!r} (or run id starting with it) in {client.tracking_uri}")
 
 
 def exported_tracking_uri(source: str) -> Optional[str]:
@@ -125,11 +279,13 @@ class Reproduction:
         return out
 
     def table(self) -> str:
-        lines = [f"{'metric':<22} {'original':>10} {'reproduced (mean +- sd)':>26}"]
+        n = len(self.reproduced)
+        head = "reproduced" if n == 1 else f"reproduced (mean ± sd, n={n})"
+        lines = [f"{'metric':<22} {'original':>10} {head:>28}"]
         for m, (mean, sd) in self.summary().items():
             orig = self.original.get(m)
             orig_s = f"{orig:.6f}" if orig is not None else "-"
-            lines.append(f"{m:<22} {orig_s:>10} {mean:>15.6f} +- {sd:.6f}")
+            lines.append(f"{m:<22} {orig_s:>10} " + (f"{mean:>28.6f}" if n == 1 else f"{mean:>17.6f} ± {sd:.6f}"))
         return "\n".join(lines)
 
 
@@ -156,6 +312,10 @@ def reproduce(
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     client = MlflowClient(tracking_uri)
     notes: list[str] = []
+    looks_like_path = source.endswith((".yaml", ".yml", ".json")) or "/" in source or "\\" in source
+    if looks_like_path and not Path(source).exists():
+        raise ValueError(f"no such file {source!r} (reproduce takes an MLflow run id, or a YAML written by "
+                         f"`xaisweep best --export`)")
     if Path(source).is_file():
         try:
             doc = yaml.safe_load(Path(source).read_text())
@@ -169,11 +329,8 @@ def reproduce(
         run_id = doc.get("source_run_id")
         trainable, config, metric = doc["trainable"], dict(doc["config"]), doc["metric"]
     else:
-        run_id = source
-        try:
-            run = client.get_run(run_id)
-        except Exception as err:  # noqa: BLE001
-            raise ValueError(f"no MLflow run {run_id!r} at {tracking_uri} ({err})") from None
+        run_id = resolve_run_id(client, source)
+        run = client.get_run(run_id)
         cfg = trial_config(client, run_id)
         trainable, config = cfg["trainable"], dict(cfg["config"])
         metric, _ = sweep_objective(client, run.info.experiment_id)

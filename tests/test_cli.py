@@ -147,3 +147,86 @@ def test_reproduce_yaml_without_its_source_run_still_runs(tmp_path, capsys, stor
     rc, out, _ = run(capsys, "reproduce", str(path))
     assert rc == 0
     assert "best/valid_f1" in out and "is not in" in out and "logged reproduction run" not in out
+
+
+# ------------------------------------------------------------------ data problems (item 4): before Ray, exit 2
+def _data_case(tmp_path: Path, case: str) -> tuple[dict, str]:
+    """(config overrides, expected message part) for one bad data set-up."""
+    d = tmp_path / case
+    d.mkdir()
+    good = "text,label\n" + "".join(f"word{i} film,{'pos' if i % 2 else 'neg'}\n" for i in range(30))
+    for split in ("train", "validation", "test"):
+        (d / f"{split}.csv").write_text(good)
+    cfg = {"dataset": str(d / "{split}.csv")}
+    if case == "missing_label_column":
+        (d / "train.csv").write_text(good.replace("text,label", "text,sentiment", 1))
+        return cfg, "no label column (the file has columns ['text', 'sentiment']); name the label column"
+    if case == "missing_text_column":
+        (d / "test.csv").write_text(good.replace("text,label", "sentence,label", 1))
+        return cfg, f"{d / 'test.csv'}: missing column 'text' (for 'text'); available columns: ['sentence', 'label']"
+    if case == "empty_file":
+        (d / "validation.csv").write_text("")
+        return cfg, f"{d / 'validation.csv'}: empty file"
+    if case == "non_utf8":
+        (d / "train.csv").write_bytes((good + "caf\xe9,pos\n").encode("latin-1"))
+        return cfg, f"{d / 'train.csv'}: line 32, column 4: byte 0xe9 is not valid UTF-8"
+    if case == "no_validation_file":
+        (d / "validation.csv").unlink()
+        (d / "dev.csv").write_text(good)
+        return cfg, (f"no file '{d / 'validation.csv'}' for valid_split 'validation' (files in {d}: dev.csv, test.csv, "
+                     f"train.csv); set valid_split")
+    if case == "bad_column_role":
+        return {**cfg, "columns": {"text": "text", "label": "gold"}}, "missing column 'gold' (for 'label')"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["missing_label_column", "missing_text_column", "empty_file", "non_utf8",
+                                  "no_validation_file", "bad_column_role"])
+def test_data_problems_stop_before_ray_naming_file_line_column(tmp_path, capsys, case):
+    overrides, expected = _data_case(tmp_path, case)
+    spec = write(tmp_path / "s.yaml", config={**TINY, **overrides})
+    rc, out, err = run(capsys, "run", str(spec))
+    assert rc == 2 and "Traceback" not in err, err
+    assert expected in err, err
+
+
+@pytest.mark.parametrize("trainable", ["classifier", "faithfulness"])
+def test_search_space_datasets_are_each_dry_loaded(tmp_path, capsys, trainable):
+    """The preflight hook runs for every dataset the search space can reach, under --smoke-test too."""
+    ok, bad = tmp_path / "ok.csv", tmp_path / "bad.csv"
+    ok.write_text("text,label\n" + "".join(f"w{i} x,{i % 2}\n" for i in range(40)))
+    bad.write_text("text,gold\n" + "".join(f"w{i} x,{i % 2}\n" for i in range(40)))
+    config = {k: v for k, v in TINY.items() if k != "dataset"}
+    spec = write(tmp_path / "s.yaml", trainable=trainable, metric="test/f1", config=config,
+                 search_space={"dataset": {"type": "choice", "values": [str(ok), str(bad)]}})
+    for extra in ((), ("--smoke-test",)):
+        rc, _, err = run(capsys, "run", str(spec), *extra)
+        assert rc == 2 and f"{bad}: no label column (the file has columns ['text', 'gold'])" in err, err
+        assert str(ok) not in err.replace(str(bad), "")
+
+
+def test_non_utf8_spec_file_is_one_clear_error(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_bytes(b"name: x\ntrainable: classifier\ndescription: caf\xe9\n")
+    rc, out, err = run(capsys, "run", str(path))
+    assert rc == 2 and "Traceback" not in err
+    assert f"{path}" in err and "line 3, column 17: byte 0xe9 is not valid UTF-8" in err, err
+
+
+def test_hub_dataset_offline_names_it_and_the_local_alternative(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_CACHE", raising=False)
+    spec = write(tmp_path / "s.yaml", config={**TINY, "dataset": "sst2", "unlabeled": "wikitext", "ratio": 1.0,
+                                              "pretrained_embeddings": "bert-base-uncased"})
+    rc, _, err = run(capsys, "run", str(spec), "--smoke-test")
+    assert rc == 2, err
+    assert "dataset: 'sst2' is the Hugging Face hub dataset 'stanfordnlp/sst2'" in err
+    assert "unlabeled: 'wikitext' is the Hugging Face hub dataset 'Salesforce/wikitext'" in err
+    assert "pretrained_embeddings: 'bert-base-uncased' is a Hugging Face hub model" in err
+    assert "config.dataset: /path/to/data/{split}.csv" in err and "offline mode is on" in err
+    # a populated cache passes the check (no network either way)
+    (tmp_path / "hf" / "hub" / "datasets--stanfordnlp--sst2" / "snapshots").mkdir(parents=True)
+    rc, _, err = run(capsys, "run", str(spec), "--smoke-test")
+    assert "'sst2' is the Hugging Face hub dataset" not in err and "'wikitext'" in err

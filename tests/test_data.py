@@ -138,15 +138,15 @@ def _bad_case(tmp_path, case):
         return lambda: load_dataset(p), "labels must be all ints or all strings"
     if case == "missing_label":
         p = _write(tmp_path / "n.jsonl", [{"text": "a", "label": 1}, {"text": "b", "label": None}], "jsonl")
-        return lambda: load_dataset(p), "missing label at row 1"
+        return lambda: load_dataset(p), r"n\.jsonl: missing label at line 2"
     if case == "negative_label":
         p = _write(tmp_path / "neg.jsonl", [{"text": "a", "label": -1}], "jsonl")
         return lambda: load_dataset(p), "negative label"
     if case == "unknown_label_name":
-        return lambda: load_dataset(good, label_names=["pos"]), r"'neg'.*not in label_names"
+        return lambda: load_dataset(good, label_names=["pos"]), r"label 'neg' at line 3 is not among the classes \['pos'\]"
     if case == "empty_text":
         p = _write(tmp_path / "t.jsonl", [{"text": " ", "label": 1}], "jsonl")
-        return lambda: load_dataset(p), "empty text in column 'text' at row 0"
+        return lambda: load_dataset(p), r"t\.jsonl: empty text in column 'text' at line 1"
     if case == "non_string_text":
         p = _write(tmp_path / "i.jsonl", [{"text": 3, "label": 1}], "jsonl")
         return lambda: load_dataset(p), "must hold strings"
@@ -157,9 +157,21 @@ def _bad_case(tmp_path, case):
         return lambda: load_dataset(good, columns={"txt": "text"}), "unknown column roles"
     if case == "ragged_csv":
         (tmp_path / "rg.csv").write_text("text,label\na,1,extra\n")
-        return lambda: load_dataset(tmp_path / "rg.csv"), "row 0 has 3 fields"
+        return lambda: load_dataset(tmp_path / "rg.csv"), r"rg\.csv: line 2 has 3 fields"
     if case == "unknown_split":
         return lambda: load_dataset("sst2", split="validation"), r"unknown split 'validation'.*\['train', 'test'\]"
+    if case == "non_utf8":
+        (tmp_path / "latin.csv").write_bytes("text,label\nfine,1\ncaf\xe9 au lait,0\n".encode("latin-1"))
+        return lambda: load_dataset(tmp_path / "latin.csv"), r"latin\.csv: line 3, column 4: byte 0xe9 is not valid UTF-8"
+    if case == "zero_byte_file":
+        (tmp_path / "z.csv").write_text("")
+        return lambda: load_dataset(tmp_path / "z.csv"), r"z\.csv: empty file"
+    if case == "empty_jsonl":
+        (tmp_path / "z.jsonl").write_text("\n")
+        return lambda: load_dataset(tmp_path / "z.jsonl"), r"z\.jsonl: empty file"
+    if case == "unlabeled_non_utf8":
+        (tmp_path / "u.txt").write_bytes(b"ok\n\xff\n")
+        return lambda: load_unlabeled_text(tmp_path / "u.txt"), r"u\.txt: line 2, column 1: byte 0xff"
     if case == "split_placeholder":
         return lambda: load_dataset(str(tmp_path / "{split}.csv")), "no split was given"
     raise AssertionError(case)
@@ -171,7 +183,8 @@ def _bad_case(tmp_path, case):
         "unknown_key", "not_found", "extension", "missing_column", "missing_filter_column", "empty_file",
         "filtered_empty", "float_labels", "mixed_labels", "missing_label", "negative_label",
         "unknown_label_name", "empty_text", "non_string_text", "bad_rationale", "bad_role",
-        "ragged_csv", "unknown_split", "split_placeholder",
+        "ragged_csv", "unknown_split", "split_placeholder", "non_utf8", "zero_byte_file", "empty_jsonl",
+        "unlabeled_non_utf8",
     ],
 )
 def test_bad_input_raises_value_error(tmp_path, case):
@@ -337,3 +350,13 @@ def test_registry_contents():
     assert expected <= set(KNOWN_DATASETS)
     assert KNOWN_DATASETS["sst2"].splits["test"] == "validation"
     assert "test_r3" in KNOWN_DATASETS["anli"].splits
+
+
+def test_dry_run_reads_only_the_first_rows_but_checks_the_whole_encoding(tmp_path):
+    rows = "".join(f"row {i},{i % 2}\n" for i in range(50))
+    path = tmp_path / "big.csv"
+    path.write_text("text,label\n" + rows)
+    assert len(load_dataset(path, max_rows=10)) == 10
+    path.write_bytes(("text,label\n" + rows).encode() + b"bad \xff,1\n")
+    with pytest.raises(ValueError, match=r"line 52, column 5"):
+        load_dataset(path, max_rows=10)

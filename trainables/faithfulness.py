@@ -32,6 +32,7 @@ import torch
 
 from trainables.artifacts import token_heatmap_html
 from trainables.classifier import ClassifierTrialConfig, Report, TrialResult, _write_artifacts, train_classifier
+from trainables.classifier import preflight as _classifier_preflight
 from trainables.config import build_config
 from xaicore.attribution import ATTRIBUTION_METHODS, IG_BASELINES, IG_METHODS
 from xaicore.faithfulness import (
@@ -116,6 +117,12 @@ def parse_config(config: Mapping[str, Any] | FaithfulnessTrialConfig) -> Faithfu
     if isinstance(config, FaithfulnessTrialConfig):
         return config
     return build_config(FaithfulnessTrialConfig, config, where="faithfulness trial config")
+
+
+def preflight(cfg: FaithfulnessTrialConfig) -> list[str]:
+    """I/O checks before Ray starts: those of the classifier trainable (dry-load of every split,
+    unlabeled pool, pretrained model); ``model_checkpoint`` is checked by the config."""
+    return _classifier_preflight(cfg)
 
 
 def _attributor(cfg: FaithfulnessTrialConfig, method: str):

@@ -70,6 +70,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from xaicore.perturbation import ExchangeGraph, exchange_graph, kl_from_logits, normalize_per_example
+from xaicore.noise import NOISE_VARIANTS
 from xaicore.types import Batch, ClassifierOutput
 
 REGULARIZERS = (
@@ -81,6 +82,11 @@ REGULARIZERS = (
     "attention_vat",
     "attention_ivat",
 )
+
+#: regularisers of the transformer family: SMART (xaicore.smart) and the similar-word noise
+#: variants (xaicore.noise). They need model-specific tables (neighbours, synonyms), so the
+#: finetune trainable builds them; make_regularizer does not.
+TRANSFORMER_REGULARIZERS = ("none", "smart") + NOISE_VARIANTS
 
 
 class Regularizer(Protocol):

@@ -104,12 +104,24 @@ def compute_loss(
     ce = F.cross_entropy(clean.logits, batch.labels)
     if regularizer is None or lam == 0:
         return ce, {"ce": float(ce.detach()), "reg": 0.0}
-    per_example = [regularizer(model, batch, clean, batch.labels)]  # (B,)
+    stats: dict[str, float] = {}
+
+    def regularise(b: Batch, c, labels: Optional[Tensor]) -> Tensor:
+        # a regulariser may also report per-step statistics (noise/embedding norm ratio, fraction
+        # of tokens changed, ...) through ``loss_with_stats``; the loop averages them per epoch
+        with_stats = getattr(regularizer, "loss_with_stats", None)
+        if with_stats is None:
+            return regularizer(model, b, c, labels)
+        per, st = with_stats(model, b, c, labels)
+        stats.update(st)
+        return per
+
+    per_example = [regularise(batch, clean, batch.labels)]  # (B,)
     if unlabeled is not None and regularizer.uses_unlabeled:
         ul_clean = forward_batch(model, unlabeled)
-        per_example.append(regularizer(model, unlabeled, ul_clean, None))  # (B_ul,)
+        per_example.append(regularise(unlabeled, ul_clean, None))  # (B_ul,)
     reg = torch.cat(per_example).mean()
-    return ce + lam * reg, {"ce": float(ce.detach()), "reg": float(reg.detach())}
+    return ce + lam * reg, {"ce": float(ce.detach()), "reg": float(reg.detach()), **stats}
 
 
 def _lr_lambda(total_steps: int, warmup_steps: int, decay: bool) -> Callable[[int], float]:
@@ -173,7 +185,8 @@ class Trainer:
         self.model = model.to(self.device)
         self.config = config
         self.regularizer = regularizer
-        total = config.epochs * max(1, steps_per_epoch)
+        self.steps_per_epoch = max(1, steps_per_epoch)
+        total = config.epochs * self.steps_per_epoch
         opt = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = opt(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, amsgrad=config.amsgrad)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -230,6 +243,7 @@ class Trainer:
         evaluate: Callable[[nn.Module], dict[str, float]],
         *,
         on_epoch_end: Optional[Callable[[EpochResult, "Trainer"], None]] = None,
+        on_step: Optional[Callable[[int, dict[str, float]], None]] = None,
     ) -> FitResult:
         """Train from the current epoch to ``config.epochs``.
 
@@ -239,6 +253,10 @@ class Trainer:
                 model in eval mode itself, e.g. via :func:`xaicore.metrics.predict`).
             on_epoch_end: called after every epoch with the result and the
                 trainer (whose :meth:`state_dict` is the checkpoint).
+            on_step: called after every optimisation step with the global step
+                (1-based, counted over all epochs) and that step's parts
+                (``loss``, ``ce``, ``reg``, ``step_time`` and any regulariser
+                statistics such as ``noise_ratio``); per-step logging.
 
         Returns:
             :class:`FitResult`; on return the model holds the best epoch's weights.
@@ -251,8 +269,11 @@ class Trainer:
             for batch, unlabeled in batches(self.epoch):
                 t0 = time.perf_counter()
                 parts = self.train_step(batch, unlabeled)
-                step_time += time.perf_counter() - t0
+                dt = time.perf_counter() - t0
+                step_time += dt
                 steps += 1
+                if on_step is not None:
+                    on_step(self.epoch * self.steps_per_epoch + steps, {**parts, "step_time": dt})
                 for k, v in parts.items():
                     sums[k] = sums.get(k, 0.0) + v
             train = {k: v / max(1, steps) for k, v in sums.items()}

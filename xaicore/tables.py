@@ -1,0 +1,317 @@
+"""Column tables -> :class:`~xaicore.text_dataset.TextDataset`: file readers, label encoding, rationales.
+
+* ``_read_file`` reads a local ``.csv`` / ``.tsv`` / ``.jsonl`` / ``.json`` /
+  ``.parquet`` file into columns (dict of equal-length lists).
+* ``_build`` applies column roles, row filters, label encoding and
+  rationale parsing to such columns (used for local files and hub datasets).
+
+Every problem with the input raises :class:`ValueError` naming it.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+from xaicore.text_dataset import _EMPTY, TextDataset, _is_int
+from xaicore.vocab import word_tokenize
+
+__all__ = ["evidence_to_rationale", "utf8_problem"]
+
+
+def evidence_to_rationale(text: str, evidences: Iterable[str]) -> tuple[int, ...]:
+    """Word-token indices of ``text`` covered by evidence strings.
+
+    Both ``text`` and every evidence are tokenised with
+    :func:`xaicore.vocab.word_tokenize`; every occurrence of an evidence's
+    token sequence in the text's tokens is marked. Evidences that do not occur
+    are ignored.
+
+    Args:
+        text: the document.
+        evidences: evidence snippets taken from ``text``.
+
+    Returns:
+        Sorted unique token indices.
+    """
+    tokens = word_tokenize(text)
+    marked: set[int] = set()
+    for ev in evidences:
+        ev_toks = word_tokenize(ev or "")
+        k = len(ev_toks)
+        if k == 0:
+            continue
+        for start in range(len(tokens) - k + 1):
+            if tokens[start : start + k] == ev_toks:
+                marked.update(range(start, start + k))
+    return tuple(sorted(marked))
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+_INT_RE = re.compile(r"^\s*-?\d+\s*$")
+
+
+def _encode_labels(
+    raw: Sequence[Any], label_names: Optional[Sequence[str]], where: str, locs: Optional[Sequence[str]] = None
+) -> tuple[tuple[int, ...], Optional[tuple[str, ...]]]:
+    """Map raw labels to ids; see :func:`load_dataset` for the rules (``locs[i]``: where row ``i`` is)."""
+    loc = (lambda i: locs[i]) if locs is not None else (lambda i: f"row {i}")  # noqa: E731
+    for i, v in enumerate(raw):
+        if _is_missing(v) or (isinstance(v, str) and not v.strip()):
+            raise ValueError(f"{where}: missing label at {loc(i)}")
+    if all(isinstance(v, str) for v in raw) and all(_INT_RE.match(v) for v in raw):
+        raw = [int(v) for v in raw]  # integer literals in a text file
+    if all(_is_int(v) for v in raw):
+        ids = tuple(int(v) for v in raw)
+        if min(ids) < 0:
+            raise ValueError(f"{where}: negative label {min(ids)} (labels must be ids >= 0)")
+        if label_names is not None and max(ids) >= len(label_names):
+            i = ids.index(max(ids))
+            raise ValueError(f"{where}: label {max(ids)} at {loc(i)} out of range for the {len(label_names)} "
+                             f"classes {list(label_names)!r}")
+        return ids, None if label_names is None else tuple(label_names)
+    if all(isinstance(v, str) for v in raw):
+        names = tuple(label_names) if label_names is not None else tuple(sorted(set(raw)))
+        lookup = {n: i for i, n in enumerate(names)}
+        unknown = sorted(set(raw) - set(lookup))
+        if unknown:
+            i = next(i for i, v in enumerate(raw) if v == unknown[0])
+            raise ValueError(f"{where}: label {unknown[0]!r} at {loc(i)} is not among the classes {list(names)!r}"
+                             + (f" (other unknown labels: {unknown[1:5]!r})" if len(unknown) > 1 else ""))
+        return tuple(lookup[v] for v in raw), names
+    bad = next((v for v in raw if not (_is_int(v) or isinstance(v, str))), raw[0])
+    kinds = sorted({type(v).__name__ for v in raw})
+    raise ValueError(
+        f"{where}: labels must be all ints or all strings, got types {kinds} (e.g. {bad!r})"
+    )
+
+
+def _parse_rationale(value: Any, text: str, where: str) -> tuple[int, ...]:
+    """A rationale cell -> word indices: ints, evidence strings, JSON or "1 2 3" strings."""
+    if _is_missing(value):
+        return ()
+    if isinstance(value, str):
+        s = value.strip()
+        if not s:
+            return ()
+        if s.startswith("["):
+            try:
+                value = json.loads(s)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{where}: cannot parse rationale {value!r}: {e}") from None
+        else:
+            parts = [p for p in re.split(r"[\s,]+", s) if p]
+            if not all(_INT_RE.match(p) for p in parts):
+                raise ValueError(f"{where}: rationale {value!r} is not a list of word indices")
+            value = [int(p) for p in parts]
+    value = list(value)
+    if value and all(isinstance(v, str) for v in value):
+        return evidence_to_rationale(text, value)
+    n = len(word_tokenize(text))
+    out = []
+    for v in value:
+        if not _is_int(v):
+            raise ValueError(f"{where}: rationale entries must be word indices or evidence strings, got {v!r}")
+        if not 0 <= int(v) < n:
+            raise ValueError(f"{where}: rationale index {int(v)} out of range for a text of {n} word tokens")
+        out.append(int(v))
+    return tuple(out)
+
+
+def _matches(raw: Any, wanted: Any) -> bool:
+    options = wanted if isinstance(wanted, (list, tuple, set, frozenset)) else (wanted,)
+    return any(raw == w or (isinstance(raw, str) and not isinstance(w, str) and raw == str(w)) for w in options)
+
+
+def _build(
+    columns: dict[str, list],
+    roles: Mapping[str, Optional[str]],
+    *,
+    name: str,
+    label_names: Optional[Sequence[str]],
+    filters: Mapping[str, Any],
+    keep: Mapping[str, tuple] = _EMPTY,
+    label_map: Optional[Mapping[Any, int]] = None,
+    drop_empty: bool = False,
+    where: Optional[str] = None,
+    lines: Optional[Sequence[int]] = None,
+) -> TextDataset:
+    """Columns (dict of equal-length lists) -> TextDataset, applying filters and roles.
+
+    ``where`` names the source in errors (default ``name``; the file path for local
+    files); ``lines[i]`` is the file line of row ``i`` (errors then say "line N").
+    """
+    available = list(columns)
+    at = (lambda i: f"line {lines[i]}") if lines is not None else (lambda i: f"row {i}")  # noqa: E731
+    src = where or name
+    for role, col in roles.items():
+        if col is not None and col not in columns:
+            raise ValueError(f"{src}: missing column {col!r} (for {role!r}); available columns: {available}")
+    for col in {**keep, **filters}:
+        if col not in columns:
+            raise ValueError(f"{src}: missing column {col!r} (used as a filter); available columns: {available}")
+    n = len(columns[roles["text"]])
+    rows = [
+        i
+        for i in range(n)
+        if all(_matches(columns[c][i], v) for c, v in {**keep, **filters}.items())
+    ]
+    text_col, pair_col = roles["text"], roles.get("text_pair")
+    for col in (text_col, pair_col):
+        if col is None:
+            continue
+        for i in rows:
+            v = columns[col][i]
+            if _is_missing(v):
+                raise ValueError(f"{src}: missing value in column {col!r} at {at(i)}")
+            if not isinstance(v, str):
+                raise ValueError(f"{src}: column {col!r} must hold strings, got {type(v).__name__} at {at(i)}")
+    if drop_empty:
+        rows = [i for i in rows if all(not c or columns[c][i].strip() for c in (text_col, pair_col))]
+    else:
+        for i in rows:
+            for c in (text_col, pair_col):
+                if c and not columns[c][i].strip():
+                    raise ValueError(f"{src}: empty text in column {c!r} at {at(i)}")
+    if not rows:
+        raise ValueError(f"{src}: empty dataset (no rows left after reading and filtering)")
+    texts = [columns[text_col][i] for i in rows]
+    labels = names = None
+    if roles.get("label") is not None:
+        raw = [columns[roles["label"]][i] for i in rows]
+        if label_map is not None:
+            unmapped = sorted({repr(v) for v in raw if v not in label_map})
+            if unmapped:
+                raise ValueError(f"{src}: labels {unmapped[:5]} have no entry in the spec's label_map")
+            raw = [label_map[v] for v in raw]
+        labels, names = _encode_labels(raw, label_names, src, [at(i) for i in rows])
+    rationales = None
+    if roles.get("rationale") is not None:
+        rationales = [
+            _parse_rationale(columns[roles["rationale"]][i], columns[text_col][i], f"{src} {at(i)}") for i in rows
+        ]
+    used = {c for c in roles.values() if c is not None}
+    extras = {c: tuple(columns[c][i] for i in rows) for c in columns if c not in used}
+    return TextDataset(
+        texts=tuple(texts),
+        labels=labels,
+        text_pairs=None if pair_col is None else tuple(columns[pair_col][i] for i in rows),
+        rationales=None if rationales is None else tuple(rationales),
+        extras=extras,
+        label_names=names,
+        name=name,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Readers
+
+_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+
+
+def _records_to_columns(records: list[Any], where: str) -> dict[str, list]:
+    if not all(isinstance(r, dict) for r in records):
+        raise ValueError(f"{where}: expected one JSON object per record")
+    keys: dict[str, None] = {}
+    for r in records:
+        keys.update(dict.fromkeys(r))
+    return {k: [r.get(k) for r in records] for k in keys}
+
+
+def utf8_problem(path: Path) -> Optional[str]:
+    """``None`` if ``path`` is valid UTF-8, else a message naming the file, line, column and byte."""
+    data = Path(path).read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        return (f"{path}: line {line}, column {column}: byte 0x{data[err.start]:02x} is not valid UTF-8 "
+                f"(re-save the file as UTF-8)")
+    return None
+
+
+def _read_file(path: Path) -> dict[str, list]:
+    return _read_table(path)[0]
+
+
+def _read_table(path: Path, max_rows: Optional[int] = None) -> tuple[dict[str, list], Optional[list[int]]]:
+    """Columns of a local file and the file line where each row starts (``None`` for .json/.parquet).
+
+    ``max_rows`` stops after that many data rows (a dry run); text files are first
+    checked to be UTF-8 (an error names line and column of the first bad byte).
+    """
+    ext = path.suffix.lower()
+    where = str(path)
+    if ext in (".csv", ".tsv", ".jsonl", ".json"):
+        bad = utf8_problem(path)
+        if bad:
+            raise ValueError(bad)
+    if ext in (".csv", ".tsv"):
+        with path.open(newline="", encoding="utf-8") as f:
+            if ext == ".csv":
+                reader = csv.reader(f)
+            else:
+                reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            rows, starts, last = [], [], 0
+            for r in reader:
+                if r or not rows:
+                    rows.append(r)
+                    starts.append(last + 1)
+                last = reader.line_num
+                if max_rows is not None and len(rows) > max_rows:
+                    break
+        if not rows or not any(rows[0]):
+            raise ValueError(f"{where}: empty file (no header row)")
+        header, body, lines = rows[0], rows[1:], starts[1:]
+        for j, r in enumerate(body):
+            if len(r) != len(header):
+                raise ValueError(f"{where}: line {lines[j]} has {len(r)} fields but the header has {len(header)}")
+        return {h: [r[k] for r in body] for k, h in enumerate(header)}, lines
+    if ext == ".jsonl":
+        records, lines = [], []
+        with path.open(encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        records.append(json.loads(line))
+                    except json.JSONDecodeError as e:
+                        raise ValueError(f"{where}: invalid JSON on line {lineno}: {e}") from None
+                    lines.append(lineno)
+                    if max_rows is not None and len(records) >= max_rows:
+                        break
+        if not records:
+            raise ValueError(f"{where}: empty file (no JSON records)")
+        return _records_to_columns(records, where), lines
+    if ext == ".json":
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{where}: invalid JSON: {e}") from None
+        if isinstance(obj, list):
+            if not obj:
+                raise ValueError(f"{where}: empty file (no JSON records)")
+            return _records_to_columns(obj[:max_rows] if max_rows else obj, where), None
+        if isinstance(obj, dict) and all(isinstance(v, list) for v in obj.values()):
+            if len({len(v) for v in obj.values()}) > 1:
+                raise ValueError(f"{where}: JSON columns have different lengths")
+            return {k: list(v)[:max_rows] if max_rows else list(v) for k, v in obj.items()}, None
+        raise ValueError(f"{where}: JSON must be a list of records or an object of equal-length column lists")
+    if ext == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        if max_rows is not None:
+            table = table.slice(0, max_rows)
+        return table.to_pydict(), None
+    raise ValueError(f"{where}: unsupported file extension {ext!r}; supported: {list(_EXTENSIONS)}")
+
+
+_ROLES = ("text", "text_pair", "label", "rationale")
+
