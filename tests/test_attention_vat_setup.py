@@ -66,7 +66,15 @@ def test_adam_amsgrad_and_fixed_epoch_corr_survive_resume():
     (dict(optimizer="sgd"), "optimizer"),
     (dict(corr_epoch=9), "corr_epoch"),
     (dict(neighbours=0), "neighbours"),
+    (dict(word_neighbours=0), "word_neighbours"),
 ])
 def test_bad_setup_keys_are_one_clear_error(bad, message):
     with pytest.raises(ConfigError, match=message):
         parse_config({**TINY, **bad})
+
+
+@pytest.mark.parametrize("regularizer", ["word_iat", "word_ivat", "attention_iat"])
+def test_interpretable_methods_train_from_a_config(regularizer):
+    m = run_trial({**TINY, "epochs": 1, "regularizer": regularizer, "word_neighbours": 4, "neighbours": 2},
+                  lambda *_: None).metrics
+    assert np.isfinite(m["train/loss"]) and m["train/reg"] > 0 and 0 <= m["test/f1"] <= 1

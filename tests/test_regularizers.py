@@ -410,3 +410,73 @@ def test_many_steps_on_degenerate_inputs_stay_finite(name, case):
         loss.backward()
         opt.step()
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+# ------------------------------------------------------ Word iAT / iVAT (Sato et al. 2018)
+def _brute_force_word_directions(model, batch, k):
+    """(B, T, k, E) unit directions to each token's k nearest words by cosine (Python loops)."""
+    W = model.embedding.weight.detach().double()
+    V = W.shape[0]
+    cos = [[float(W[i] @ W[j] / (W[i].norm() * W[j].norm() + 1e-300)) for j in range(V)] for i in range(V)]
+    B, T = batch.input_ids.shape
+    out = torch.zeros(B, T, k, W.shape[1], dtype=torch.float64)
+    for b in range(B):
+        for t in range(T):
+            v = int(batch.input_ids[b, t])
+            order = sorted((j for j in range(V) if j not in (v, 0)), key=lambda j: -cos[v][j])[:k]
+            for n, j in enumerate(order):
+                d = W[j] - W[v]
+                out[b, t, n] = d / d.norm()
+    return out
+
+
+def test_word_iat_is_sato_direction_combination():
+    """Known answer (Sato et al. 2018 with their code's per-token normalisation): alpha_t = D_t g_t /
+    ||D_t g_t||, r = eps * sum_t alpha_t D_t / ||.||, directions from brute-force cosine neighbours."""
+    model, batch = make_model(), make_batch()
+    clean = forward_batch(model, batch)
+    reg = make_regularizer("word_iat", eps=1.0, word_neighbours=3)
+    r = reg.perturbation(model, batch, clean, batch.labels).double()
+    (g,) = torch.autograd.grad(F.cross_entropy(clean.logits, batch.labels, reduction="sum"), clean.embeddings,
+                               retain_graph=True)
+    D = _brute_force_word_directions(model, batch, 3)
+    g_alpha = torch.einsum("btke,bte->btk", D, g.double())
+    alpha = g_alpha / g_alpha.norm(dim=2, keepdim=True).clamp_min(1e-300)
+    expected = torch.einsum("btk,btke->bte", alpha, D) * batch.attention_mask[..., None]
+    expected = expected / expected.flatten(1).norm(dim=1)[:, None, None]
+    torch.testing.assert_close(r, expected, atol=1e-5, rtol=1e-4)
+    r_at = make_regularizer("word_at", eps=1.0).perturbation(model, batch, clean, batch.labels)
+    assert (F.cosine_similarity(r.flatten(1).float(), r_at.flatten(1), dim=1).abs() < 0.99).all()
+
+
+@pytest.mark.parametrize("name", ["word_iat", "word_ivat"])
+def test_word_interpretable_perturbation_lies_in_each_tokens_neighbour_span(name):
+    """Each token's r_t is in the K-dim span of its own neighbour directions (K=3 < E=8): rank <= K per
+    token, while across tokens the pooled perturbations span more than K dimensions."""
+    model, batch = make_model(), make_batch()
+    clean = forward_batch(model, batch)
+    reg = make_regularizer(name, eps=1.0, word_neighbours=3)
+    torch.manual_seed(0)
+    r = reg.perturbation(model, batch, clean, batch.labels).double()
+    D = _brute_force_word_directions(model, batch, 3)
+    for b in range(batch.size):
+        for t in range(int(batch.attention_mask[b].sum())):
+            A = D[b, t].T  # (E, K)
+            coef = torch.linalg.lstsq(A, r[b, t]).solution
+            assert (A @ coef - r[b, t]).norm() <= 1e-5 * max(1.0, float(r[b, t].norm()))
+    real = r[batch.attention_mask]
+    sv = torch.linalg.svdvals(real)
+    assert int((sv > 1e-6 * sv[0]).sum()) > 3
+
+
+def test_word_neighbour_table_is_shared_code_and_refreshed(monkeypatch):
+    import xaicore.regularizers as regs
+
+    calls = []
+    real = regs.nearest_neighbours
+    monkeypatch.setattr(regs, "nearest_neighbours", lambda *a, **k: calls.append(1) or real(*a, **k))
+    model, batch = make_model(), make_batch()
+    reg = make_regularizer("word_ivat", eps=1.0, word_neighbours=3, refresh_every=2)
+    for _ in range(5):
+        reg.perturbation(model, batch, forward_batch(model, batch))
+    assert len(calls) == 3  # calls 0, 2, 4

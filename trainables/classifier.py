@@ -60,8 +60,9 @@ class ClassifierTrialConfig:
 
     Method: ``regularizer`` in :data:`xaicore.regularizers.REGULARIZERS`,
     ``eps`` (perturbation norm), ``xi`` (VAT finite-difference step),
-    ``neighbours`` (exchange partners per token of the interpretable iAT/iVAT
-    variants) and ``lam`` (lambda, weight of the regulariser).
+    ``neighbours`` (exchange partners per token of Attention iAT/iVAT),
+    ``word_neighbours`` (nearest vocabulary words of Word iAT/iVAT, table refreshed
+    every epoch) and ``lam`` (lambda, weight of the regulariser).
 
     Seeds: ``seed`` drives initialisation, dropout and the order of the training
     batches (``repeats`` and ``reproduce --seeds`` vary it); ``data_seed`` drives the
@@ -101,6 +102,7 @@ class ClassifierTrialConfig:
     eps: float = 1.0
     xi: float = 0.1
     neighbours: int = 3
+    word_neighbours: int = 10
     lam: float = 1.0
     epochs: int = 5
     batch_size: int = 32
@@ -131,6 +133,8 @@ class ClassifierTrialConfig:
             p.append(f"xi: must be > 0, got {self.xi}")
         if self.neighbours < 1:
             p.append(f"neighbours: must be >= 1, got {self.neighbours}")
+        if self.word_neighbours < 1:
+            p.append(f"word_neighbours: must be >= 1, got {self.word_neighbours}")
         if self.lam < 0:
             p.append(f"lam: must be >= 0, got {self.lam}")
         if self.ratio < 0:
@@ -272,7 +276,9 @@ class ClassifierSetup:
                 selection_metric=cfg.selection_metric,
             ),
             steps_per_epoch=self.steps_per_epoch,
-            regularizer=make_regularizer(cfg.regularizer, eps=cfg.eps, xi=cfg.xi, neighbours=cfg.neighbours),
+            regularizer=make_regularizer(cfg.regularizer, eps=cfg.eps, xi=cfg.xi, neighbours=cfg.neighbours,
+                                         word_neighbours=cfg.word_neighbours,
+                                         refresh_every=self.steps_per_epoch),
             device=self.device,
         )
         self.valid_batches = list(batches(self.splits.valid, self.encoder, batch_size=256, shuffle=False, seed=0))
