@@ -64,7 +64,7 @@ def test_adam_amsgrad_and_fixed_epoch_corr_survive_resume():
 
 @pytest.mark.parametrize("bad, message", [
     (dict(optimizer="sgd"), "optimizer"),
-    (dict(corr_epoch=9), "corr_epoch"),
+    (dict(corr_epoch=0), "corr_epoch"),
     (dict(neighbours=0), "neighbours"),
     (dict(word_neighbours=0), "word_neighbours"),
 ])

