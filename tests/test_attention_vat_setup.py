@@ -78,3 +78,16 @@ def test_interpretable_methods_train_from_a_config(regularizer):
     m = run_trial({**TINY, "epochs": 1, "regularizer": regularizer, "word_neighbours": 4, "neighbours": 2},
                   lambda *_: None).metrics
     assert np.isfinite(m["train/loss"]) and m["train/reg"] > 0 and 0 <= m["test/f1"] <= 1
+
+
+def test_ratio_is_the_size_of_the_unlabeled_pool():
+    """N_ul = ratio * N_l examples in the pool (attention-vat.txt Fig. 2), each seen once per epoch."""
+    cfg = {**TINY, "unlabeled": "synthetic", "regularizer": "attention_vat"}
+    n_l = len(ClassifierSetup(parse_config(cfg)).splits.train)
+    for ratio in (0.5, 2.0):
+        setup = ClassifierSetup(parse_config({**cfg, "ratio": ratio}))
+        assert len(setup.unlabeled) == round(ratio * n_l)
+        seen = sum(ul.size for _, ul in setup.epoch_batches(0) if ul is not None)
+        assert abs(seen - round(ratio * n_l)) <= len(list(setup.epoch_batches(0)))  # per-batch rounding only
+    with pytest.raises(ValueError, match="N_ul = ratio"):
+        ClassifierSetup(parse_config({**cfg, "ratio": 1000.0}))

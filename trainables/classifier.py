@@ -48,7 +48,11 @@ class ClassifierTrialConfig:
     key or a local path (``{split}`` placeholder for one file per split);
     ``columns`` maps roles (text, text_pair, label, rationale) to columns.
     ``unlabeled`` (a ``.txt`` file, ``synthetic`` or a dataset) with ``ratio`` =
-    N_ul / N_l per batch gives semi-supervised training (ratio 0: supervised).
+    N_ul / N_l gives semi-supervised training (ratio 0: supervised): the pool holds
+    exactly ``N_ul = round(ratio * N_l)`` unlabeled examples (a ``data_seed``-seeded subset
+    of the source, attention-vat.txt Fig. 2 varies this amount), and every labeled batch of
+    size B is paired with ``ratio * B`` of them, so one epoch passes over the pool once. A
+    source with fewer than ``N_ul`` examples is an error naming both numbers.
     The word vocabulary is built from the training texts plus, in semi-supervised
     runs, the unlabeled pool (``vocab_from_unlabeled``, as Miyato et al. 2017 do):
     otherwise every unlabeled word outside the labeled vocabulary is UNK and the
@@ -234,6 +238,24 @@ class TrialResult:
     artifacts: list[Path] = field(default_factory=list)
 
 
+def unlabeled_pool(data, ratio: float, n_labeled: int, *, seed: int, source: str = "unlabeled"):
+    """The first ``round(ratio * n_labeled)`` examples of a ``seed``-shuffled ``data`` (kept in source order).
+
+    Raises:
+        ValueError: the source holds fewer examples than ``N_ul = ratio * N_l`` needs.
+    """
+    import random
+
+    n_ul = int(round(ratio * n_labeled))
+    if n_ul > len(data):
+        raise ValueError(f"unlabeled: {source!r} holds {len(data)} examples (after max_unlabeled_examples), but "
+                         f"ratio {ratio} needs N_ul = ratio * N_l = {ratio} * {n_labeled} = {n_ul}; add a larger "
+                         f"source or lower ratio")
+    order = list(range(len(data)))
+    random.Random(seed + 3).shuffle(order)
+    return data.subset(sorted(order[:max(n_ul, 1)]))
+
+
 def _method_eps(cfg: ClassifierTrialConfig) -> float:
     """``word_eps`` for the word-embedding methods when it is set, else ``eps``."""
     return cfg.word_eps if cfg.word_eps is not None and cfg.regularizer.startswith("word_") else cfg.eps
@@ -271,6 +293,9 @@ class ClassifierSetup:
             if cfg.unlabeled is not None and cfg.ratio > 0
             else None
         )
+        if self.unlabeled is not None:
+            self.unlabeled = unlabeled_pool(self.unlabeled, cfg.ratio, len(self.splits.train), seed=cfg.data_seed,
+                                            source=cfg.unlabeled)
         vocab_texts = list(self.splits.train.texts)
         if self.unlabeled is not None and cfg.vocab_from_unlabeled:
             vocab_texts += list(self.unlabeled.texts)
