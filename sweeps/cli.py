@@ -59,14 +59,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     results = outcome.results
     finished = len(results) - outcome.num_errors - len(outcome.unfinished_trials)
     if outcome.interrupted:
-        print(f"\nsweep {plan.spec.name} interrupted after {elapsed:.0f} s: {finished} trials finished, "
+        why = (f"reached its time_budget ({plan.spec.time_budget:.0f} s)" if outcome.time_budget_reached
+               else "interrupted")
+        print(f"\nsweep {plan.spec.name} {why} after {elapsed:.0f} s: {finished} trials finished, "
               f"{outcome.num_errors} failed, {len(outcome.unfinished_trials)} unfinished "
               f"({plan.spec.num_samples * plan.spec.repeats} planned)")
         again = f"xaisweep run {args.spec} --resume" + (f" --name {args.name}" if args.name else "") + \
             (f" --storage {args.storage}" if args.storage else "") + \
             (f" --tracking-uri {args.tracking_uri}" if args.tracking_uri else "")
         print(f"finish it with: {again}")
-        return 130
+        return 0 if outcome.time_budget_reached else 130
     print(f"\nsweep {plan.spec.name} done in {elapsed:.0f} s: {len(results)} trials, {finished} finished, "
           f"{outcome.num_errors} failed")
     if outcome.orphaned_runs:
@@ -173,7 +175,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     uri = resolve_tracking_uri(args.tracking_uri, None, Workdir.default())
     out = Path(args.out or Workdir.default().root / "reports" / args.experiment)
     try:
-        result = make_report(uri, args.experiment, out)
+        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+        result = make_report(uri, args.experiment, out, metrics=metrics)
     except ValueError as err:
         return _print_problems(err)
     print(result.markdown)
@@ -221,7 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
                                              "sqlite under ./xaisweep-runs)")
     run.add_argument("--storage", help="Ray storage path: shared directory or s3:// (default: ./xaisweep-runs/ray)")
     run.add_argument("--name", help="override the sweep name (MLflow experiment and Ray run name)")
-    run.add_argument("--smoke-test", action="store_true", help="2 trials, 1 epoch, tiny data: check the wiring")
+    run.add_argument("--smoke-test", action="store_true",
+                     help="2 trials, 1 epoch, tiny data, GPU requests dropped, always fresh: check the wiring "
+                          "(the sweep is named <name>-smoke)")
     run.add_argument("--resume", action="store_true",
                      help="finish an interrupted sweep of the same name; the spec must be the one it was launched "
                           "with (changes of description and resources are accepted)")
@@ -233,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     best = sub.add_parser("best", help="best trials of a sweep, read from MLflow")
-    best.add_argument("experiment", help="sweep (MLflow experiment) name")
+    best.add_argument("experiment", help="sweep (MLflow experiment) name or id")
     best.add_argument("--top", type=_positive_int, default=5, help="how many rows to show (default 5)")
     best.add_argument("--per-run", action="store_true",
                       help="rank single runs instead of configurations by their mean over seeds")
@@ -243,16 +248,29 @@ def build_parser() -> argparse.ArgumentParser:
     best.set_defaults(func=cmd_best)
 
     rep = sub.add_parser("reproduce", help="re-run a trial locally without Ray and compare")
-    rep.add_argument("source", help="MLflow run id or a best.yaml from `best --export`")
-    rep.add_argument("--seeds", type=int, default=1, help="number of seeds (default 1: the trial's own)")
-    rep.add_argument("--device", choices=["cpu", "cuda"])
-    rep.add_argument("--tracking-uri")
+    rep.add_argument("source", help="MLflow run id (or a unique prefix, as `best` prints) or a best.yaml "
+                                    "from `best --export`")
+    rep.add_argument("--seeds", type=int, default=1,
+                     help="number of seeds: seed, seed+1, ... (default 1: the trial's own); data_seed stays, so "
+                          "every seed trains and tests on the trial's split")
+    rep.add_argument("--device", choices=["cpu", "cuda"], help="override the config's device")
+    rep.add_argument("--tracking-uri", help="MLflow tracking URI (default: the best.yaml's, $MLFLOW_TRACKING_URI "
+                                            "or the work dir's)")
     rep.set_defaults(func=cmd_reproduce)
 
-    report = sub.add_parser("report", help="plots, parameter importances and a markdown table of a sweep")
-    report.add_argument("experiment")
+    report = sub.add_parser(
+        "report", help="plots, parameter importances, top trials and a paper table (mean ± sd over seeds, "
+                       "paired significance) of a sweep",
+        description="Reads the sweep back from MLflow and writes optimization_history.png, "
+                    "parallel_coordinates.png, param_importances.png, report.md/.html, trials.csv and "
+                    "paper_table.md/.tex, also logged to the sweep's parent run under report/. A warning says "
+                    "when the best value of a numeric parameter lies within 5%% of its range's edge: widen "
+                    "the range there, the optimum may lie outside it.")
+    report.add_argument("experiment", help="sweep (MLflow experiment) name or id")
     report.add_argument("--out", help="output directory (default: ./xaisweep-runs/reports/<experiment>)")
-    report.add_argument("--tracking-uri")
+    report.add_argument("--metrics", help="comma-separated metric columns of the paper table (default: the sweep's "
+                                          "metric and every test/* metric all runs logged)")
+    report.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the work dir's)")
     report.set_defaults(func=cmd_report)
 
     prep = sub.add_parser("prepare", help="install data a trainable needs (wordnet: WordNet 3.0 for NLTK)")
@@ -264,9 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     prep.set_defaults(func=cmd_prepare)
 
     ui = sub.add_parser("ui", help="serve the MLflow UI on the embedded store")
-    ui.add_argument("--host", default="127.0.0.1")
-    ui.add_argument("--port", type=int, default=5000)
-    ui.add_argument("--tracking-uri")
+    ui.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1: this machine only)")
+    ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    ui.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the work dir's)")
     ui.set_defaults(func=cmd_ui)
     return p
 

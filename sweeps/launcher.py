@@ -33,6 +33,7 @@ from sweeps.plan import (  # noqa: F401 - re-exported
 from sweeps.spec import SpecError, SweepSpec
 from sweeps.sweep_runs import (  # noqa: F401 - re-exported names
     LAUNCH_FILE,
+    TIME_BUDGETS,
     SweepOutcome,
     _close_launch,
     _delete_orphans,
@@ -88,15 +89,27 @@ def build_tuner(
     from ray.tune.search.optuna import OptunaSearch
 
     from sweeps.space import make_optuna_sampler, optuna_define_by_run
-    from trainables.ray_trainable import META_KEY, ray_trainable
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from trainables.ray_trainable import ray_trainable
 
     spec = plan.spec
     # Trials checkpoint every epoch with num_to_keep=2, so Tune forces an experiment-state
     # snapshot every second checkpoint (that is what keeps a resume pointing at a checkpoint
     # that still exists) and warns about it each time on short epochs: wanted, so not warned.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    trainable = tune.with_resources(ray_trainable, _resources(spec))
-    callback = _mlflow_callback_cls()(plan.tracking_uri, launch["experiment_id"], launch.get("parent_run_id"))
+    # Tune's default loggers include TensorBoard's and a hint to run it: MLflow is our record, so
+    # only the CSV/JSON result files are kept (passed explicitly below).
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    _quiet_ray_hints()
+    # launcher metadata (tracking URI, parent run) travels beside the config, not in it: it
+    # stays out of the progress table and of the trial config
+    meta = {"trainable": spec.trainable, "tracking_uri": plan.tracking_uri, "sweep": spec.name,
+            "experiment_id": launch["experiment_id"], "parent_run_id": launch["parent_run_id"]}
+    trainable = tune.with_resources(tune.with_parameters(ray_trainable, xaisweep_meta=meta), _resources(spec))
+    callback = _mlflow_callback_cls()(plan.tracking_uri, launch["experiment_id"], launch.get("parent_run_id"),
+                                      time_budget=spec.time_budget)
+    TIME_BUDGETS[launch.get("parent_run_id")] = spec.time_budget  # this launch's budget, restored sweeps too
     if resume and tune.Tuner.can_restore(plan.experiment_dir):
         if callbacks:
             logger.warning("a restored sweep keeps the callbacks it was started with; ignoring %s", list(callbacks))
@@ -106,9 +119,18 @@ def build_tuner(
         )
     searcher = None
     if spec.params:
+        warm: dict[str, Any] = {}
+        sampler_spec = spec.sampler
+        if plan.warm_points:  # finished trials of the warm_start sweep: counted, not re-run
+            from sweeps.warm_start import warm_sampler, warm_storage
+
+            warm = {"study_name": "xaisweep", "storage": warm_storage(spec, list(plan.warm_points), "xaisweep")}
+            sampler_spec = warm_sampler(spec, len(plan.warm_points))
+            logger.info("warm start: %d finished trials of sweep %r", len(plan.warm_points), spec.warm_start)
         searcher = OptunaSearch(
             space=optuna_define_by_run(spec.params), metric=spec.metric, mode=spec.mode,
-            sampler=make_optuna_sampler(spec.sampler, spec.params),
+            sampler=make_optuna_sampler(sampler_spec, spec.params, max_concurrent=spec.max_concurrent),
+            **warm,
         )
         if spec.repeats > 1:
             searcher = Repeater(searcher, repeat=spec.repeats, set_index=True)
@@ -120,9 +142,7 @@ def build_tuner(
         )
     else:
         scheduler = FIFOScheduler()
-    meta = {"trainable": spec.trainable, "tracking_uri": plan.tracking_uri, "sweep": spec.name,
-            "experiment_id": launch["experiment_id"], "parent_run_id": launch["parent_run_id"]}
-    param_space = {**spec.config, **plan.config_overrides, META_KEY: meta}
+    param_space = {**spec.config, **plan.config_overrides}
     num_samples = spec.num_samples * (spec.repeats if spec.params else 1)
     if not spec.params and spec.repeats > 1:
         param_space["__trial_index__"] = tune.grid_search(list(range(spec.repeats)))
@@ -132,7 +152,9 @@ def build_tuner(
         param_space=param_space,
         tune_config=tune.TuneConfig(
             metric=spec.metric, mode=spec.mode, search_alg=searcher, scheduler=scheduler,
-            num_samples=num_samples, max_concurrent_trials=spec.max_concurrent,
+            num_samples=num_samples,
+            # the ConcurrencyLimiter limits a searched sweep (Tune ignores this then, with a warning)
+            max_concurrent_trials=None if searcher is not None else spec.max_concurrent,
             trial_dirname_creator=_trial_dirname,
             # a worker runs trial after trial: no process start-up, imports or MLflow client set-up
             # per trial (tests/benchmarks/bench_sweep_overhead.py). Each trial re-seeds and resets
@@ -145,10 +167,50 @@ def build_tuner(
             storage_path=plan.storage_path,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[callback, *callbacks],
+            callbacks=[callback, CSVLoggerCallback(), JsonLoggerCallback(), *callbacks],
             verbose=verbose,
         ),
     )
+
+
+class _DropRayHints(logging.Filter):
+    """Drops Ray's "resume with Tuner.restore(...)" hint: ``xaisweep`` prints its own command."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not (msg.startswith("Experiment has been interrupted") and "Tuner.restore" in msg)
+
+
+class _DropLocalAuthWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+
+
+def _quiet_local_auth_warning() -> None:
+    log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if not any(isinstance(f, _DropLocalAuthWarning) for f in log.filters):
+        log.addFilter(_DropLocalAuthWarning())
+
+
+class _DropMissingResultFiles(logging.Filter):
+    """Drops "Failed to fetch metrics ... result.json and progress.csv were not found": a trial
+    stopped (interruption, time budget, killed driver) before its first result has none; the
+    MLflow run is the record, and the resumed trial writes them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        if not msg.startswith("Failed to fetch metrics for"):
+            return True
+        lines = [line for line in msg.splitlines()[1:] if line.strip()]
+        return not all("were not found" in line for line in lines)
+
+
+def _quiet_ray_hints() -> None:
+    for name, cls in (("ray.tune.tune", _DropRayHints),
+                      ("ray.tune.analysis.experiment_analysis", _DropMissingResultFiles)):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, cls) for f in log.filters):
+            log.addFilter(cls())
 
 
 def _trial_dirname(trial) -> str:
@@ -262,6 +324,9 @@ def _start_ray(plan: SweepPlan, address: Optional[str], num_cpus: Optional[int],
         kwargs["address"] = address
     else:
         kwargs.update(include_dashboard=False, num_cpus=num_cpus)
+        # Ray enables token authentication for a new local cluster (mode unset) and warns that
+        # it did on every run: the protection stays, the warning goes (README, "Cluster").
+        _quiet_local_auth_warning()
     try:
         ray.init(**kwargs)
     except ConnectionError as err:

@@ -34,6 +34,8 @@ class SweepPlan:
     workdir: Workdir
     config_overrides: dict[str, Any]
     smoke_test: bool = False
+    #: ``(params, value)`` of the ``warm_start`` sweep's finished trials (:mod:`sweeps.warm_start`)
+    warm_points: tuple = ()
 
     @property
     def experiment_dir(self) -> str:
@@ -72,13 +74,19 @@ def plan_sweep(
     problems += check_trial_io(spec, overrides)
     problems += check_tracking_uri(uri)
     problems += check_storage_path(storage_path)
+    warm_points: list = []
+    if spec.warm_start is not None and not problems:
+        from sweeps.warm_start import warm_start_points
+
+        warm_points, warm_problems = warm_start_points(uri, spec)
+        problems += warm_problems
     if problems:
         raise PreflightError(problems)
     warning = grid_warning(spec)
     if warning:
         logger.warning(warning)
     return SweepPlan(spec=spec, tracking_uri=uri, storage_path=storage_path, workdir=workdir,
-                     config_overrides=overrides, smoke_test=smoke_test)
+                     config_overrides=overrides, smoke_test=smoke_test, warm_points=tuple(warm_points))
 
 
 def _local_path(value: Any, base: Path) -> Optional[str]:

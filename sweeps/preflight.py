@@ -60,17 +60,23 @@ def check_trial_configs(spec: SweepSpec, overrides: Mapping[str, Any] | None = N
     for p in spec.params:
         for value in _candidates(p):
             combos.append({**first, p.name: value})
-    seen: set[str] = set()
+    per_combo: list[tuple[str, list[str]]] = []
     for combo in combos:
         active = {}
         for p in spec.params:  # parents come first (topological order)
             if p.is_active(active):
                 active[p.name] = combo[p.name]
         where = ", ".join(f"{k}={v!r}" for k, v in active.items())
-        for line in config_problems(entry, {**base, **active}):
+        per_combo.append((where, config_problems(entry, {**base, **active})))
+    # a problem every point of the space has comes from the base config: no "(with ...)" suffix
+    everywhere = set.intersection(*(set(lines) for _, lines in per_combo)) if per_combo else set()
+    seen: set[str] = set()
+    for where, lines in per_combo:
+        for line in lines:
             if line not in seen:
                 seen.add(line)
-                problems.append(f"config: {line}" + (f"  (with {where})" if where else ""))
+                suffix = f"  (with {where})" if where and line not in everywhere else ""
+                problems.append(f"config: {line}{suffix}")
     return problems
 
 

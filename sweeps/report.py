@@ -15,7 +15,10 @@ launches or those of one parent run, and writes to ``out_dir``:
   rebuilt from the runs and the spec's distributions;
 * ``report.md`` and ``report.html`` (PNGs embedded as data URIs, so the page is
   self-contained): top trials, importances and warnings;
-* ``trials.csv``: one row per analysed trial.
+* ``trials.csv``: one row per analysed trial;
+* ``paper_table.md`` / ``paper_table.tex``: configurations x metrics (x datasets), mean ± sd
+  over seeds, best in bold, paired significance against the best (Holm-corrected), see
+  :mod:`sweeps.report_table`; also a section of ``report.md``.
 
 The files are also logged to the parent run under ``report/``.
 
@@ -66,6 +69,7 @@ from sweeps.report_data import (  # noqa: F401 - re-exported names
     boundary_warnings,
 )
 from sweeps.report_figures import _importances, _plot_history, _plot_importances, _plot_parallel
+from sweeps.report_table import build_table
 from sweeps.spec import SweepSpec
 
 logger = logging.getLogger(__name__)
@@ -185,6 +189,33 @@ def _write_csv(rows: Sequence[TrialRow], spec: SweepSpec, path: Path) -> Path:
     return path
 
 
+# --------------------------------------------------------------------------- paper table
+PAPER_MD = "paper_table.md"
+PAPER_TEX = "paper_table.tex"
+SEED_PARAMS = ("seed",)
+
+
+def _table_inputs(spec: SweepSpec, finished: Sequence[Any], metrics: Optional[Sequence[str]]
+                  ) -> tuple[list[dict[str, Any]], list[str]]:
+    """Runs of :func:`sweeps.report_table.build_table` (label = active search parameters without
+    the seed and the dataset axis) and its metric columns. Early-stopped runs are left out."""
+    runs = []
+    for r in finished:
+        if r.data.tags.get("early_stopped", "").lower() == "true":
+            continue
+        try:
+            params = _active_params(spec, r.data.params)
+        except ValueError:
+            continue
+        label = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items() if k not in SEED_PARAMS + ("dataset",))
+        runs.append({"config": label or "(base config)", "seed": r.data.params.get("seed", r.info.run_id),
+                     "dataset": params.get("dataset"), "metrics": dict(r.data.metrics)})
+    if metrics:
+        return runs, list(metrics)
+    common = set.intersection(*(set(r["metrics"]) for r in runs)) if runs else set()
+    return runs, [spec.metric] + sorted(m for m in common if m.startswith("test/") and m != spec.metric)
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -196,6 +227,7 @@ def make_report(
     parent_run_id: Optional[str] = None,
     top_n: int = 10,
     log_artifacts: bool = True,
+    metrics: Optional[Sequence[str]] = None,
 ) -> ReportResult:
     """Write the report of sweep ``experiment`` to ``out_dir`` (see the module docstring).
 
@@ -207,6 +239,8 @@ def make_report(
             default: the trials of every launch, report logged to the latest launch.
         top_n: rows of the top-trials table.
         log_artifacts: log the files to the parent run under ``report/``.
+        metrics: columns of the paper table (default: the sweep's metric and every
+            ``test/*`` metric that all finished runs logged).
 
     Raises:
         ValueError: unknown experiment (the message lists the existing ones), unknown
@@ -312,6 +346,13 @@ def make_report(
         importances=importances, importance_note=importance_note, warns=warns,
         n_finished=len(finished), n_failed=n_failed, n_early=n_early, n_other=n_other,
     )
+    table_runs, table_metrics = _table_inputs(spec, finished, metrics)
+    paper = build_table(table_runs, table_metrics,
+                        dataset_key="dataset" if "dataset" in spec.param_names else None)
+    md += "\n## Paper table\n\n" + paper.markdown()
+    paper_md, paper_tex = out_dir / PAPER_MD, out_dir / PAPER_TEX
+    paper_md.write_text(paper.markdown(), encoding="utf-8")
+    paper_tex.write_text(paper.latex(), encoding="utf-8")
     md_path = out_dir / REPORT_MD
     md_path.write_text(md, encoding="utf-8")
     html_path = out_dir / REPORT_HTML
@@ -320,7 +361,7 @@ def make_report(
         encoding="utf-8",
     )
     csv_path = _write_csv(rows, spec, out_dir / TRIALS_CSV)
-    files = (*pngs, md_path, html_path, csv_path)
+    files = (*pngs, md_path, html_path, csv_path, paper_md, paper_tex)
 
     logged_to = None
     result_warns = list(warns)

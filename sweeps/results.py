@@ -184,10 +184,44 @@ def group_by_config(rows: list[BestRow], spec, mode: str) -> list[ConfigRow]:
     return out
 
 
+def reproduction_rows(client: MlflowClient, experiment_id: str, metric: str, spec) -> list[BestRow]:
+    """One row per seed of every ``xaisweep reproduce`` run of the experiment: step ``i`` of its
+    metric history is seed ``seed + i`` (its logged ``seed`` param is the first seed)."""
+    out = []
+    runs = client.search_runs([experiment_id], "tags.`xaisweep.role` = 'reproduce' and attributes.status = 'FINISHED'",
+                              max_results=5000)
+    for r in runs:
+        params = dict(r.data.params)
+        try:
+            base = int(params.get("seed", "0"))
+        except ValueError:
+            continue
+        for m in client.get_metric_history(r.info.run_id, metric):
+            if m.value == m.value:
+                out.append(BestRow(r.info.run_id, r.info.run_name or "", float(m.value),
+                                   {**params, "seed": str(base + int(m.step))}, False, str(base + int(m.step)),
+                                   _inactive(spec, params)))
+    return out
+
+
 def best_configs(tracking_uri: str, experiment: str, *, top: int = 5) -> tuple[str, str, list[ConfigRow]]:
-    """Top configurations of ``experiment`` ranked by the mean over their seeds: ``(metric, mode, rows)``."""
+    """Top configurations of ``experiment`` ranked by the mean over their seeds: ``(metric, mode, rows)``.
+
+    The seeds of a configuration are its trial runs (``repeats``, a ``seed`` axis) and the seeds
+    of ``xaisweep reproduce --seeds N`` runs of it; a (configuration, seed) pair counts once,
+    the sweep's trial first.
+    """
     _check_top(top)
     metric, mode, rows, spec = finished_trials(tracking_uri, experiment)
+    client = MlflowClient(tracking_uri)
+    exp = find_experiment(client, experiment)
+    seen = {(config_key(r, spec), r.seed) for r in rows}
+    for r in reproduction_rows(client, exp.experiment_id, metric, spec):
+        key = (config_key(r, spec), r.seed)
+        if key not in seen:
+            seen.add(key)
+            rows.append(r)
+    rows.sort(key=lambda row: row.value, reverse=(mode == "max"))
     return metric, mode, group_by_config(rows, spec, mode)[:top]
 
 

@@ -125,13 +125,15 @@ class _AskTellGridSampler(optuna.samplers.GridSampler):
 
 
 def make_optuna_sampler(
-    sampler_spec: SamplerSpec, params: Sequence[ParamSpec]
+    sampler_spec: SamplerSpec, params: Sequence[ParamSpec], *, max_concurrent: int = 1
 ) -> optuna.samplers.BaseSampler:
     """Build the Optuna sampler described by ``sampler_spec`` for ``params``.
 
     ``sampler_spec.options`` are passed as keyword arguments to the sampler's
     constructor; ``seed`` always comes from ``sampler_spec.seed``. For ``grid``
-    the grid is :func:`grid_points` of ``params``.
+    the grid is :func:`grid_points` of ``params``. TPE uses ``constant_liar=True``
+    exactly when ``max_concurrent > 1`` (unless the options say otherwise): trials
+    still running count as bad, so concurrent suggestions do not pile onto one config.
 
     Raises:
         SpecError: if ``options`` are not accepted by the sampler's constructor.
@@ -143,6 +145,8 @@ def make_optuna_sampler(
     samplers = optuna.samplers
     try:
         if sampler_spec.type == "tpe":
+            # explicit either way (Optuna's default has changed between versions)
+            options = {"constant_liar": max_concurrent > 1, **options}
             return samplers.TPESampler(seed=seed, **options)
         if sampler_spec.type == "random":
             return samplers.RandomSampler(seed=seed, **options)

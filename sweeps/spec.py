@@ -139,6 +139,35 @@ def _parse_resources(raw: Any, pr: _Problems) -> ResourcesSpec | None:
     return ResourcesSpec(cpu, gpu)  # type: ignore[arg-type]
 
 
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+_UNIT_S = {None: 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _parse_time_budget(raw: Any, pr: _Problems) -> float | None:
+    """Seconds, or a string with a unit (``90m``, ``2h``, ``1.5d``); ``null``: no budget."""
+    if raw is None:
+        return None
+    match = None if isinstance(raw, bool) else _DURATION_RE.match(str(raw))
+    if match is None or float(match.group(1)) <= 0:
+        pr.add("time_budget", f"must be a positive number of seconds or a duration like 90m, 2h (got {_show(raw)})")
+        return None
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+def _parse_warm_start(raw: Any, pr: _Problems) -> str | None:
+    """``{experiment: NAME}`` (an earlier sweep with the same search space); ``null``: none."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        pr.add("warm_start", f"must be a mapping {{experiment: NAME}} (got {_kind(raw)})")
+        return None
+    _check_keys(raw, ("experiment",), "warm_start", pr)
+    if "experiment" not in raw:
+        pr.add("warm_start.experiment", "is required (the name of an earlier sweep with the same search space)")
+        return None
+    return _str(raw["experiment"], "warm_start.experiment", pr)
+
+
 def _opt_str(data: Mapping[Any, Any], key: str, pr: _Problems) -> str | None:
     value = data.get(key)
     return None if value is None else _str(value, key, pr)
@@ -209,6 +238,8 @@ def parse_spec(
     scheduler = _parse_scheduler(data.get("scheduler"), pr)
     resources = _parse_resources(data.get("resources"), pr)
     reuse_workers = _bool(data.get("reuse_workers", True), "reuse_workers", pr)
+    time_budget = _parse_time_budget(data.get("time_budget"), pr)
+    warm_start = _parse_warm_start(data.get("warm_start"), pr)
 
     params: tuple[ParamSpec, ...] = ()
     space = _mapping(data.get("search_space"), "search_space", pr)
@@ -247,6 +278,7 @@ def parse_spec(
         config=copy.deepcopy(dict(config)), params=params,  # type: ignore[arg-type]
         description=description, sampler=sampler, scheduler=scheduler,  # type: ignore[arg-type]
         resources=resources, reuse_workers=reuse_workers,  # type: ignore[arg-type]
+        time_budget=time_budget, warm_start=warm_start,
         storage_path=storage_path,
         tracking_uri=tracking_uri, source=source, **budget,  # type: ignore[arg-type]
     )

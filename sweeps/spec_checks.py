@@ -26,7 +26,7 @@ _PARAM_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _TOP_KEYS = (
     "name", "description", "trainable", "config", "search_space", "metric", "mode",
     "sampler", "scheduler", "num_samples", "max_concurrent", "repeats", "max_failures",
-    "resources", "reuse_workers", "storage_path", "tracking_uri",
+    "resources", "reuse_workers", "storage_path", "tracking_uri", "time_budget", "warm_start",
 )
 _DIST_KEYS = {
     "uniform": ("type", "low", "high", "when"),

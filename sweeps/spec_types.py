@@ -133,6 +133,8 @@ class SweepSpec:
     max_failures: int = 0
     resources: ResourcesSpec = field(default_factory=ResourcesSpec)
     reuse_workers: bool = True
+    time_budget: float | None = None
+    warm_start: str | None = None
     storage_path: str | None = None
     tracking_uri: str | None = None
     source: str = "<spec>"
@@ -167,6 +169,8 @@ class SweepSpec:
             "max_failures": self.max_failures,
             "resources": self.resources.to_dict(),
             "reuse_workers": self.reuse_workers,
+            "time_budget": self.time_budget,
+            "warm_start": {"experiment": self.warm_start} if self.warm_start else None,
             "storage_path": self.storage_path,
             "tracking_uri": self.tracking_uri,
         }

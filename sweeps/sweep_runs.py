@@ -80,6 +80,8 @@ def start_parent_run(plan: SweepPlan, *, resume: bool) -> dict[str, str]:
     for key, value in {"num_samples": plan.spec.num_samples, "sampler": plan.spec.sampler.type,
                        "seed": plan.spec.sampler.seed, "metric": plan.spec.metric, "mode": plan.spec.mode}.items():
         client.log_param(run.info.run_id, key, value)
+    if plan.spec.warm_start:
+        client.set_tag(run.info.run_id, "warm_start", f"{plan.spec.warm_start} ({len(plan.warm_points)} trials)")
     spec_text = yaml.safe_dump(plan.spec.to_dict(), sort_keys=False)
     client.log_text(run.info.run_id, spec_text, "spec.yaml")
     if launch is not None:
@@ -92,6 +94,11 @@ _CALLBACK_CLS = None
 # parent run id -> ids of the trials that had not ended when Tune's loop stopped, written
 # by the callback at the end of ``fit()`` (before Tune's clean-up marks every trial TERMINATED)
 _UNENDED_AT_EXIT: dict[Optional[str], list[str]] = {}
+# parent run ids of launches that the spec's time_budget ended
+_BUDGET_REACHED: set[Optional[str]] = set()
+# parent run id -> time budget of the current launch (set by build_tuner: a restored callback
+# keeps the budget it was pickled with, a resume may change it)
+TIME_BUDGETS: dict[Optional[str], Optional[float]] = {}
 _ENDED = ("TERMINATED", "ERROR")
 
 
@@ -120,11 +127,34 @@ def _mlflow_callback_cls():
         ``ray_failures``.
         """
 
-        def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: Optional[str] = None) -> None:
+        def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: Optional[str] = None,
+                     time_budget: Optional[float] = None) -> None:
             self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
+            self.time_budget = time_budget
+            self._started = time.monotonic()
+
+        def __getstate__(self) -> dict:
+            return {k: v for k, v in self.__dict__.items() if k not in ("_started", "_budget_fired")}
 
         def __setstate__(self, state: dict) -> None:
-            self.__dict__.update({"parent_run_id": None, **state})
+            # a restored sweep (resume) gets a fresh time budget: it counts per launch
+            self.__dict__.update({"parent_run_id": None, "time_budget": None, **state,
+                                  "_started": time.monotonic()})
+
+        def on_step_begin(self, iteration, trials, **info):
+            """``time_budget``: once spent, stop the sweep the way one Ctrl-C does (Tune saves its
+            state, running trials keep their last checkpoint, finished ones stay finished), so
+            ``--resume`` continues it."""
+            budget = TIME_BUDGETS.get(self.parent_run_id, self.time_budget)
+            if budget is None or getattr(self, "_budget_fired", False):
+                return
+            if time.monotonic() - self._started >= budget:
+                import signal
+
+                self._budget_fired = True
+                _BUDGET_REACHED.add(self.parent_run_id)
+                logger.warning("time_budget of %.0f s reached: stopping the sweep (resumable)", budget)
+                signal.raise_signal(signal.SIGINT)
 
         def _run_id(self, client, trial) -> Optional[str]:
             from trainables.tracking import find_trial_runs
@@ -195,8 +225,8 @@ def _mlflow_callback_cls():
 class SweepOutcome:
     """What :func:`run_sweep` returns.
 
-    ``interrupted``: the sweep was stopped (SIGINT) before every trial ended; it can be
-    finished with ``resume=True``. ``orphaned_runs``: MLflow runs of trials that a killed
+    ``interrupted``: the sweep was stopped (SIGINT, or its ``time_budget`` was spent:
+    ``time_budget_reached``) before every trial ended; it can be finished with ``resume=True``. ``orphaned_runs``: MLflow runs of trials that a killed
     driver started but never recorded in its Ray state, deleted when the sweep completed.
     """
 
@@ -209,6 +239,7 @@ class SweepOutcome:
     interrupted: bool = False
     unfinished_trials: list[str] = dataclasses.field(default_factory=list)
     orphaned_runs: list[str] = dataclasses.field(default_factory=list)
+    time_budget_reached: bool = False
 
 def _trial_id(result) -> Optional[str]:
     """Ray trial id of a ``ray.tune.Result`` (from its directory name, see ``_trial_dirname``)."""
@@ -231,7 +262,9 @@ def _close_launch(plan: SweepPlan, client, launch: dict[str, Any], results, *, r
     expected = plan.spec.num_samples * plan.spec.repeats
     interrupted = bool(unended) or len(results) < expected
     outcome = SweepOutcome(plan, exp_id, parent, results, best_of(plan.spec, results), results.num_errors,
-                           interrupted=interrupted, unfinished_trials=list(unended))
+                           interrupted=interrupted, unfinished_trials=list(unended),
+                           time_budget_reached=parent in _BUDGET_REACHED)
+    _BUDGET_REACHED.discard(parent)
     if interrupted:
         for trial_id in outcome.unfinished_trials:
             for run in find_trial_runs(client, exp_id, trial_id, parent):
@@ -245,10 +278,20 @@ def _close_launch(plan: SweepPlan, client, launch: dict[str, Any], results, *, r
         outcome.orphaned_runs = _delete_orphans(client, exp_id, parent, results)
     best = outcome.best
     if best is not None:
-        client.log_metric(parent, f"best/{plan.spec.metric}", float(best["metric"]))
+        # the parent's metric: the best trial's value, under the metric's own name when it is
+        # already a running best ("best/valid_f1"), logged once (a resume re-logs only a change)
+        key = parent_metric_name(plan.spec.metric)
+        logged = client.get_run(parent).data.metrics.get(key)
+        if logged is None or logged != float(best["metric"]):
+            client.log_metric(parent, key, float(best["metric"]))
         client.set_tag(parent, "best_run_id", best.get("mlflow_run_id") or "")
     client.set_terminated(parent, status="FINISHED")
     return outcome
+
+
+def parent_metric_name(metric: str) -> str:
+    """Name of the best trial's metric on the parent run: ``best/valid_f1`` stays, ``test/f1`` -> ``best/test/f1``."""
+    return metric if metric.startswith("best/") else f"best/{metric}"
 
 
 def mark_unended_runs_interrupted(client, experiment_id: str, parent_run_id: str) -> list[str]:

@@ -28,9 +28,10 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-#: spec keys a ``--resume`` accepts changes of: ``description`` (text only) and ``resources``
-#: (per-trial CPU/GPU of the trials not started yet: the restored Tuner gets the new request).
-RESUMABLE_CHANGES = ("description", "resources")
+#: spec keys a ``--resume`` accepts changes of: ``description`` (text only), ``resources``
+#: (per-trial CPU/GPU of the trials not started yet: the restored Tuner gets the new request)
+#: and ``time_budget`` (it counts per launch: the resumed launch gets the new one).
+RESUMABLE_CHANGES = ("description", "resources", "time_budget")
 #: keys that locate the sweep rather than define it (checked separately by resume)
 _LOCATION_KEYS = ("tracking_uri", "storage_path")
 LOCK_FILE = ".xaisweep.lock"

@@ -175,13 +175,16 @@ def _data_case(tmp_path: Path, case: str) -> tuple[dict, str]:
         (d / "dev.csv").write_text(good)
         return cfg, (f"no file '{d / 'validation.csv'}' for valid_split 'validation' (files in {d}: dev.csv, test.csv, "
                      f"train.csv); set valid_split")
+    if case == "unlabeled_test_split":
+        (d / "test.csv").write_text(good.replace("text,label", "text,sentiment", 1))
+        return cfg, f"{d / 'test.csv'}: no label column (the file has columns ['text', 'sentiment'])"
     if case == "bad_column_role":
         return {**cfg, "columns": {"text": "text", "label": "gold"}}, "missing column 'gold' (for 'label')"
     raise AssertionError(case)
 
 
 @pytest.mark.parametrize("case", ["missing_label_column", "missing_text_column", "empty_file", "non_utf8",
-                                  "no_validation_file", "bad_column_role"])
+                                  "no_validation_file", "bad_column_role", "unlabeled_test_split"])
 def test_data_problems_stop_before_ray_naming_file_line_column(tmp_path, capsys, case):
     overrides, expected = _data_case(tmp_path, case)
     spec = write(tmp_path / "s.yaml", config={**TINY, **overrides})
@@ -230,3 +233,29 @@ def test_hub_dataset_offline_names_it_and_the_local_alternative(tmp_path, capsys
     (tmp_path / "hf" / "hub" / "datasets--stanfordnlp--sst2" / "snapshots").mkdir(parents=True)
     rc, _, err = run(capsys, "run", str(spec), "--smoke-test")
     assert "'sst2' is the Hugging Face hub dataset" not in err and "'wikitext'" in err
+
+
+def test_every_cli_flag_has_help_text():
+    """Item 15: every argument of every subcommand explains itself in --help."""
+    import argparse
+
+    parser = cli.build_parser()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {action.dest}" for name, sub in subs.choices.items() for action in sub._actions
+               if not isinstance(action, argparse._HelpAction) and not action.help]
+    assert missing == []
+
+
+def test_a_second_driver_of_the_same_sweep_stops_before_ray(tmp_path, capsys):
+    """Item 6: while a driver holds the sweep directory's lock, another run (resume or not) stops."""
+    from sweeps.sweep_state import SweepLock
+
+    storage = tmp_path / "ray"
+    holder = SweepLock(str(storage / "cli"))
+    assert holder.acquire() is None
+    try:
+        for extra in ((), ("--resume",)):
+            rc, _, err = run(capsys, "run", str(write(tmp_path / "s.yaml")), "--storage", str(storage), *extra)
+            assert rc == 2 and "is running in another driver (pid" in err and "--name" in err, err
+    finally:
+        holder.release()

@@ -106,6 +106,9 @@ def test_every_config_problem_is_listed_once():
     assert "dropout: must be in [0, 1), got 1.5" in text
     assert "regularizer: unknown 'attention_vta'" in text and "(with regularizer='attention_vta'" in text
     assert len(problems) == len(set(problems)) == 4, problems
+    # problems of the base config hold at every point of the space: no "(with ...)" suffix
+    assert [p for p in problems if "dropuot" in p or "got 1.5" in p] == [
+        "config: dropuot: unknown key (did you mean 'dropout'?)", "config: dropout: must be in [0, 1), got 1.5"]
 
 
 def test_search_space_corners_are_checked():

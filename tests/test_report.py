@@ -191,6 +191,15 @@ def test_report_files_table_and_importances(store, tmp_path):
     logged = {f.path for f in store.client.list_artifacts(sweep["parent"], "report")}
     assert {"report/report.md", "report/report.html", "report/optimization_history.png"} <= logged
 
+    # The paper table (issue 12, item 11): one row per configuration (no seeds here: n = 1 each,
+    # early-stopped run left out), the sweep's metric as column, best in bold; logged too.
+    assert {"report/paper_table.md", "report/paper_table.tex"} <= logged
+    paper = (tmp_path / "rep" / "paper_table.md").read_text()
+    assert "## Paper table" in res.markdown and paper in res.markdown
+    body = [line for line in paper.splitlines() if line.startswith("| ") and "configuration" not in line]
+    assert len(body) == 12 and sum("**" in line for line in body) == 1
+    assert "\\begin{tabular}" in (tmp_path / "rep" / "paper_table.tex").read_text()
+
 
 def test_boundary_warning_when_best_on_upper_edge(store, tmp_path):
     sweep = store.sweeps["edge"]

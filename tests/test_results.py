@@ -91,3 +91,37 @@ def test_run_id_prefixes_resolve_and_missing_files_are_named(store, capsys, tmp_
     rc = cli.main(["reproduce", str(tmp_path / "nope" / "best.yaml"), "--tracking-uri", s.uri])
     err = capsys.readouterr().err
     assert rc == 2 and "no such file" in err and "no MLflow run" not in err
+
+
+def test_reproduce_seeds_join_their_configuration(tmp_path):
+    """Item 11: the seeds of `xaisweep reproduce --seeds N` count in the configuration's mean;
+    a seed the sweep already ran counts once (the trial's value)."""
+    from mlflow.entities import Metric, Param
+
+    s = Store(tmp_path)
+    exp = s.experiment("seeds")
+    parent = s.parent(exp, SPEC)
+    for seed, v in enumerate(STEADY):
+        s.child(exp, parent, {"regularizer": "none", "eps": 1.0, "seed": seed}, [v])
+    lucky = s.child(exp, parent, {"regularizer": "attention_vat", "eps": 2.0, "seed": 0}, [0.95])
+    repro = s.client.create_run(exp, tags={"xaisweep.role": "reproduce", "reproduces": lucky})
+    rid = repro.info.run_id
+    # seeds 0, 1, 2: seed 0 is the sweep's own trial (0.95 stays), 1 and 2 are new
+    s.client.log_batch(rid, metrics=[Metric("best/valid_f1", v, 0, i) for i, v in enumerate([0.90, 0.50, 0.55])],
+                       params=[Param(k, str(v)) for k, v in {"regularizer": "attention_vat", "eps": 2.0,
+                                                              "seed": 0}.items()])
+    s.client.set_terminated(rid, "FINISHED")
+    _, _, rows = best_configs(s.uri, "seeds")
+    vat = next(r for r in rows if r.params["regularizer"] == "attention_vat")
+    assert vat.n == 3 and vat.value == pytest.approx((0.95 + 0.50 + 0.55) / 3)
+    assert [r.value for r in rows] == sorted((r.value for r in rows), reverse=True)
+    assert rows[0].params["regularizer"] == "none"  # 0.80 beats the lucky config's 0.667 mean
+
+
+def test_one_seed_reproduction_prints_no_spread():
+    from sweeps.results import Reproduction
+
+    one = Reproduction(["m"], {"m": 0.5}, [{"m": 0.5}], None).table()
+    assert "±" not in one and "+-" not in one
+    three = Reproduction(["m"], {"m": 0.5}, [{"m": 0.4}, {"m": 0.5}, {"m": 0.6}], None).table()
+    assert "0.500000 ± 0.100000" in three and "n=3" in three

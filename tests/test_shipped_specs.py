@@ -1,18 +1,41 @@
-"""Every spec shipped in sweeps/ parses and passes the pre-Ray config checks."""
+"""Every spec shipped in sweeps/ (globbed, so new specs are covered): it parses, passes the
+config checks, and its ``--smoke-test`` preflight on this machine (offline: no hub, no GPU)
+either passes or stops before any trial with a message naming the unreachable dataset/model
+and how to point the spec at a local copy. The cheapest offline spec of each trainable then
+runs its smoke test end to end through ``xaisweep run`` on a local Ray."""
+from __future__ import annotations
+
 from pathlib import Path
 
 import pytest
 
+from sweeps.launcher import PreflightError, plan_sweep
 from sweeps.preflight import check_trial_configs
 from sweeps.spec import load_spec
+from sweeps.workdir import Workdir
 from trainables import TRAINABLES
+from xaicore.data import KNOWN_DATASETS
 
 SPECS = sorted((Path(__file__).resolve().parents[1] / "sweeps").glob("*.yaml"))
+HUB_KEYS = ("dataset", "unlabeled", "pretrained_embeddings", "model", "model_name", "mlm_model")
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No network and an empty Hugging Face cache: what a fresh machine without a hub has."""
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.setenv(var, "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-empty"))
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_DATASETS_CACHE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return Workdir(tmp_path / "home")
 
 
 def test_specs_are_shipped():
     names = {p.name for p in SPECS}
-    assert {"demo.yaml", "attention_vat_sst.yaml", "attention_vat_imdb.yaml", "unlabeled_ratio_sst.yaml"} <= names
+    assert {"demo.yaml", "attention_vat_sst.yaml", "attention_vat_imdb.yaml", "unlabeled_ratio_sst.yaml",
+            "faithfulness_demo.yaml"} <= names
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
@@ -26,7 +49,86 @@ def test_spec_is_valid(path, monkeypatch):
     assert problems == []
 
 
+def _hub_values(spec) -> set[str]:
+    """Hub dataset keys / model ids the spec can reach (base config and search-space values)."""
+    values = {v for k, v in spec.config.items() if k in HUB_KEYS and isinstance(v, str)}
+    for p in spec.params:
+        if p.name in HUB_KEYS and p.is_categorical:
+            values |= {v for v in p.values if isinstance(v, str)}
+    return {v for v in values if v in KNOWN_DATASETS or ("/" in v and not v.startswith((".", "/")))
+            or v.startswith("bert-")}
+
+
+def _smoke_plan(path, workdir):
+    spec = load_spec(path, known_trainables=list(TRAINABLES))
+    return spec, plan_sweep(spec, smoke_test=True, workdir=workdir)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_smoke_preflight_offline_passes_or_names_what_is_missing(path, offline, monkeypatch):
+    spec = load_spec(path, known_trainables=list(TRAINABLES))
+    hub = _hub_values(spec)
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(repo)  # local data is named relative to the repository root (../shared/data)
+    try:
+        plan_sweep(spec, smoke_test=True, workdir=offline)
+    except PreflightError as err:
+        text = str(err)
+        if not hub and "'../shared/data/" in text and not (repo / ".." / "shared" / "data").is_dir():
+            return  # the local data is not next to this checkout, and the message names the missing file
+        assert hub, f"{path.name} stops offline although it names no hub dataset or model:\n{text}"
+        for value in hub:
+            assert repr(value) in text, f"{value!r} is not named:\n{text}"
+        assert "local copy" in text, text
+        return
+    assert not hub, f"{path.name} reaches the hub ({sorted(hub)}) but its offline preflight passed"
+
+
+def _cheapest_offline_specs(workdir) -> dict[str, Path]:
+    """Per trainable, the offline-runnable spec with the fewest epochs x trials."""
+    best: dict[str, tuple[float, Path]] = {}
+    for path in SPECS:
+        try:
+            spec, plan = _smoke_plan(path, workdir)
+        except PreflightError:
+            continue
+        cost = float(plan.spec.config.get("epochs", 1)) * plan.spec.num_samples * plan.spec.repeats
+        if spec.trainable not in best or cost < best[spec.trainable][0]:
+            best[spec.trainable] = (cost, path)
+    return {t: p for t, (_, p) in best.items()}
+
+
+def test_every_trainable_with_a_shipped_spec_has_one_that_runs_offline(offline):
+    shipped = {load_spec(p).trainable for p in SPECS}
+    runnable = _cheapest_offline_specs(offline)
+    missing = sorted(shipped - set(runnable))
+    assert not missing, (f"trainables {missing} ship only specs that need the hub: add a small spec on "
+                         "synthetic or local data so that its --smoke-test runs here")
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("trainable", sorted({load_spec(p).trainable for p in SPECS}))
+def test_smoke_run_of_the_cheapest_offline_spec(trainable, offline, monkeypatch, capsys):
+    pytest.importorskip("ray")
+    from sweeps import cli
+
+    path = _cheapest_offline_specs(offline).get(trainable)
+    if path is None:
+        pytest.fail(f"no shipped spec of trainable {trainable!r} runs offline (see the test above)")
+    monkeypatch.setenv("XAISWEEP_HOME", str(offline.root))
+    rc = cli.main(["run", str(path), "--smoke-test", "--num-cpus", "2", "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 0, f"{path.name} --smoke-test failed:\n{out}\n{err}"
+    assert "2 finished" in out or "finished, 0 failed" in out, out
+
+
 def test_demo_is_small_and_uses_asha():
     spec = load_spec(Path(__file__).resolve().parents[1] / "sweeps" / "demo.yaml")
     assert spec.num_samples >= 8 and spec.scheduler is not None and spec.resources.gpu == 0
     assert spec.config["dataset"] == "synthetic"
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_shipped_specs_select_on_validation(path):
+    """Selecting a configuration on test data would leak the test set into the result."""
+    assert not load_spec(path).metric.startswith("test/"), path.name

@@ -192,3 +192,27 @@ def test_with_ray_optuna_search(tmp_path: Any) -> None:
             assert isinstance(config, dict) and ("model" in config or "act" in config)
             searcher.on_trial_complete(str(i), {"loss": 1.0, "training_iteration": 1})
         searcher.save(str(tmp_path / f"{sampler_cfg['type']}.pkl"))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_tpe_concurrent_suggestions_are_distinct_with_constant_liar(seed):
+    """max_concurrent > 1: TPE gets constant_liar, so trials asked before any of them is told
+    (what Ray's ConcurrencyLimiter does) are not the same config; without it they pile up."""
+    spec = parse_spec({"name": "x", "trainable": "classifier", "metric": "m", "mode": "max",
+                       "search_space": {"a": {"type": "choice", "values": list(range(5))},
+                                        "b": {"type": "choice", "values": list(range(4))}},
+                       "sampler": {"type": "tpe", "seed": seed, "options": {"n_startup_trials": 10}}})
+    fn = optuna_define_by_run(spec.params)
+
+    def concurrent(max_concurrent):
+        sampler = make_optuna_sampler(spec.sampler, spec.params, max_concurrent=max_concurrent)
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        for _ in range(12):
+            t = study.ask()
+            p = fn(t)
+            study.tell(t, -((p["a"] - 3) ** 2) - (p["b"] - 1) ** 2)
+        return [tuple(sorted(fn(study.ask()).items())) for _ in range(4)]
+
+    assert make_optuna_sampler(spec.sampler, spec.params, max_concurrent=4)._constant_liar
+    assert len(set(concurrent(4))) == 4
+    assert len(set(concurrent(1))) < 4  # the same study without the liar repeats itself

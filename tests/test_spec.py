@@ -407,3 +407,24 @@ def test_apply_overrides() -> None:
     with pytest.raises(SpecError) as info:
         apply_overrides(spec, name="bad name", num_samples=0)
     assert len(info.value.problems) == 2
+
+
+@pytest.mark.parametrize("raw, seconds", [(3600, 3600.0), ("90m", 5400.0), ("2h", 7200.0), ("1.5d", 129600.0),
+                                          ("45 s", 45.0), (None, None)])
+def test_time_budget_units(raw, seconds):
+    assert parse_spec({**BASE, "time_budget": raw}).time_budget == seconds
+
+
+@pytest.mark.parametrize("raw", [0, -5, "soon", "2 weeks", True, [1]])
+def test_time_budget_rejects(raw):
+    with pytest.raises(SpecError, match="time_budget: must be a positive number of seconds"):
+        parse_spec({**BASE, "time_budget": raw})
+
+
+def test_warm_start_parses_and_round_trips():
+    s = parse_spec({**BASE, "warm_start": {"experiment": "earlier"}, "time_budget": "2h"})
+    assert s.warm_start == "earlier" and parse_spec(s.to_dict()) == s
+    with pytest.raises(SpecError, match=r"warm_start.experiment: is required"):
+        parse_spec({**BASE, "warm_start": {}})
+    with pytest.raises(SpecError, match=r"warm_start.exp: unknown key"):
+        parse_spec({**BASE, "warm_start": {"experiment": "x", "exp": 1}})

@@ -167,6 +167,8 @@ def test_sweep_logs_parent_and_child_runs(sweep):
     assert [p.info.run_id for p in parents] == [outcome.parent_run_id]
     parent = parents[0]
     assert parent.info.status == "FINISHED"
+    # MLflow 3's UI opens it as a classic ML experiment (runs table), not in the GenAI view
+    assert client.get_experiment(exp.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
     assert parent.data.params["num_samples"] == "3"
     assert [a.path for a in client.list_artifacts(parent.info.run_id)] == ["spec.yaml"]
     # one child run per Ray trial, and nothing else in the experiment
@@ -254,7 +256,9 @@ def test_asha_stopped_trial_is_finished_and_tagged(sweep):
     assert run.data.tags["early_stopped"] == "true" and run.data.tags["stopped_at_iteration"] == "1"
     assert "failure_reason" not in run.data.tags
     assert steps(client, run.info.run_id) == [1]
-    assert "config.yaml" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    # the curves and heatmaps of the epochs it ran, not only its config (issue 12, item 9)
+    assert {"config.yaml", "training_curves.png", "attention_heatmaps.html"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id)}
 
 
 def test_best_lists_finished_trials_and_marks_early_stopped(sweep, capsys):

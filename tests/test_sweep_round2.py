@@ -61,6 +61,9 @@ def test_gpu_request_runs_on_cpu_and_relative_path_is_absolute_in_trials(swept, 
     trials = client.search_runs([exp.experiment_id], "tags.`mlflow.parentRunId` != ''")
     assert len(trials) == 2 and all(r.info.status == "FINISHED" for r in trials)
     assert {r.data.params["dataset"] for r in trials} == {str(root / "data" / "{split}.csv")}
+    # launcher metadata (tracking URI, parent run) is not part of the trial config / progress table
+    params = list((root / "home" / "ray" / "round2").glob("trial_*/params.json"))
+    assert len(params) == 2 and all("_xaisweep" not in p.read_text() for p in params)
 
 
 def test_same_name_again_needs_a_choice_and_resume_refuses_a_changed_spec(swept, capsys):
@@ -71,3 +74,47 @@ def test_same_name_again_needs_a_choice_and_resume_refuses_a_changed_spec(swept,
     assert rc == 2 and "num_samples: 2 -> 4" in err, err
     rc, _, err = _run(capsys, "run", str(spec), "--resume", "--fresh")
     assert rc == 2 and "not both" in err
+
+
+def test_trial_runs_record_provenance(swept):
+    """Item 14: git commit + dirty flag (+ diff when dirty), package versions, data file sha256."""
+    import hashlib
+
+    root, _ = swept
+    client = MlflowClient(f"sqlite:///{root / 'home' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("round2")
+    run = client.search_runs([exp.experiment_id], "tags.`mlflow.parentRunId` != ''")[0]
+    tags = run.data.tags
+    assert len(tags["git_commit"]) == 40 and tags["git_dirty"] in ("true", "false")
+    names = {a.path for a in client.list_artifacts(run.info.run_id, "provenance")}
+    assert {"provenance/packages.txt", "provenance/data_files.json"} <= names
+    assert ("provenance/git_diff.patch" in names) == (tags["git_dirty"] == "true")
+    want = hashlib.sha256((root / "data" / "train.csv").read_bytes()).hexdigest()
+    assert want in tags.values()
+    packages = client.download_artifacts(run.info.run_id, "provenance/packages.txt", str(root))
+    assert any(line.startswith("torch==") for line in Path(packages).read_text().splitlines())
+
+
+def test_time_budget_ends_the_sweep_cleanly_and_resume_finishes_it(swept, capsys):
+    """Item 13: time_budget stops the sweep like one Ctrl-C (state saved); --resume completes it."""
+    root, _ = swept
+    spec = _write(root / "budget.yaml", name="budget", num_samples=3, max_concurrent=1, time_budget=1,
+                  resources={"cpu": 1}, config={**TINY, "dataset": "data/{split}.csv", "epochs": 2})
+    rc, out, err = _run(capsys, "run", str(spec), "--num-cpus", "2", "--quiet")
+    assert rc == 0 and "reached its time_budget (1 s)" in out and "--resume" in out, out + err
+    # the budget counts per launch; a resume may change it (here: none)
+    spec = _write(root / "budget.yaml", name="budget", num_samples=3, max_concurrent=1, time_budget=None,
+                  resources={"cpu": 1}, config={**TINY, "dataset": "data/{split}.csv", "epochs": 2})
+    rc, out, err = _run(capsys, "run", str(spec), "--resume", "--num-cpus", "2", "--quiet")
+    assert rc == 0 and "sweep budget done" in out, out + err
+    assert "Failed to fetch metrics" not in err and "Tuner.restore" not in err, err
+    client = MlflowClient(f"sqlite:///{root / 'home' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("budget")
+    trials = client.search_runs([exp.experiment_id], "tags.`mlflow.parentRunId` != ''")
+    assert len(trials) == 3 and all(r.info.status == "FINISHED" for r in trials)
+    # the parent's metric: under the metric's own name, logged once, not again by a later resume
+    rc, out, err = _run(capsys, "run", str(spec), "--resume", "--num-cpus", "2", "--quiet")
+    assert rc == 0, out + err
+    parent = client.search_runs([exp.experiment_id], "tags.`xaisweep.role` = 'sweep'")[0]
+    assert "best/best/valid_f1" not in parent.data.metrics
+    assert len(client.get_metric_history(parent.info.run_id, "best/valid_f1")) == 1

@@ -356,7 +356,8 @@ def _epoch_metrics(result, selection_metric: str) -> dict[str, Any]:
     return out
 
 
-def _write_artifacts(setup: ClassifierSetup, history: list[dict], out_dir: Path) -> list[Path]:
+def _write_artifacts(setup: ClassifierSetup, history: list[dict], out_dir: Path, *, final: bool = True) -> list[Path]:
+    """Config, training curves, attention heatmaps (and the weights, ``final`` only) into ``out_dir``."""
     cfg, model = setup.cfg, setup.model
     files = [write_config_yaml({"trainable": "classifier", "config": dataclasses.asdict(cfg)}, out_dir / "config.yaml")]
     files.append(plot_training_curves(history, out_dir / "training_curves.png",
@@ -377,7 +378,7 @@ def _write_artifacts(setup: ClassifierSetup, history: list[dict], out_dir: Path)
         path = out_dir / "attention_heatmaps.html"
         path.write_text(token_heatmap_html(rows, "attention weights (test examples)"))
         files.append(path)
-    if cfg.save_model:
+    if cfg.save_model and final:
         path = out_dir / "model" / "best_model.pt"
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"state_dict": model.state_dict(), "config": dataclasses.asdict(model.config),
@@ -401,8 +402,12 @@ def train_classifier(
     report: Report,
     *,
     resume: Optional[dict[str, Any]] = None,
+    interim_dir: Optional[Path] = None,
 ) -> TrainedClassifier:
     """Train (or resume) per ``config``, reporting every epoch but the last.
+
+    With ``interim_dir``, the curves and heatmaps so far are written there before each of
+    those reports, so a trial the scheduler stops early still has them (ASHA).
 
     The last epoch's metrics, plus ``test/*`` of the best epoch's weights,
     ``test/corr`` and ``best_epoch``, are returned in ``final`` for the caller
@@ -434,6 +439,8 @@ def train_classifier(
             metrics.update(fixed)
         history.append(metrics)
         if result.epoch < cfg.epochs:
+            if interim_dir is not None:
+                _write_artifacts(setup, history, interim_dir, final=False)
             report(metrics, checkpoint())
 
     trainer.fit(setup.epoch_batches, lambda m: setup.evaluate(m, "valid"), on_epoch_end=on_epoch_end)
@@ -469,7 +476,7 @@ def run_trial(
     Returns:
         :class:`TrialResult`.
     """
-    trained = train_classifier(config, report, resume=resume)
+    trained = train_classifier(config, report, resume=resume, interim_dir=Path(out_dir) if out_dir is not None else None)
     report(trained.final, trained.checkpoint())
     artifacts = _write_artifacts(trained.setup, trained.history, Path(out_dir)) if out_dir is not None else []
     return TrialResult(metrics=trained.final, history=trained.history, artifacts=artifacts)

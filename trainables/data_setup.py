@@ -97,6 +97,9 @@ def load_splits(
                     where = source.replace("{split}", split) if "{split}" in source else f"{source}:{split}"
                     raise ValueError(f"{where}: label {max(data.labels)} does not occur in the training split "
                                      f"(its labels are 0..{n - 1})")
+            if require_labels and train.labels is not None and data.labels is None:
+                where = source.replace("{split}", split) if "{split}" in source else f"{source}:{split}"
+                _check_labeled(data, where, columns)
             return data
 
         test = load(test_split)
@@ -149,8 +152,7 @@ def _unlabeled_message(data: TextDataset, source: str, columns: Optional[Mapping
             f"config, e.g. columns: {{label: <column>}}")
 
 
-def _local_hint(source: str) -> str:
-    return "config.dataset: /path/to/data/{split}.csv (one file per split; columns: {text: ..., label: ...})"
+LOCAL_DATA_HINT = "config.dataset: /path/to/data/{split}.csv (one file per split; columns: {text: ..., label: ...})"
 
 
 def data_source_problems(
@@ -169,13 +171,13 @@ def data_source_problems(
     Local files: each split file exists (with ``{split}``, a missing validation file
     names the files there and the ``valid_split`` choices), is UTF-8 throughout, has a
     header with the columns the roles name and a first ``max_rows`` rows that parse;
-    the training split is labeled when ``require_labels``. Hub datasets: in the local
+    every split is labeled when ``require_labels`` (training and evaluation need labels). Hub datasets: in the local
     cache or the hub answers (:func:`trainables.hub_checks.hub_dataset_problems`).
     """
     if source == SYNTHETIC:
         return []
     if source in KNOWN_DATASETS:
-        return hub_dataset_problems(source, KNOWN_DATASETS[source].hub_id, what=what, local_hint=_local_hint(source))
+        return hub_dataset_problems(source, KNOWN_DATASETS[source].hub_id, what=what, local_hint=LOCAL_DATA_HINT)
     if "{split}" in source:
         wanted = [("train_split", train_split), ("test_split", test_split)]
         if valid_split is not None:
@@ -200,7 +202,7 @@ def data_source_problems(
         except ValueError as err:
             problems.append(f"{what}: {err}")
             continue
-        if require_labels and key in ("", "train_split") and data.labels is None:
+        if require_labels and data.labels is None:  # training needs labels, evaluation too
             problems.append(f"{what}: {_unlabeled_message(data, str(path), columns)}")
     return problems
 

@@ -283,7 +283,7 @@ def run_trial(
         cfg_train = dataclasses.replace(cfg, epochs=1)
         trained = _load_trained(cfg_train, cfg.model_checkpoint)
     else:
-        trained = train_classifier(cfg, report, resume=resume)
+        trained = train_classifier(cfg, report, resume=resume, interim_dir=Path(out_dir) if out_dir else None)
     metrics, _table, faith_artifacts = evaluate_faithfulness(trained.setup, cfg, Path(out_dir) if out_dir else None)
     final = {**trained.final, **metrics}
     report(final, trained.checkpoint())

@@ -1,7 +1,7 @@
 """The Ray Tune function trainable: config -> trial body, with MLflow and checkpoints.
 
-Launcher metadata travels in ``config["_xaisweep"]`` (trainable name,
-tracking URI, experiment id, parent run id, sweep name). Every epoch the body's
+Launcher metadata (trainable name, tracking URI, experiment id, parent run id,
+sweep name) arrives through ``tune.with_parameters`` (``xaisweep_meta``). Every epoch the body's
 report is logged to the trial's MLflow child run first, then passed to
 ``tune.report`` with a checkpoint (weights, optimiser, schedule, RNG states).
 A retried or restored trial resumes from ``tune.get_checkpoint()`` and
@@ -87,14 +87,16 @@ def _placement_tags() -> dict[str, str]:
     }
 
 
-def ray_trainable(config: dict[str, Any]) -> None:
-    """Entry point given to ``tune.Tuner`` (wrapped with resources by the launcher)."""
+def ray_trainable(config: dict[str, Any], xaisweep_meta: Optional[Mapping[str, Any]] = None) -> None:
+    """Entry point given to ``tune.Tuner`` (wrapped with its launcher metadata by
+    ``tune.with_parameters`` and with resources by the launcher; sweeps saved by earlier
+    versions carry the metadata in ``config["_xaisweep"]``)."""
     from ray import tune
 
     from trainables.tracking import TrialRun, device_tag
 
     _release_memory()
-    meta = dict(config.get(META_KEY, {}))
+    meta = dict(xaisweep_meta or config.get(META_KEY, {}))
     entry = get_trainable(meta.get("trainable", "classifier"))
     cfg = trial_config(config)
     ctx = tune.get_context()
@@ -113,6 +115,8 @@ def ray_trainable(config: dict[str, Any]) -> None:
         resolved = dataclasses.asdict(parsed)
         if run is not None:
             run.log_params(resolved)
+            if not run.resumed:
+                run.log_provenance(resolved)
             with tempfile.TemporaryDirectory() as tmp:  # typed config of every trial, even failed ones
                 path = write_config_yaml({"trainable": entry.name, "config": resolved}, Path(tmp) / "config.yaml")
                 run.log_artifacts([path], Path(tmp))
@@ -122,6 +126,8 @@ def ray_trainable(config: dict[str, Any]) -> None:
 
         epochs = getattr(parsed, "epochs", None)
         held: list[tuple[dict[str, Any], Optional[dict[str, Any]], int]] = []
+        out_tmp = tempfile.TemporaryDirectory()
+        out = Path(out_tmp.name)
 
         def report(metrics: dict[str, Any], checkpoint: Optional[dict[str, Any]]) -> None:
             step = int(metrics.get("epoch", 0))
@@ -133,12 +139,14 @@ def ray_trainable(config: dict[str, Any]) -> None:
             if isinstance(epochs, int) and step >= epochs:
                 held.append((result, checkpoint, step))  # the final report: sent after the artifacts
                 return
+            if run is not None:  # what the trial wrote so far (curves, heatmaps): kept if the scheduler stops it
+                run.log_artifacts([f for f in out.rglob("*") if f.is_file()], out)
             _tune_report(result, checkpoint, step)
 
-        with tempfile.TemporaryDirectory() as out:
-            result = entry.run_trial(parsed, report, resume=state, out_dir=Path(out))
+        with out_tmp:
+            result = entry.run_trial(parsed, report, resume=state, out_dir=out)
             if run is not None:
-                run.log_artifacts(result.artifacts, Path(out))
+                run.log_artifacts(result.artifacts, out)
         if not held:
             if run is not None:
                 run.finish("FINISHED")

@@ -7,6 +7,9 @@ epochs already logged, so nothing is lost or duplicated.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -32,6 +35,99 @@ def git_commit(cwd: Optional[Path] = None) -> str:
         return "unknown"
 
 
+@functools.lru_cache(maxsize=1)
+def git_state(cwd: Optional[str] = None) -> tuple[str, Optional[bool], str]:
+    """``(commit, dirty, diff)`` of the project checkout: ``dirty`` is ``None`` outside git;
+    ``diff`` is ``git diff HEAD`` (tracked changes) plus the list of untracked files."""
+    root = cwd or str(Path(__file__).resolve().parents[1])
+
+    def git(*args: str) -> Optional[str]:
+        try:
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout if out.returncode == 0 else None
+
+    commit = (git("rev-parse", "HEAD") or "").strip() or "unknown"
+    status = git("status", "--porcelain", "--untracked-files=normal")
+    if status is None:
+        return commit, None, ""
+    diff = git("diff", "HEAD") or ""
+    untracked = [line[3:] for line in status.splitlines() if line.startswith("??")]
+    if untracked:
+        diff += "\n# untracked files (not in the diff):\n" + "".join(f"#   {u}\n" for u in untracked)
+    return commit, bool(status.strip()), diff
+
+
+def package_versions() -> dict[str, str]:
+    """Every installed distribution and its version (``importlib.metadata``), sorted by name."""
+    from importlib import metadata
+
+    out = {}
+    for dist in metadata.distributions():
+        name = dist.metadata.get("Name")
+        if name:
+            out[name] = dist.version
+    return dict(sorted(out.items(), key=lambda kv: kv[0].lower()))
+
+
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file, cached per (path, size, mtime) for the process."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
+
+
+def data_files(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Local files a trial config names: ``{path: {"key": config key, "sha256": ..., "bytes": n}}``.
+
+    String values that are files are hashed; a ``{split}`` pattern is hashed for every file
+    it matches. Directories (model folders) are not hashed.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in flatten(config).items():
+        if not isinstance(value, str) or not value or "://" in value:
+            continue
+        if "{split}" in value:
+            pattern = Path(value.replace("{split}", "*"))
+            candidates = sorted(pattern.parent.glob(pattern.name)) if pattern.parent.is_dir() else []
+        else:
+            candidates = [Path(value)]
+        for path in candidates:
+            try:
+                if path.is_file():
+                    out[str(path)] = {"key": key, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+            except OSError:
+                continue
+    return out
+
+
+def provenance(config: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """``(tags, files)`` recording where a run came from: git commit, dirty flag, diff, package
+    versions and the sha256 of every local data file of ``config``; ``files`` maps artifact
+    names under ``provenance/`` to their text."""
+    commit, dirty, diff = git_state()
+    data = data_files(config)
+    tags = {"git_commit": commit, "git_dirty": "unknown" if dirty is None else str(dirty).lower()}
+    for i, (path, info) in enumerate(sorted(data.items())):
+        tags[f"data_sha256.{info['key']}" + (f".{i}" if sum(v["key"] == info["key"] for v in data.values()) > 1
+                                              else "")] = info["sha256"]
+    files = {"packages.txt": "".join(f"{k}=={v}\n" for k, v in package_versions().items()),
+             "data_files.json": json.dumps(data, indent=2, sort_keys=True)}
+    if dirty:
+        files["git_diff.patch"] = diff
+    return tags, files
+
+
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():
@@ -54,14 +150,23 @@ def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+#: MLflow 3's UI opens an experiment without this tag in its GenAI view (traces); a sweep is a
+#: classic ML experiment whose runs table should open.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def get_or_create_experiment(client: MlflowClient, name: str, artifact_location: Optional[str] = None) -> str:
+    """The experiment ``name`` (restored if deleted, created if missing), tagged as a classic ML experiment."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
             client.restore_experiment(exp.experiment_id)
+        if "mlflow.experimentKind" not in (exp.tags or {}):
+            for key, value in EXPERIMENT_KIND.items():
+                client.set_experiment_tag(exp.experiment_id, key, value)
         return exp.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=artifact_location)
+        return client.create_experiment(name, artifact_location=artifact_location, tags=dict(EXPERIMENT_KIND))
     except Exception:  # created concurrently by another process
         exp = client.get_experiment_by_name(name)
         if exp is None:
@@ -161,6 +266,13 @@ class TrialRun:
         for f in files:
             rel = Path(f).resolve().relative_to(Path(root).resolve()).parent.as_posix()
             self.client.log_artifact(self.run_id, str(f), None if rel in ("", ".") else rel)
+
+    def log_provenance(self, config: Mapping[str, Any]) -> None:
+        """Tags and ``provenance/`` artifacts of :func:`provenance` (logged once per run)."""
+        tags, files = provenance(config)
+        self.set_tags(tags)
+        for name, text in files.items():
+            self.client.log_text(self.run_id, text, f"provenance/{name}")
 
     def finish(self, status: str = "FINISHED", reason: Optional[str] = None) -> None:
         if reason:

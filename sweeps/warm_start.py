@@ -1,0 +1,113 @@
+"""``warm_start: {experiment: NAME}``: seed a new sweep's Optuna study with the finished trials of an
+earlier sweep that has the same search space; their results count and they are not re-run.
+
+The earlier sweep's search space is read from the ``spec.yaml`` of its latest launch and must
+equal this spec's (parameter names, types, bounds, values, ``when`` clauses) and have the same
+metric and mode; every FINISHED trial run with that metric becomes a COMPLETE Optuna trial with
+the run's active search parameters (repeats: one trial per seed). Early-stopped trials (ASHA) are
+left out: their value is not final. The trials go into the study through its storage, before Ray
+Tune's ``OptunaSearch`` opens it, so the sampler sees them from the first suggestion on; the
+sampler's seed is moved (:func:`warm_sampler`) so that its random start-up draws differ from
+the earlier sweep's.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from sweeps.spec import SweepSpec
+
+#: samplers whose suggestions learn from completed trials (grid walks a fixed grid)
+WARM_SAMPLERS = ("tpe", "random", "qmc", "cmaes")
+
+
+def warm_start_points(tracking_uri: str, spec: SweepSpec) -> tuple[list[tuple[dict[str, Any], float]], list[str]]:
+    """``(points, problems)``: ``(params, value)`` of the earlier sweep's finished trials, or why not."""
+    from mlflow.tracking import MlflowClient
+
+    from sweeps.report_data import _active_params, _all_runs, _load_spec
+
+    name = spec.warm_start
+    if name is None:
+        return [], []
+    where = f"warm_start.experiment: {name!r}"
+    if spec.sampler.type not in WARM_SAMPLERS:
+        return [], [f"{where}: sampler.type {spec.sampler.type} walks a fixed grid; warm start needs one of "
+                    f"{', '.join(WARM_SAMPLERS)}"]
+    if not spec.params:
+        return [], [f"{where}: this sweep has no search space to warm-start"]
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(name)
+    if exp is None or exp.lifecycle_stage == "deleted":
+        return [], [f"{where}: no such MLflow experiment in {tracking_uri}"]
+    runs = _all_runs(client, exp.experiment_id)
+    parents = sorted((r for r in runs if r.data.tags.get("xaisweep.role") == "sweep"),
+                     key=lambda r: r.info.start_time, reverse=True)
+    if not parents:
+        return [], [f"{where}: the experiment has no xaisweep launch"]
+    try:
+        earlier: Optional[SweepSpec] = _load_spec(client, parents[0].info.run_id)
+    except ValueError as err:
+        return [], [f"{where}: {err}"]
+    if earlier is None:
+        return [], [f"{where}: its latest launch has no spec.yaml"]
+    problems = []
+    mine = {p.name: p.to_dict() for p in spec.params}
+    theirs = {p.name: p.to_dict() for p in earlier.params}
+    if mine != theirs:
+        diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        problems.append(f"{where}: its search space differs from this one in {', '.join(diff)} (warm start "
+                        f"needs the same space)")
+    if (earlier.metric, earlier.mode) != (spec.metric, spec.mode):
+        problems.append(f"{where}: it optimised {earlier.metric} ({earlier.mode}), this sweep "
+                        f"{spec.metric} ({spec.mode})")
+    if problems:
+        return [], problems
+    points = []
+    for r in runs:
+        tags = r.data.tags
+        if r.info.status != "FINISHED" or "ray_trial_id" not in tags or tags.get("early_stopped") == "true":
+            continue
+        value = r.data.metrics.get(spec.metric)
+        if value is None or value != value:
+            continue
+        try:
+            params = _active_params(spec, r.data.params)
+        except ValueError:
+            continue  # a value outside today's space (cannot happen with an equal space; be safe)
+        if set(params) != {p.name for p in spec.params if p.is_active(params)}:
+            continue
+        points.append((params, float(value)))
+    if not points:
+        problems.append(f"{where}: no finished trial with metric {spec.metric} to start from")
+    return points, problems
+
+
+def warm_sampler(spec: SweepSpec, n_points: int) -> Any:
+    """The sampler spec of a warm-started sweep: its seed moved by the number of warm trials.
+
+    With the earlier sweep's seed the sampler would draw the earlier sweep's first (random
+    start-up) configurations again: the same configs would be re-run.
+    """
+    import dataclasses
+
+    return dataclasses.replace(spec.sampler, seed=(spec.sampler.seed + 7919 * (n_points + 1)) % 2**32)
+
+
+def warm_storage(spec: SweepSpec, points: list[tuple[dict[str, Any], float]], study_name: str) -> Any:
+    """An in-memory Optuna storage holding study ``study_name`` with ``points`` as COMPLETE trials."""
+    import optuna
+
+    from sweeps.report_data import _distribution
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name=study_name,
+                                direction="maximize" if spec.mode == "max" else "minimize")
+    dists = {p.name: _distribution(p) for p in spec.params}
+    for params, value in points:
+        study.add_trial(optuna.trial.create_trial(
+            params=params, distributions={k: dists[k] for k in params}, value=value,
+            user_attrs={"warm_start": spec.warm_start}))
+    return storage
+
+
+__all__ = ["warm_start_points", "warm_storage", "warm_sampler", "WARM_SAMPLERS"]
