@@ -44,7 +44,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--variants", default="paper")
     p.add_argument("--seeds", default="0")
-    p.add_argument("--data-dir", default=str(REPO / ".." / "shared" / "data" / "sst"))
+    p.add_argument("--data-dir", default=str(next((d for d in (REPO / ".." / "shared" / "data" / "sst",
+                                                                  REPO / ".." / ".." / "shared" / "data" / "sst")
+                                                       if d.is_dir()), REPO / ".." / "shared" / "data" / "sst")))
     p.add_argument("--out", default=str(REPO / "tests" / "benchmarks" / "results" / "sst_setup.json"))
     args = p.parse_args(argv)
     import torch
