@@ -91,3 +91,10 @@ def test_ratio_is_the_size_of_the_unlabeled_pool():
         assert abs(seen - round(ratio * n_l)) <= len(list(setup.epoch_batches(0)))  # per-batch rounding only
     with pytest.raises(ValueError, match="N_ul = ratio"):
         ClassifierSetup(parse_config({**cfg, "ratio": 1000.0}))
+
+
+def test_attention_vs_rationale_scores_are_reported_when_the_data_has_rationales():
+    m = run_trial({**TINY, "epochs": 1}, lambda *_: None).metrics  # the synthetic task plants rationales
+    for key in ("test/rationale_auprc", "test/rationale_avg_precision", "test/rationale_roc_auc"):
+        assert 0 <= m[key] <= 1, key
+    assert m["test/rationale_documents"] > 0

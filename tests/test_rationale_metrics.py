@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from xaicore.rationale_metrics import average_precision, rationale_agreement, trapezoidal_auprc
+from xaicore.rationale_metrics import average_precision, eraser_soft_token_scores, trapezoidal_auprc
 
 
 def _docs(seed=0, n=25):
@@ -21,7 +21,7 @@ def test_matches_sklearn_eraser_convention():
         p, r, _ = sk.precision_recall_curve(truth, scores)
         assert trapezoidal_auprc(truth, scores) == pytest.approx(sk.auc(r, p), abs=1e-12)
         assert average_precision(truth, scores) == pytest.approx(sk.average_precision_score(truth, scores), abs=1e-12)
-    got = rationale_agreement(_docs())
+    got = eraser_soft_token_scores(_docs())
     assert got["n_documents"] == len(docs)
     assert got["auprc"] == pytest.approx(np.mean([sk.auc(*sk.precision_recall_curve(t, s)[1::-1]) for t, s in docs]))
     both = [(t, s) for t, s in docs if not t.all()]
@@ -39,4 +39,4 @@ def test_known_answers():
     # PR points (recall, precision): (0, 1) (.5, 1) (.5, .5) (1, 2/3) (1, .5): trapezoids .5 + .5 * (.5 + 2/3) / 2
     assert trapezoidal_auprc(truth, scores) == pytest.approx(0.5 + 0.5 * (0.5 + 2 / 3) / 2)
     assert trapezoidal_auprc(truth, scores) != pytest.approx(average_precision(truth, scores))
-    assert np.isnan(rationale_agreement([(np.zeros(3, bool), np.ones(3))])["auprc"])
+    assert np.isnan(eraser_soft_token_scores([(np.zeros(3, bool), np.ones(3))])["auprc"])

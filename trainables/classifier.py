@@ -256,6 +256,30 @@ def unlabeled_pool(data, ratio: float, n_labeled: int, *, seed: int, source: str
     return data.subset(sorted(order[:max(n_ul, 1)]))
 
 
+def _rationale_scores(setup: "ClassifierSetup") -> dict[str, float]:
+    """Attention weights vs the test set's human rationales (attention-vat.txt Table 2, ERASER soft-token
+    convention: :func:`xaicore.rationale_metrics.eraser_soft_token_scores`); empty without rationales."""
+    from xaicore.rationale_metrics import eraser_soft_token_scores
+
+    docs = []
+    model = setup.model.eval()
+    with torch.no_grad():
+        for batch in setup.test_batches:
+            if batch.rationale_mask is None:
+                return {}
+            batch = batch.to(setup.device)
+            attention = forward_batch(model, batch).attention
+            for i in range(batch.size):
+                m = batch.content_mask[i]
+                docs.append((batch.rationale_mask[i][m].cpu().numpy().astype(bool), attention[i][m].cpu().numpy()))
+    if not docs:
+        return {}
+    scores = eraser_soft_token_scores(docs)
+    out = {f"test/rationale_{k}": float(v) for k, v in scores.items() if k != "n_documents"}
+    out["test/rationale_documents"] = int(scores["n_documents"])
+    return out
+
+
 def _method_eps(cfg: ClassifierTrialConfig) -> float:
     """``word_eps`` for the word-embedding methods when it is set, else ``eps``."""
     return cfg.word_eps if cfg.word_eps is not None and cfg.regularizer.startswith("word_") else cfg.eps
@@ -451,6 +475,7 @@ def train_classifier(
         corr = attention_gradient_correlations(setup.model, setup.test_batches, setup.device)
         final["test/corr"], final["test/corr_pooled"] = corr["mean"], corr["pooled"]
         final.update(fixed)
+    final.update(_rationale_scores(setup))
     final["best_epoch"] = trainer.result.best_epoch
     return TrainedClassifier(setup=setup, history=history, final=final, checkpoint=checkpoint)
 

@@ -52,7 +52,7 @@ def average_precision(is_rationale: np.ndarray, scores: np.ndarray) -> float:
     return float(-np.sum(np.diff(recall) * precision[:-1]))
 
 
-def rationale_agreement(documents: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+def eraser_soft_token_scores(documents: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
     """Mean over documents of ``auprc``, ``avg_precision`` and ``roc_auc`` (module docstring).
 
     Args:
