@@ -39,9 +39,14 @@ def test_specs_are_shipped():
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
-def test_spec_is_valid(path):
+def test_spec_is_valid(path, monkeypatch):
     spec = load_spec(path, known_trainables=list(TRAINABLES))
-    assert check_trial_configs(spec) == []
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(repo)  # specs with local data name it relative to the repository root (../shared/data)
+    problems = check_trial_configs(spec)
+    if problems and all("../shared/data/" in p for p in problems) and not (repo / ".." / "shared" / "data").is_dir():
+        pytest.skip("local data ../shared/data is not next to this checkout (the spec names what is missing)")
+    assert problems == []
 
 
 def _hub_values(spec) -> set[str]:
@@ -60,13 +65,17 @@ def _smoke_plan(path, workdir):
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
-def test_smoke_preflight_offline_passes_or_names_what_is_missing(path, offline):
+def test_smoke_preflight_offline_passes_or_names_what_is_missing(path, offline, monkeypatch):
     spec = load_spec(path, known_trainables=list(TRAINABLES))
     hub = _hub_values(spec)
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(repo)  # local data is named relative to the repository root (../shared/data)
     try:
         plan_sweep(spec, smoke_test=True, workdir=offline)
     except PreflightError as err:
         text = str(err)
+        if not hub and "'../shared/data/" in text and not (repo / ".." / "shared" / "data").is_dir():
+            return  # the local data is not next to this checkout, and the message names the missing file
         assert hub, f"{path.name} stops offline although it names no hub dataset or model:\n{text}"
         for value in hub:
             assert repr(value) in text, f"{value!r} is not named:\n{text}"

