@@ -116,7 +116,14 @@ def preflight(cfg: Mapping[str, Any] | BiosDebiasConfig) -> list[str]:
     if cfg.cancel_out in MASK_METHODS:
         problems += [p.replace("mlm:", "mlm/model:") for p in
                      mlm_problems(cfg.mlm or cfg.model_path, local_files_only=cfg.local_files_only)]
-    if cfg.dataset not in (SYNTHETIC_BIOS, "bias_in_bios"):
+    if cfg.dataset == "bias_in_bios":
+        from trainables.data_setup import LOCAL_DATA_HINT
+        from trainables.hub_checks import hub_dataset_problems
+        from xaicore.data import KNOWN_DATASETS
+
+        problems += hub_dataset_problems(cfg.dataset, KNOWN_DATASETS[cfg.dataset].hub_id, what="dataset",
+                                         local_hint=LOCAL_DATA_HINT)
+    elif cfg.dataset != SYNTHETIC_BIOS:
         path = Path(cfg.dataset.replace("{split}", cfg.train_split))
         if not path.is_file():
             problems.append(f"dataset: no such file {str(path)!r}")

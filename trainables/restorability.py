@@ -150,7 +150,13 @@ def preflight(config: Mapping[str, Any]) -> list[str]:
     from xaicore.data import KNOWN_DATASETS
 
     problems = mlm_problems(cfg.mlm, local_files_only=cfg.local_files_only)
-    if cfg.dataset not in KNOWN_DATASETS and not Path(cfg.dataset.replace("{split}", cfg.split)).is_file():
+    if cfg.dataset in KNOWN_DATASETS:
+        from trainables.data_setup import LOCAL_DATA_HINT
+        from trainables.hub_checks import hub_dataset_problems
+
+        problems += hub_dataset_problems(cfg.dataset, KNOWN_DATASETS[cfg.dataset].hub_id, what="dataset",
+                                         local_hint=LOCAL_DATA_HINT)
+    elif not Path(cfg.dataset.replace("{split}", cfg.split)).is_file():
         problems.append(f"dataset: {cfg.dataset!r} is not a known dataset and no such file (split {cfg.split!r})")
     return problems
 
