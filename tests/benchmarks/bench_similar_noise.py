@@ -186,6 +186,9 @@ def main() -> int:
             print(f"seed {seed} {m:12s} acc {final['test/accuracy']:.3f} step {final['train/step_time']:.2f}s "
                   f"ratio {final.get('train/noise_ratio', 0):.2e} changed {final.get('train/frac_changed', 0):.2f} "
                   f"({time.time() - t0:.0f}s, load {loadavg()})", flush=True)
+            # partial results after every run: a run stopped by a deadline keeps its finished rows (--merge reads them)
+            write_output(args.json, {**make_doc(args, {k: v for k, v in runs.items() if v}, None, start),
+                                     "partial": True})
     inter = interleaved(args, args.methods) if args.interleaved_steps > 0 else None
     doc = make_doc(args, runs, inter, start)
     write_output(args.json, doc)
@@ -324,7 +327,7 @@ def _diff(d: Optional[dict]) -> str:
     if not d:
         return "-"
     t = "-" if d["t"] is None else f"{d['t']:+.1f}"
-    return f"{d['mean']:+.1f} ± {d['sd']:.1f} (t {t})"
+    return f"{d['mean']:+.1f} ± {d['sd']:.1f} (n {d['n']}, t {t})"
 
 
 def seed_markdown(doc: dict) -> str:
@@ -342,18 +345,19 @@ def seed_markdown(doc: dict) -> str:
         f"{s['batch_size']}, max_length {s['max_length']}, lr {s['lr']}; test = {preset['test_name']}.",
         "",
         "Differences are paired per seed (same seed = same initialisation of the head, same batch order), in "
-        f"accuracy points, mean ± sd over the {s['seeds']} seeds; t = mean / (sd / sqrt(n))"
-        + (f" (|t| > {T_CRIT[s['seeds']]} is p < 0.05 two-sided with n = {s['seeds']})." if s["seeds"] in T_CRIT else "."),
+        "accuracy points, mean ± sd over the seeds both rows have (n); t = mean / (sd / sqrt(n)); |t| must exceed "
+        + ", ".join(f"{v} (n = {k})" for k, v in T_CRIT.items() if k <= max(s["seeds"], 2))
+        + " for p < 0.05 two-sided.",
         "",
         "| Method | Test acc. % (mean ± sd) | " + " | ".join(f"seed {x}" for x in seeds)
-        + " | − fine-tuning | − SMART | noise/emb. L2 ratio | tokens changed | step / fine-tuning (per seed) |",
-        "|---|---|" + "---|" * len(seeds) + "---|---|---|---|---|",
+        + " | n | − fine-tuning | − SMART | noise/emb. L2 ratio | tokens changed | step / fine-tuning (per seed) |",
+        "|---|---|" + "---|" * len(seeds) + "---|---|---|---|---|---|",
     ]
     for r in doc["rows"]:
         by_seed = {x["seed"]: x["accuracy"] for x in doc["runs"][r["method"]]}
         cells = " | ".join(f"{100 * by_seed[x]:.1f}" if x in by_seed else "-" for x in seeds)
         lines.append(
-            f"| {r['method']} | {r['accuracy_mean']:.1f} ± {r['accuracy_sd']:.1f} | {cells} | "
+            f"| {r['method']} | {r['accuracy_mean']:.1f} ± {r['accuracy_sd']:.1f} | {cells} | {len(by_seed)} | "
             f"{_diff(r.get('diff_vs_fine-tuning')) if r['method'] != 'fine-tuning' else '-'} | "
             f"{_diff(r.get('diff_vs_SMART')) if r['method'] != 'SMART' else '-'} | "
             f"{r['noise_ratio']:.2e} | {100 * r['frac_changed']:.0f}% | {_f(r.get('seed_ratio_vs_fine-tuning'), '.2f')} |")
