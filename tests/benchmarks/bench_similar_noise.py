@@ -191,6 +191,11 @@ def main() -> int:
                                      "partial": True})
     inter = interleaved(args, args.methods) if args.interleaved_steps > 0 else None
     doc = make_doc(args, runs, inter, start)
+    return _write(args, doc)
+
+
+def _write(args, doc: dict[str, Any]) -> int:
+    """Write ``doc`` to ``--json``, print its table and write it to ``--markdown`` when given."""
     write_output(args.json, doc)
     md = markdown(doc)
     print(md)
@@ -248,12 +253,7 @@ def merge(args) -> int:
     doc["wall_s"] = round((max(ends) - min(e - _dt.timedelta(seconds=w) for e, w in zip(ends, walls))).total_seconds())
     doc["date"] = max(dates)
     doc["merged_from"] = list(args.merge)
-    write_output(args.json, doc)
-    md = markdown(doc)
-    print(md)
-    if args.markdown:
-        write_output(args.markdown, md)
-    return 0
+    return _write(args, doc)
 
 
 def timing_only(args, methods: list[str], start: float) -> int:
