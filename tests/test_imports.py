@@ -13,6 +13,7 @@ MODULES = [
     "xaicore.text_dataset",
     "xaicore.tables",
     "xaicore.hub_datasets",
+    "xaicore.local_datasets",
     "xaicore.vocab",
     "xaicore.batching",
     "xaicore.synthetic",

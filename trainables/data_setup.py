@@ -14,6 +14,7 @@ from typing import Any, Mapping, Optional
 
 from trainables.hub_checks import hub_dataset_problems
 from xaicore.data import KNOWN_DATASETS, TextDataset, load_dataset, load_unlabeled_text
+from xaicore.local_datasets import LOCAL_PREFIX, load_local_splits
 from xaicore.synthetic import synthetic_splits
 
 SYNTHETIC = "synthetic"
@@ -51,6 +52,7 @@ def load_splits(
     seed: int = 0,
     max_train_examples: Optional[int] = None,
     require_labels: bool = True,
+    data_dir: Optional[str] = None,
 ) -> Splits:
     """Load train/valid/test of ``source``.
 
@@ -65,8 +67,15 @@ def load_splits(
     ``seed`` draws every split and subset here (the trainables pass ``data_seed``).
     ``require_labels``: a training split without labels is an error that names the
     file's columns (a label column under another name would otherwise load unlabeled).
+    ``local:<name>``: a recipe of :data:`xaicore.local_datasets.LOCAL_DATASETS` applied to files
+    under ``data_dir`` (its own splits; ``columns`` and the split names are the recipe's).
     """
-    if source == SYNTHETIC:
+    if source.startswith(LOCAL_PREFIX):
+        if data_dir is None:
+            raise ValueError(f"dataset {source!r} needs data_dir (the folder of the local data, e.g. ../shared/data)")
+        parts = load_local_splits(source, data_dir, seed=seed, valid_fraction=valid_fraction)
+        train, valid, test = parts["train"], parts["valid"], parts["test"]
+    elif source == SYNTHETIC:
         quarter = max(8, synthetic_size // 4)
         parts = synthetic_splits(seed, n_train=synthetic_size, n_dev=quarter, n_test=quarter)
         train, valid, test = parts["train"], parts["dev"], parts["test"]
@@ -165,6 +174,7 @@ def data_source_problems(
     require_labels: bool = True,
     what: str = "dataset",
     max_rows: int = 200,
+    data_dir: Optional[str] = None,
 ) -> list[str]:
     """Dry-load every split :func:`load_splits` would read; ``[]`` if they look loadable.
 
@@ -178,6 +188,14 @@ def data_source_problems(
         return []
     if source in KNOWN_DATASETS:
         return hub_dataset_problems(source, KNOWN_DATASETS[source].hub_id, what=what, local_hint=LOCAL_DATA_HINT)
+    if source.startswith(LOCAL_PREFIX):
+        if data_dir is None:
+            return [f"{what}: {source!r} needs data_dir (the folder of the local data, e.g. ../shared/data)"]
+        try:
+            load_local_splits(source, data_dir, max_rows=max_rows)
+        except ValueError as err:
+            return [f"{what}: {err}"]
+        return []
     if "{split}" in source:
         wanted = [("train_split", train_split), ("test_split", test_split)]
         if valid_split is not None:
