@@ -15,6 +15,7 @@ from typing import Any, Mapping, Optional
 from trainables.hub_checks import hub_dataset_problems
 from xaicore.data import KNOWN_DATASETS, TextDataset, load_dataset, load_unlabeled_text
 from xaicore.local_datasets import LOCAL_PREFIX, load_local_splits
+from xaicore.sentences import sentence_dataset
 from xaicore.synthetic import synthetic_splits
 
 SYNTHETIC = "synthetic"
@@ -130,9 +131,13 @@ def load_unlabeled(
     size: int = 4000,
     columns: Optional[Mapping[str, Any]] = None,
     max_examples: Optional[int] = None,
+    sentences: bool = False,
 ) -> TextDataset:
     """The unlabeled pool: ``"synthetic"`` (``size`` fresh synthetic texts, labels dropped), a ``.txt``
-    file with one sentence per line, a known hub key (``wikitext``, ``lm1b``) or a data file.
+    file with one sentence per line, a known hub key (``wikitext``, ``lm1b``) or a data file (its
+    ``train`` split when the path has ``{split}``; labels dropped).
+    ``sentences``: split every text into sentences first (:func:`xaicore.sentences.split_sentences`),
+    e.g. the IMDB training reviews as a pool of about 316,000 sentences.
     ``max_examples`` keeps a seeded random subset (the paper used 1% of One Billion Word)."""
     if source == SYNTHETIC:
         data = synthetic_splits(seed + 10_000, n_train=size, n_dev=8, n_test=8)["train"].without_labels()
@@ -141,6 +146,8 @@ def load_unlabeled(
     else:
         data = load_dataset(source, split="train", columns=columns)
         data = data.without_labels() if data.labels is not None else data
+    if sentences:
+        data = sentence_dataset(data.texts, name=f"{data.name}:sentences")
     if max_examples is not None and len(data) > max_examples:
         order = list(range(len(data)))
         random.Random(seed + 2).shuffle(order)
