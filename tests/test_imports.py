@@ -14,6 +14,7 @@ MODULES = [
     "xaicore.tables",
     "xaicore.hub_datasets",
     "xaicore.local_datasets",
+    "xaicore.sentences",
     "xaicore.vocab",
     "xaicore.batching",
     "xaicore.synthetic",
