@@ -360,3 +360,55 @@ def test_dry_run_reads_only_the_first_rows_but_checks_the_whole_encoding(tmp_pat
     path.write_bytes(("text,label\n" + rows).encode() + b"bad \xff,1\n")
     with pytest.raises(ValueError, match=r"line 52, column 5"):
         load_dataset(path, max_rows=10)
+
+
+def _eraser_row(doc_id, label, document, spans):
+    """One ERASER movies record: evidences are groups (lists) of token-offset spans over document.split()."""
+    words = document.split()
+    groups = [[{"docid": doc_id, "start_token": s, "end_token": e, "start_sentence": -1, "end_sentence": -1,
+                "text": " ".join(words[s:e])}] for s, e in spans]
+    return {"id": doc_id, "label": label, "classification": "POS" if label else "NEG",
+            "document": document, "evidences": groups, "query": "What is the sentiment of this review?"}
+
+
+ERASER_DOCS = [
+    # "great," and "plot-line" are one whitespace token but two / three word tokens; "n't", "film's" stay one
+    ("posR_1.txt", 1, "a great, moving film .\nit does n't drag", [(1, 3), (8, 9)]),
+    ("negR_2.txt", 0, "dull .\nthe film's plot-line is thin", [(0, 1), (3, 6)]),
+    ("negR_3.txt", 0, "no evidence here", []),
+]
+
+
+def test_eraser_token_offset_evidences_jsonl(tmp_path):
+    """ERASER's evidences (groups of {start_token, end_token} spans over document.split(), end exclusive) become
+    word_tokenize indices; whitespace tokens that split into several word tokens are covered whole."""
+    p = tmp_path / "test.jsonl"
+    p.write_text("\n".join(json.dumps(_eraser_row(*d)) for d in ERASER_DOCS) + "\n", encoding="utf-8")
+    ds = load_dataset(tmp_path / "{split}.jsonl", split="test", columns={"text": "document", "rationale": "evidences"})
+    # doc 1 word tokens: a great , moving film . it does n't drag -> "great, moving" = 1..3, "drag" = 9
+    # doc 2: dull . the film's plot - line is thin -> "dull" = 0, "film's plot-line is" = 3..7
+    assert ds.rationales == ((1, 2, 3, 9), (0, 3, 4, 5, 6, 7), ())
+    assert ds.labels == (1, 0, 0)
+
+
+def test_eraser_evidences_as_python_repr_string(tmp_path):
+    """A table that stores evidences as Python-repr text (single quotes, e.g. a pandas CSV export) is read with
+    ast.literal_eval; code inside the cell is never run; mismatched evidence text is an error."""
+    rows = []
+    for doc_id, label, document, spans in ERASER_DOCS:
+        r = _eraser_row(doc_id, label, document, spans)
+        rows.append({"document": document, "label": label, "evidences": repr(r["evidences"])})
+    p = _write(tmp_path / "r.csv", rows, "csv")
+    ds = load_dataset(p, columns={"text": "document", "rationale": "evidences"})
+    assert ds.rationales == ((1, 2, 3, 9), (0, 3, 4, 5, 6, 7), ())
+    bad = _write(tmp_path / "bad.csv", [{"document": "a b", "label": 0, "evidences": "[__import__('os')]"}], "csv")
+    with pytest.raises(ValueError, match="cannot parse rationale"):
+        load_dataset(bad, columns={"text": "document", "rationale": "evidences"})
+    wrong = [[{"start_token": 0, "end_token": 1, "text": "b"}]]
+    bad = _write(tmp_path / "bad2.csv", [{"document": "a b", "label": 0, "evidences": repr(wrong)}], "csv")
+    with pytest.raises(ValueError, match="does not match tokens"):
+        load_dataset(bad, columns={"text": "document", "rationale": "evidences"})
+    far = [{"start_token": 1, "end_token": 5}]
+    bad = _write(tmp_path / "bad3.csv", [{"document": "a b", "label": 0, "evidences": json.dumps(far)}], "csv")
+    with pytest.raises(ValueError, match="out of range"):
+        load_dataset(bad, columns={"text": "document", "rationale": "evidences"})

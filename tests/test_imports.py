@@ -13,6 +13,8 @@ MODULES = [
     "xaicore.text_dataset",
     "xaicore.tables",
     "xaicore.hub_datasets",
+    "xaicore.local_datasets",
+    "xaicore.sentences",
     "xaicore.vocab",
     "xaicore.batching",
     "xaicore.synthetic",

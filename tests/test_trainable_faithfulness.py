@@ -24,9 +24,13 @@ def test_metric_names_carry_a_non_default_cancel_out():
     assert faith_metric_name("deletion", "saliency", "zero_vector") == "faith/deletion.zero_vector/saliency"
     assert faith_metric_name("weak_f1", "saliency", "zero_vector") == "faith/weak_f1/saliency"
     assert faith_metric_name("weak_f1", "leave_one_out", "delete") == "faith/weak_f1/leave_one_out.delete"
+    assert faith_metric_name("weak_f1_abs", "input_x_gradient", "delete") == "faith/weak_f1_abs/input_x_gradient"
     metrics = set(TRAINABLES["faithfulness"].metrics)
     assert "faith/sufficiency.attention_mask/attention" in metrics
     assert "faith/kendall_tau/saliency__leave_one_out.zero_vector" in metrics
+    # the weak learner's two rows (signed / absolute maps) are declared for every method
+    for method in ("saliency", "saliency_signed", "input_x_gradient", "integrated_gradients", "attention"):
+        assert {f"faith/weak_f1/{method}", f"faith/weak_f1_abs/{method}"} <= metrics
 
 
 def test_non_default_cancel_out_reaches_the_metric_names():
@@ -47,18 +51,21 @@ def test_every_metric_of_every_method_is_reported(tmp_path):
     final = reports[-1]
     methods = ("saliency", "integrated_gradients", "input_x_gradient", "attention")
     for method in methods:
-        for metric in ("deletion", "weak_f1", "shuffle_tvd", "comprehensiveness", "sufficiency", "rationale_auprc",
-                       "rationale_roc_auc"):
+        for metric in ("deletion", "weak_f1", "weak_f1_abs", "shuffle_tvd", "comprehensiveness", "sufficiency",
+                       "rationale_auprc", "rationale_roc_auc"):
             assert f"faith/{metric}/{method}" in final, (metric, method)
         assert 0 < final[f"faith/deletion/{method}"] <= 1
     assert "faith/weak_f1/uniform" in final and "faith/weak_f1/random" in final
+    # attention and saliency maps are non-negative: |map| is the same map, so the same learner and F1
+    for method in ("attention", "saliency"):
+        assert final[f"faith/weak_f1_abs/{method}"] == final[f"faith/weak_f1/{method}"]
     assert "faith/kendall_tau/input_x_gradient__integrated_gradients" in final
     assert set(final) <= set(TRAINABLES["faithfulness"].metrics) | {"epoch", "best_epoch", "train/lr"}
     names = {p.name for p in result.artifacts}
     assert {"faithfulness_table.md", "faithfulness_table.csv", "attribution_heatmaps.html",
             "weak_learner_valid_loss.png"} <= names
     table = (tmp_path / "faithfulness_table.md").read_text()
-    assert table.splitlines()[0].startswith("| method | deletion | weak_f1 | shuffle_tvd")
+    assert table.splitlines()[0].startswith("| method | deletion | weak_f1 | weak_f1_abs | shuffle_tvd")
 
 
 def test_saved_model_is_evaluated_without_training(tmp_path):

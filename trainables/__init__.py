@@ -72,7 +72,7 @@ _CLASSIFIER_METRICS = tuple(
 ATTRIBUTION_METHOD_NAMES = (
     "saliency", "saliency_signed", "input_x_gradient", "integrated_gradients", "attention", "leave_one_out",
 )
-_PER_METHOD = ("deletion", "weak_f1", "shuffle_tvd", "comprehensiveness", "sufficiency", "rationale_auprc",
+_PER_METHOD = ("deletion", "weak_f1", "weak_f1_abs", "shuffle_tvd", "comprehensiveness", "sufficiency", "rationale_auprc",
                "rationale_roc_auc")
 #: cancel-out methods the faithfulness trainable (word-level BiLSTM) accepts (xaicore.cancel_out.LSTM_METHODS;
 #: a test keeps the two in sync); "pad" is the default and keeps the plain metric names

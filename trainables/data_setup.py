@@ -14,6 +14,8 @@ from typing import Any, Mapping, Optional
 
 from trainables.hub_checks import hub_dataset_problems
 from xaicore.data import KNOWN_DATASETS, TextDataset, load_dataset, load_unlabeled_text
+from xaicore.local_datasets import LOCAL_PREFIX, load_local_splits
+from xaicore.sentences import sentence_dataset
 from xaicore.synthetic import synthetic_splits
 
 SYNTHETIC = "synthetic"
@@ -51,6 +53,7 @@ def load_splits(
     seed: int = 0,
     max_train_examples: Optional[int] = None,
     require_labels: bool = True,
+    data_dir: Optional[str] = None,
 ) -> Splits:
     """Load train/valid/test of ``source``.
 
@@ -65,8 +68,15 @@ def load_splits(
     ``seed`` draws every split and subset here (the trainables pass ``data_seed``).
     ``require_labels``: a training split without labels is an error that names the
     file's columns (a label column under another name would otherwise load unlabeled).
+    ``local:<name>``: a recipe of :data:`xaicore.local_datasets.LOCAL_DATASETS` applied to files
+    under ``data_dir`` (its own splits; ``columns`` and the split names are the recipe's).
     """
-    if source == SYNTHETIC:
+    if source.startswith(LOCAL_PREFIX):
+        if data_dir is None:
+            raise ValueError(f"dataset {source!r} needs data_dir (the folder of the local data, e.g. ../shared/data)")
+        parts = load_local_splits(source, data_dir, seed=seed, valid_fraction=valid_fraction)
+        train, valid, test = parts["train"], parts["valid"], parts["test"]
+    elif source == SYNTHETIC:
         quarter = max(8, synthetic_size // 4)
         parts = synthetic_splits(seed, n_train=synthetic_size, n_dev=quarter, n_test=quarter)
         train, valid, test = parts["train"], parts["dev"], parts["test"]
@@ -121,9 +131,13 @@ def load_unlabeled(
     size: int = 4000,
     columns: Optional[Mapping[str, Any]] = None,
     max_examples: Optional[int] = None,
+    sentences: bool = False,
 ) -> TextDataset:
     """The unlabeled pool: ``"synthetic"`` (``size`` fresh synthetic texts, labels dropped), a ``.txt``
-    file with one sentence per line, a known hub key (``wikitext``, ``lm1b``) or a data file.
+    file with one sentence per line, a known hub key (``wikitext``, ``lm1b``) or a data file (its
+    ``train`` split when the path has ``{split}``; labels dropped).
+    ``sentences``: split every text into sentences first (:func:`xaicore.sentences.split_sentences`),
+    e.g. the IMDB training reviews as a pool of about 316,000 sentences.
     ``max_examples`` keeps a seeded random subset (the paper used 1% of One Billion Word)."""
     if source == SYNTHETIC:
         data = synthetic_splits(seed + 10_000, n_train=size, n_dev=8, n_test=8)["train"].without_labels()
@@ -132,6 +146,8 @@ def load_unlabeled(
     else:
         data = load_dataset(source, split="train", columns=columns)
         data = data.without_labels() if data.labels is not None else data
+    if sentences:
+        data = sentence_dataset(data.texts, name=f"{data.name}:sentences")
     if max_examples is not None and len(data) > max_examples:
         order = list(range(len(data)))
         random.Random(seed + 2).shuffle(order)
@@ -165,6 +181,7 @@ def data_source_problems(
     require_labels: bool = True,
     what: str = "dataset",
     max_rows: int = 200,
+    data_dir: Optional[str] = None,
 ) -> list[str]:
     """Dry-load every split :func:`load_splits` would read; ``[]`` if they look loadable.
 
@@ -178,6 +195,14 @@ def data_source_problems(
         return []
     if source in KNOWN_DATASETS:
         return hub_dataset_problems(source, KNOWN_DATASETS[source].hub_id, what=what, local_hint=LOCAL_DATA_HINT)
+    if source.startswith(LOCAL_PREFIX):
+        if data_dir is None:
+            return [f"{what}: {source!r} needs data_dir (the folder of the local data, e.g. ../shared/data)"]
+        try:
+            load_local_splits(source, data_dir, max_rows=max_rows)
+        except ValueError as err:
+            return [f"{what}: {err}"]
+        return []
     if "{split}" in source:
         wanted = [("train_split", train_split), ("test_split", test_split)]
         if valid_split is not None:

@@ -7,7 +7,10 @@ Metric names (MLflow / Ray): ``faith/<metric>/<method>`` with metrics
   cancel-out method ``cancel_out``, default ``pad``: replace by PAD keeping length)
   until the predicted label flips; 1.0 if it never flips (Table 3; lower = better).
 * ``weak_f1`` - test F1 of a context-free MLP weak learner pooling with the frozen,
-  unit-L2-norm feature map (Table 4; plus ``faith/weak_f1/uniform`` and ``/random``).
+  unit-L2-norm feature map with its signs (Table 4; plus ``faith/weak_f1/uniform`` and ``/random``);
+  ``weak_f1_abs`` - the same with the absolute map ``|w|`` (signs dropped before the norm;
+  equal to ``weak_f1`` for maps without negative entries: attention, saliency). The paper does
+  not say which it uses; IG and InputXGradient maps are signed, so both rows are reported.
 * ``shuffle_tvd`` - median over ``tvd_permutations`` shuffles of the feature map among
   real tokens of TVD = 1/2 sum|p - q| of the weak learner's output, mean over examples
   (Table 5; higher = the map matters more).
@@ -212,8 +215,14 @@ def evaluate_faithfulness(setup, cfg: FaithfulnessTrialConfig, out_dir: Optional
         for method in list(cfg.methods) + ["uniform", "random"]:
             if method in cfg.methods:
                 fn = _attributor(cfg, method)
-                res = train_weak_learner(with_feature_maps(model, train_b, fn), with_feature_maps(model, valid_b, fn),
-                                         maps[method], feature_map="given", **common)
+                train_m, valid_m = with_feature_maps(model, train_b, fn), with_feature_maps(model, valid_b, fn)
+                res = train_weak_learner(train_m, valid_m, maps[method], feature_map="given", **common)
+                if "weak_learner" in cfg.faith_metrics:
+                    signed = any(bool((s < 0).any()) for pairs in (train_m, valid_m, maps[method]) for _, s in pairs)
+                    # |map| == map for a map without negative entries: the same learner, not trained twice
+                    put("weak_f1_abs", method, train_weak_learner(train_m, valid_m, maps[method], feature_map="given",
+                                                                  absolute=True, **common)["f1"]
+                        if signed else res["f1"])
             else:
                 res = train_weak_learner([(b, None) for b in train_b], [(b, None) for b in valid_b],
                                          [(b, None) for b in test], feature_map=method, **common)
@@ -234,7 +243,7 @@ def evaluate_faithfulness(setup, cfg: FaithfulnessTrialConfig, out_dir: Optional
     return metrics, table, artifacts
 
 
-COLUMNS = ("deletion", "weak_f1", "shuffle_tvd", "comprehensiveness", "sufficiency", "rationale_auprc",
+COLUMNS = ("deletion", "weak_f1", "weak_f1_abs", "shuffle_tvd", "comprehensiveness", "sufficiency", "rationale_auprc",
            "rationale_roc_auc")
 
 

@@ -9,6 +9,7 @@ Every problem with the input raises :class:`ValueError` naming it.
 """
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import math
@@ -92,8 +93,63 @@ def _encode_labels(
     )
 
 
+def _offsets_to_rationale(text: str, spans: Sequence[Mapping[str, Any]], where: str) -> set[int]:
+    """ERASER evidence spans -> word-token indices of ``text``.
+
+    ERASER's ``start_token`` / ``end_token`` (end exclusive) index ``text.split()``
+    (whitespace tokens of the pre-tokenised document); each whitespace token is mapped
+    to the :func:`xaicore.vocab.word_tokenize` tokens it yields (``word_tokenize`` never
+    joins across whitespace, so the mapping is exact). A span's ``text``, when given,
+    must equal ``" ".join(text.split()[start:end])``; a span without offsets is matched
+    as an evidence string (:func:`evidence_to_rationale`).
+    """
+    pieces = text.split()
+    first, pos = [], 0  # first[j]: index of the first word token of whitespace token j
+    for piece in pieces:
+        first.append(pos)
+        pos += len(word_tokenize(piece))
+    first.append(pos)
+    marked: set[int] = set()
+    for span in spans:
+        if "start_token" not in span or "end_token" not in span:
+            if isinstance(span.get("text"), str):
+                marked.update(evidence_to_rationale(text, [span["text"]]))
+                continue
+            raise ValueError(f"{where}: evidence {span!r} has neither start_token/end_token nor text")
+        start, end = span["start_token"], span["end_token"]
+        if not (_is_int(start) and _is_int(end) and 0 <= int(start) <= int(end) <= len(pieces)):
+            raise ValueError(f"{where}: evidence token span [{start}, {end}) out of range for a text of "
+                             f"{len(pieces)} whitespace tokens")
+        start, end = int(start), int(end)
+        quoted = span.get("text")
+        if isinstance(quoted, str) and quoted.split() != pieces[start:end]:
+            raise ValueError(f"{where}: evidence text {quoted!r} does not match tokens [{start}, {end}) of the "
+                             f"text ({' '.join(pieces[start:end])!r}); is the rationale column's text column right?")
+        marked.update(range(first[start], first[end]))
+    return marked
+
+
+def _flatten_evidence(value: list) -> list:
+    """ERASER nests evidences as groups (a list of lists of spans): one level of lists is flattened."""
+    out: list = []
+    for v in value:
+        if isinstance(v, (list, tuple)):
+            out.extend(v)
+        else:
+            out.append(v)
+    return out
+
+
 def _parse_rationale(value: Any, text: str, where: str) -> tuple[int, ...]:
-    """A rationale cell -> word indices: ints, evidence strings, JSON or "1 2 3" strings."""
+    """A rationale cell -> sorted word indices.
+
+    Accepted: word indices (a list, ``"1 2 3"`` or a JSON list string), evidence
+    strings (:func:`evidence_to_rationale`), ERASER evidence spans (dicts with
+    ``start_token`` / ``end_token``, possibly grouped in lists, as in ERASER's
+    ``evidences``; see :func:`_offsets_to_rationale`). A string cell starting with
+    ``[`` is read as JSON or else as a Python literal (``ast.literal_eval``, never
+    ``eval``: e.g. a CSV export of a list of dicts with single quotes).
+    """
     if _is_missing(value):
         return ()
     if isinstance(value, str):
@@ -104,20 +160,29 @@ def _parse_rationale(value: Any, text: str, where: str) -> tuple[int, ...]:
             try:
                 value = json.loads(s)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: cannot parse rationale {value!r}: {e}") from None
+                try:
+                    value = ast.literal_eval(s)
+                except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                    raise ValueError(f"{where}: cannot parse rationale {value[:200]!r} as JSON ({e}) "
+                                     f"or as a Python literal") from None
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(f"{where}: rationale {s[:200]!r} is not a list")
         else:
             parts = [p for p in re.split(r"[\s,]+", s) if p]
             if not all(_INT_RE.match(p) for p in parts):
                 raise ValueError(f"{where}: rationale {value!r} is not a list of word indices")
             value = [int(p) for p in parts]
-    value = list(value)
+    value = _flatten_evidence(list(value))
+    if value and all(isinstance(v, Mapping) for v in value):
+        return tuple(sorted(_offsets_to_rationale(text, value, where)))
     if value and all(isinstance(v, str) for v in value):
         return evidence_to_rationale(text, value)
     n = len(word_tokenize(text))
     out = []
     for v in value:
         if not _is_int(v):
-            raise ValueError(f"{where}: rationale entries must be word indices or evidence strings, got {v!r}")
+            raise ValueError(f"{where}: rationale entries must be word indices, evidence strings or evidence "
+                             f"spans (start_token/end_token), got {str(v)[:200]!r}")
         if not 0 <= int(v) < n:
             raise ValueError(f"{where}: rationale index {int(v)} out of range for a text of {n} word tokens")
         out.append(int(v))
