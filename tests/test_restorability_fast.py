@@ -35,7 +35,7 @@ def tiny_mlm(attn: str, layers: int):
 
 def padded_batch() -> tuple[Batch, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
-    lengths = [9, 5, 7, 9, 6]
+    lengths = [9, 5, 7, 9, 6, 9, 5]
     T = max(lengths)
     ids = torch.full((len(lengths), T), PAD)
     att = torch.zeros((len(lengths), T), dtype=torch.bool)
@@ -43,8 +43,9 @@ def padded_batch() -> tuple[Batch, torch.Tensor]:
         ids[r, :n] = torch.randint(4, V, (n,), generator=g)
         ids[r, 0], ids[r, n - 1] = CLS, SEP
         att[r, :n] = True
+    ids[5], ids[6] = ids[0], ids[1]  # two tokens of one sentence, as the benchmark samples them
     special = (ids == CLS) | (ids == SEP)
-    pos = torch.tensor([1, 3, 5, 7, 2])
+    pos = torch.tensor([1, 3, 5, 7, 2, 6, 1])
     return Batch(input_ids=ids, attention_mask=att, special_tokens_mask=special), pos
 
 
@@ -84,6 +85,61 @@ def test_restorability_fast_equals_previous_computation_for_every_method(attn, m
             assert (fast[m][q] - slow[m][q]).abs().max() < 1e-5, (m, q)
     # not a degenerate comparison: the methods differ from one another
     assert (fast["zero_vector"]["p_original"] - fast["original"]["p_original"]).abs().max() > 1e-3
+
+
+def brute_force(mlm, batch, pos, k, exclude):
+    """Every method from the plain HF pass (all positions, full vocabulary) and the shared cancel-out code."""
+    from xaicore.cancel_out import CancelOut, propose_candidates
+
+    B, T = batch.input_ids.shape
+    rows = torch.arange(B)
+    orig = batch.input_ids[rows, pos]
+    remove = torch.zeros((B, T), dtype=torch.bool)
+    remove[rows, pos] = True
+
+    def probs(b, embeds=None, r=rows, p=pos):
+        kw = dict(attention_mask=b.attention_mask.long())
+        kw.update(inputs_embeds=embeds) if embeds is not None else kw.update(input_ids=b.input_ids)
+        return torch.softmax(mlm(**kw).logits[r, p].float(), -1)
+
+    out = {}
+    with torch.no_grad():
+        for m in RESTORABILITY_METHODS:
+            if m == "original":
+                pr, w = probs(batch), None
+            elif m.endswith("marginalize"):
+                ids, w = propose_candidates(mlm, batch, remove, k=k, mask_token_id=MASK, weighting=m.split("_")[0],
+                                            exclude_ids=exclude)
+                cand = batch.replace(input_ids=ids, attention_mask=batch.attention_mask.repeat_interleave(k, 0),
+                                     special_tokens_mask=None)
+                pr = probs(cand, r=torch.arange(B * k), p=pos.repeat_interleave(k))
+            else:
+                c = CancelOut(m, mask_token_id=MASK).apply(mlm, batch, remove)
+                pr, w = probs(c.batch, c.inputs_embeds), None
+            po = pr.gather(1, orig.repeat_interleave(pr.shape[0] // B)[:, None]).squeeze(1)
+            pm = pr.max(1).values
+            if w is not None:
+                po, pm = (po.view(B, k) * w).sum(1), (pm.view(B, k) * w).sum(1)
+            out[m] = {"p_original": po, "p_max": pm}
+    return out
+
+
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+def test_restorability_equals_brute_force_for_every_method(attn):
+    mlm = tiny_mlm(attn, 2)
+    batch, pos = padded_batch()
+    exclude = (PAD, CLS, SEP, MASK)
+    seconds = {}
+    fast = restorability(mlm, batch, pos, RESTORABILITY_METHODS, k=4, mask_token_id=MASK, exclude_ids=exclude,
+                         seconds=seconds)
+    ref = brute_force(mlm, batch, pos, 4, exclude)
+    for m in RESTORABILITY_METHODS:
+        for q in ("p_original", "p_max"):
+            assert (fast[m][q] - ref[m][q]).abs().max() < 1e-5, (m, q)
+    assert set(seconds) == set(RESTORABILITY_METHODS) and all(v >= 0 for v in seconds.values())
+    # only marginalize methods requested: the proposal pass runs on its own and gives the same numbers
+    alone = restorability(mlm, batch, pos, ["uniform_marginalize"], k=4, mask_token_id=MASK, exclude_ids=exclude)
+    assert (alone["uniform_marginalize"]["p_original"] - ref["uniform_marginalize"]["p_original"]).abs().max() < 1e-5
 
 
 def test_shortcut_is_off_in_training_mode():

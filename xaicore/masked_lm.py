@@ -165,8 +165,13 @@ def position_logits(
     *,
     inputs_embeds: Optional[Tensor] = None,
     token_type_ids: Optional[Tensor] = None,
+    rows: Optional[Tensor] = None,
 ) -> Tensor:
     """Vocabulary logits ``(N, V)`` of ``mlm`` at one position per row (``positions`` ``(N,)``).
+
+    ``rows`` ``(N,)`` (default ``arange(N)``) reads position ``positions[n]`` of
+    row ``rows[n]`` instead, so one encoder pass over ``(B, T)`` serves several
+    positions of one sentence.
 
     The encoder runs on all ``(N, T)`` tokens; the LM head only at the ``N``
     requested positions (the head's ``H x V`` projection dominates the cost of
@@ -179,7 +184,8 @@ def position_logits(
         kwargs["inputs_embeds"] = inputs_embeds
     else:
         kwargs["input_ids"] = input_ids
-    rows = torch.arange(positions.shape[0], device=positions.device)
+    if rows is None:
+        rows = torch.arange(positions.shape[0], device=positions.device)
     return _head_at(mlm, kwargs, rows, positions)
 
 
