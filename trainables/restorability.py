@@ -23,7 +23,7 @@ import dataclasses
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 import torch
@@ -218,8 +218,16 @@ def run_trial(
     *,
     resume: Optional[dict[str, Any]] = None,
     out_dir: Optional[Path] = None,
+    progress: Optional[Callable[[int, int, dict[str, dict[str, list]], dict[str, float]], None]] = None,
 ) -> TrialResult:
-    """Sample, cancel, read the MLM; one final report (see module docstring)."""
+    """Sample, cancel, read the MLM; one final report (see module docstring).
+
+    Batches (grouped by sentence length) run in a seeded random order, so the
+    tokens done so far are a random subset of the sample; ``progress(done,
+    total, values, seconds)`` is called after each batch with the per-method
+    lists of ``(B,)`` tensors and the per-method seconds so far (a long run can
+    write partial results).
+    """
     from xaicore.data import load_dataset
     from xaicore.masked_lm import load_masked_lm
 
@@ -239,12 +247,17 @@ def run_trial(
     batches = pair_batches(ids, pairs, cfg.batch_size, tok.pad_token_id, specials)
     values: dict[str, dict[str, list]] = {m: {"p_original": [], "p_max": []} for m in cfg.methods}
     seconds: dict[str, float] = {m: 0.0 for m in cfg.methods}  # per method; shared passes: see restorability()
-    for batch, pos in batches:
+    order = list(range(len(batches)))
+    random.Random(cfg.seed).shuffle(order)
+    for done, bi in enumerate(order, 1):
+        batch, pos = batches[bi]
         res = restorability(mlm, batch.to(device), pos.to(device), cfg.methods, k=cfg.k,
                             mask_token_id=tok.mask_token_id, exclude_ids=tuple(sorted(specials)), seconds=seconds)
         for m in cfg.methods:
             for q in ("p_original", "p_max"):
                 values[m][q].append(res[m][q])
+        if progress is not None:
+            progress(done, len(batches), values, seconds)
     arrays = {m: {q: torch.cat(v).numpy() for q, v in d.items()} for m, d in values.items()}
     metrics: dict[str, Any] = {"epoch": 1, "restore/n_tokens": len(pairs),
                                "restore/n_sentences": len({i for i, _ in pairs})}

@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "tests" / "benchmarks" / "results" / "restorability"))
     ap.add_argument("--markdown", default=None)
     ap.add_argument("--mlm-note", default="")
+    ap.add_argument("--progress-every", type=int, default=10, help="write partial results every N batches")
     args = ap.parse_args()
     data = args.data
     if not Path(data.replace("{split}", "test")).is_file():
@@ -48,7 +49,23 @@ def main() -> None:
                batch_size=args.batch_size, num_threads=args.threads, methods=PAPER_ORDER, seed=0)
     load0 = loadavg()
     t0, c0 = time.perf_counter(), time.process_time()
-    result = run_trial(cfg, lambda m, c: None, out_dir=out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def progress(done, total, values, seconds):  # partial results of a long run (random subset of the tokens)
+        if done % args.progress_every and done != total:
+            return
+        import numpy as np
+        import torch
+
+        from xaicore.restorability import summarize
+        part = {m: {q: summarize(torch.cat(v).numpy()) for q, v in d.items()} for m, d in values.items()}
+        write_output(out / "restorability_sst_partial.json", {
+            "batches_done": done, "batches": total, "tokens_done": int(part[PAPER_ORDER[0]]["p_original"]["n"]),
+            "wall_seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+            "loadavg": loadavg(), "seconds": dict(seconds), "summary": part,
+            "p_max_max": {m: float(np.max(torch.cat(d["p_max"]).numpy())) for m, d in values.items()}})
+
+    result = run_trial(cfg, lambda m, c: None, out_dir=out, progress=progress)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     load1 = loadavg()
     m = result.metrics
