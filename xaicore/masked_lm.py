@@ -179,8 +179,13 @@ def position_logits(
     *,
     inputs_embeds: Optional[Tensor] = None,
     token_type_ids: Optional[Tensor] = None,
+    rows: Optional[Tensor] = None,
 ) -> Tensor:
     """Vocabulary logits ``(N, V)`` of ``mlm`` at one position per row (``positions`` ``(N,)``).
+
+    ``rows`` ``(N,)`` (default ``arange(N)``) reads position ``positions[n]`` of
+    row ``rows[n]`` instead, so one encoder pass over ``(B, T)`` serves several
+    positions of one sentence.
 
     The encoder runs on all ``(N, T)`` tokens; the LM head only at the ``N``
     requested positions (the head's ``H x V`` projection dominates the cost of
@@ -193,7 +198,8 @@ def position_logits(
         kwargs["inputs_embeds"] = inputs_embeds
     else:
         kwargs["input_ids"] = input_ids
-    rows = torch.arange(positions.shape[0], device=positions.device)
+    if rows is None:
+        rows = torch.arange(positions.shape[0], device=positions.device)
     return _head_at(mlm, kwargs, rows, positions)
 
 
@@ -209,8 +215,84 @@ def _head_at(mlm: nn.Module, kwargs: dict, rows: Tensor, positions: Tensor) -> T
     head = mlm_head(mlm)
     if head is None:  # unknown architecture: full logits, then pick
         return mlm(**kwargs).logits[rows, positions]
+    last = _last_bert_layer(mlm)
+    if last is not None:
+        return head(_last_layer_at(mlm, last, kwargs, rows, positions))  # (N, V)
     hidden = mlm.base_model(**kwargs).last_hidden_state  # (B, T, H)
     return head(hidden[rows, positions])  # (N, V)
+
+
+class _StopBeforeLastLayer(Exception):
+    """Raised by a pre-hook to end the encoder pass once the last layer's input is captured."""
+
+
+def _last_bert_layer(mlm: nn.Module) -> Optional[nn.Module]:
+    """The last encoder layer of a BERT-style MLM in eval mode, if its query-only shortcut applies (else None).
+
+    Applies to post-LN BERT layers (``attention.self.{query,key,value}``,
+    ``attention.output``, ``intermediate``, ``output``) with absolute position
+    embeddings, no decoder/cross-attention, outside training (dropout off).
+    """
+    if mlm.training:
+        return None
+    config = getattr(mlm, "config", None)
+    if config is None or getattr(config, "is_decoder", False) or getattr(config, "add_cross_attention", False):
+        return None
+    if getattr(config, "position_embedding_type", "absolute") not in (None, "absolute"):
+        return None
+    layers = getattr(getattr(mlm.base_model, "encoder", None), "layer", None)
+    if not isinstance(layers, nn.ModuleList) or len(layers) == 0:
+        return None
+    last = layers[-1]
+    att = getattr(last, "attention", None)
+    sa = getattr(att, "self", None)
+    if not all(isinstance(getattr(sa, n, None), nn.Linear) for n in ("query", "key", "value")):
+        return None
+    if not all(hasattr(x, "dense") and hasattr(x, "LayerNorm") for x in (att.output, last.output)):
+        return None
+    if not hasattr(last, "intermediate") or getattr(last, "chunk_size_feed_forward", 0):
+        return None
+    return last
+
+
+def _last_layer_at(mlm: nn.Module, last: nn.Module, kwargs: dict, rows: Tensor, positions: Tensor) -> Tensor:
+    """Final hidden states ``(N, H)`` at the ``(rows, positions)`` pairs, the last layer evaluated only there.
+
+    Exact shortcut (same mathematics as the full pass): the encoder runs as HF
+    runs it up to the last layer's input ``h`` ``(B, T, H)`` (captured by a
+    pre-hook, which then stops the pass); in the last layer every position's
+    keys and values are needed, but the query, attention output, feed-forward
+    block and LayerNorms only at the requested positions, which removes about
+    ``(T - 1) / T`` of the last layer's matrix products.
+    """
+    captured: dict = {}
+
+    def grab(module, args, kw):
+        captured["h"] = args[0] if args else kw["hidden_states"]
+        captured["mask"] = args[1] if len(args) > 1 else kw.get("attention_mask")
+        raise _StopBeforeLastLayer
+
+    handle = last.register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        mlm.base_model(**kwargs)
+    except _StopBeforeLastLayer:
+        pass
+    finally:
+        handle.remove()
+    h, mask = captured["h"], captured["mask"]  # (B, T, H), None or (B, 1, Tq, T)
+    sa = last.attention.self
+    nh, d = sa.num_attention_heads, sa.attention_head_size
+    N, T = rows.shape[0], h.shape[1]
+    x = h[rows, positions]  # (N, H)
+    q = sa.query(x).view(N, nh, 1, d)
+    k = sa.key(h).view(h.shape[0], T, nh, d).transpose(1, 2)[rows]  # (N, nh, T, d)
+    v = sa.value(h).view(h.shape[0], T, nh, d).transpose(1, 2)[rows]
+    m = None
+    if mask is not None:
+        m = mask[rows] if mask.shape[-2] == 1 else mask[rows, :, positions].unsqueeze(2)  # (N, 1, 1, T)
+    ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=m, scale=sa.scaling).reshape(N, nh * d)  # (N, H)
+    a = last.attention.output(ctx, x)
+    return last.output(last.intermediate(a), a)  # (N, H)
 
 
 def masked_lm_loss(model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, float]]:

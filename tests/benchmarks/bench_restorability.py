@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "tests" / "benchmarks" / "results" / "restorability"))
     ap.add_argument("--markdown", default=None)
     ap.add_argument("--mlm-note", default="")
+    ap.add_argument("--progress-every", type=int, default=10, help="write partial results every N batches")
     args = ap.parse_args()
     data = args.data
     if not Path(data.replace("{split}", "test")).is_file():
@@ -47,9 +48,26 @@ def main() -> None:
     cfg = dict(mlm=args.mlm, local_files_only=True, dataset=data, split="test", n_tokens=args.n_tokens, k=args.k,
                batch_size=args.batch_size, num_threads=args.threads, methods=PAPER_ORDER, seed=0)
     load0 = loadavg()
-    t0 = time.perf_counter()
-    result = run_trial(cfg, lambda m, c: None, out_dir=out)
-    wall = time.perf_counter() - t0
+    t0, c0 = time.perf_counter(), time.process_time()
+    out.mkdir(parents=True, exist_ok=True)
+
+    def progress(done, total, values, seconds):  # partial results of a long run (random subset of the tokens)
+        if done % args.progress_every and done != total:
+            return
+        import numpy as np
+        import torch
+
+        from xaicore.restorability import summarize
+        part = {m: {q: summarize(torch.cat(v).numpy()) for q, v in d.items()} for m, d in values.items()}
+        write_output(out / "restorability_sst_partial.json", {
+            "batches_done": done, "batches": total, "tokens_done": int(part[PAPER_ORDER[0]]["p_original"]["n"]),
+            "wall_seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+            "loadavg": loadavg(), "seconds": dict(seconds), "summary": part,
+            "p_max_max": {m: float(np.max(torch.cat(d["p_max"]).numpy())) for m, d in values.items()}})
+
+    result = run_trial(cfg, lambda m, c: None, out_dir=out, progress=progress)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    load1 = loadavg()
     m = result.metrics
     rows = []
     for meth in PAPER_ORDER:
@@ -57,7 +75,7 @@ def main() -> None:
                                         for s in ("mean", "median", "share_above_0.5")},
                      "seconds": m[f"restore/seconds/{meth}"]})
     measured_order = [r["method"] for r in sorted(rows, key=lambda r: -r["p_original_mean"])]
-    payload = {"config": cfg, "wall_seconds": wall, "loadavg_start": load0, "loadavg_end": loadavg(),
+    payload = {"config": cfg, "wall_seconds": wall, "cpu_seconds": cpu, "loadavg_start": load0, "loadavg_end": load1,
                "n_tokens": m["restore/n_tokens"], "n_sentences": m["restore/n_sentences"], "rows": rows,
                "measured_order": measured_order, "paper_order": PAPER_ORDER,
                "machine": machine_info(args.threads, ["transformers"])}
@@ -71,7 +89,8 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     print("measured order (mean p(orig)):", " > ".join(measured_order))
-    print(f"wall {wall:.0f} s for {m['restore/n_tokens']} tokens, load average {load0} -> {loadavg()}")
+    print(f"wall {wall:.0f} s, CPU {cpu:.0f} s (this process, all threads) for {m['restore/n_tokens']} tokens, "
+          f"load average {load0} -> {load1}")
     if args.markdown:
         md = Path(args.markdown)
         figs = md.parent / "figures"
@@ -82,7 +101,8 @@ def main() -> None:
             "# Restorability on SST (cancel-out.txt section 3, Figs. 3-4)", "",
             f"Tokens: {m['restore/n_tokens']} sampled (seed 0) from {m['restore/n_sentences']} sentences of the SST "
             f"test split; k = {args.k}; MLM `{args.mlm}` {args.mlm_note}; {args.threads} torch threads; "
-            f"wall {wall:.0f} s (load average {load0} at start: the 2 cores were shared with other jobs).", "",
+            f"wall {wall:.0f} s, CPU {cpu:.0f} s (load average {load0} at start, {load1} at end: the 2 cores were "
+            "shared with other jobs).", "",
             table, "",
             "Measured order of mean p(original): " + " > ".join(measured_order), "",
             "Paper (Fig. 3): original ~ attention_mask > mask_token ~ weighted_marginalize > uniform_marginalize "
