@@ -76,12 +76,23 @@ def test_smoke_preflight_offline_passes_or_names_what_is_missing(path, offline, 
         text = str(err)
         if not hub and "'../shared/data/" in text and not (repo / ".." / "shared" / "data").is_dir():
             return  # the local data is not next to this checkout, and the message names the missing file
+        if not hub and _names_missing_build(text, repo):
+            return  # a model this project builds (sweeps/mlm.yaml) is not there yet, and the message says how
         assert hub, f"{path.name} stops offline although it names no hub dataset or model:\n{text}"
         for value in hub:
             assert repr(value) in text, f"{value!r} is not named:\n{text}"
         assert "local copy" in text, text
         return
     assert not hub, f"{path.name} reaches the hub ({sorted(hub)}) but its offline preflight passed"
+
+
+#: directories that a shipped spec builds for others (relative to the repository root) -> the spec that builds it
+LOCAL_BUILDS = {"../mlm-minilm": "sweeps/mlm.yaml"}
+
+
+def _names_missing_build(text: str, repo: Path) -> bool:
+    """The preflight message names a not-yet-built local model and the spec that builds it."""
+    return any(path in text and spec in text and not (repo / path).is_dir() for path, spec in LOCAL_BUILDS.items())
 
 
 def _cheapest_offline_specs(workdir) -> dict[str, Path]:
