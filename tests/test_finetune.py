@@ -56,6 +56,19 @@ def test_trial_reports_every_epoch_and_writes_artifacts(model_dir, nli_dir, tmp_
         assert final["train/frac_changed"] == pytest.approx(1.0)
 
 
+def test_interim_report_finds_the_curves_already_written(model_dir, nli_dir, tmp_path):
+    """A trial that ASHA stops after an interim report keeps its curves and step statistics."""
+    out = tmp_path / "out"
+    seen = []
+
+    def report(metrics, checkpoint):
+        seen.append((metrics["epoch"], sorted(p.name for p in out.glob("*")) if out.is_dir() else []))
+
+    run_trial(config(model_dir, nli_dir, tmp_path, regularizer="similar_1_1"), report, out_dir=out)
+    epoch, files = seen[0]
+    assert epoch == 1 and {"config.yaml", "training_curves.png", "step_stats.csv"} <= set(files)
+
+
 def test_resume_equals_uninterrupted(model_dir, nli_dir, tmp_path):
     cfg = config(model_dir, nli_dir, tmp_path, regularizer="similar_1_2", epochs=2)
     full = []

@@ -383,10 +383,13 @@ class FinetuneSetup:
         return out
 
 
-def train_finetune(config, report: Report, *, resume: Optional[dict[str, Any]] = None, setup_cls=None):
+def train_finetune(config, report: Report, *, resume: Optional[dict[str, Any]] = None, setup_cls=None,
+                   interim_dir: Optional[Path] = None):
     """Train (or resume) per ``config``; report every epoch but the last; return ``(setup, history, final, checkpoint, steps)``.
 
     ``setup_cls``: a :class:`FinetuneSetup` subclass (other data or objective, e.g. BIOS debiasing).
+    ``interim_dir``: the curves and step statistics so far are written there before each interim
+    report, so a trial that ASHA stops after it keeps them.
     """
     setup_cls = setup_cls or FinetuneSetup
     cfg = config if setup_cls is not FinetuneSetup and dataclasses.is_dataclass(config) else parse_config(config)
@@ -404,8 +407,14 @@ def train_finetune(config, report: Report, *, resume: Optional[dict[str, Any]] =
         if cfg.step_log:
             steps.append({"step": step, **parts})
 
+    interim = None
+    if interim_dir is not None:
+        from trainables.finetune_artifacts import write_artifacts
+
+        def interim(history: list[dict[str, Any]]) -> None:
+            write_artifacts(setup, history, steps, Path(interim_dir), final=False)
     history, final, checkpoint = fit_and_report(setup, cfg, report, extra_state=lambda: {"steps": list(steps)},
-                                                on_step=on_step)
+                                                on_step=on_step, before_report=interim)
     return setup, history, final, checkpoint, steps
 
 
@@ -426,7 +435,7 @@ def run_trial(
         out_dir: where to write artifacts (config, curves, per-step noise statistics, the
             neighbour/synonym table and its readable sample, weights); none when ``None``.
     """
-    setup, history, final, checkpoint, steps = train_finetune(config, report, resume=resume)
+    setup, history, final, checkpoint, steps = train_finetune(config, report, resume=resume, interim_dir=out_dir)
     report(final, checkpoint())
     from trainables.finetune_artifacts import write_artifacts
 

@@ -16,7 +16,10 @@ from xaicore.noise import make_noise_regularizer
 from xaicore.smart import SmartRegularizer
 
 
-def write_artifacts(setup: FinetuneSetup, history: list[dict], steps: list[dict], out_dir: Path) -> list[Path]:
+def write_artifacts(setup: FinetuneSetup, history: list[dict], steps: list[dict], out_dir: Path, *,
+                    final: bool = True) -> list[Path]:
+    """Write the trial's artifacts into ``out_dir``; ``final=False`` (before each interim report, so a
+    trial that ASHA stops keeps its curves) skips the Figure 2 PCA and the weights."""
     from xaicore.neighbours import readable_sample
 
     cfg = setup.cfg
@@ -48,6 +51,8 @@ def write_artifacts(setup: FinetuneSetup, history: list[dict], steps: list[dict]
                 copy = out_dir / f"{kind}_table.pt"
                 shutil.copyfile(table_path, copy)
                 files.append(copy)
+    if not final:
+        return files
     if cfg.pca_figure:
         path = pca_figure(setup, out_dir / "embedding_pca.png")
         if path is not None:
