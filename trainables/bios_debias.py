@@ -234,7 +234,8 @@ def run_trial(
 ) -> TrialResult:
     """Fine-tune with the gender words cancelled; report accuracy and the gap correlation in the last result."""
     cfg = parse_config(config)
-    setup, history, final, checkpoint, steps = train_finetune(cfg, report, resume=resume, setup_cls=BiosSetup)
+    setup, history, final, checkpoint, steps = train_finetune(cfg, report, resume=resume, setup_cls=BiosSetup,
+                                                              interim_dir=out_dir)
     bias, table = bias_report(setup)
     final = {**final, **bias}
     report(final, checkpoint())
