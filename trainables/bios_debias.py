@@ -117,12 +117,9 @@ def preflight(cfg: Mapping[str, Any] | BiosDebiasConfig) -> list[str]:
         problems += [p.replace("mlm:", "mlm/model:") for p in
                      mlm_problems(cfg.mlm or cfg.model_path, local_files_only=cfg.local_files_only)]
     if cfg.dataset == "bias_in_bios":
-        from trainables.data_setup import LOCAL_DATA_HINT
-        from trainables.hub_checks import hub_dataset_problems
-        from xaicore.data import KNOWN_DATASETS
+        from trainables.data_setup import data_source_problems
 
-        problems += hub_dataset_problems(cfg.dataset, KNOWN_DATASETS[cfg.dataset].hub_id, what="dataset",
-                                         local_hint=LOCAL_DATA_HINT)
+        problems += data_source_problems(cfg.dataset)  # a hub key: cached, or the hub answers
     elif cfg.dataset != SYNTHETIC_BIOS:
         path = Path(cfg.dataset.replace("{split}", cfg.train_split))
         if not path.is_file():

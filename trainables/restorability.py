@@ -157,11 +157,9 @@ def preflight(config: Mapping[str, Any]) -> list[str]:
 
     problems = mlm_problems(cfg.mlm, local_files_only=cfg.local_files_only)
     if cfg.dataset in KNOWN_DATASETS:
-        from trainables.data_setup import LOCAL_DATA_HINT
-        from trainables.hub_checks import hub_dataset_problems
+        from trainables.data_setup import data_source_problems
 
-        problems += hub_dataset_problems(cfg.dataset, KNOWN_DATASETS[cfg.dataset].hub_id, what="dataset",
-                                         local_hint=LOCAL_DATA_HINT)
+        problems += data_source_problems(cfg.dataset)  # a hub key: cached, or the hub answers
     elif not Path(cfg.dataset.replace("{split}", cfg.split)).is_file():
         problems.append(f"dataset: {cfg.dataset!r} is not a known dataset and no such file (split {cfg.split!r})")
     return problems
