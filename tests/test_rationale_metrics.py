@@ -40,3 +40,20 @@ def test_known_answers():
     assert trapezoidal_auprc(truth, scores) == pytest.approx(0.5 + 0.5 * (0.5 + 2 / 3) / 2)
     assert trapezoidal_auprc(truth, scores) != pytest.approx(average_precision(truth, scores))
     assert np.isnan(eraser_soft_token_scores([(np.zeros(3, bool), np.ones(3))])["auprc"])
+
+
+def test_chance_levels_uniform_and_random_scores():
+    """What a score map that knows nothing gets (the chance levels quoted beside Table 2): all tokens tied
+    leave one PR point (recall 1, precision p = |R|/T), so the trapezoid to (0, 1) is (1 + p) / 2, far above
+    AP = p; i.i.d. random scores give AUPRC ~ AP ~ p and ROC-AUC ~ 0.5."""
+    truth = np.zeros(1000, dtype=bool)
+    truth[::4] = True  # p = 0.25
+    tied = np.ones(1000)
+    assert trapezoidal_auprc(truth, tied) == pytest.approx((1 + 0.25) / 2)
+    assert average_precision(truth, tied) == pytest.approx(0.25)
+    assert eraser_soft_token_scores([(truth, tied)])["roc_auc"] == pytest.approx(0.5)
+    rng = np.random.default_rng(0)
+    rand = eraser_soft_token_scores([(truth, rng.random(1000)) for _ in range(20)])
+    assert rand["auprc"] == pytest.approx(0.25, abs=0.02)
+    assert rand["avg_precision"] == pytest.approx(0.25, abs=0.02)
+    assert rand["roc_auc"] == pytest.approx(0.5, abs=0.02)
