@@ -230,6 +230,101 @@ def run_one(cfg: dict[str, Any], verbose: bool, chance_draws: int = 0) -> dict[s
     return out
 
 
+def perturbation_probe(setup, model, eps_values: list[float], methods: tuple[str, ...] = ("attention_vat", "attention_ivat"),
+                       xi: float = 0.1, neighbours: int = 3, seed: int = 0) -> dict[str, Any]:
+    """How much do the attention regularisers act on these documents? For a trained model (eval mode) and
+    each ``eps``: the mean over test documents of the per-example VAT loss ``KL(p || p(a~ + r))`` that
+    training would add, and the total variation ``0.5 * ||a(a~ + r) - a(a~)||_1`` of the attention
+    (``r`` of norm ``eps`` spread over the document's T tokens: ``eps / sqrt(T)`` per token)."""
+    import numpy as np
+    import torch
+
+    from xaicore.regularizers import forward_batch, make_regularizer
+
+    torch.manual_seed(seed)
+    model.eval()
+    out: dict[str, Any] = {m: {} for m in methods}
+    lengths: list[int] = []
+    rows: dict[tuple[str, float], tuple[list[float], list[float]]] = {(m, e): ([], []) for m in methods for e in eps_values}
+    for batch in setup.test_batches:
+        batch = batch.to(setup.device)
+        with torch.enable_grad():
+            clean = forward_batch(model, batch)
+            mask = batch.attention_mask.bool()
+            lengths += batch.content_mask.sum(1).tolist()
+            for m in methods:
+                for e in eps_values:
+                    reg = make_regularizer(m, eps=e, xi=xi, neighbours=neighbours)
+                    r = reg.perturbation(model, batch, clean)
+                    pert = model.attend(clean.hidden, mask, scores=clean.scores, score_perturb=r)
+                    kl = reg(model, batch, clean)  # a fresh random start: the loss training would add
+                    tvd = 0.5 * (pert.attention - clean.attention).abs().sum(1)
+                    rows[(m, e)][0].extend(kl.detach().tolist())
+                    rows[(m, e)][1].extend(tvd.detach().tolist())
+    for (m, e), (kl, tvd) in rows.items():
+        out[m][str(e)] = {"kl_mean": float(np.mean(kl)), "kl_median": float(np.median(kl)), "tvd_mean": float(np.mean(tvd))}
+    out["per_token_norm_median"] = {str(e): float(e / np.sqrt(np.median(lengths))) for e in eps_values}
+    out["doc_tokens_median"] = float(np.median(lengths))
+    return out
+
+
+def run_probe(args: argparse.Namespace) -> int:
+    """``--probe``: seed-0 vanilla (same config as the main run) -> :func:`perturbation_probe` over
+    ``--probe-eps``; then, for each ``--probe-train-eps``, Attention VAT trained at that eps (seed 0),
+    whose rationale metrics are compared with that vanilla's (one seed: a probe, not a table row)."""
+    import torch
+
+    torch.set_num_threads(args.num_threads)
+    eps_values = [float(x) for x in args.probe_eps.split(",") if x.strip()]
+    started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    from trainables.classifier import train_classifier
+
+    seed = int(args.seeds.split(",")[0])
+    trained = train_classifier(trial_config(args, "none", seed), lambda m, c: None)
+    van = attention_analysis(trained.setup, trained.setup.model)
+    print(f"vanilla seed {seed}: acc {100 * van['accuracy']:.1f} AUPRC {van['rationale_auprc']:.3f} ROC "
+          f"{van['rationale_roc_auc']:.3f} entropy {van['entropy_norm']:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    probe = perturbation_probe(trained.setup, trained.setup.model, eps_values, xi=0.1, neighbours=args.neighbours, seed=seed)
+    lines = ["| eps | per-token norm (median doc) | " + " | ".join(
+        f"{LABELS[m]} KL mean / attention TVD" for m in ("attention_vat", "attention_ivat")) + " |", "|---|---|---|---|"]
+    for e in eps_values:
+        cells = [f"{probe[m][str(e)]['kl_mean']:.2e} / {probe[m][str(e)]['tvd_mean']:.4f}" for m in ("attention_vat", "attention_ivat")]
+        lines.append(f"| {e:g} | {probe['per_token_norm_median'][str(e)]:.3f} | " + " | ".join(cells) + " |")
+    trained_rows = []
+    for e in [float(x) for x in args.probe_train_eps.split(",") if x.strip()]:
+        t1 = time.perf_counter()
+        cfg = trial_config(args, "attention_vat", seed)
+        cfg["eps"] = e
+        tr = train_classifier(cfg, lambda m, c: None)
+        a = attention_analysis(tr.setup, tr.setup.model)
+        row = {"eps": e, "train_reg_per_epoch": [h.get("train/reg", 0.0) for h in tr.history], "best_epoch": tr.final["best_epoch"],
+               **{k: a[k] for k in ("accuracy", "f1_pos", "rationale_auprc", "rationale_avg_precision", "rationale_roc_auc",
+                                     "entropy_norm", "rationale_lift")}, "wall_s": time.perf_counter() - t1}
+        trained_rows.append(row)
+        print(f"attention_vat eps {e:g}: acc {100 * a['accuracy']:.1f} AUPRC {a['rationale_auprc']:.3f} ROC "
+              f"{a['rationale_roc_auc']:.3f} entropy {a['entropy_norm']:.4f} train reg {row['train_reg_per_epoch']}", flush=True)
+    if trained_rows:
+        lines += ["", f"| Seed {seed} | eps | train reg per epoch | best epoch | Acc. % | AUPRC | Avg. Prec. | ROC-AUC | entropy | "
+                  "rationale lift |", "|---|---|---|---|---|---|---|---|---|---|",
+                  f"| Vanilla | - | 0 | {trained.final['best_epoch']} | {100 * van['accuracy']:.1f} | {van['rationale_auprc']:.3f} | "
+                  f"{van['rationale_avg_precision']:.3f} | {van['rationale_roc_auc']:.3f} | {van['entropy_norm']:.4f} | "
+                  f"{van['rationale_lift']:.3f} |"]
+        for r in trained_rows:
+            lines.append(f"| Attention VAT | {r['eps']:g} | {', '.join(f'{x:.2e}' for x in r['train_reg_per_epoch'])} | "
+                         f"{r['best_epoch']} | {100 * r['accuracy']:.1f} | {r['rationale_auprc']:.3f} | "
+                         f"{r['rationale_avg_precision']:.3f} | {r['rationale_roc_auc']:.3f} | {r['entropy_norm']:.4f} | "
+                         f"{r['rationale_lift']:.3f} |")
+    table = "\n".join(lines)
+    print(table)
+    write_output(args.out, {"benchmark": "rationale_eraser_probe", "date": started, "args": vars(args), "vanilla": van,
+                            "probe": probe, "trained": trained_rows, "table_markdown": table,
+                            "machine": machine_info(args.num_threads), "total_wall_s": time.perf_counter() - t0})
+    if args.markdown:
+        write_output(args.markdown, f"# Perturbation probe on ERASER movies ({started})\n\n{table}\n")
+    return 0
+
+
 # ----------------------------------------------------------------------------- summary
 def _pearson(x: list[float], y: list[float]) -> float:
     import numpy as np
@@ -437,6 +532,11 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--out", default=str(REPO / "tests" / "benchmarks" / "results" / "rationale_eraser.json"))
     p.add_argument("--markdown", default=None)
     p.add_argument("--summarize", default=None, metavar="RUNS_JSONL", help="rebuild the outputs from a runs log")
+    p.add_argument("--probe", action="store_true",
+                   help="instead of the table: seed-0 vanilla, the KL / attention change of Attention VAT/iVAT at "
+                        "--probe-eps on its test documents, and Attention VAT trained at --probe-train-eps")
+    p.add_argument("--probe-eps", default="0.3,1,3,10,30")
+    p.add_argument("--probe-train-eps", default="10")
     p.add_argument("--quick", action="store_true", help="smoke: 64 training reviews, 1 epoch, seed 0")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
@@ -447,6 +547,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
+    if args.probe:
+        args.data_dir = str(Path(args.data_dir).resolve())
+        return run_probe(args)
     if args.summarize:
         rows = [json.loads(line) for line in Path(args.summarize).read_text().splitlines() if line.strip()]
         per_seed: dict[str, dict[int, dict[str, Any]]] = {}
