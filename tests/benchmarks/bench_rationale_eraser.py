@@ -414,18 +414,26 @@ def correlations(per_seed: dict[str, dict[int, dict[str, Any]]]) -> dict[str, An
 
 
 def verdict(summary: dict[str, Any], paired: dict[str, Any]) -> list[str]:
-    """"Attention VAT/iVAT AUPRC > vanilla": reproduced for a method when its mean AUPRC is above
-    vanilla's and the paired difference is > 0 for every seed."""
+    """"Attention VAT/iVAT AUPRC > vanilla" per method. REPRODUCED: the paired difference is > 0 for every
+    seed (>= 3 seeds) and its mean exceeds the seed-to-seed sd of vanilla's AUPRC (an effect larger than
+    the noise between seeds; the paper's is +0.077 / +0.091). Same sign in every seed but a smaller mean is
+    reported as such (NOT REPRODUCED: negligible size); anything else is NOT REPRODUCED."""
     lines = []
     for key in ("attention_vat", "attention_ivat"):
         if key not in paired or "vanilla" not in summary:
             continue
         p = paired[key]["auprc"]
-        ok = p["mean_sd"][0] > 0 and p["n_positive"] == p["n"] and p["n"] >= 3
-        lines.append(f"{'REPRODUCED' if ok else 'NOT REPRODUCED'}: {LABELS[key]} AUPRC > vanilla: "
+        sign = p["mean_sd"][0] > 0 and p["n_positive"] == p["n"] and p["n"] >= 3
+        noise = summary["vanilla"]["auprc"][1]
+        status = ("REPRODUCED" if sign and p["mean_sd"][0] > noise else
+                  f"NOT REPRODUCED (same sign in every seed, negligible size: mean difference < vanilla's seed sd "
+                  f"{noise:.4f})" if sign else "NOT REPRODUCED")
+        pub_diff = PUBLISHED[key]["auprc"] - PUBLISHED["vanilla"]["auprc"]
+        lines.append(f"{status}: {LABELS[key]} AUPRC > vanilla: "
                      f"{summary[key]['auprc'][0]:.3f} vs {summary['vanilla']['auprc'][0]:.3f}, paired difference "
-                     f"{p['mean_sd'][0]:+.3f} ± {p['mean_sd'][1]:.3f}, {p['n_positive']}/{p['n']} seeds > 0 "
-                     f"(paper: {PUBLISHED[key]['auprc']:.3f} vs {PUBLISHED['vanilla']['auprc']:.3f})")
+                     f"{p['mean_sd'][0]:+.4f} ± {p['mean_sd'][1]:.4f}, {p['n_positive']}/{p['n']} seeds > 0, largest |diff| "
+                     f"{max(abs(x) for x in p['diffs']):.4f} (paper: {PUBLISHED[key]['auprc']:.3f} vs "
+                     f"{PUBLISHED['vanilla']['auprc']:.3f}, {pub_diff:+.3f})")
     return lines
 
 
@@ -453,7 +461,7 @@ def format_tables(summary: dict[str, Any], paired: dict[str, Any], chance: Optio
     lines += ["", "Paired by seed, method − vanilla (mean ± sd; seeds > 0):", "",
               "| Method | Δ F1 pos. (pts) | Δ AUPRC | Δ Avg. Prec. | Δ ROC-AUC |", "|---|---|---|---|---|"]
     for key, p in paired.items():
-        cells = [f"{_pm(p[k]['mean_sd'], '.2f' if k == 'f1_pos' else '.3f')} ({p[k]['n_positive']}/{p[k]['n']})"
+        cells = [f"{_pm(p[k]['mean_sd'], '.2f' if k == 'f1_pos' else '.4f')} ({p[k]['n_positive']}/{p[k]['n']})"
                  for k in ("f1_pos",) + METRICS]
         lines.append(f"| {LABELS.get(key, key)} | " + " | ".join(cells) + " |")
     epochs = sorted({int(e) for s in summary.values() for e in s["per_epoch"]})
