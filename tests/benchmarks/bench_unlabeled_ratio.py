@@ -60,6 +60,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--out", default=str(REPO / "tests" / "benchmarks" / "results" / "unlabeled_ratio.json"))
     p.add_argument("--markdown", default=None)
     p.add_argument("--resume", action="store_true", help="keep the runs already in --out (a killed run's partial JSON)")
+    p.add_argument("--render", action="store_true", help="no training: rebuild the tables (and --figure) from --out")
+    p.add_argument("--figure", default=None, help="also plot Fig. 2 (score against N_ul / N_l) to this PNG")
     return p.parse_args(argv)
 
 
@@ -152,8 +154,49 @@ def format_markdown(summary: dict[str, Any], knob_label: str = "N_ul / N_l", bas
     return "\n".join(lines)
 
 
+def plot_fig2(runs: list[dict[str, Any]], path: str) -> None:
+    """Fig. 2 of the paper: the validation score (dev ROC-AUC of the selected epoch) and the test F1 against
+    N_ul / N_l, mean ± sd over seeds, vanilla as a horizontal reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, field, scale, title in ((axes[0], "best_valid", 1, "dev ROC-AUC (selected epoch)"),
+                                    (axes[1], "test_f1_pos", 100, "test F1 pos. %")):
+        for method in sorted({r["method"] for r in runs if r["method"] != "none"}):
+            xs = sorted({r["ratio"] for r in runs if r["method"] == method})
+            ms = [mean_sd(scale * r[field] for r in runs if r["method"] == method and r["ratio"] == x) for x in xs]
+            ax.errorbar(xs, [m for m, _ in ms], yerr=[sd for _, sd in ms], marker="o", capsize=3,
+                        label=avs.LABELS.get(method, method))
+        van = mean_sd(scale * r[field] for r in runs if r["method"] == "none")
+        if van[0] == van[0]:
+            ax.axhline(van[0], color="grey", linestyle="--", label="Vanilla")
+        ax.set_xlabel("N_ul / N_l")
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        import json
+
+        data = json.loads(Path(args.out).read_text())
+        runs = data["runs"]
+        seeds = sorted({r["seed"] for r in runs})
+        table = format_markdown(summarise(runs, seeds))
+        print(table)
+        if args.markdown:
+            write_output(args.markdown, table + "\n")
+        if args.figure:
+            plot_fig2(runs, args.figure)
+        return 0
     if args.quick:
         args.epochs, args.max_train_examples, args.ratios, args.seeds = 1, 300, "0,1", "0"
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -199,6 +242,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     write_output(args.out, {"meta": meta, "summary": summary, "runs": runs})
     if args.markdown:
         write_output(args.markdown, table + "\n")
+    if args.figure:
+        plot_fig2(runs, args.figure)
     return 0
 
 
