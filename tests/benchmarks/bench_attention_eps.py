@@ -46,6 +46,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="keep the runs already in --out")
     p.add_argument("--out", default=str(REPO / "tests" / "benchmarks" / "results" / "attention_eps.json"))
     p.add_argument("--markdown", default=None)
+    p.add_argument("--render", action="store_true", help="no training: rebuild the tables from --out")
     args = p.parse_args(argv)
     args.unlabeled, args.eps = None, 1.0  # fields bench_unlabeled_ratio.base_args reads
     return args
@@ -68,6 +69,32 @@ def vanilla_deltas(runs: list[dict[str, Any]], seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
+def spread_vs_corr(runs: list[dict[str, Any]]) -> str:
+    """Across all runs (every method, eps and seed): Pearson and Spearman between the trained model's
+    centred-score spread (median per-sentence L2 norm) and its Corr. (per-sentence mean): does a sharper
+    attention go with a lower agreement with gradient importance, whatever made it sharper?"""
+    import scipy.stats
+
+    xs = [r["score_spread_p50"] for r in runs]
+    ys = [r["test_corr"] for r in runs]
+    if len(xs) < 3:
+        return ""
+    return (f"Across the {len(xs)} runs: Pearson(score spread, Corr. mean) = {scipy.stats.pearsonr(xs, ys).statistic:+.2f}, "
+            f"Spearman = {scipy.stats.spearmanr(xs, ys).statistic:+.2f}")
+
+
+def render(runs: list[dict[str, Any]], seeds: list[int], values: list[float]) -> str:
+    """The eps tables, the differences against vanilla, the spreads and :func:`spread_vs_corr`."""
+    summary = bur.summarise(runs, seeds, knob="eps", base=values[0])
+    spread = {f"{r['method']}@{r['eps']:g}": mean_sd(x["score_spread_p50"] for x in runs
+                                                  if x["method"] == r["method"] and x["eps"] == r["eps"])
+              for r in runs}
+    return (bur.format_markdown(summary, knob_label="eps", base=values[0]) + "\n\n" + vanilla_deltas(runs, seeds)
+            + "\n\nCentred-score spread p50 (mean ± sd): "
+            + ", ".join(f"{k} {m:.2f} ± {sd:.2f}" for k, (m, sd) in sorted(spread.items()))
+            + "\n\n" + spread_vs_corr(runs))
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     if args.quick:
@@ -78,6 +105,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not (REPO.parent / "shared" / "data" / "sst" / "train.tsv").exists():
         print("missing data: ../shared/data/sst", file=sys.stderr)
         return 2
+    if args.render:
+        runs = json.loads(Path(args.out).read_text())["runs"]
+        table = render(runs, sorted({r["seed"] for r in runs}), sorted({r["eps"] for r in runs if r["method"] != "none"}))
+        print(table)
+        if args.markdown:
+            write_output(args.markdown, table + "\n")
+        return 0
     runs: list[dict[str, Any]] = []
     if args.resume and Path(args.out).is_file():
         runs = json.loads(Path(args.out).read_text())["runs"]
@@ -102,12 +136,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             write_output(args.out, {"partial": True, "runs": runs})
     swept = [r for r in runs if r["method"] != "none"]
     summary = bur.summarise(runs, seeds, knob="eps", base=values[0])
-    spread = {f"{r['method']}@{r['eps']:g}": mean_sd(x["score_spread_p50"] for x in runs
-                                                  if x["method"] == r["method"] and x["eps"] == r["eps"])
-              for r in runs}
-    table = (bur.format_markdown(summary, knob_label="eps", base=values[0]) + "\n\n" + vanilla_deltas(runs, seeds)
-             + "\n\nCentred-score spread p50 (mean ± sd): "
-             + ", ".join(f"{k} {m:.2f} ± {sd:.2f}" for k, (m, sd) in sorted(spread.items())))
+    table = render(runs, seeds, values)
     print(table)
     meta = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "wall_s": time.perf_counter() - t0, "machine": machine_info(1), "seeds": seeds, "eps_values": values,
