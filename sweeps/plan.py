@@ -107,7 +107,8 @@ def _local_path(value: Any, base: Path) -> Optional[str]:
 
 
 def resolve_relative_paths(spec: SweepSpec, base: Path) -> tuple[SweepSpec, list[tuple[str, str]]]:
-    """Make relative file paths in the base config and in choice/grid values absolute.
+    """Make relative file paths in the base config and in choice/grid values absolute,
+    also inside list and mapping values (a list of files, a grid value that is a list).
 
     Trials run in Ray workers whose working directory is not the one ``xaisweep run``
     was started in, so a relative path is resolved here, against ``base`` (the
@@ -117,6 +118,10 @@ def resolve_relative_paths(spec: SweepSpec, base: Path) -> tuple[SweepSpec, list
     changed: list[tuple[str, str]] = []
 
     def fix(value: Any) -> Any:
+        if isinstance(value, (list, tuple)):  # e.g. a list of files, or a grid value that is a list
+            return type(value)(fix(v) for v in value)
+        if isinstance(value, dict):  # e.g. columns or a nested option block
+            return {k: fix(v) for k, v in value.items()}
         new = _local_path(value, base)
         if new is None:
             return value

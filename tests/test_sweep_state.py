@@ -118,3 +118,22 @@ def test_relative_paths_are_resolved_against_the_working_directory(tmp_path, mon
     assert new.config["dataset"] == str(tmp_path / "data" / "{split}.csv")
     assert new.param("unlabeled").values == (str(tmp_path / "one.csv"), "synthetic")
     assert new.config["regularizer"] == "none" and len(changed) == 2
+
+
+
+def test_relative_paths_inside_list_and_mapping_values_are_resolved(tmp_path, monkeypatch):
+    # no shipped trainable has a list-of-files key yet; the resolver must not depend on that, so the spec's
+    # config is replaced after validation (resolve_relative_paths is a pure function of the spec)
+    import dataclasses
+
+    (tmp_path / "a.txt").write_text("x\n")
+    (tmp_path / "b.txt").write_text("y\n")
+    monkeypatch.chdir(tmp_path)
+    spec = parse_spec(doc(config={**TINY, "regularizer": "none"}))
+    spec = dataclasses.replace(spec, config={**spec.config, "files": ["a.txt", "not-a-path"],
+                                             "nested": {"file": "b.txt", "n": 3}, "pair": ("b.txt",)})
+    new, changed = resolve_relative_paths(spec, Path.cwd())
+    assert new.config["files"] == [str(tmp_path / "a.txt"), "not-a-path"]
+    assert new.config["nested"] == {"file": str(tmp_path / "b.txt"), "n": 3}
+    assert new.config["pair"] == (str(tmp_path / "b.txt"),)
+    assert len(changed) == 3

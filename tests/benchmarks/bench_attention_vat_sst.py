@@ -433,6 +433,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"[seed {seed}] {method_label(reg, semi)} ...", flush=True)
             r = run_one(cfg, verbose=not args.quiet)
             per_seed[key][seed] = r
+            write_output(args.out, {"partial": True, "per_seed": per_seed})  # a killed run keeps its trials
             print(f"[seed {seed}] {method_label(reg, semi)}: test F1 pos {100 * r['test_f1_pos']:.2f} macro "
                   f"{100 * r['test_f1']:.2f} corr {r['test_corr']:.3f}/{r['test_corr_pooled']:.3f} fixed-epoch corr "
                   f"{r['fixed_test_corr']:.3f} spread {r['score_spread']['p50']:.2f} best epoch {r['best_epoch']} "
