@@ -76,7 +76,7 @@ def test_seed_noise_enters_the_range_test_and_markdown(bench):
     assert "by more than 3 seed sd for 0/4 methods" in text
     cfg = {d: {**bench.COMMON, **bench.SIZING[d], "eval_examples": 10, "weak_train_examples": 10} for d in bench.DATASETS}
     stats = {d: {"train": 100, "valid": 10, "test": 50, "eval_examples": 10, "len_mean": 20.0, "len_median": 19,
-                 "len_p90": 31, "truncated_frac": 0.0} for d in bench.DATASETS}
+                 "len_p90": 31, "truncated_frac": 0.0, "label1_frac": 0.5} for d in bench.DATASETS}
     result = bench.build_result(rows, {"date": "2026-01-01", "machine": {}, "trial_configs": cfg,
                                        "data_stats": stats, "wall_s": 60.0})
     files = bench.markdown_files(result)

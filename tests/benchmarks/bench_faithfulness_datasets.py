@@ -7,8 +7,8 @@ Every trial is one call of :func:`trainables.faithfulness.run_trial` with a plai
 additive-attention classifier is trained on ``local:<name>`` (recipes in
 :mod:`xaicore.local_datasets`, data under ``../shared/data``), then Saliency, Integrated
 Gradients (20 Gauss-Legendre steps here, 50 in the spec, zero baseline), Input x Gradient and the attention
-weights (maps for the predicted class) are evaluated on the first ``eval_examples`` test
-examples:
+weights (maps for the predicted class) are evaluated on ``eval_examples`` test examples (a
+seeded random subset, :func:`trainables.faithfulness.eval_test_batches`):
 
 * Table 2 - test accuracy / F1 of the trained model (best dev-F1 epoch);
 * Table 3 - mean fraction of content tokens replaced by PAD (descending map) until the
@@ -155,17 +155,19 @@ def trial_config(dataset: str, seed: int, args: argparse.Namespace) -> dict[str,
 def data_stats(cfg: dict[str, Any]) -> dict[str, Any]:
     """Split sizes the trial uses, word-token lengths of the evaluated test examples (as in the
     paper's Table 1: mean / median / 90th percentile) and how many of them ``max_length`` truncates."""
-    from trainables.data_setup import load_splits
+    from trainables.data_setup import load_splits, subsample
     from xaicore.vocab import word_tokenize
 
     s = load_splits(cfg["dataset"], data_dir=cfg["data_dir"], valid_fraction=cfg["valid_fraction"],
                     seed=cfg["data_seed"], max_train_examples=cfg.get("max_train_examples"))
-    lengths = sorted(len(word_tokenize(t)) for t in s.test.texts[:cfg["eval_examples"]])
+    evaluated = subsample(s.test, cfg["eval_examples"], cfg["data_seed"])  # as eval_test_batches draws them
+    lengths = sorted(len(word_tokenize(t)) for t in evaluated.texts)
     n = len(lengths)
     return {"train": len(s.train), "valid": len(s.valid), "test": len(s.test), "eval_examples": n,
             "len_mean": statistics.fmean(lengths), "len_median": statistics.median(lengths),
             "len_p90": lengths[min(n - 1, int(0.9 * n))],
-            "truncated_frac": sum(x > cfg["max_length"] for x in lengths) / n}
+            "truncated_frac": sum(x > cfg["max_length"] for x in lengths) / n,
+            "label1_frac": sum(evaluated.labels) / n}
 
 
 def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +198,52 @@ def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
         "faith_eval_s_est": wall - (len(stamps) * epoch_s if epoch_s == epoch_s else 0.0),
         "loadavg_end": loadavg(),
     }
+
+
+def weak_probe(dataset: str, sizes: list[int], args: argparse.Namespace, test_examples: int = 400) -> dict[str, Any]:
+    """Is a weak learner at chance a training-size effect? The Uniform weak learner (no feature map, so no
+    attribution cost) of the trial's settings trained on ``sizes`` training examples of ``dataset``
+    (vocabulary built from ``max(sizes)`` examples), tested on ``test_examples`` test examples (the seeded subset
+    of :func:`trainables.faithfulness.eval_test_batches`)."""
+    from trainables.classifier import ClassifierSetup
+    from trainables.faithfulness import _take, eval_test_batches, parse_config
+    from xaicore.batching import batches as make_batches
+    from xaicore.faithfulness import train_weak_learner
+    from xaicore.seeding import seed_everything
+
+    cfg = parse_config(dict(trial_config(dataset, 0, args), max_train_examples=max(sizes), eval_examples=test_examples))
+    seed_everything(cfg.seed)
+    setup = ClassifierSetup(cfg)
+    test = [(b, None) for b in eval_test_batches(setup, cfg)]
+    valid = [(b, None) for b in setup.valid_batches]
+    rows = []
+    for n in sizes:
+        t = time.perf_counter()
+        train = [(b, None) for b in _take(make_batches(setup.splits.train, setup.encoder, batch_size=cfg.batch_size,
+                                                       shuffle=True, seed=cfg.seed), n)]
+        res = train_weak_learner(train, valid, test, feature_map="uniform", vocab_size=setup.encoder.vocab_size,
+                                 num_classes=setup.num_classes, epochs=cfg.weak_epochs, lr=cfg.weak_lr,
+                                 seed=cfg.seed, device=setup.device, pad_id=setup.encoder.pad_token_id)
+        rows.append({"train_examples": sum(b.size for b, _ in train), "f1": float(res["f1"]),
+                     "accuracy": float(res["accuracy"]), "best_epoch": int(res["best_epoch"]),
+                     "epochs": cfg.weak_epochs, "valid_loss_curve": [float(x) for x in res["valid_loss_curve"]],
+                     "train_loss_curve": [float(x) for x in res["train_loss_curve"]], "s": time.perf_counter() - t})
+        print(f"  probe {dataset}: Uniform weak learner on {rows[-1]['train_examples']} train examples: test F1 "
+              f"{rows[-1]['f1']:.3f} (best epoch {rows[-1]['best_epoch']}/{cfg.weak_epochs}, valid loss "
+              f"{min(rows[-1]['valid_loss_curve']):.3f}; {rows[-1]['s']:.0f} s)", flush=True)
+    return {"dataset": dataset, "test_examples": sum(b.size for b, _ in test),
+            "valid_examples": sum(b.size for b, _ in valid), "rows": rows}
+
+
+def format_probe(probes: list[dict[str, Any]]) -> str:
+    lines = ["| dataset | weak-learner train examples | Uniform test F1 | best epoch / epochs | lowest valid loss |",
+             "|---|---:|---:|---:|---:|"]
+    for pr in probes:
+        for r in pr["rows"]:
+            lines.append(f"| {COLUMN[pr['dataset']]} (test {pr['test_examples']}, valid {pr['valid_examples']}) | "
+                         f"{r['train_examples']} | {r['f1']:.3f} | {r['best_epoch']} / {r['epochs']} | "
+                         f"{min(r['valid_loss_curve']):.3f} |")
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- summary and verdicts
@@ -390,14 +438,14 @@ def format_verdicts(v: dict[str, Any], metric: str) -> str:
 def format_sizing(result: dict[str, Any]) -> str:
     stats = result["data_stats"]
     c = result["trial_configs"]
-    lines = ["| dataset | train (used) | valid | test (eval: first N) | max_length | tokens mean / median / p90 "
+    lines = ["| dataset | train (used) | valid | test (eval: seeded subset; % label 1) | max_length | tokens mean / median / p90 "
              "(eval examples) | truncated | weak-learner train / epochs | deletion step |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for d in DATASETS:
         if d not in stats:
             continue
         s, cfg = stats[d], c[d]
-        lines.append(f"| {COLUMN[d]} (`local:{d}`) | {s['train']} | {s['valid']} | {s['test']} ({s['eval_examples']}) "
+        lines.append(f"| {COLUMN[d]} (`local:{d}`) | {s['train']} | {s['valid']} | {s['test']} ({s['eval_examples']}; {100 * s['label1_frac']:.0f}%) "
                      f"| {cfg['max_length']} | {s['len_mean']:.0f} / {s['len_median']:.0f} / {s['len_p90']} | "
                      f"{100 * s['truncated_frac']:.0f}% | {min(cfg['weak_train_examples'], s['train'])} / {cfg['weak_epochs']} | "
                      f"{cfg['deletion_step']} |")
@@ -450,6 +498,11 @@ def markdown_files(result: dict[str, Any]) -> dict[str, str]:
         body = [f"# faithfulness-evaluation.txt {names[metric]}", ""] + head + [
             f"## {title} ({better} = better)", "", format_metric_table(summary, metric), "",
             format_differences(summary, metric), ""]
+        if metric == "weak_f1" and result.get("weak_probe"):
+            body += ["### Weak learner vs training size (measured: `--weak-probe`)", "",
+                     "The Uniform weak learner (no feature map needed) with this run's settings, trained on more "
+                     "examples than the trials could afford feature maps for (the maps, not the learner, are the cost):",
+                     "", format_probe(result["weak_probe"]), ""]
         if metric == "weak_f1":
             body += ["Saliency (gradient L2 norm per token) and attention maps have no negative entries, so their "
                      "absolute row equals the signed one (the trainable reuses the learner).", ""]
@@ -488,6 +541,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--log", default=None, help="JSONL, one line per finished trial (default: <out>_runs.jsonl)")
     p.add_argument("--markdown-dir", default=None, help="write the four RESULTS_faith_table*.md here")
     p.add_argument("--summarize", nargs="+", metavar="JSONL", help="no training: tables from these trial logs")
+    p.add_argument("--weak-probe", default="", help="datasets: Uniform weak learner vs training size (no trials)")
+    p.add_argument("--probe-sizes", default="250,1000,4000")
+    p.add_argument("--probe-json", default=None, help="add this --weak-probe output to the Table 4 markdown")
     args = p.parse_args(argv)
     args.datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     unknown = [d for d in args.datasets if d not in DATASETS]
@@ -512,6 +568,15 @@ def _meta(args: argparse.Namespace, started: _dt.datetime) -> dict[str, Any]:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
+    if args.weak_probe:
+        import torch
+
+        torch.set_num_threads(1)
+        sizes = [int(x) for x in args.probe_sizes.split(",")]
+        probes = [weak_probe(d.strip(), sizes, args) for d in args.weak_probe.split(",") if d.strip()]
+        print(format_probe(probes))
+        write_output(args.out, probes)
+        return 0
     if args.summarize:
         recs = [json.loads(line) for path in args.summarize for line in Path(path).read_text().splitlines()
                 if line.strip()]
@@ -558,6 +623,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                       f"{row['faith_eval_s_est']:.0f} s); load {row['loadavg_end']}", flush=True)
         meta["wall_s"] = time.perf_counter() - t_all
         result = build_result(rows, meta)
+    if args.probe_json:
+        result["weak_probe"] = json.loads(Path(args.probe_json).read_text())
     print_all(result)
     write_output(args.out, result)
     if args.markdown_dir:
