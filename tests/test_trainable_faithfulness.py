@@ -92,3 +92,31 @@ def test_saved_model_is_evaluated_without_training(tmp_path):
 def test_bad_config(changes, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_config({**TINY, **changes})
+
+
+def test_evaluated_test_examples_are_a_seeded_subset_not_the_first_n():
+    """A test file sorted by label (local IMDB and 20News, hub IMDB): the first eval_examples would all be one
+    class; the evaluated subset has both, is the same for every seed (data_seed draws it) and in file order."""
+    from types import SimpleNamespace
+
+    from trainables.faithfulness import eval_test_batches
+    from xaicore.batching import batches
+    from xaicore.data import TextDataset
+    from xaicore.vocab import WordEncoder, WordVocab
+
+    texts = tuple(f"bad film {i}" for i in range(300)) + tuple(f"good film {i}" for i in range(300))
+    test = TextDataset(texts=texts, labels=(0,) * 300 + (1,) * 300)
+    encoder = WordEncoder(WordVocab.build(texts), max_length=8)
+    setup = SimpleNamespace(splits=SimpleNamespace(test=test), encoder=encoder,
+                            test_batches=list(batches(test, encoder, batch_size=256, shuffle=False, seed=0)))
+
+    def labels(cfg):
+        return [int(y) for b in eval_test_batches(setup, cfg) for y in b.labels]
+
+    cfg = parse_config({"eval_examples": 100, "seed": 0, "data_seed": 0})
+    got = labels(cfg)
+    assert len(got) == 100 and 20 < sum(got) < 80  # both classes (the first 100 are all label 0)
+    assert labels(parse_config({"eval_examples": 100, "seed": 5, "data_seed": 0})) == got
+    assert got == sorted(got)  # file order: the label-0 examples first
+    whole = parse_config({"eval_examples": 600})
+    assert labels(whole) == list(test.labels)  # not larger than eval_examples: the whole split, in order

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+import numpy as np
+
 from trainables.hub_checks import hub_dataset_problems
 from xaicore.data import KNOWN_DATASETS, TextDataset, load_dataset, load_unlabeled_text
 from xaicore.local_datasets import LOCAL_PREFIX, load_local_splits
@@ -252,3 +254,13 @@ def unlabeled_source_problems(
     except ValueError as err:
         return [f"{what}: {err}"]
     return []
+
+
+def subsample(data: TextDataset, n: Optional[int], seed: int) -> TextDataset:
+    """A seeded random subset of ``n`` examples of ``data`` in file order (``data`` itself when ``n`` is None
+    or >= its size). Files sorted by label (the local IMDB and 20News test splits, the hub's IMDB) make the
+    first ``n`` examples one class; a random subset keeps both."""
+    if n is None or len(data) <= n:
+        return data
+    order = np.random.default_rng([seed, 7]).permutation(len(data))[:n]
+    return data.subset(sorted(order.tolist()))

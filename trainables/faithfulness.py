@@ -68,7 +68,9 @@ class FaithfulnessTrialConfig(ClassifierTrialConfig):
     Attributes:
         methods: attribution methods (``xaicore.attribution.ATTRIBUTION_METHODS``).
         faith_metrics: subset of ``deletion, weak_learner, shuffle_tvd, eraser, agreement, rationale``.
-        eval_examples: test examples evaluated (first N of the test split).
+        eval_examples: test examples evaluated: a random subset of the test split drawn with ``data_seed``
+            (the same examples for every seed and method; all of them when the split is not larger), so a
+            test file sorted by label is not evaluated on one class.
         ig_steps / ig_method / ig_baseline: IntegratedGradients settings.
         ig_internal_batch_size: interpolation rows per forward/backward pass
             (``None``: all ``batch x ig_steps`` rows at once; results do not depend on it).
@@ -163,8 +165,22 @@ def _take(batches, n: int):
     return out
 
 
+def eval_test_batches(setup, cfg: FaithfulnessTrialConfig) -> list:
+    """The evaluated test examples: a seeded (``data_seed``) random subset of ``eval_examples`` of the test
+    split in file order, batched as the setup's test batches (256); the whole split when it is not larger.
+    Not the first N: local IMDB / 20News and hub IMDB test files are sorted by label."""
+    from trainables.data_setup import subsample
+    from xaicore.batching import batches as make_batches
+
+    test = setup.splits.test
+    if len(test) <= cfg.eval_examples:
+        return list(setup.test_batches)
+    return list(make_batches(subsample(test, cfg.eval_examples, cfg.data_seed), setup.encoder, batch_size=256,
+                             shuffle=False, seed=0))
+
+
 def evaluate_faithfulness(setup, cfg: FaithfulnessTrialConfig, out_dir: Optional[Path] = None):
-    """Every method x every metric on the first ``eval_examples`` test examples.
+    """Every method x every metric on ``eval_examples`` test examples (:func:`eval_test_batches`).
 
     Returns ``(metrics, table, artifacts)``: ``faith/<metric>/<method>`` floats, the
     methods x metrics table as ``{method: {metric: value}}`` and artifact paths.
@@ -172,7 +188,7 @@ def evaluate_faithfulness(setup, cfg: FaithfulnessTrialConfig, out_dir: Optional
     from xaicore.batching import batches as make_batches
 
     model, device = setup.model.eval(), setup.device
-    test = [b.to(device) for b in _take(setup.test_batches, cfg.eval_examples)]
+    test = [b.to(device) for b in eval_test_batches(setup, cfg)]
     maps = {m: with_feature_maps(model, test, _attributor(cfg, m)) for m in cfg.methods}
     table: dict[str, dict[str, float]] = {faith_method_name(m, cfg.cancel_out): {} for m in cfg.methods}
     metrics: dict[str, float] = {}

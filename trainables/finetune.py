@@ -38,6 +38,7 @@ from trainables.classifier import Report, TrialResult, fit_and_report, resolve_d
 from trainables.common_checks import training_problems
 from trainables.config import build_config
 from trainables.data_setup import SYNTHETIC, load_splits
+from trainables.data_setup import subsample as _subsample
 from xaicore.batching import batches
 from xaicore.data import KNOWN_DATASETS, TextDataset, load_dataset
 from xaicore.metrics import classification_metrics, predict
@@ -224,13 +225,6 @@ def load_split_list(cfg: FinetuneTrialConfig, which: str, label_names=None) -> t
         parts.append(Part(split, round_of(split), start, start + len(data)))
         start += len(data)
     return _concat(datasets, f"{cfg.dataset}:{getattr(cfg, which)}"), parts
-
-
-def _subsample(data: TextDataset, n: Optional[int], seed: int) -> TextDataset:
-    if n is None or len(data) <= n:
-        return data
-    order = np.random.default_rng([seed, 7]).permutation(len(data))[:n]
-    return data.subset(sorted(order.tolist()))
 
 
 class FinetuneSetup:
