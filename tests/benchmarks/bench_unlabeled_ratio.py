@@ -55,6 +55,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--max-train-examples", type=int, default=2000, help="N_l: labeled subset (data_seed 0); 0 = all")
     p.add_argument("--unlabeled", default=str(REPO.parent / "shared" / "data" / "imdb" / "train.tsv"))
     p.add_argument("--eps", type=float, default=1.0)
+    p.add_argument("--vocab-from-unlabeled", action=argparse.BooleanOptionalAction, default=True,
+                   help="vocabulary from labeled + pool text (the trainable's default); --no-...: labeled text only")
     p.add_argument("--min-freq", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="1 epoch, 300 labeled sentences, ratios 0,1, seed 0")
     p.add_argument("--out", default=str(REPO / "tests" / "benchmarks" / "results" / "unlabeled_ratio.json"))
@@ -62,6 +64,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="keep the runs already in --out (a killed run's partial JSON)")
     p.add_argument("--render", action="store_true", help="no training: rebuild the tables (and --figure) from --out")
     p.add_argument("--figure", default=None, help="also plot Fig. 2 (score against N_ul / N_l) to this PNG")
+    p.add_argument("--vocab-probe", action="store_true",
+                   help="no training: per ratio, how the vocabulary built from labeled + pool text covers dev/test")
     return p.parse_args(argv)
 
 
@@ -81,6 +85,7 @@ def config(args: argparse.Namespace, reg: str, ratio: float, seed: int) -> dict[
     cfg = avs.trial_config(b, reg, seed, semi=ratio > 0)
     if ratio > 0:
         cfg["unlabeled_sentences"] = True
+        cfg["vocab_from_unlabeled"] = args.vocab_from_unlabeled
     return cfg
 
 
@@ -182,8 +187,41 @@ def plot_fig2(runs: list[dict[str, Any]], path: str) -> None:
     print(f"wrote {path}")
 
 
+def vocab_probe(args: argparse.Namespace, ratios: list[float]) -> str:
+    """Per ratio, the data side of a trial (no training): vocabulary size, and the share of dev / test
+    word tokens that are UNK, or in the vocabulary only because of the unlabeled pool (never in the
+    labeled training subset, so their embeddings get no cross-entropy gradient; with ratio 0 they are UNK,
+    whose embedding is trained on the labeled singletons)."""
+    from collections import Counter
+
+    from trainables.classifier import ClassifierSetup, parse_config
+    from xaicore.vocab import word_tokenize
+
+    lines = ["| N_ul / N_l | pool sentences | vocabulary | dev UNK % | dev pool-only % | test UNK % | test pool-only % |",
+             "|---|---|---|---|---|---|---|"]
+    for ratio in ratios:
+        setup = ClassifierSetup(parse_config(config(args, "attention_vat", ratio, 0)))
+        labeled = Counter(t for text in setup.splits.train.texts for t in word_tokenize(text))
+        cells = []
+        for split in (setup.splits.valid, setup.splits.test):
+            toks = [t for text in split.texts for t in word_tokenize(text)]
+            unk = sum(t not in setup.vocab for t in toks)
+            pool_only = sum(t in setup.vocab and labeled[t] == 0 for t in toks)
+            cells += [f"{100 * unk / len(toks):.1f}", f"{100 * pool_only / len(toks):.1f}"]
+        n_pool = 0 if setup.unlabeled is None else len(setup.unlabeled)
+        lines.append(f"| {ratio:g} | {n_pool} | {len(setup.vocab)} | " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+    return "\n".join(lines)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
+    if args.vocab_probe:
+        table = vocab_probe(args, [float(r) for r in args.ratios.split(",")])
+        print(table)
+        if args.markdown:
+            write_output(args.markdown, table + "\n")
+        return 0
     if args.render:
         import json
 
