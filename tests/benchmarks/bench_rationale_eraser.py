@@ -172,8 +172,6 @@ def chance_levels(setup, draws: int, seed: int = 0) -> dict[str, Any]:
 
 def run_one(cfg: dict[str, Any], verbose: bool, chance_draws: int = 0) -> dict[str, Any]:
     """Train one model through ``train_classifier``; analyse the selected weights and every reported epoch."""
-    import torch
-
     from trainables.classifier import train_classifier
 
     epoch_states: dict[int, dict[str, Any]] = {}
