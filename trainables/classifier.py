@@ -311,6 +311,9 @@ def _pretrained_vectors(cfg: ClassifierTrialConfig, vocab: WordVocab) -> tuple[O
     return vectors, int(vectors.shape[1])
 
 
+#: batch size of the (unshuffled) valid / test batches: evaluation only, results do not depend on it
+EVAL_BATCH_SIZE = 256
+
 class ClassifierSetup:
     """Data, encoder, model and trainer for one config (deterministic given the seed)."""
 
@@ -361,8 +364,10 @@ class ClassifierSetup:
                                          refresh_every=self.steps_per_epoch),
             device=self.device,
         )
-        self.valid_batches = list(batches(self.splits.valid, self.encoder, batch_size=256, shuffle=False, seed=0))
-        self.test_batches = list(batches(self.splits.test, self.encoder, batch_size=256, shuffle=False, seed=0))
+        self.valid_batches = list(batches(self.splits.valid, self.encoder, batch_size=EVAL_BATCH_SIZE, shuffle=False,
+                                          seed=0))
+        self.test_batches = list(batches(self.splits.test, self.encoder, batch_size=EVAL_BATCH_SIZE, shuffle=False,
+                                         seed=0))
         if self.unlabeled is not None:
             self._semi = SemiSupervisedBatches(
                 self.splits.train, self.unlabeled, self.encoder, batch_size=cfg.batch_size, ratio=cfg.ratio,

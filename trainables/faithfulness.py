@@ -40,7 +40,14 @@ from typing import Any, Mapping, Optional
 import torch
 
 from trainables.artifacts import token_heatmap_html
-from trainables.classifier import ClassifierTrialConfig, Report, TrialResult, _write_artifacts, train_classifier
+from trainables.classifier import (
+    EVAL_BATCH_SIZE,
+    ClassifierTrialConfig,
+    Report,
+    TrialResult,
+    _write_artifacts,
+    train_classifier,
+)
 from trainables.classifier import preflight as _classifier_preflight
 from trainables.config import build_config
 from xaicore.attribution import ATTRIBUTION_METHODS, IG_BASELINES, IG_METHODS
@@ -167,7 +174,7 @@ def _take(batches, n: int):
 
 def eval_test_batches(setup, cfg: FaithfulnessTrialConfig) -> list:
     """The evaluated test examples: a seeded (``data_seed``) random subset of ``eval_examples`` of the test
-    split in file order, batched as the setup's test batches (256); the whole split when it is not larger.
+    split in file order, batched as the setup's test batches; the whole split when it is not larger.
     Not the first N: local IMDB / 20News and hub IMDB test files are sorted by label."""
     from trainables.data_setup import subsample
     from xaicore.batching import batches as make_batches
@@ -175,8 +182,8 @@ def eval_test_batches(setup, cfg: FaithfulnessTrialConfig) -> list:
     test = setup.splits.test
     if len(test) <= cfg.eval_examples:
         return list(setup.test_batches)
-    return list(make_batches(subsample(test, cfg.eval_examples, cfg.data_seed), setup.encoder, batch_size=256,
-                             shuffle=False, seed=0))
+    return list(make_batches(subsample(test, cfg.eval_examples, cfg.data_seed), setup.encoder,
+                             batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0))
 
 
 def evaluate_faithfulness(setup, cfg: FaithfulnessTrialConfig, out_dir: Optional[Path] = None):
