@@ -83,9 +83,8 @@ def spread_vs_corr(runs: list[dict[str, Any]]) -> str:
             f"Spearman = {scipy.stats.spearmanr(xs, ys).statistic:+.2f}")
 
 
-def render(runs: list[dict[str, Any]], seeds: list[int], values: list[float]) -> str:
+def render(runs: list[dict[str, Any]], summary: dict[str, Any], values: list[float], seeds: list[int]) -> str:
     """The eps tables, the differences against vanilla, the spreads and :func:`spread_vs_corr`."""
-    summary = bur.summarise(runs, seeds, knob="eps", base=values[0])
     spread = {f"{r['method']}@{r['eps']:g}": mean_sd(x["score_spread_p50"] for x in runs
                                                   if x["method"] == r["method"] and x["eps"] == r["eps"])
               for r in runs}
@@ -107,7 +106,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     if args.render:
         runs = json.loads(Path(args.out).read_text())["runs"]
-        table = render(runs, sorted({r["seed"] for r in runs}), sorted({r["eps"] for r in runs if r["method"] != "none"}))
+        values, seeds = sorted({r["eps"] for r in runs if r["method"] != "none"}), sorted({r["seed"] for r in runs})
+        table = render(runs, bur.summarise(runs, seeds, knob="eps", base=values[0]), values, seeds)
         print(table)
         if args.markdown:
             write_output(args.markdown, table + "\n")
@@ -136,7 +136,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             write_output(args.out, {"partial": True, "runs": runs})
     swept = [r for r in runs if r["method"] != "none"]
     summary = bur.summarise(runs, seeds, knob="eps", base=values[0])
-    table = render(runs, seeds, values)
+    table = render(runs, summary, values, seeds)
     print(table)
     meta = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "wall_s": time.perf_counter() - t0, "machine": machine_info(1), "seeds": seeds, "eps_values": values,
