@@ -12,6 +12,8 @@ import yaml
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+from sweeps.spec import SpecError, read_yaml
+
 
 def find_experiment(client: MlflowClient, experiment: str):
     exp = client.get_experiment_by_name(experiment)
@@ -352,9 +354,9 @@ def reproduce(
                          f"`xaisweep best --export`)")
     if Path(source).is_file():
         try:
-            doc = yaml.safe_load(Path(source).read_text())
-        except yaml.YAMLError as err:
-            raise ValueError(f"{source}: not valid YAML ({err})") from None
+            doc = read_yaml(Path(source).read_text(encoding="utf-8"), source)
+        except (SpecError, UnicodeDecodeError) as err:
+            raise ValueError(f"{source}: not a valid YAML file ({err})") from None
         if not isinstance(doc, dict):
             raise ValueError(f"{source}: not a `xaisweep best --export` file")
         missing = [k for k in ("trainable", "config", "metric") if k not in doc]

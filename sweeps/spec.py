@@ -60,6 +60,7 @@ __all__ = [
     "SweepSpec",
     "apply_overrides",
     "load_spec",
+    "read_yaml",
     "parse_spec",
 ]
 
@@ -302,6 +303,60 @@ _SpecLoader.add_implicit_resolver(
 )
 
 
+def _duplicate_keys(node: yaml.Node, path: str = "", seen: set[int] | None = None) -> list[str]:
+    """Every key that a YAML mapping (at any depth) holds twice: ``'line L, column C: ...'`` per repeat.
+
+    YAML 1.2 requires keys to be unique, but PyYAML keeps the last value without a word, so
+    ``config: {epochs: 1, epochs: 3}`` would silently train 3 epochs. Merge keys (``<<: *base``)
+    are not duplicates: overriding a merged key is what they are for.
+    """
+    seen = set() if seen is None else seen
+    if id(node) in seen:  # an alias of a node already walked
+        return []
+    seen.add(id(node))
+    out: list[str] = []
+    if isinstance(node, yaml.MappingNode):
+        first: dict[tuple[str, str], yaml.Mark] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            if isinstance(key_node, yaml.ScalarNode):
+                key = (key_node.tag, key_node.value)
+                where = f"{path}.{key_node.value}" if path else key_node.value
+                if key in first:
+                    m, f = key_node.start_mark, first[key]
+                    out.append(f"line {m.line + 1}, column {m.column + 1}: duplicate key {where!r} (first at "
+                               f"line {f.line + 1}, column {f.column + 1}); keep one of them")
+                else:
+                    first[key] = key_node.start_mark
+            else:
+                where = f"{path}.<key>" if path else "<key>"
+            out += _duplicate_keys(value_node, where, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out += _duplicate_keys(item, f"{path}[{i}]", seen)
+    return out
+
+
+def read_yaml(text: str, source: str) -> Any:
+    """Parse spec-style YAML text (``1e-4`` is a float) and refuse duplicate keys at any depth.
+
+    Raises:
+        SpecError: malformed YAML, or every duplicate key with its line and column.
+    """
+    loader = _SpecLoader(text)
+    try:
+        node = loader.get_single_node()
+        duplicates = _duplicate_keys(node) if node is not None else []
+        if duplicates:
+            raise SpecError([f"<yaml>: {d}" for d in duplicates], source)
+        return loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        raise SpecError([f"<yaml>: {exc}"], source) from exc
+    finally:
+        loader.dispose()
+
+
 def load_spec(
     path: str | PathLike[str], *, known_trainables: Collection[str] | None = None
 ) -> SweepSpec:
@@ -320,10 +375,7 @@ def load_spec(
         column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
         raise SpecError([f"<file>: line {line}, column {column}: byte 0x{raw[err.start]:02x} is not valid UTF-8 "
                          f"(re-save the spec as UTF-8)"], str(path)) from None
-    try:
-        data = yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise SpecError([f"<yaml>: {exc}"], str(path)) from exc
+    data = read_yaml(text, str(path))
     return parse_spec(data, source=str(path), known_trainables=known_trainables)
 
 

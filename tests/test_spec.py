@@ -20,6 +20,7 @@ from sweeps.spec import (
     apply_overrides,
     load_spec,
     parse_spec,
+    read_yaml,
 )
 
 DEL = object()  # marks a top-level key to remove from BASE
@@ -391,6 +392,35 @@ def test_load_spec_errors(tmp_path: Any) -> None:
     empty.write_text("")
     with pytest.raises(SpecError, match=r"must be a mapping \(got null\)"):
         load_spec(empty)
+
+
+@pytest.mark.parametrize("text, problems", [
+    # (yaml, the duplicate-key problems: line, column, key path)
+    ("a: 1\nb: 2\n", []),
+    ("a: 1\na: 2\n", ["line 2, column 1: duplicate key 'a' (first at line 1, column 1)"]),
+    ("config: {epochs: 1, epochs: 3}\n",
+     ["line 1, column 21: duplicate key 'config.epochs' (first at line 1, column 10)"]),
+    ("search_space:\n  lr: {type: float}\n  x: {values: [1, {k: 1, k: 2}]}\n  lr: {type: int}\n",
+     ["line 3, column 26: duplicate key 'search_space.x.values[1].k' (first at line 3, column 20)",
+      "line 4, column 3: duplicate key 'search_space.lr' (first at line 2, column 3)"]),
+    ("base: &b {x: 1, y: 2}\nc:\n  <<: *b\n  x: 3\n", []),  # overriding a merged key is not a duplicate
+    ("a: {1: x, '1': y}\n", []),  # the integer 1 and the string '1' are two keys
+])
+def test_duplicate_keys_at_any_depth(text: str, problems: list[str]) -> None:
+    if not problems:
+        read_yaml(text, "t.yaml")
+        return
+    with pytest.raises(SpecError) as info:
+        read_yaml(text, "t.yaml")
+    assert [p.removeprefix("<yaml>: ").removesuffix("; keep one of them") for p in info.value.problems] == problems
+
+
+def test_load_spec_refuses_duplicate_keys(tmp_path: Any) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text("name: demo\ntrainable: classifier\nconfig: {dataset: synthetic, epochs: 1, epochs: 3}\n"
+                    "metric: best/valid_f1\nmode: max\n")
+    with pytest.raises(SpecError, match=r"line 3, column 41: duplicate key 'config.epochs'"):
+        load_spec(path)
 
 
 def test_apply_overrides() -> None:
