@@ -73,7 +73,13 @@ def test_resume_equals_uninterrupted(model_dir, nli_dir, tmp_path):
     cfg = config(model_dir, nli_dir, tmp_path, regularizer="similar_1_2", epochs=2)
     full = []
     run_trial(cfg, lambda m, c: full.append((m, c)))
-    first = full[0][1]
+    # through a file as Ray stores it, read back as the Ray wrapper reads it (tensors and plain types only)
+    import torch
+
+    from xaicore.state_io import load_state_file
+
+    torch.save(full[0][1], tmp_path / "trial_state.pt")
+    first = load_state_file(tmp_path / "trial_state.pt", what="trial checkpoint")
     resumed = []
     run_trial(cfg, lambda m, c: resumed.append((m, c)), resume=first)
     assert resumed[-1][0]["test/accuracy"] == full[-1][0]["test/accuracy"]

@@ -51,6 +51,7 @@ from trainables.classifier import (
 from trainables.classifier import preflight as _classifier_preflight
 from trainables.config import build_config
 from xaicore.attribution import ATTRIBUTION_METHODS, IG_BASELINES, IG_METHODS
+from xaicore.state_io import load_state_file
 from trainables import FAITH_CANCEL_OUTS, faith_method_name, faith_metric_name
 from xaicore.cancel_out import MASK_METHODS
 from xaicore.faithfulness import (
@@ -143,8 +144,15 @@ def parse_config(config: Mapping[str, Any] | FaithfulnessTrialConfig) -> Faithfu
 
 def preflight(cfg: FaithfulnessTrialConfig) -> list[str]:
     """I/O checks before Ray starts: those of the classifier trainable (dry-load of every split,
-    unlabeled pool, pretrained model); ``model_checkpoint`` is checked by the config."""
-    return _classifier_preflight(cfg)
+    unlabeled pool, pretrained model), and ``model_checkpoint`` read as the trial reads it
+    (tensors and plain types only: a file that would need the full unpickler is refused here)."""
+    problems = list(_classifier_preflight(cfg))
+    if cfg.model_checkpoint is not None and Path(cfg.model_checkpoint).is_file():
+        try:
+            _read_checkpoint(cfg.model_checkpoint)
+        except ValueError as err:
+            problems.append(str(err))
+    return problems
 
 
 def _attributor(cfg: FaithfulnessTrialConfig, method: str):
@@ -338,6 +346,19 @@ def run_trial(
     return TrialResult(metrics=final, history=trained.history, artifacts=artifacts)
 
 
+def _read_checkpoint(path: str) -> dict[str, Any]:
+    """The ``best_model.pt`` dict (``state_dict``, ``config``, ``vocab``), read without unpickling code.
+
+    Raises:
+        ValueError: the file holds more than tensors and plain types, or is no such model.
+    """
+    state = load_state_file(path, what="model_checkpoint")
+    if not isinstance(state, dict) or not {"state_dict", "vocab"} <= set(state):
+        raise ValueError(f"model_checkpoint {path}: not a model saved by the classifier trainable "
+                         "(`save_model: true` writes model/best_model.pt with state_dict, config and vocab)")
+    return state
+
+
 def _load_trained(cfg: FaithfulnessTrialConfig, path: str):
     """A :class:`TrainedClassifier` whose weights come from ``path`` (no training)."""
     from trainables.classifier import ClassifierSetup, TrainedClassifier
@@ -345,7 +366,7 @@ def _load_trained(cfg: FaithfulnessTrialConfig, path: str):
 
     seed_everything(cfg.seed)
     setup = ClassifierSetup(cfg)
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = _read_checkpoint(path)
     if state.get("vocab") != setup.vocab.to_dict():
         raise ValueError(f"model_checkpoint {path}: its vocabulary differs from this config's data; "
                          "use the data settings of the trial that saved it")

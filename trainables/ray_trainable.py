@@ -37,6 +37,7 @@ import torch
 
 from trainables import get_trainable
 from trainables.artifacts import write_config_yaml
+from xaicore.state_io import load_state_file
 
 STATE_FILE = "trial_state.pt"
 CHECKPOINT_META = "xaisweep_checkpoint.json"
@@ -58,7 +59,7 @@ def _load_state(checkpoint) -> tuple[Optional[dict[str, Any]], Optional[int]]:
     if checkpoint is None:
         return None, None
     with checkpoint.as_directory() as d:
-        state = torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=False)
+        state = load_state_file(Path(d) / STATE_FILE, what="trial checkpoint")
         meta = Path(d) / CHECKPOINT_META
         step = json.loads(meta.read_text()).get("step") if meta.exists() else None
     return state, step

@@ -34,8 +34,15 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    """Snapshot of every global RNG (for checkpoints)."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Snapshot of every global RNG (for checkpoints), in tensors and plain types only.
+
+    NumPy's ``("MT19937", keys, pos, has_gauss, cached_gaussian)`` keeps its uint32 key array as
+    an int64 tensor, so that the snapshot loads with ``torch.load(weights_only=True)``.
+    """
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(),
+             "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -44,7 +51,9 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore a snapshot taken by :func:`rng_state`."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    keys = keys.numpy() if isinstance(keys, torch.Tensor) else np.asarray(keys)
+    np.random.set_state((name, keys.astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

@@ -8,6 +8,7 @@ checkpointable state) is shared.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -223,7 +224,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "epoch": self.epoch,
-            "result": self.result,
+            "result": dataclasses.asdict(self.result),  # plain types: checkpoints load with weights_only=True
             "best_state": self.best_state,
             "rng": rng_state(),
         })
@@ -233,7 +234,9 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch = int(state["epoch"])
-        self.result = state["result"]
+        result = state["result"]
+        self.result = FitResult(history=[EpochResult(**e) for e in result["history"]],
+                                best_epoch=int(result["best_epoch"]), best=float(result["best"]))
         self.best_state = state["best_state"]
         set_rng_state(state["rng"])
 
