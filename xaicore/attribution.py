@@ -68,7 +68,7 @@ from torch import Tensor, nn
 
 from xaicore.cancel_out import MLM_METHODS, CancelOut, cancel_out_log_probs
 from xaicore.model_utils import eval_mode, index_batch, resolve_pad_token_id
-from xaicore.regularizers import forward_batch
+from xaicore.models.protocol import forward_batch
 from xaicore.types import Batch
 
 __all__ = [

@@ -51,7 +51,7 @@ from torch import Tensor, nn
 from xaicore.masked_lm import position_logits
 from xaicore.model_utils import eval_mode, resolve_mask_token_id, resolve_pad_token_id
 from xaicore.models.lstm_attention import AttentionLSTMClassifier
-from xaicore.regularizers import forward_batch
+from xaicore.models.protocol import forward_batch
 from xaicore.types import Batch
 
 __all__ = [
