@@ -92,11 +92,13 @@ MODELS = {
     "bert": (bert_model, bert_batch),
     "linear": (LinearBag, word_batch),
 }
+HAS_ATTENTION = {"lstm": True, "bert": False, "linear": False}
+# the registry: a newly registered attributor runs the whole suite (on the models its capabilities allow)
 SUPPORTED = [
     (method, kind)
-    for method in ATTRIBUTION_METHODS
+    for method, attributor in ATTRIBUTION_METHODS.items()
     for kind in MODELS
-    if not (method == "attention" and kind != "lstm")
+    if HAS_ATTENTION[kind] or not attributor.needs_attention
 ]
 # keep IG cheap inside the shared suite
 FAST = {"integrated_gradients": {"n_steps": 8}}
@@ -152,6 +154,20 @@ def test_works_under_no_grad_and_explicit_target(case):
         pred = model.eval()(batch.input_ids, batch.attention_mask).logits.argmax(-1)
         explicit = fn(model, batch, target=pred, **opts)
     torch.testing.assert_close(default, explicit)
+
+
+def test_declared_capabilities_hold(case, request):
+    fn, opts, model, batch = case
+    scores = fn(model, batch, **opts)
+    if not fn.signed:
+        assert (scores >= 0).all()
+    assert fn.needs_attention <= HAS_ATTENTION[request.node.callspec.id.rsplit("-", 1)[1]]
+
+
+@pytest.mark.parametrize("method", [m for m, a in ATTRIBUTION_METHODS.items() if a.needs_attention])
+def test_attention_attributors_refuse_a_model_without_attention(method):
+    with pytest.raises(ValueError, match="attention"):
+        ATTRIBUTION_METHODS[method](bert_model(), bert_batch())
 
 
 def test_target_changes_class_dependent_maps():

@@ -9,9 +9,7 @@ import torch
 from torch import nn
 
 from xaicore.cancel_out import (
-    CANCEL_OUT_METHODS,
-    LSTM_METHODS,
-    MLM_METHODS,
+    CANCEL_OUT_REGISTRY,
     CancelOut,
     cancel_out_log_probs,
     cancel_out_probs,
@@ -71,12 +69,15 @@ def removal(batch):
 
 
 def method(name, models, k=3):
-    if name in MLM_METHODS:
+    if CANCEL_OUT_REGISTRY[name].needs_mlm:
         return CancelOut(name, k=k, mlm=models.mlm, exclude_ids=SPECIAL)
     return CancelOut(name)
 
 
-CASES = [(m, "bert") for m in CANCEL_OUT_METHODS] + [(m, "lstm") for m in LSTM_METHODS]
+# the registry: a newly registered method runs the whole suite; on the word-level BiLSTM every method
+# that declares it needs no mask token
+CASES = [(m, "bert") for m in CANCEL_OUT_REGISTRY] + [
+    (m, "lstm") for m, impl in CANCEL_OUT_REGISTRY.items() if not impl.needs_mask_token]
 
 
 def setup(name, kind, models):
@@ -90,7 +91,7 @@ def setup(name, kind, models):
 def test_shape_dtype_and_weights(name, kind, models):
     model, batch, m, remove = setup(name, kind, models)
     c = m.apply(model, batch, remove)
-    K = m.k if name in MLM_METHODS else 1
+    K = m.k if m.method.needs_mlm else 1
     assert c.batch.input_ids.shape == (batch.size * K, batch.input_ids.shape[1])
     assert c.batch.input_ids.dtype == batch.input_ids.dtype
     assert c.batch.attention_mask.shape == c.batch.input_ids.shape
@@ -111,7 +112,7 @@ def test_special_tokens_padding_and_other_positions_untouched(name, kind, models
     ids0, att0 = batch.input_ids.repeat_interleave(K, 0), batch.attention_mask.repeat_interleave(K, 0)
     cancelled = (remove & batch.content_mask).repeat_interleave(K, 0)
     ids, att = c.batch.input_ids, c.batch.attention_mask.bool()
-    if name == "delete":  # kept tokens, specials included, keep their order; padding fills the end
+    if not m.method.keeps_positions:  # kept tokens, specials included, keep their order; padding fills the end
         for r in range(ids.shape[0]):
             kept = ids0[r][att0[r].bool() & ~cancelled[r]]
             assert ids[r][att[r]].tolist() == kept.tolist()
@@ -128,9 +129,39 @@ def test_special_tokens_padding_and_other_positions_untouched(name, kind, models
     if c.attention_exclude is not None:  # BiLSTM attention_mask: ids and mask kept, the attention excludes
         assert torch.equal(c.attention_exclude, cancelled)
         changed = changed | c.attention_exclude
-    if name != "zero_vector":
-        assert changed[cancelled].any() or name in MLM_METHODS  # an MLM may propose the original token
+    if c.inputs_embeds is None:  # a method feeding embeddings keeps the ids (checked above)
+        assert changed[cancelled].any() or m.method.needs_mlm  # an MLM may propose the original token
         assert not changed[untouched].any()
+
+
+@pytest.mark.parametrize("name", list(CANCEL_OUT_REGISTRY))
+def test_declared_capabilities_hold(name, models):
+    impl = CANCEL_OUT_REGISTRY[name]
+    batch = hf_batch()
+    remove = removal(batch)
+    if impl.needs_mlm:
+        with pytest.raises(ValueError, match="masked LM"):
+            CancelOut(name)
+    m = method(name, models)
+    if impl.needs_model:  # no model-free use
+        with pytest.raises(ValueError, match="needs the model"):
+            m.apply(None, batch, remove)
+    elif impl.needs_pad_id:  # model-free with the PAD id only
+        with pytest.raises(ValueError, match="needs the model"):
+            m.apply(None, batch, remove)
+        assert CancelOut(name, pad_token_id=PAD).apply(None, batch, remove).k == 1
+    else:
+        assert m.apply(None, batch, remove).k == 1
+    if impl.needs_mask_token:  # no meaning for the word-level BiLSTM (declares word_level)
+        lstm = models.lstm
+        lstm.mask_token_id = MASK
+        try:
+            with pytest.raises(ValueError, match="word-level"):
+                m.check(lstm)
+        finally:
+            del lstm.mask_token_id
+    else:
+        m.check(models.lstm)
 
 
 @pytest.mark.parametrize("name,kind", CASES)

@@ -9,8 +9,9 @@ from torch import nn
 
 from tests.tiny_transformer import SPECIAL, VOCAB, bert_batch, tiny_model
 from xaicore.neighbours import excluded_tokens, nearest_neighbours
-from xaicore.noise import NOISE_VARIANTS, make_noise_regularizer, select_tokens, symmetric_kl
-from xaicore.regularizers import TRANSFORMER_REGULARIZERS, forward_batch
+from xaicore.models.protocol import forward_batch
+from xaicore.noise import (CANDIDATE_SOURCES, NOISE_RECIPES, NOISE_VARIANTS, TOKEN_SELECTIONS, make_noise_regularizer,
+                          select_tokens, symmetric_kl)
 from xaicore.smart import SmartRegularizer
 from xaicore.training import compute_loss
 from xaicore.types import Batch, ClassifierOutput
@@ -34,11 +35,15 @@ def synonyms():
 def build(name, model, noise_size=0.5):
     if name == "smart":
         return SmartRegularizer(mask="content")  # the suite's special-token rule; the code default is tested below
-    table = synonyms() if name == "wordnet" else neighbour_ids(model)
-    return make_noise_regularizer(name, table, noise_size=noise_size)
+    return make_noise_regularizer(name, table_for(NOISE_RECIPES[name].source, model), noise_size=noise_size)
 
 
-ALL = [n for n in TRANSFORMER_REGULARIZERS if n != "none"]
+def table_for(source, model):
+    """The candidate table a source declares it reads."""
+    return {"synonyms": synonyms, "neighbours": lambda: neighbour_ids(model)}[source.table]()
+
+
+ALL = ["smart", *NOISE_RECIPES]  # the registries: a newly registered recipe runs the whole suite
 
 
 @pytest.fixture(params=ALL)
@@ -71,7 +76,7 @@ def test_special_and_padding_tokens_never_changed(name):
     assert r[batch.content_mask].abs().sum() > 0
 
 
-@pytest.mark.parametrize("variant", NOISE_VARIANTS)
+@pytest.mark.parametrize("variant", list(NOISE_RECIPES))
 def test_noise_size_zero_is_exactly_fine_tuning(variant):
     model, batch = tiny_model(dropout=0.1), bert_batch()
     torch.manual_seed(1)
@@ -98,6 +103,49 @@ def test_bad_input():
         make_noise_regularizer("similar_3_1", neighbour_ids(model))
     with pytest.raises(ValueError, match="target"):
         SmartRegularizer(target="hidden")
+
+
+# ------------------------------------------------------------------ shared suite: noise components
+@pytest.mark.parametrize("source", list(CANDIDATE_SOURCES))
+def test_candidate_source_replaces_content_tokens_by_their_own_candidates(source):
+    model, batch = tiny_model(), bert_batch()
+    src = CANDIDATE_SOURCES[source]
+    table = table_for(src, model)
+    noise = make_noise_regularizer("similar_1_1", table, source=src)  # any recipe: the source overrides its own
+    torch.manual_seed(0)
+    rep, has = noise.replacements(batch.input_ids)
+    assert rep.shape == batch.input_ids.shape and rep.dtype == torch.long and has.dtype == torch.bool
+    cand = table[batch.input_ids]  # (B, T, K)
+    own = (cand == rep.unsqueeze(-1)).any(-1)
+    assert own[has].all()  # a replacement is one of the token's own candidates
+    assert torch.equal(rep[~has & (rep != batch.input_ids)], batch.input_ids[~has & (rep != batch.input_ids)])
+    assert has[batch.content_mask].any()
+    assert src.table in ("neighbours", "synonyms")
+
+
+@pytest.mark.parametrize("selection", list(TOKEN_SELECTIONS))
+def test_token_selection_picks_content_tokens_only(selection):
+    model, batch = tiny_model(), bert_batch()
+    sel = TOKEN_SELECTIONS[selection]
+    noise = make_noise_regularizer("similar_1_1", neighbour_ids(model), selection=sel)
+    clean = forward_batch(model, batch)
+    chosen = noise.chosen_positions(model, batch, clean, batch.labels)
+    assert chosen.shape == batch.content_mask.shape and chosen.dtype == torch.bool
+    assert not (chosen & ~batch.content_mask).any()
+    assert chosen.sum(1).ge(1).all()  # every example with content gets at least one token
+    fused = noise.fused_loss(model, batch)
+    assert (fused is None) == sel.needs_gradient  # the one-pass path only without the clean pass's gradient
+    if sel.needs_gradient:
+        with pytest.raises(ValueError, match="labels"):
+            noise.chosen_positions(model, batch, clean, None)
+
+
+def test_recipes_are_built_from_registered_components():
+    for recipe in NOISE_RECIPES.values():
+        assert CANDIDATE_SOURCES[recipe.source.name] is recipe.source
+        assert TOKEN_SELECTIONS[recipe.selection.name] is recipe.selection
+    assert (NOISE_RECIPES["similar_2_2"].source.name, NOISE_RECIPES["similar_2_2"].selection.name) == \
+        ("nearest", "saliency_high")
 
 
 # ------------------------------------------------------------------ known answers: noise

@@ -1,20 +1,11 @@
 """The faithfulness trial: every method x metric reaches the report, on the synthetic task."""
 import pytest
 
-from trainables import ATTRIBUTION_METHOD_NAMES, TRAINABLES
+from trainables import TRAINABLES
 from trainables.faithfulness import parse_config, run_trial
-from xaicore.attribution import ATTRIBUTION_METHODS
 
 TINY = dict(synthetic_size=240, epochs=2, embedding_dim=16, hidden_dim=16, attention_dim=16, eval_examples=48,
             ig_steps=8, tvd_permutations=10, weak_epochs=2, weak_train_examples=240, heatmaps=2)
-
-
-def test_method_names_in_sync_with_xaicore():
-    assert set(ATTRIBUTION_METHOD_NAMES) == set(ATTRIBUTION_METHODS)
-    from trainables import FAITH_CANCEL_OUTS
-    from xaicore.cancel_out import LSTM_METHODS
-
-    assert set(FAITH_CANCEL_OUTS) == set(LSTM_METHODS)
 
 
 def test_metric_names_carry_a_non_default_cancel_out():

@@ -2,9 +2,8 @@
 import pytest
 import torch
 
-from trainables import RESTORABILITY_CANCEL_OUTS, TRAINABLES
+from trainables import TRAINABLES
 from trainables.restorability import parse_config, preflight, run_trial, sample_pairs
-from xaicore.cancel_out import CANCEL_OUT_METHODS
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +20,6 @@ def mlm_dir(tmp_path_factory):
     texts = d / "data.tsv"
     texts.write_text("text\tlabel\nthe film is good\t1\na very bad movie\t0\nthe plot is not good zzz\t0\n")
     return d
-
-
-def test_names_in_sync():
-    assert set(RESTORABILITY_CANCEL_OUTS) == set(CANCEL_OUT_METHODS) - {"delete"}
 
 
 def test_trial_reports_every_method_and_writes_the_figures(mlm_dir, tmp_path):

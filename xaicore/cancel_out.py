@@ -39,6 +39,14 @@ tokens and padding are untouched. Every method returns a :class:`Cancelled`
 with ``K`` rows per example (``K = k`` for the marginalize methods, else 1),
 example-major (row ``b * K + j``), so a batch's ``B * k`` candidate inputs run
 as one forward pass (:func:`cancel_out_log_probs`).
+
+Registry: each method is a :class:`CancelOutMethod` subclass with its own ``apply`` and declared
+capabilities (``needs_mlm``, ``needs_mask_token``, ``needs_model``, ``needs_pad_id``,
+``keeps_positions``), registered in :data:`CANCEL_OUT_REGISTRY` (:func:`register_cancel_out`).
+The subsets other modules need are derived from the capabilities (:func:`cancel_out_methods`):
+:data:`MLM_METHODS` (``needs_mlm``), :data:`MASK_METHODS` (``needs_mask_token``),
+:data:`LSTM_METHODS` (no mask token needed: meaningful for the word-level BiLSTM) and the
+restorability methods (``keeps_positions``). docs/extending.md adds one.
 """
 from __future__ import annotations
 
@@ -50,14 +58,18 @@ from torch import Tensor, nn
 
 from xaicore.masked_lm import position_logits
 from xaicore.model_utils import eval_mode, resolve_mask_token_id, resolve_pad_token_id
-from xaicore.models.lstm_attention import AttentionLSTMClassifier
-from xaicore.regularizers import forward_batch
+from xaicore.models.protocol import TextClassifier, capability, forward_batch
 from xaicore.types import Batch
 
 __all__ = [
     "CANCEL_OUT_METHODS",
+    "CANCEL_OUT_REGISTRY",
     "MLM_METHODS",
+    "MASK_METHODS",
     "LSTM_METHODS",
+    "CancelOutMethod",
+    "cancel_out_methods",
+    "register_cancel_out",
     "Cancelled",
     "CancelOut",
     "make_cancel_out",
@@ -68,14 +80,6 @@ __all__ = [
     "cancel_out_loss",
 ]
 
-CANCEL_OUT_METHODS = ("pad", "delete", "zero_vector", "mask_token", "attention_mask",
-                      "weighted_marginalize", "uniform_marginalize")
-#: methods that need a masked LM (``mlm=``)
-MLM_METHODS = ("weighted_marginalize", "uniform_marginalize")
-#: methods that need a mask token
-MASK_METHODS = ("mask_token",) + MLM_METHODS
-#: methods with a meaning for the word-level BiLSTM classifier (no [MASK], no MLM sharing its vocabulary)
-LSTM_METHODS = ("pad", "delete", "zero_vector", "attention_mask")
 #: the old ``intervention=`` names of :func:`xaicore.faithfulness.remove_tokens`
 LEGACY_NAMES = {"mask": "attention_mask"}
 
@@ -110,7 +114,7 @@ class Cancelled:
 
 def word_embeddings(model: nn.Module, input_ids: Tensor) -> Tensor:
     """Word-embedding lookup ``(B, T, E)`` (before position embeddings) of a classifier wrapper or an HF model."""
-    if hasattr(model, "embed"):
+    if isinstance(model, TextClassifier):
         return model.embed(input_ids)
     return model.get_input_embeddings()(input_ids)
 
@@ -127,8 +131,145 @@ def _vocab_size(model: nn.Module) -> Optional[int]:
     return None
 
 
-def _is_lstm(model: nn.Module) -> bool:
-    return isinstance(model, AttentionLSTMClassifier)
+class CancelOutMethod:
+    """A way to cancel tokens out of a batch: declared capabilities and :meth:`apply`.
+
+    Capabilities (class attributes):
+        name: the registry / config name.
+        needs_mlm: proposes ``k`` candidates with a masked LM (``CancelOut.mlm``): ``k`` rows per example.
+        needs_mask_token: writes a [MASK] id (models whose vocabulary has one: not the word-level BiLSTM).
+        needs_model: ``apply`` needs the model itself (its embeddings, mask id, ...).
+        needs_pad_id: needs the PAD id (from the model, or ``CancelOut.pad_token_id`` without a model).
+        keeps_positions: every position stays where it was (restorability reads the removed positions).
+    """
+
+    name: str = ""
+    needs_mlm: bool = False
+    needs_mask_token: bool = False
+    needs_model: bool = False
+    needs_pad_id: bool = False
+    keeps_positions: bool = True
+
+    def apply(self, opts: "CancelOut", model: Optional[nn.Module], batch: Batch, remove: Tensor) -> Cancelled:
+        """Cancel ``remove`` (``(B, T)`` bool, already restricted to content tokens) out of ``batch``."""
+        raise NotImplementedError
+
+
+def _ones(batch: Batch) -> Tensor:
+    return torch.ones((batch.size, 1), dtype=torch.float, device=batch.input_ids.device)
+
+
+class PadToken(CancelOutMethod):
+    """``pad``: the id is replaced by PAD (or ``replace_id``)."""
+
+    name = "pad"
+    needs_pad_id = True
+
+    def apply(self, opts, model, batch, remove):
+        fill = resolve_pad_token_id(model, opts.pad_token_id) if opts.replace_id is None else opts.replace_id
+        return Cancelled(batch.replace(input_ids=batch.input_ids.masked_fill(remove, int(fill))), _ones(batch))
+
+
+class DeleteToken(CancelOutMethod):
+    """``delete``: the token is removed and the rest shifted left."""
+
+    name = "delete"
+    needs_pad_id = True
+    keeps_positions = False
+
+    def apply(self, opts, model, batch, remove):
+        return Cancelled(_delete(batch, remove, resolve_pad_token_id(model, opts.pad_token_id)), _ones(batch))
+
+
+class ZeroVector(CancelOutMethod):
+    """``zero_vector``: the word embedding is replaced by zeros (fed as ``inputs_embeds``)."""
+
+    name = "zero_vector"
+    needs_model = True
+
+    def apply(self, opts, model, batch, remove):
+        emb = word_embeddings(model, batch.input_ids)  # (B, T, E)
+        return Cancelled(batch, _ones(batch), inputs_embeds=emb.masked_fill(remove.unsqueeze(-1), 0.0))
+
+
+class MaskToken(CancelOutMethod):
+    """``mask_token``: the id is replaced by [MASK]."""
+
+    name = "mask_token"
+    needs_mask_token = True
+    needs_model = True
+
+    def apply(self, opts, model, batch, remove):
+        fill = resolve_mask_token_id(model, opts.mask_token_id)
+        return Cancelled(batch.replace(input_ids=batch.input_ids.masked_fill(remove, int(fill))), _ones(batch))
+
+
+class AttentionMask(CancelOutMethod):
+    """``attention_mask``: no position attends to the token (models with additive attention:
+    excluded from the attention softmax only, ``attention_exclude``)."""
+
+    name = "attention_mask"
+
+    def apply(self, opts, model, batch, remove):
+        if capability(model, "has_attention"):
+            return Cancelled(batch, _ones(batch), attention_exclude=remove)
+        return Cancelled(batch.replace(attention_mask=batch.attention_mask.bool() & ~remove), _ones(batch))
+
+
+class Marginalize(CancelOutMethod):
+    """``weighted_marginalize`` / ``uniform_marginalize``: the MLM's ``k`` candidates, weighted by ``weighting``."""
+
+    needs_mlm = True
+    needs_mask_token = True
+    needs_model = True
+
+    def __init__(self, name: str, weighting: str) -> None:
+        self.name, self.weighting = name, weighting
+
+    def apply(self, opts, model, batch, remove):
+        ids, weights = propose_candidates(
+            opts.mlm, batch, remove, k=opts.k, mask_token_id=resolve_mask_token_id(model, opts.mask_token_id),
+            exclude_ids=opts.exclude_ids, weighting=self.weighting, chunk_size=opts.chunk_size,
+        )
+        return Cancelled(_repeat(batch, opts.k).replace(input_ids=ids), weights)
+
+
+#: every registered cancel-out method by name (:func:`register_cancel_out`)
+CANCEL_OUT_REGISTRY: dict[str, CancelOutMethod] = {}
+
+
+def register_cancel_out(method: CancelOutMethod) -> CancelOutMethod:
+    """Add ``method`` (an instance) to :data:`CANCEL_OUT_REGISTRY`; a name may be registered once."""
+    if not method.name or method.name in CANCEL_OUT_REGISTRY or method.name in LEGACY_NAMES:
+        raise ValueError(f"cancel-out method {method.name!r} is empty or already registered")
+    CANCEL_OUT_REGISTRY[method.name] = method
+    return method
+
+
+for _method in (PadToken(), DeleteToken(), ZeroVector(), MaskToken(), AttentionMask(),
+                Marginalize("weighted_marginalize", "weighted"), Marginalize("uniform_marginalize", "uniform")):
+    register_cancel_out(_method)
+
+
+def cancel_out_methods(**capabilities: bool) -> tuple[str, ...]:
+    """Names of the registered methods whose capabilities equal ``capabilities``
+    (e.g. ``cancel_out_methods(needs_mlm=True)``), in registration order; all without arguments."""
+    for key in capabilities:
+        if not hasattr(CancelOutMethod, key) or key == "name":
+            raise ValueError(f"unknown cancel-out capability {key!r}")
+    return tuple(name for name, m in CANCEL_OUT_REGISTRY.items()
+                 if all(getattr(m, key) == value for key, value in capabilities.items()))
+
+
+#: the built-in methods and their subsets (derived from the capabilities; a later registration
+#: is listed by :func:`cancel_out_methods`)
+CANCEL_OUT_METHODS = cancel_out_methods()
+#: methods that need a masked LM (``mlm=``)
+MLM_METHODS = cancel_out_methods(needs_mlm=True)
+#: methods that need a mask token
+MASK_METHODS = cancel_out_methods(needs_mask_token=True)
+#: methods with a meaning for the word-level BiLSTM classifier (no [MASK], no MLM sharing its vocabulary)
+LSTM_METHODS = cancel_out_methods(needs_mask_token=False)
 
 
 @dataclass(frozen=True)
@@ -136,7 +277,7 @@ class CancelOut:
     """One cancel-out method with its options (see module docstring).
 
     Attributes:
-        name: one of :data:`CANCEL_OUT_METHODS` (``"mask"`` is accepted for ``attention_mask``).
+        name: a :data:`CANCEL_OUT_REGISTRY` name (``"mask"`` is accepted for ``attention_mask``).
         k: marginalization candidates (>= 1; marginalize methods only).
         mlm: the masked LM ``p_L`` (an HF ``*ForMaskedLM`` sharing the model's tokenizer), marginalize only.
         mask_token_id: [MASK] id (default: from the model, see :func:`xaicore.model_utils.resolve_mask_token_id`).
@@ -158,14 +299,19 @@ class CancelOut:
     def __post_init__(self) -> None:
         name = LEGACY_NAMES.get(self.name, self.name)
         object.__setattr__(self, "name", name)
-        if name not in CANCEL_OUT_METHODS:
-            raise ValueError(f"unknown cancel-out method {self.name!r}; choose one of {', '.join(CANCEL_OUT_METHODS)}")
+        if name not in CANCEL_OUT_REGISTRY:
+            raise ValueError(f"unknown cancel-out method {self.name!r}; choose one of {', '.join(cancel_out_methods())}")
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
             raise ValueError(f"k (marginalization candidates) must be an integer >= 1, got {self.k!r}")
-        if name in MLM_METHODS and self.mlm is None:
+        if self.method.needs_mlm and self.mlm is None:
             raise ValueError(f"{name} needs a masked LM (mlm=...) to propose its k candidates")
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+
+    @property
+    def method(self) -> CancelOutMethod:
+        """The registered :class:`CancelOutMethod` (its capabilities and ``apply``)."""
+        return CANCEL_OUT_REGISTRY[self.name]
 
     @property
     def is_default(self) -> bool:
@@ -174,17 +320,17 @@ class CancelOut:
     # ---------------------------------------------------------------- checks
     def check(self, model: nn.Module) -> None:
         """Raise ``ValueError`` when this method has no meaning for ``model``."""
+        m = self.method
         if model is None:
-            if self.name in ("zero_vector",) + MASK_METHODS or (self.name in ("pad", "delete")
-                                                                and self.pad_token_id is None):
+            if m.needs_model or (m.needs_pad_id and self.pad_token_id is None):
                 raise ValueError(f"{self.name} needs the model (or pad_token_id / mask_token_id)")
             return
-        if self.name in MASK_METHODS:
+        if m.needs_mask_token:
             resolve_mask_token_id(model, self.mask_token_id)
-            if _is_lstm(model):
+            if capability(model, "word_level"):
                 raise ValueError(f"{self.name} has no meaning for the word-level AttentionLSTMClassifier "
                                  f"(no mask token / MLM vocabulary); use one of {', '.join(LSTM_METHODS)}")
-        if self.name in MLM_METHODS:
+        if m.needs_mlm:
             mv, cv = _vocab_size(self.mlm), _vocab_size(model)
             if mv is not None and cv is not None and mv != cv:
                 raise ValueError(f"{self.name}: the masked LM's vocabulary ({mv}) differs from the model's ({cv}); "
@@ -197,30 +343,7 @@ class CancelOut:
         ``model`` may be None for ``pad``/``delete`` (with ``pad_token_id``) and ``attention_mask``.
         """
         self.check(model)
-        remove = remove.bool() & batch.content_mask
-        B = batch.size
-        one = torch.ones((B, 1), dtype=torch.float, device=batch.input_ids.device)
-        if self.name == "pad":
-            fill = resolve_pad_token_id(model, self.pad_token_id) if self.replace_id is None else self.replace_id
-            return Cancelled(batch.replace(input_ids=batch.input_ids.masked_fill(remove, int(fill))), one)
-        if self.name == "mask_token":
-            fill = resolve_mask_token_id(model, self.mask_token_id)
-            return Cancelled(batch.replace(input_ids=batch.input_ids.masked_fill(remove, int(fill))), one)
-        if self.name == "attention_mask":
-            if _is_lstm(model):
-                return Cancelled(batch, one, attention_exclude=remove)
-            return Cancelled(batch.replace(attention_mask=batch.attention_mask.bool() & ~remove), one)
-        if self.name == "zero_vector":
-            emb = word_embeddings(model, batch.input_ids)  # (B, T, E)
-            return Cancelled(batch, one, inputs_embeds=emb.masked_fill(remove.unsqueeze(-1), 0.0))
-        if self.name == "delete":
-            return Cancelled(_delete(batch, remove, resolve_pad_token_id(model, self.pad_token_id)), one)
-        mask_id = resolve_mask_token_id(model, self.mask_token_id)
-        ids, weights = propose_candidates(
-            self.mlm, batch, remove, k=self.k, mask_token_id=mask_id, exclude_ids=self.exclude_ids,
-            weighting="weighted" if self.name == "weighted_marginalize" else "uniform", chunk_size=self.chunk_size,
-        )
-        return Cancelled(_repeat(batch, self.k).replace(input_ids=ids), weights)
+        return self.method.apply(self, model, batch, remove.bool() & batch.content_mask)
 
 
 def make_cancel_out(name: Union[str, CancelOut], **options) -> CancelOut:

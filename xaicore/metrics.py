@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from xaicore.regularizers import forward_batch
+from xaicore.models.protocol import forward_batch
 from xaicore.types import Batch
 
 

@@ -27,7 +27,20 @@ Training loss (paper eq. 2 with the perturbation replaced by noise, ``alpha = la
   noisy rows run as one batched forward (:meth:`SimilarWordNoise.fused_loss`), except for the
   saliency variants, whose token choice needs the clean pass's gradient first.
 
-Variants (:data:`NOISE_VARIANTS`):
+Variants (:data:`NOISE_VARIANTS`) are named recipes (:data:`NOISE_RECIPES`, like TextAttack's attack
+recipes) built from two components, each a registry of objects:
+
+* a **candidate source** (:data:`CANDIDATE_SOURCES`): which candidate table it reads (``table``:
+  ``"neighbours"`` = the cosine neighbour table, ``"synonyms"`` = the WordNet synonym table; the
+  trainable builds the declared table) and how it picks one candidate per token:
+  ``nearest`` (the first), ``random_top_k`` (uniform among the first ``top_k``), ``wordnet``
+  (uniform among all valid synonyms);
+* a **token selection** (:data:`TOKEN_SELECTIONS`): ``all``, ``random`` (``fraction`` of the
+  content tokens), ``saliency_high`` / ``saliency_low`` (``needs_gradient``: the clean pass's
+  gradient first).
+
+:func:`register_candidate_source`, :func:`register_token_selection` and :func:`register_noise_recipe`
+add one (docs/extending.md). The recipes:
 
 ==============  ====================================================================
 ``similar_1_1``  every content token -> its nearest cosine neighbour (1-1)
@@ -50,36 +63,19 @@ noise_size 0.5, ~70% for WordNet_0.5) and ``frac_changed`` = changed / content t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from xaicore.models.protocol import TextClassifier, forward_batch
 from xaicore.perturbation import kl_from_logits
 from xaicore.types import Batch, ClassifierOutput
-
-NOISE_VARIANTS = ("similar_1_1", "similar_1_2", "similar_2_1", "similar_2_2", "similar_2_3", "wordnet")
-SELECTIONS = ("all", "random", "saliency_high", "saliency_low")
-_VARIANT_SETTINGS = {
-    "similar_1_1": ("first", "all"),
-    "similar_1_2": ("random", "all"),
-    "similar_2_1": ("first", "random"),
-    "similar_2_2": ("first", "saliency_high"),
-    "similar_2_3": ("first", "saliency_low"),
-    "wordnet": ("random", "all"),
-}
-
 
 def symmetric_kl(logits_a: Tensor, logits_b: Tensor) -> Tensor:
     """Per-example ``KL(p_b.detach() || p_a) + KL(p_a.detach() || p_b)`` ``(B,)`` (mt-dnn ``SymKlCriterion``)."""
     return kl_from_logits(logits_b, logits_a) + kl_from_logits(logits_a, logits_b)
-
-
-def _forward(model: nn.Module, batch: Batch, **kwargs) -> ClassifierOutput:
-    if batch.token_type_ids is not None:
-        kwargs["token_type_ids"] = batch.token_type_ids
-    return model(batch.input_ids, batch.attention_mask, **kwargs)
 
 
 def select_tokens(scores: Tensor, mask: Tensor, fraction: float) -> Tensor:
@@ -103,20 +99,179 @@ def select_tokens(scores: Tensor, mask: Tensor, fraction: float) -> Tensor:
     return (rank < k[:, None]) & mask
 
 
+# ------------------------------------------------------------------ candidate sources
+class CandidateSource:
+    """Where a token's replacement comes from: the candidate ``table`` it reads and :meth:`choose`."""
+
+    name: str = ""
+    #: the candidate table the trainable must build: "neighbours" or "synonyms"
+    table: str = "neighbours"
+
+    def choose(self, cand: Tensor, valid: Tensor, top_k: int) -> Tensor:
+        """Column ``(B, T)`` long of the candidate picked per position (``cand``/``valid`` ``(B, T, K)``;
+        valid candidates are left-aligned, so the i-th valid one is column i)."""
+        raise NotImplementedError
+
+
+class NearestNeighbour(CandidateSource):
+    """The first (most similar) candidate of the cosine neighbour table (1-1, 2-x)."""
+
+    name, table = "nearest", "neighbours"
+
+    def choose(self, cand, valid, top_k):
+        return torch.zeros(cand.shape[:2], dtype=cand.dtype, device=cand.device)
+
+
+class RandomTopK(CandidateSource):
+    """A uniformly random one of the first ``top_k`` cosine neighbours (1-2)."""
+
+    name, table = "random_top_k", "neighbours"
+
+    def choose(self, cand, valid, top_k):
+        return _uniform_column(valid[..., :top_k].sum(-1), cand)
+
+
+class WordNetSynonym(CandidateSource):
+    """A uniformly random WordNet synonym that is one vocabulary entry (WordNet_x)."""
+
+    name, table = "wordnet", "synonyms"
+
+    def choose(self, cand, valid, top_k):
+        return _uniform_column(valid.sum(-1), cand)
+
+
+def _uniform_column(count: Tensor, cand: Tensor) -> Tensor:
+    u = torch.rand(count.shape, device=cand.device)
+    return torch.clamp((u * count).long(), max=cand.shape[-1] - 1)
+
+
+# ------------------------------------------------------------------ token selections
+class TokenSelection:
+    """Which content tokens get noise: :meth:`choose`; ``needs_gradient`` when it reads the clean pass's gradient."""
+
+    name: str = ""
+    needs_gradient: bool = False
+
+    def choose(self, noise: "SimilarWordNoise", batch: Batch, clean: ClassifierOutput,
+               labels: Optional[Tensor]) -> Tensor:
+        """``(B, T)`` bool, a subset of ``batch.content_mask``."""
+        raise NotImplementedError
+
+
+class AllTokens(TokenSelection):
+    name = "all"
+
+    def choose(self, noise, batch, clean, labels):
+        return batch.content_mask
+
+
+class RandomTokens(TokenSelection):
+    """``fraction`` of the content tokens, chosen at random (2-1)."""
+
+    name = "random"
+
+    def choose(self, noise, batch, clean, labels):
+        mask = batch.content_mask
+        return select_tokens(torch.rand(mask.shape, device=mask.device), mask, noise.fraction)
+
+
+class SaliencyTokens(TokenSelection):
+    """``fraction`` of the content tokens of highest (``high``) or lowest saliency ``sum_e |dCE/dE|`` (2-2 / 2-3)."""
+
+    needs_gradient = True
+
+    def __init__(self, name: str, high: bool) -> None:
+        self.name, self.high = name, high
+
+    def choose(self, noise, batch, clean, labels):
+        if labels is None:
+            raise ValueError(f"{noise.name}: saliency selection needs labels (the clean step-1 loss)")
+        ce = F.cross_entropy(clean.logits, labels, reduction="sum")
+        (grad,) = torch.autograd.grad(ce, clean.embeddings, retain_graph=True)
+        scores = grad.abs().sum(-1)  # (B, T) saliency
+        return select_tokens(scores if self.high else -scores, batch.content_mask, noise.fraction)
+
+
+# ------------------------------------------------------------------ registries and recipes
+#: candidate sources by name (:func:`register_candidate_source`)
+CANDIDATE_SOURCES: dict[str, CandidateSource] = {}
+#: token selections by name (:func:`register_token_selection`)
+TOKEN_SELECTIONS: dict[str, TokenSelection] = {}
+
+
+@dataclass(frozen=True)
+class NoiseRecipe:
+    """A named noise variant (the ``regularizer:`` value): a candidate source x a token selection."""
+
+    name: str
+    source: CandidateSource
+    selection: TokenSelection
+
+
+#: the named variants (:func:`register_noise_recipe`)
+NOISE_RECIPES: dict[str, NoiseRecipe] = {}
+
+
+def _register(registry: dict, item, what: str):
+    if not item.name or item.name in registry:
+        raise ValueError(f"{what} {item.name!r} is empty or already registered")
+    registry[item.name] = item
+    return item
+
+
+def register_candidate_source(source: CandidateSource) -> CandidateSource:
+    return _register(CANDIDATE_SOURCES, source, "candidate source")
+
+
+def register_token_selection(selection: TokenSelection) -> TokenSelection:
+    return _register(TOKEN_SELECTIONS, selection, "token selection")
+
+
+def register_noise_recipe(name: str, source: str, selection: str) -> NoiseRecipe:
+    """Register variant ``name`` from a registered candidate source and token selection (by name)."""
+    if source not in CANDIDATE_SOURCES or selection not in TOKEN_SELECTIONS:
+        raise ValueError(f"noise recipe {name!r}: unknown source {source!r} or selection {selection!r}")
+    return _register(NOISE_RECIPES, NoiseRecipe(name, CANDIDATE_SOURCES[source], TOKEN_SELECTIONS[selection]),
+                     "noise recipe")
+
+
+for _source in (NearestNeighbour(), RandomTopK(), WordNetSynonym()):
+    register_candidate_source(_source)
+for _selection in (AllTokens(), RandomTokens(), SaliencyTokens("saliency_high", True),
+                   SaliencyTokens("saliency_low", False)):
+    register_token_selection(_selection)
+for _name, _source_name, _selection_name in (
+    ("similar_1_1", "nearest", "all"), ("similar_1_2", "random_top_k", "all"), ("similar_2_1", "nearest", "random"),
+    ("similar_2_2", "nearest", "saliency_high"), ("similar_2_3", "nearest", "saliency_low"),
+    ("wordnet", "wordnet", "all"),
+):
+    register_noise_recipe(_name, _source_name, _selection_name)
+
+#: the built-in variant names (:data:`NOISE_RECIPES` also holds later registrations)
+NOISE_VARIANTS = tuple(NOISE_RECIPES)
+#: the built-in token selection names (the ``token_selection`` override)
+SELECTIONS = tuple(TOKEN_SELECTIONS)
+#: the noise rows of the paper's Tables 2/3: row name -> (recipe, noise_size)
+PAPER_ROWS = {
+    "1-1": ("similar_1_1", 0.5), "1-2": ("similar_1_2", 0.5), "2-1": ("similar_2_1", 0.5),
+    "2-2": ("similar_2_2", 0.5), "2-3": ("similar_2_3", 0.5), "WordNet_1.0": ("wordnet", 1.0),
+    "1-1_1.0": ("similar_1_1", 1.0), "WordNet_0.5": ("wordnet", 0.5),
+}
+
+
 @dataclass(frozen=True, eq=False)
 class SimilarWordNoise:
     """One member of the similar-word noise family (see module docstring).
 
     Attributes:
-        name: variant, one of :data:`NOISE_VARIANTS`.
+        name: variant, a :data:`NOISE_RECIPES` name.
         candidates: ``(V, K)`` long replacement candidates per vocabulary id, most
-            similar first; ``-1`` pads rows with fewer candidates.
+            similar first; ``-1`` pads rows with fewer candidates (the table ``source.table`` names).
         noise_size: interpolation weight in ``[0, 1]`` (paper: 0.5; 1.0 = replace).
-        top_k: for ``pick="random"`` with a neighbour table, draw among the first
-            ``top_k`` columns (paper 1-2: 10).
-        fraction: share of content tokens changed by the partial variants (paper: 0.15).
-        pick: ``"first"`` (nearest) or ``"random"`` (uniform among valid candidates).
-        selection: which tokens get noise, one of :data:`SELECTIONS`.
+        top_k: ``random_top_k`` draws among the first ``top_k`` columns (paper 1-2: 10).
+        fraction: share of content tokens changed by the partial selections (paper: 0.15).
+        source: a :class:`CandidateSource` or its :data:`CANDIDATE_SOURCES` name (default: the recipe's).
+        selection: a :class:`TokenSelection` or its :data:`TOKEN_SELECTIONS` name (default: the recipe's).
     """
 
     name: str
@@ -124,23 +279,30 @@ class SimilarWordNoise:
     noise_size: float = 0.5
     top_k: int = 10
     fraction: float = 0.15
-    pick: str = "first"
-    selection: str = "all"
+    source: Union[None, str, CandidateSource] = None
+    selection: Union[None, str, TokenSelection] = None
     uses_unlabeled: bool = False
 
     def __post_init__(self) -> None:
-        if self.name not in NOISE_VARIANTS:
-            raise ValueError(f"unknown noise variant {self.name!r}; choose one of {', '.join(NOISE_VARIANTS)}")
+        if self.name not in NOISE_RECIPES:
+            raise ValueError(f"unknown noise variant {self.name!r}; choose one of {', '.join(NOISE_RECIPES)}")
+        recipe = NOISE_RECIPES[self.name]
+        for attr, registry, default in (("source", CANDIDATE_SOURCES, recipe.source),
+                                        ("selection", TOKEN_SELECTIONS, recipe.selection)):
+            value = getattr(self, attr)
+            if value is None:
+                value = default
+            elif isinstance(value, str):
+                if value not in registry:
+                    raise ValueError(f"{attr} must be one of {tuple(registry)}, got {value!r}")
+                value = registry[value]
+            object.__setattr__(self, attr, value)
         if not 0.0 <= self.noise_size <= 1.0:
             raise ValueError(f"noise_size must be in [0, 1], got {self.noise_size}")
         if not 0.0 < self.fraction <= 1.0:
             raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
         if self.top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {self.top_k}")
-        if self.pick not in ("first", "random"):
-            raise ValueError(f"pick must be 'first' or 'random', got {self.pick!r}")
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
         if self.candidates.dim() != 2 or self.candidates.dtype != torch.long:
             raise ValueError("candidates must be a (V, K) long tensor")
 
@@ -148,14 +310,7 @@ class SimilarWordNoise:
     def replacements(self, input_ids: Tensor) -> tuple[Tensor, Tensor]:
         """Replacement id per position and whether one exists: ``(B, T)`` long, ``(B, T)`` bool."""
         cand = self.candidates.to(input_ids.device)[input_ids]  # (B, T, K)
-        valid = cand >= 0
-        if self.pick == "first":
-            choice = torch.zeros_like(input_ids)
-        else:
-            count = valid.sum(-1) if self.name == "wordnet" else valid[..., : self.top_k].sum(-1)  # (B, T)
-            u = torch.rand(input_ids.shape, device=input_ids.device)
-            choice = torch.clamp((u * count).long(), max=cand.shape[-1] - 1)
-        # valid candidates are left-aligned (padding -1 at the end), so the i-th valid one is column i
+        choice = self.source.choose(cand, cand >= 0, self.top_k)
         rep = cand.gather(-1, choice.unsqueeze(-1)).squeeze(-1)  # (B, T)
         has = rep >= 0
         return torch.where(has, rep, input_ids), has & (rep != input_ids)
@@ -164,26 +319,13 @@ class SimilarWordNoise:
         self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor]
     ) -> Tensor:
         """``(B, T)`` bool: the content positions this variant puts noise on."""
-        mask = batch.content_mask
-        if self.selection == "all":
-            return mask
-        if self.selection == "random":
-            scores = torch.rand(mask.shape, device=mask.device)
-        else:
-            if labels is None:
-                raise ValueError(f"{self.name}: saliency selection needs labels (the clean step-1 loss)")
-            ce = F.cross_entropy(clean.logits, labels, reduction="sum")
-            (grad,) = torch.autograd.grad(ce, clean.embeddings, retain_graph=True)
-            scores = grad.abs().sum(-1)  # (B, T) saliency
-            if self.selection == "saliency_low":
-                scores = -scores
-        return select_tokens(scores, mask, self.fraction)
+        return self.selection.choose(self, batch, clean, labels)
 
     def noised(
         self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor] = None
     ) -> tuple[Tensor, Tensor]:
         """The noisy word embeddings ``(B, T, E)`` (graph to ``E`` kept) and the changed mask ``(B, T)``."""
-        if clean.embeddings is None or not hasattr(model, "embed"):
+        if clean.embeddings is None or not isinstance(model, TextClassifier):
             raise ValueError(f"{self.name} needs a model with an `embed` lookup that returns its word embeddings")
         emb = clean.embeddings  # (B, T, E)
         rep, has = self.replacements(batch.input_ids)
@@ -221,7 +363,7 @@ class SimilarWordNoise:
         Returns:
             ``(clean output, per-example symKL (B,), statistics)``.
         """
-        if self.selection.startswith("saliency") or self.noise_size == 0 or not hasattr(model, "embed"):
+        if self.selection.needs_gradient or self.noise_size == 0 or not isinstance(model, TextClassifier):
             return None
         emb = model.embed(batch.input_ids)  # (B, T, E)
         stub = ClassifierOutput(logits=emb.new_zeros(batch.size, 0), embeddings=emb)
@@ -243,7 +385,7 @@ class SimilarWordNoise:
             zero = clean.logits.new_zeros(clean.logits.shape[0])
             return zero, {"noise_ratio": 0.0, "frac_changed": 0.0}
         new, changed = self.noised(model, batch, clean, labels)
-        noisy = _forward(model, batch, inputs_embeds=new)
+        noisy = forward_batch(model, batch, inputs_embeds=new)
         stats = self._stats(batch, clean.embeddings, new, changed)
         return symmetric_kl(clean.logits, noisy.logits), stats
 
@@ -260,14 +402,13 @@ def make_noise_regularizer(
     noise_size: float = 0.5,
     fraction: float = 0.15,
     top_k: int = 10,
-    selection: Optional[str] = None,
-    pick: Optional[str] = None,
+    selection: Union[None, str, TokenSelection] = None,
+    source: Union[None, str, CandidateSource] = None,
 ) -> SimilarWordNoise:
-    """Build a variant by name; ``selection`` / ``pick`` override the variant's defaults (config keys)."""
-    if variant not in _VARIANT_SETTINGS:
-        raise ValueError(f"unknown noise variant {variant!r}; choose one of {', '.join(NOISE_VARIANTS)}")
-    default_pick, default_selection = _VARIANT_SETTINGS[variant]
+    """Build a variant by name; ``selection`` / ``source`` override the recipe's components (config keys)."""
+    if variant not in NOISE_RECIPES:
+        raise ValueError(f"unknown noise variant {variant!r}; choose one of {', '.join(NOISE_RECIPES)}")
     return SimilarWordNoise(
         name=variant, candidates=candidates, noise_size=float(noise_size), top_k=int(top_k),
-        fraction=float(fraction), pick=pick or default_pick, selection=selection or default_selection,
+        fraction=float(fraction), source=source, selection=selection,
     )

@@ -10,7 +10,18 @@ Each regulariser is a frozen dataclass with two methods:
   loss ``(B,)``; the training loop averages it and adds ``lambda *`` it to the
   cross-entropy (attention-vat.txt, eq. 10).
 
-Methods (``name``):
+Methods (``name``, :data:`REGULARIZER_KINDS`): each is a :class:`RegularizerKind`, the composition
+of two declared axes and a flag, never parsed from its name:
+
+* *where* the perturbation applies (:class:`PerturbationSite`): :data:`WORD_EMBEDDINGS` (the
+  word vectors ``e``) or :data:`ATTENTION_SCORES` (the pre-softmax scores ``a~``);
+* *how* its direction is found (:class:`DirectionSearch`): :data:`ADVERSARIAL_GRADIENT` (AT,
+  supervised, loss CE) or :data:`VIRTUAL_ADVERSARIAL` (VAT, one power iteration, loss KL, uses
+  unlabeled data);
+* ``interpretable``: the direction is a combination of neighbour directions (the site's
+  :meth:`PerturbationSite.basis`) instead of a free vector.
+
+:func:`register_regularizer` adds a kind (docs/extending.md has a worked example).
 
 * ``word_at`` - Goodfellow et al. (2015) / Miyato et al. (2017) adversarial
   training on word embeddings: ``r = eps * g / ||g||``, ``g = dCE/de``; loss
@@ -74,27 +85,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from xaicore.models.protocol import capability, forward_batch
 from xaicore.neighbours import NeighbourTable, nearest_neighbours
 from xaicore.perturbation import ExchangeGraph, exchange_graph, kl_from_logits, normalize_per_example
 from xaicore.noise import NOISE_VARIANTS
 from xaicore.types import Batch, ClassifierOutput
 
-REGULARIZERS = (
-    "none",
-    "word_at",
-    "word_iat",
-    "word_vat",
-    "word_ivat",
-    "attention_at",
-    "attention_iat",
-    "attention_vat",
-    "attention_ivat",
-)
-
-#: regularisers of the transformer family: SMART (xaicore.smart) and the similar-word noise
-#: variants (xaicore.noise). They need model-specific tables (neighbours, synonyms), so the
-#: finetune trainable builds them; make_regularizer does not.
-TRANSFORMER_REGULARIZERS = ("none", "smart") + NOISE_VARIANTS
+__all__ = [
+    "ATTENTION_SCORES", "ADVERSARIAL_GRADIENT", "REGULARIZERS", "REGULARIZER_KINDS", "TRANSFORMER_REGULARIZERS",
+    "VIRTUAL_ADVERSARIAL", "WORD_EMBEDDINGS", "AdversarialRegularizer", "Basis", "DirectionSearch",
+    "PerturbationSite", "Regularizer", "RegularizerKind", "forward_batch", "make_regularizer",
+    "register_regularizer", "regularizer_names",
+]
 
 
 class Regularizer(Protocol):
@@ -110,11 +112,241 @@ class Regularizer(Protocol):
     ) -> Tensor: ...
 
 
-def forward_batch(model: nn.Module, batch: Batch, **kwargs) -> ClassifierOutput:
-    """Run ``model`` on ``batch`` (ids, mask, token types) with extra keyword args."""
-    if batch.token_type_ids is not None:
-        kwargs["token_type_ids"] = batch.token_type_ids
-    return model(batch.input_ids, batch.attention_mask, **kwargs)
+# ------------------------------------------------------------------ direction bases
+class Basis:
+    """The space a direction is searched in: ``r = combine(finish(alpha))`` for a search variable ``alpha``.
+
+    This one is the identity (``alpha`` is ``r`` itself); interpretable variants use a basis of
+    neighbour directions (:class:`ExchangeBasis`, :class:`NeighbourBasis`).
+    """
+
+    def random(self, point: Tensor) -> Tensor:
+        """A random search variable (VAT's starting direction)."""
+        return torch.randn_like(point)
+
+    def project(self, g: Tensor) -> Tensor:
+        """A gradient w.r.t. the perturbed point, as the gradient w.r.t. ``alpha`` at 0."""
+        return g
+
+    def combine(self, alpha: Tensor) -> Tensor:
+        """``alpha`` -> a perturbation of the point."""
+        return alpha
+
+    def finish(self, alpha: Tensor) -> Tensor:
+        """Post-processing of the found ``alpha`` before :meth:`combine`."""
+        return alpha
+
+
+IDENTITY = Basis()
+
+
+@dataclass(frozen=True, eq=False)
+class ExchangeBasis(Basis):
+    """Attention-exchange directions ``u_tk`` of :func:`xaicore.perturbation.exchange_graph`."""
+
+    graph: ExchangeGraph
+
+    def random(self, point: Tensor) -> Tensor:
+        w = self.graph.weight
+        return torch.randn_like(w) * (w != 0).to(w.dtype)
+
+    def project(self, g: Tensor) -> Tensor:
+        return self.graph.project(g)
+
+    def combine(self, alpha: Tensor) -> Tensor:
+        return self.graph.combine(alpha)
+
+
+@dataclass(frozen=True, eq=False)
+class NeighbourBasis(Basis):
+    """Sato et al.'s unit directions ``(B, T, K, E)`` to each token's nearest vocabulary words;
+    the found ``alpha`` is normalised per token over ``K`` (their code)."""
+
+    dirs: Tensor
+
+    def random(self, point: Tensor) -> Tensor:
+        return torch.randn(self.dirs.shape[:3], dtype=self.dirs.dtype, device=self.dirs.device)
+
+    def project(self, g: Tensor) -> Tensor:
+        return torch.einsum("btke,bte->btk", self.dirs, g)
+
+    def combine(self, alpha: Tensor) -> Tensor:
+        return torch.einsum("btk,btke->bte", alpha, self.dirs)
+
+    def finish(self, alpha: Tensor) -> Tensor:
+        B, T, K = alpha.shape
+        per_token = torch.ones(B * T, 1, dtype=torch.bool, device=alpha.device)
+        return normalize_per_example(alpha.detach().reshape(B * T, 1, K), per_token, 1.0).reshape(B, T, K)
+
+
+# ------------------------------------------------------------------ axis 1: where
+class PerturbationSite(Protocol):
+    """Where a perturbation applies: what it perturbs, how the perturbed pass runs, its neighbour basis."""
+
+    name: str
+
+    def check(self, reg: "AdversarialRegularizer", model: nn.Module, clean: ClassifierOutput) -> None: ...
+
+    def point(self, clean: ClassifierOutput) -> Tensor: ...
+
+    def perturbed_logits(self, model: nn.Module, batch: Batch, clean: ClassifierOutput, r: Tensor,
+                         replay: dict) -> Tensor: ...
+
+    def basis(self, reg: "AdversarialRegularizer", model: nn.Module, batch: Batch, clean: ClassifierOutput,
+              mask: Tensor) -> Basis: ...
+
+
+@dataclass(frozen=True)
+class WordEmbeddingSite:
+    """The word embeddings ``e`` ``(B, T, E)``; neighbour basis: nearest vocabulary words (Sato et al. 2018)."""
+
+    name: str = "word"
+
+    def check(self, reg, model, clean) -> None:
+        if clean.embeddings is None:
+            raise ValueError(f"{reg.name} needs the model to return its word embeddings")
+        if reg.interpretable and not capability(model, "has_embedding_table"):
+            raise ValueError(f"{reg.name} needs a word-embedding table (model.embedding) for its neighbour directions")
+
+    def point(self, clean):
+        return clean.embeddings
+
+    def perturbed_logits(self, model, batch, clean, r, replay):
+        return forward_batch(model, batch, emb_perturb=r, **replay).logits
+
+    def basis(self, reg, model, batch, clean, mask):
+        return NeighbourBasis(reg.word_directions(model, batch, clean))
+
+
+@dataclass(frozen=True)
+class AttentionScoreSite:
+    """The pre-softmax attention scores ``a~`` ``(B, T)``, re-run from the clean pass's encoder states;
+    neighbour basis: attention-exchange directions (attention-vat.txt eqs. 5-9)."""
+
+    name: str = "attention"
+
+    def check(self, reg, model, clean) -> None:
+        if clean.hidden is None or not capability(model, "has_attention"):
+            raise ValueError(f"{reg.name} needs a model with additive attention (AttentionLSTMClassifier)")
+
+    def point(self, clean):
+        return clean.scores
+
+    def perturbed_logits(self, model, batch, clean, r, replay):
+        mask = batch.attention_mask.bool()
+        return model.attend(clean.hidden, mask, scores=clean.scores, score_perturb=r, **replay).logits
+
+    def basis(self, reg, model, batch, clean, mask):
+        return ExchangeBasis(exchange_graph(clean.scores, mask, reg.neighbours))
+
+
+WORD_EMBEDDINGS = WordEmbeddingSite()
+ATTENTION_SCORES = AttentionScoreSite()
+
+
+# ------------------------------------------------------------------ axis 2: how
+class DirectionSearch(Protocol):
+    """How the direction is found (in ``basis`` coordinates) and which loss the perturbed pass gets."""
+
+    name: str
+    uses_unlabeled: bool
+
+    def search(self, reg: "AdversarialRegularizer", model: nn.Module, batch: Batch, clean: ClassifierOutput,
+               labels: Optional[Tensor], point: Tensor, basis: Basis, mask: Tensor) -> Tensor: ...
+
+    def loss(self, clean: ClassifierOutput, logits: Tensor, labels: Optional[Tensor]) -> Tensor: ...
+
+
+@dataclass(frozen=True)
+class AdversarialGradient:
+    """AT (Goodfellow et al. 2015): the gradient of the clean cross-entropy; loss CE on the perturbed pass."""
+
+    name: str = "at"
+    uses_unlabeled: bool = False
+
+    def search(self, reg, model, batch, clean, labels, point, basis, mask):
+        if labels is None:
+            raise ValueError(f"{reg.name} is supervised: labels are required")
+        ce = F.cross_entropy(clean.logits, labels, reduction="sum")
+        (grad,) = torch.autograd.grad(ce, point, retain_graph=True)
+        return basis.project(grad.detach())  # gradient w.r.t. alpha at alpha = 0 (U^T g)
+
+    def loss(self, clean, logits, labels):
+        return F.cross_entropy(logits, labels, reduction="none")
+
+
+@dataclass(frozen=True)
+class VirtualAdversarial:
+    """VAT (Miyato et al. 2017): one power iteration of ``KL(p || p(x + d))``; loss KL (no labels needed)."""
+
+    name: str = "vat"
+    uses_unlabeled: bool = True
+
+    def search(self, reg, model, batch, clean, labels, point, basis, mask):
+        # g = grad_d KL(p || p(x + d)) at d = xi * d0 is xi * H d0 + O(xi^2), H the KL Hessian; the
+        # search variable is r itself or alpha (then g_alpha = U^T H U alpha0). The scaling to xi is
+        # a constant for autograd: differentiating it would project out g's component along d0.
+        var = normalize_per_example(basis.random(point), mask, 1.0).requires_grad_(True)
+        d = normalize_per_example(basis.combine(var), mask, reg.xi, detach_scale=True)
+        kl = kl_from_logits(clean.logits, reg._perturbed_logits(model, batch, clean, d)).sum()
+        (grad,) = torch.autograd.grad(kl, var, retain_graph=True)
+        return grad
+
+    def loss(self, clean, logits, labels):
+        return kl_from_logits(clean.logits, logits)
+
+
+ADVERSARIAL_GRADIENT = AdversarialGradient()
+VIRTUAL_ADVERSARIAL = VirtualAdversarial()
+
+
+# ------------------------------------------------------------------ registry
+@dataclass(frozen=True)
+class RegularizerKind:
+    """A registered member of the family: ``name`` (the config value) = ``site`` x ``direction`` x ``interpretable``."""
+
+    name: str
+    site: PerturbationSite
+    direction: DirectionSearch
+    interpretable: bool = False
+
+    @property
+    def uses_unlabeled(self) -> bool:
+        return self.direction.uses_unlabeled
+
+
+#: every registered regulariser kind by name (:func:`register_regularizer`)
+REGULARIZER_KINDS: dict[str, RegularizerKind] = {}
+
+
+def register_regularizer(kind: RegularizerKind) -> RegularizerKind:
+    """Add ``kind`` to :data:`REGULARIZER_KINDS` (then ``make_regularizer(kind.name)`` and the
+    classifier trainable's ``regularizer:`` accept it); a name may be registered once."""
+    if kind.name == "none" or kind.name in REGULARIZER_KINDS:
+        raise ValueError(f"regularizer {kind.name!r} is already registered")
+    REGULARIZER_KINDS[kind.name] = kind
+    return kind
+
+
+for _site in (WORD_EMBEDDINGS, ATTENTION_SCORES):
+    for _direction in (ADVERSARIAL_GRADIENT, VIRTUAL_ADVERSARIAL):
+        for _interpretable in (False, True):
+            register_regularizer(RegularizerKind(f"{_site.name}_{'i' if _interpretable else ''}{_direction.name}",
+                                                 _site, _direction, _interpretable))
+
+
+def regularizer_names() -> tuple[str, ...]:
+    """``"none"`` and every registered kind (including ones registered after import)."""
+    return ("none",) + tuple(REGULARIZER_KINDS)
+
+
+#: the built-in names (``"none"`` = vanilla training); :func:`regularizer_names` also lists later registrations
+REGULARIZERS = regularizer_names()
+
+#: regularisers of the transformer family: SMART (xaicore.smart) and the similar-word noise
+#: variants (xaicore.noise). They need model-specific tables (neighbours, synonyms), so the
+#: finetune trainable builds them; make_regularizer does not.
+TRANSFORMER_REGULARIZERS = ("none", "smart") + NOISE_VARIANTS
 
 
 @dataclass(frozen=True)
@@ -122,7 +354,7 @@ class AdversarialRegularizer:
     """One member of the AT/VAT family (see module docstring).
 
     Attributes:
-        name: one of :data:`REGULARIZERS` except ``"none"``.
+        name: a :data:`REGULARIZER_KINDS` name (its :class:`RegularizerKind` gives the behaviour).
         eps: per-example L2 norm of the perturbation (``>= 0``).
         xi: finite-difference step of the VAT power iteration (``> 0``);
             Miyato et al.'s text default 0.1.
@@ -144,8 +376,8 @@ class AdversarialRegularizer:
     _cache: dict = field(default_factory=dict, init=False, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
-        if self.name not in REGULARIZERS or self.name == "none":
-            raise ValueError(f"unknown regularizer {self.name!r}; choose one of {', '.join(REGULARIZERS)}")
+        if self.name not in REGULARIZER_KINDS:
+            raise ValueError(f"unknown regularizer {self.name!r}; choose one of {', '.join(regularizer_names())}")
         if not self.eps >= 0:
             raise ValueError(f"eps must be >= 0, got {self.eps}")
         if not self.xi > 0:
@@ -157,46 +389,33 @@ class AdversarialRegularizer:
                              f"{self.word_neighbours}, {self.refresh_every}")
 
     @property
+    def kind(self) -> RegularizerKind:
+        return REGULARIZER_KINDS[self.name]
+
+    @property
     def target(self) -> str:
-        return self.name.split("_")[0]
+        """The perturbation site's name (``"word"`` / ``"attention"``)."""
+        return self.kind.site.name
 
     @property
     def virtual(self) -> bool:
-        return self.name.endswith("vat")
+        return self.kind.direction.uses_unlabeled
 
     @property
     def interpretable(self) -> bool:
-        return self.name.split("_")[1].startswith("i")
+        return self.kind.interpretable
 
     @property
     def uses_unlabeled(self) -> bool:
-        return self.virtual
+        return self.kind.uses_unlabeled
 
     # ------------------------------------------------------------- internals
-    def _check(self, model: nn.Module, clean: ClassifierOutput) -> None:
-        if self.target == "attention" and (clean.hidden is None or not hasattr(model, "attend")):
-            raise ValueError(f"{self.name} needs a model with additive attention (AttentionLSTMClassifier)")
-        if self.target == "word" and clean.embeddings is None:
-            raise ValueError(f"{self.name} needs the model to return its word embeddings")
-        if self.target == "word" and self.interpretable and not isinstance(getattr(model, "embedding", None), nn.Embedding):
-            raise ValueError(f"{self.name} needs a word-embedding table (model.embedding) for its neighbour directions")
-
     def _perturbed_logits(self, model: nn.Module, batch: Batch, clean: ClassifierOutput, r: Tensor) -> Tensor:
         # the clean pass's dropout masks are replayed (when the model exposes them): the
         # perturbed pass then differs by r only, and KL(clean || perturbed) is 0 at r = 0, which
         # VAT's power iteration assumes (fresh masks would make its gradient a dropout artefact)
         replay = {} if clean.dropout_masks is None else {"dropout_masks": clean.dropout_masks}
-        if self.target == "attention":
-            mask = batch.attention_mask.bool()
-            return model.attend(clean.hidden, mask, scores=clean.scores, score_perturb=r, **replay).logits
-        return forward_batch(model, batch, emb_perturb=r, **replay).logits
-
-    def _direction_space(self, batch: Batch, clean: ClassifierOutput) -> tuple[Tensor, Optional[ExchangeGraph]]:
-        """The perturbable-token mask ``(B, T)`` and, for interpretable variants, the exchange graph."""
-        mask = batch.content_mask
-        graph = (exchange_graph(clean.scores, mask, self.neighbours)
-                 if self.interpretable and self.target == "attention" else None)
-        return mask, graph
+        return self.kind.site.perturbed_logits(model, batch, clean, r, replay)
 
     # ------------------------------------------------- Word iAT / iVAT (Sato et al. 2018)
     def neighbour_table(self, model: nn.Module) -> NeighbourTable:
@@ -229,29 +448,6 @@ class AdversarialRegularizer:
         unit = diff / norm.clamp_min(tiny)
         return torch.where(norm > tiny ** 0.5, unit, torch.zeros_like(unit))
 
-    def _word_interpretable(self, model, batch, clean, labels, mask) -> Tensor:
-        """Word iAT / iVAT: ``r_t = sum_k alpha_tk d_tk`` with ``alpha_t`` the gradient w.r.t.
-        ``alpha`` normalised per token over ``K`` (Sato et al.'s code), then ``r`` normalised per
-        example to ``eps``. iAT: gradient of the CE at ``alpha = 0``; iVAT: one power-iteration
-        step of the KL in ``alpha``-space from a random ``alpha`` (scale detached, as for VAT)."""
-        dirs = self.word_directions(model, batch, clean)  # (B, T, K, E)
-        if not self.virtual:
-            if labels is None:
-                raise ValueError(f"{self.name} is supervised: labels are required")
-            ce = F.cross_entropy(clean.logits, labels, reduction="sum")
-            (g,) = torch.autograd.grad(ce, clean.embeddings, retain_graph=True)
-            g_alpha = torch.einsum("btke,bte->btk", dirs, g.detach())
-        else:
-            var = torch.randn(dirs.shape[:3], dtype=dirs.dtype, device=dirs.device)
-            var = normalize_per_example(var, mask, 1.0).requires_grad_(True)
-            d = normalize_per_example(torch.einsum("btk,btke->bte", var, dirs), mask, self.xi, detach_scale=True)
-            kl = kl_from_logits(clean.logits, self._perturbed_logits(model, batch, clean, d)).sum()
-            (g_alpha,) = torch.autograd.grad(kl, var, retain_graph=True)
-        B, T, K = g_alpha.shape
-        per_token = torch.ones(B * T, 1, dtype=torch.bool, device=g_alpha.device)
-        alpha = normalize_per_example(g_alpha.detach().reshape(B * T, 1, K), per_token, 1.0).reshape(B, T, K)
-        return normalize_per_example(torch.einsum("btk,btke->bte", alpha, dirs), mask, self.eps)
-
     # -------------------------------------------------------------- public
     def perturbation(
         self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor] = None
@@ -268,48 +464,19 @@ class AdversarialRegularizer:
             ``(B, T, E)`` (word) or ``(B, T)`` (attention) tensor, detached,
             per-example norm ``eps`` on real non-special tokens, 0 elsewhere.
         """
-        self._check(model, clean)
-        mask, graph = self._direction_space(batch, clean)
-        if self.interpretable and self.target == "word":
-            return self._word_interpretable(model, batch, clean, labels, mask)
-        point = clean.embeddings if self.target == "word" else clean.scores
-
-        if not self.virtual:
-            if labels is None:
-                raise ValueError(f"{self.name} is supervised: labels are required")
-            ce = F.cross_entropy(clean.logits, labels, reduction="sum")
-            (grad,) = torch.autograd.grad(ce, point, retain_graph=True)
-            if graph is not None:  # gradient w.r.t. alpha at alpha = 0 (U^T g), mapped back to r
-                grad = graph.combine(graph.project(grad))
-            return normalize_per_example(grad.detach(), mask, self.eps)
-
-        # VAT: one power iteration from a random direction (Miyato et al. 2017, eqs. 9-10):
-        # g = grad_d KL(p || p(x + d)) at d = xi * d0 is xi * H d0 + O(xi^2), H the KL Hessian.
-        # The search variable is r itself, or alpha (B, T, K) for interpretable variants (then
-        # g_alpha = U^T H U alpha0). The scaling to xi is a constant for autograd: differentiating
-        # it would project out g's component along d0 (tests: one power-iteration step).
-        if graph is None:
-            var = torch.randn_like(point)
-        else:
-            var = torch.randn_like(graph.weight) * (graph.weight != 0).to(graph.weight.dtype)
-        var = normalize_per_example(var, mask, 1.0).requires_grad_(True)
-        direction = var if graph is None else graph.combine(var)
-        d = normalize_per_example(direction, mask, self.xi, detach_scale=True)
-        kl = kl_from_logits(clean.logits, self._perturbed_logits(model, batch, clean, d)).sum()
-        (grad,) = torch.autograd.grad(kl, var, retain_graph=True)
-        if graph is not None:
-            grad = graph.combine(grad)
-        return normalize_per_example(grad.detach(), mask, self.eps)
+        kind = self.kind
+        kind.site.check(self, model, clean)
+        mask = batch.content_mask
+        basis = kind.site.basis(self, model, batch, clean, mask) if kind.interpretable else IDENTITY
+        alpha = kind.direction.search(self, model, batch, clean, labels, kind.site.point(clean), basis, mask)
+        return normalize_per_example(basis.combine(basis.finish(alpha.detach())).detach(), mask, self.eps)
 
     def __call__(
         self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor] = None
     ) -> Tensor:
         """Per-example regularisation loss ``(B,)`` (CE for AT, KL for VAT)."""
         r = self.perturbation(model, batch, clean, labels)
-        logits = self._perturbed_logits(model, batch, clean, r)
-        if self.virtual:
-            return kl_from_logits(clean.logits, logits)
-        return F.cross_entropy(logits, labels, reduction="none")
+        return self.kind.direction.loss(clean, self._perturbed_logits(model, batch, clean, r), labels)
 
 
 def make_regularizer(

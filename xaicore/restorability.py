@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from xaicore.cancel_out import MLM_METHODS, CancelOut
+from xaicore.cancel_out import CANCEL_OUT_REGISTRY, CancelOut
 from xaicore.masked_lm import position_logits
 from xaicore.model_utils import eval_mode, resolve_mask_token_id
 from xaicore.types import Batch
@@ -89,8 +89,9 @@ def restorability(
             ``mask_token`` when that row is requested, else under the marginalize rows; the shared
             candidate pass counts in full under each marginalize row).
     """
-    if "delete" in methods:
-        raise ValueError("restorability: 'delete' leaves no position to read the MLM at")
+    moved = [m for m in methods if m in CANCEL_OUT_REGISTRY and not CANCEL_OUT_REGISTRY[m].keeps_positions]
+    if moved:
+        raise ValueError(f"restorability: {', '.join(map(repr, moved))} leaves no position to read the MLM at")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     B, T = batch.input_ids.shape
@@ -118,11 +119,11 @@ def restorability(
             p_max = (p_max.view(B, -1) * weights).sum(1)
         out[name] = {"p_original": p_orig.cpu(), "p_max": p_max.cpu()}
 
-    marg = [m for m in methods if m in MLM_METHODS]
+    marg = [m for m in methods if m in CANCEL_OUT_REGISTRY and CANCEL_OUT_REGISTRY[m].needs_mlm]
     with torch.inference_mode(), eval_mode(mlm):
         masked_probs = None  # (B, V) p_L(. | x with [MASK] at i), shared by mask_token and the proposal
         for name in methods:
-            if name in MLM_METHODS:
+            if name in marg:
                 continue
             clock["t"] = time.perf_counter()
             if name == "original":
@@ -146,7 +147,7 @@ def restorability(
             cand = Batch(input_ids=ids, attention_mask=rep(batch.attention_mask), token_type_ids=rep(batch.token_type_ids))
             probs = _at(mlm, cand, positions.repeat_interleave(k))  # (B*k, V)
             for name in marg:
-                weights = w if name == "weighted_marginalize" else torch.full_like(w, 1.0 / k)
+                weights = w if CANCEL_OUT_REGISTRY[name].weighting == "weighted" else torch.full_like(w, 1.0 / k)
                 record(name, probs, weights)
             tick(marg)
     return {m: out[m] for m in methods}

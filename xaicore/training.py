@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from xaicore.regularizers import Regularizer, forward_batch
+from xaicore.models.protocol import forward_batch
+from xaicore.regularizers import Regularizer
 from xaicore.seeding import rng_state, set_rng_state
 from xaicore.types import Batch
 

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from xaicore.cancel_out import CancelOut
 from xaicore.faithfulness.removal import cancelled_probs, descending_rank, resolve_cancel_out
 from xaicore.model_utils import eval_mode, index_batch
-from xaicore.regularizers import forward_batch
+from xaicore.models.protocol import forward_batch
 from xaicore.types import Batch
 
 __all__ = ["deletion_until_flip"]

@@ -10,7 +10,7 @@ from xaicore.attribution import resolve_target
 from xaicore.cancel_out import CancelOut
 from xaicore.faithfulness.removal import cancelled_probs, descending_rank, resolve_cancel_out
 from xaicore.model_utils import eval_mode
-from xaicore.regularizers import forward_batch
+from xaicore.models.protocol import forward_batch
 from xaicore.types import Batch
 
 __all__ = ["ERASER_BINS", "erasure_curves", "comprehensiveness", "sufficiency"]

@@ -6,8 +6,9 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from xaicore.attribution import eval_mode
-from xaicore.faithfulness.weak_learner import WeakLearner, normalize_feature_map
+from xaicore.faithfulness.weak_learner import normalize_feature_map
+from xaicore.model_utils import eval_mode
+from xaicore.models.protocol import capability
 from xaicore.types import Batch
 
 __all__ = ["total_variation", "shuffle_tvd"]
@@ -85,11 +86,11 @@ def shuffle_tvd(
     perms = _permute_among(raw, content, n_permutations, generator)  # (P, B, T)
     tvds = []
     with torch.no_grad(), eval_mode(model):
-        if isinstance(model, WeakLearner):
+        if capability(model, "takes_token_weights"):
             def run(weights: Tensor, reps: int) -> Tensor:  # weights (reps*B, T)
                 ids, mask = batch.input_ids.repeat(reps, 1), batch.attention_mask.repeat(reps, 1)
                 return torch.softmax(model(ids, mask, weights=weights).logits.float(), dim=-1)
-        elif hasattr(model, "attend") and hasattr(model, "encode"):
+        elif capability(model, "has_attention"):
             mask = batch.attention_mask.bool()
             hidden = model.encode(model.embed(batch.input_ids), mask)  # (B, T, 2H)
             base_scores = model.attention_scores(hidden, mask)

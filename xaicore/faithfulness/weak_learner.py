@@ -70,6 +70,9 @@ class WeakLearner(nn.Module):
         absolute: pool with ``|w|`` (default False: signs kept).
     """
 
+    #: declared capability (:mod:`xaicore.models.protocol`): ``forward(..., weights=)``
+    takes_token_weights = True
+
     def __init__(
         self,
         vocab_size: int,

@@ -68,6 +68,11 @@ def _reverse_within_length(mask: Tensor) -> Tensor:
 class AttentionLSTMClassifier(nn.Module):
     """BiLSTM + additive attention text classifier (Jain & Wallace 2019)."""
 
+    #: declared capabilities (:mod:`xaicore.models.protocol`)
+    has_attention = True
+    word_level = True
+    has_embedding_table = True
+
     def __init__(self, config: AttentionLSTMConfig, embeddings: Optional[Tensor] = None) -> None:
         """
         Args:

@@ -45,6 +45,11 @@ class TransformerClassifierConfig:
 class TransformerClassifier(nn.Module):
     """Sequence classifier around a Hugging Face encoder; see module docstring."""
 
+    #: declared capabilities (:mod:`xaicore.models.protocol`)
+    has_attention = False
+    word_level = False
+    has_embedding_output = True
+
     def __init__(self, model: nn.Module) -> None:
         """
         Args:
