@@ -108,5 +108,5 @@ def test_mlm_bad_config_and_preflight(tmp_path):
         parse_config({"num_layers": 0, "mask_prob": 0, "texts": ""})
     text = str(err.value)
     assert "num_layers" in text and "mask_prob" in text and "texts" in text
-    problems = preflight({"base_model": str(tmp_path), "texts": str(tmp_path / "missing.txt")})
+    problems = preflight(parse_config({"base_model": str(tmp_path), "texts": str(tmp_path / "missing.txt")}))
     assert any("config.json" in p for p in problems) and any("missing.txt" in p for p in problems)

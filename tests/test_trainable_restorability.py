@@ -57,6 +57,6 @@ def test_bad_input(mlm_dir, tmp_path):
         parse_config({"k": 0, "methods": ["delete"]})
     assert "k: the number of marginalization candidates must be >= 1" in str(err.value)
     assert "delete" in str(err.value)
-    problems = preflight({"mlm": str(tmp_path), "dataset": str(tmp_path / "none_{split}.tsv")})
+    problems = preflight(parse_config({"mlm": str(tmp_path), "dataset": str(tmp_path / "none_{split}.tsv")}))
     assert any("config.json" in p for p in problems) and any("dataset" in p for p in problems)
-    assert preflight({"mlm": str(mlm_dir), "dataset": str(mlm_dir / "data.tsv")}) == []
+    assert preflight(parse_config({"mlm": str(mlm_dir), "dataset": str(mlm_dir / "data.tsv")})) == []

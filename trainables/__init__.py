@@ -1,15 +1,18 @@
-"""Trial bodies (plain Python, ``run_trial(config, report)``) and their Ray wrapper.
+"""Trial bodies (the trial protocol of :mod:`trainables.protocol`) and their Ray wrapper.
 
-:data:`TRAINABLES` names every trainable a sweep spec may use. Each entry
-knows how to validate a config (``parse_config``) and run a trial
-(``run_trial``); modules are imported lazily so that parsing a spec stays cheap.
+:data:`TRAINABLES` names every trainable a sweep spec may use, with the metrics it
+emits and its smoke-test overrides. Each entry knows how to validate a config
+(``parse_config``) and run a trial; modules are imported lazily so that parsing a
+spec stays cheap.
 
-A trainable module defines:
+A trainable module defines ``TRAINABLE`` (a :class:`trainables.protocol.Trainable`) with:
 
-* ``parse_config(mapping) -> Config``: a frozen dataclass; pure checks only (types,
+* ``config``: a frozen dataclass; ``parse_config(mapping)`` does the pure checks only (types,
   ranges, known names), every problem at once (:func:`trainables.config.build_config`).
-* ``run_trial(config, report, *, resume=None, out_dir=None)``: the trial body.
-* optionally ``preflight(cfg) -> list[str]``: the checks that need I/O, run by
+* ``run(cfg, trial)``: the trial body: ``trial.report(metrics, checkpoint)`` every epoch but the
+  last, ``trial.finish(...)`` exactly once for the final result; ``trial.resume``, ``trial.out_dir``.
+  ``run_trial(config, report, *, resume=None, out_dir=None)`` runs it in plain Python.
+* ``preflight(cfg) -> list[str]``: the checks that need I/O, run by
   ``xaisweep run`` on the driver before Ray starts (:func:`sweeps.preflight.check_trial_io`):
   dry-load the data files (:func:`trainables.data_setup.data_source_problems`), a model
   directory or hub id that must be there (:func:`trainables.hub_checks.hub_model_problems`),
@@ -32,7 +35,7 @@ from typing import Any, Callable, Mapping, Optional
 class TrainableEntry:
     """Attributes:
         name: the ``trainable:`` value in a sweep spec.
-        module: module defining ``parse_config(mapping)`` and ``run_trial(config, report, *, resume, out_dir)``.
+        module: module defining ``TRAINABLE`` (:class:`trainables.protocol.Trainable`) of that name.
         metrics: metric names the trainable reports (a spec's ``metric`` must be one of them).
         smoke: config overrides for ``xaisweep run --smoke-test``.
     """
@@ -46,17 +49,23 @@ class TrainableEntry:
         return importlib.import_module(self.module)
 
     @property
+    def trainable(self):
+        """The module's :class:`trainables.protocol.Trainable` (config class, ``run``, ``preflight``)."""
+        return self.load().TRAINABLE
+
+    @property
     def parse_config(self) -> Callable[[Mapping[str, Any]], Any]:
-        return self.load().parse_config
+        return self.trainable.parse_config
 
     @property
     def run_trial(self) -> Callable[..., Any]:
-        return self.load().run_trial
+        """``run_trial(config, report, *, resume=None, out_dir=None)``: one trial in plain Python."""
+        return self.trainable.run_trial
 
     @property
     def preflight(self) -> Optional[Callable[[Any], list[str]]]:
-        """The module's ``preflight(cfg)`` hook, or ``None`` if it has none."""
-        return getattr(self.load(), "preflight", None)
+        """The trainable's ``preflight(cfg)`` hook (``[]`` when it needs no I/O check)."""
+        return self.trainable.preflight
 
 
 _CLASSIFIER_METRICS = tuple(
