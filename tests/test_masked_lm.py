@@ -81,7 +81,6 @@ def test_mlm_head_on_an_encoder_keeps_its_weights_and_ties_the_decoder(encoder_d
 def test_mlm_trainable_learns_and_saves_a_loadable_hf_directory(encoder_dir, text_file, tmp_path):
     from transformers import AutoModelForMaskedLM
 
-    from trainables import TRAINABLES
     from trainables.mlm import run_trial
 
     reports = []
@@ -89,7 +88,7 @@ def test_mlm_trainable_learns_and_saves_a_loadable_hf_directory(encoder_dir, tex
                warmup_ratio=0.0, max_length=16)
     result = run_trial(cfg, lambda m, c: reports.append(m), out_dir=tmp_path)
     final = reports[-1]
-    assert len(reports) == 3 and set(final) <= set(TRAINABLES["mlm"].metrics) | {"epoch"}
+    assert len(reports) == 3  # declared metrics: tests/test_trainable_contract.py
     assert final["heldout/accuracy"] > final["heldout/initial_accuracy"] + 0.3
     assert final["heldout/accuracy"] > 0.8
     mlm = AutoModelForMaskedLM.from_pretrained(tmp_path / "mlm")

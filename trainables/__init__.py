@@ -70,7 +70,7 @@ class TrainableEntry:
 
 _CLASSIFIER_METRICS = tuple(
     [f"{split}/{m}" for split in ("valid", "test") for m in ("accuracy", "f1", "roc_auc", "f1_pos")]
-    + ["test/corr", "test/corr_pooled", "train/loss", "train/ce", "train/reg", "train/step_time"]
+    + ["test/corr", "test/corr_pooled", "train/loss", "train/ce", "train/reg", "train/step_time", "train/lr"]
     + [f"best/valid_{m}" for m in ("accuracy", "f1", "roc_auc", "f1_pos")]
     + [f"test/rationale_{m}" for m in ("auprc", "avg_precision", "roc_auc", "documents")]
     # corr_epoch: the test metrics and both Corr.s at one fixed epoch for every method
@@ -128,9 +128,9 @@ RESTORABILITY_CANCEL_OUTS = ("pad", "zero_vector", "mask_token", "attention_mask
                              "uniform_marginalize")
 
 _FINETUNE_METRICS = tuple(
-    [f"{split}/{m}" for split in ("valid", "test") for m in ("accuracy", "f1", "roc_auc")]
+    [f"{split}/{m}" for split in ("valid", "test") for m in ("accuracy", "f1", "roc_auc", "f1_pos")]
     + [f"{split}/accuracy_{r}" for split in ("valid", "test") for r in ("A1", "A2", "A3")]
-    + ["train/loss", "train/ce", "train/reg", "train/step_time", "train/noise_ratio", "train/frac_changed"]
+    + ["train/loss", "train/ce", "train/reg", "train/step_time", "train/noise_ratio", "train/frac_changed", "train/lr"]
     + [f"best/valid_{m}" for m in ("accuracy", "f1", "roc_auc")]
 )
 
@@ -177,7 +177,7 @@ TRAINABLES: dict[str, TrainableEntry] = {
         name="bios_debias",
         module="trainables.bios_debias",
         metrics=_FINETUNE_METRICS + ("train/cancelled", "bias/gap_r", "bias/gap_p_value", "bias/mean_abs_gap",
-                                     "bias/n_professions", "train/lr"),
+                                     "bias/n_professions"),
         smoke={"epochs": 1, "synthetic_per_profession": 8, "max_eval_examples": 32, "max_length": 48,
                "batch_size": 8},
     ),

@@ -38,7 +38,7 @@ import torch
 from trainables.common_checks import training_problems
 from trainables.data_setup import SYNTHETIC, load_splits
 from trainables.data_setup import subsample as _subsample
-from trainables.finetune_artifacts import SAMPLE_WORDS, write_artifacts  # noqa: F401 - SAMPLE_WORDS: importable from here too
+from trainables.finetune_artifacts import SAMPLE_WORDS, write_artifacts  # noqa: F401 - SAMPLE_WORDS: re-exported
 from trainables.hub_checks import MINILM
 from trainables.protocol import (  # noqa: F401 - TrialResult: importable from here too
     Report,

@@ -210,9 +210,12 @@ def run(cfg: MLMTrialConfig, trial: Trial) -> TrialResult:
                     decay=True, max_grad_norm=cfg.max_grad_norm, selection_metric="accuracy"),
         steps_per_epoch=steps, device=device, loss_fn=masked_lm_loss,
     )
+    gen = torch.Generator().manual_seed(cfg.seed + 1)  # the training masks: its state is in the checkpoint
+    resume = trial.resume or {}
     if trial.resume is not None:
-        trainer.load_state_dict(trial.resume["trainer"])
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
+        trainer.load_state_dict(resume["trainer"])
+        if "mask_generator" in resume:
+            gen.set_state(resume["mask_generator"])
 
     def epoch_batches(epoch: int):
         start = time.perf_counter()
@@ -229,9 +232,10 @@ def run(cfg: MLMTrialConfig, trial: Trial) -> TrialResult:
     if trainer.epoch == 0 and not trainer.result.history:
         initial = evaluate(model)
     else:
-        initial = {}
-    history, final, checkpoint = fit_epochs(trainer, cfg, trial.report, epoch_batches=epoch_batches,
-                                            evaluate=evaluate, valid="heldout", selection_metric="accuracy")
+        initial = dict(resume.get("initial", {}))  # measured before the first epoch of the interrupted run
+    history, final, checkpoint = fit_epochs(
+        trainer, cfg, trial.report, epoch_batches=epoch_batches, evaluate=evaluate, valid="heldout",
+        selection_metric="accuracy", extra_state=lambda: {"mask_generator": gen.get_state(), "initial": dict(initial)})
     final["heldout/accuracy"] = trainer.result.best  # the saved (best-epoch) weights
     if initial:
         final["heldout/initial_accuracy"] = initial["accuracy"]
