@@ -27,15 +27,7 @@ from trainables.data_setup import (
     unlabeled_source_problems,
 )
 from trainables.hub_checks import MINILM, hub_model_problems
-from trainables.protocol import (  # noqa: F401 - TrialResult and resolve_device: importable from here too
-    Report,
-    Trainable,
-    Trial,
-    TrialResult,
-    fit_and_report,
-    resolve_device,
-    start_runtime,
-)
+from trainables.protocol import Report, Trainable, Trial, TrialResult, fit_and_report, resolve_device, start_runtime
 from xaicore.batching import SemiSupervisedBatches, batches
 from xaicore.data import KNOWN_DATASETS
 from xaicore.local_datasets import LOCAL_DATASETS, LOCAL_PREFIX

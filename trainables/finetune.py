@@ -40,15 +40,7 @@ from trainables.data_setup import SYNTHETIC, load_splits
 from trainables.data_setup import subsample as _subsample
 from trainables.finetune_artifacts import SAMPLE_WORDS, write_artifacts  # noqa: F401 - SAMPLE_WORDS: re-exported
 from trainables.hub_checks import MINILM
-from trainables.protocol import (  # noqa: F401 - TrialResult: importable from here too
-    Report,
-    Trainable,
-    Trial,
-    TrialResult,
-    fit_and_report,
-    resolve_device,
-    start_runtime,
-)
+from trainables.protocol import Report, Trainable, Trial, TrialResult, fit_and_report, resolve_device, start_runtime
 from xaicore.batching import batches
 from xaicore.data import KNOWN_DATASETS, TextDataset, load_dataset
 from xaicore.metrics import classification_metrics, predict
