@@ -27,8 +27,8 @@ from typing import Any, Mapping, Optional
 
 import torch
 
-from trainables.protocol import Trainable, Trial, TrialResult, fit_epochs, start_runtime
 from trainables.data_setup import SYNTHETIC, load_unlabeled
+from trainables.protocol import Trainable, Trial, TrialResult, fit_epochs, start_runtime
 from xaicore.masked_lm import (
     load_masked_lm,
     mask_tokens_for_mlm,
