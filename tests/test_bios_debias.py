@@ -6,7 +6,6 @@ import pytest
 import torch
 from torch import nn
 
-from trainables import TRAINABLES
 from xaicore.cancel_out import propose_candidates
 from xaicore.types import Batch
 
@@ -35,7 +34,6 @@ def test_trial_reports_the_gap_correlation_and_writes_fig7(tiny_dir, tmp_path, m
                synthetic_per_profession=8, epochs=1, batch_size=8, max_length=40, step_log=False)
     result = run_trial(cfg, lambda m, c: reports.append(m), out_dir=tmp_path)
     final = reports[-1]
-    assert set(final) - {"epoch", "best_epoch"} <= set(TRAINABLES["bios_debias"].metrics)
     assert final["bias/n_professions"] == 8 and "test/accuracy" in final
     assert final["train/cancelled"] >= 4  # names, pronouns and a title in every synthetic bio
     names = {p.name for p in result.artifacts}

