@@ -13,6 +13,7 @@ import torch
 from tests.tiny_transformer import WORDS, make_nli_files
 from trainables import TRAINABLES
 from trainables.protocol import BOOKKEEPING_KEYS, Trainable, Trial, TrialProtocolError, run_body
+from xaicore.state_io import load_state_file
 
 #: wall-clock measurements: not reproducible across runs
 TIMING = ("train/step_time", "restore/seconds/")
@@ -127,7 +128,7 @@ def test_smoke_config_runs_emits_declared_metrics_and_finishes_once(entry, asset
     assert trial.result.artifacts and all(p.exists() for p in trial.result.artifacts)
 
 
-def test_resumed_trial_ends_with_the_uninterrupted_final_metrics(entry, assets):
+def test_resumed_trial_ends_with_the_uninterrupted_final_metrics(entry, assets, tmp_path):
     config = {**base_config(entry.name, assets), **entry.smoke}
     if "epochs" not in {f for f in entry.trainable.config.__dataclass_fields__}:
         trial = run(entry, config)
@@ -136,7 +137,11 @@ def test_resumed_trial_ends_with_the_uninterrupted_final_metrics(entry, assets):
     config["epochs"] = 2
     full = run(entry, config)
     assert [m["epoch"] for m, _ in full.interim] == [1] and full.finals[0][0]["epoch"] == 2
-    resumed = run(entry, config, resume=full.interim[0][1])
+    # the checkpoint goes through a file as Ray stores it and is read back as the Ray wrapper reads it:
+    # tensors and plain types only (weights_only=True), never unpickled classes
+    torch.save(full.interim[0][1], tmp_path / "trial_state.pt")
+    checkpoint = load_state_file(tmp_path / "trial_state.pt", what="trial checkpoint")
+    resumed = run(entry, config, resume=checkpoint)
     assert resumed.interim == []
     assert reproducible(resumed.finals[0][0]) == reproducible(full.finals[0][0])
 
