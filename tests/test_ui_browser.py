@@ -64,16 +64,31 @@ def _sweep_store(home: Path) -> dict:
             "trials": trials}
 
 
+def _no_fsync(dbapi_conn, _record) -> None:
+    # test speed only: MLflow's schema is ~50 fsync'ed migrations (seconds on a busy disk)
+    if type(dbapi_conn).__module__.startswith("sqlite3"):
+        dbapi_conn.execute("PRAGMA synchronous=OFF")
+
+
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
-    """``xaisweep ui`` on the sweep's store (one uvicorn worker: 2 cores), stopped whatever happens."""
+    """``xaisweep ui`` on the sweep's store, stopped whatever happens."""
     if CHROMIUM is None:
         pytest.skip("chromium is not on PATH (apt-get install chromium): the real-browser test cannot run")
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
     home = tmp_path_factory.mktemp("ui")
-    store = _sweep_store(home / "xaisweep-runs")
+    event.listen(Engine, "connect", _no_fsync)
+    try:
+        store = _sweep_store(home / "xaisweep-runs")
+    finally:
+        event.remove(Engine, "connect", _no_fsync)
     port = _free_port()
     log = home / "ui.log"
-    env = {**os.environ, "MLFLOW_WORKERS": "1", "XAISWEEP_HOME": str(home / "xaisweep-runs"),
+    # one uvicorn worker and no job runner (GenAI judges): a lighter start on 2 shared cores
+    env = {**os.environ, "MLFLOW_WORKERS": "1", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+           "XAISWEEP_HOME": str(home / "xaisweep-runs"),
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "sweeps.cli", "ui", "--tracking-uri", store["uri"],
@@ -124,7 +139,7 @@ def rendered_text(url: str, profile: Path) -> str:
     """The visible text of ``url`` after Chromium ran its JavaScript (a fresh profile: MLflow's defaults)."""
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
            f"--user-data-dir={profile}", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-           "--virtual-time-budget=20000", "--dump-dom", url]
+           "--virtual-time-budget=10000", "--dump-dom", url]
     dom = subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=True).stdout
     parser = _Text()
     parser.feed(dom)
