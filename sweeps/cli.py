@@ -210,15 +210,15 @@ def cmd_ui(args: argparse.Namespace) -> int:
         for name, exp_id in experiments:
             print(f"  {name.ljust(width)}  {ui_link(server, exp_id)}")
     elif experiments is not None:
-        print(f"no experiment in {uri} yet; `xaisweep run` prints the link to its sweep")
+        print(f"no experiment in {uri} yet: run a sweep first (xaisweep run SPEC)")
     sys.stdout.flush()  # exec does not flush Python's buffers
     os.execv(sys.executable, cmd)
     return 0  # not reached
 
 
 def _experiments(uri: str) -> Optional[list[tuple[str, str]]]:
-    """(name, id) of the store's active experiments, MLflow's empty "Default" left out; ``None`` if the
-    store cannot be read (the server reports that itself)."""
+    """(name, id) of the store's active experiments, MLflow's own "Default" (xaisweep never logs there)
+    left out; ``None`` if the store cannot be read (the server reports that itself)."""
     from mlflow.tracking import MlflowClient
 
     try:
