@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from sweeps.mlflow_links import ui_link
 from sweeps.workdir import Workdir, resolve_tracking_uri
 
 
@@ -89,7 +90,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_best(args: argparse.Namespace) -> int:
-    from sweeps.results import best_configs, best_runs, export_best
+    from mlflow.tracking import MlflowClient
+
+    from sweeps.results import best_configs, best_runs, export_best, find_experiment
 
     uri = resolve_tracking_uri(args.tracking_uri, None, Workdir.default())
     try:
@@ -123,6 +126,7 @@ def cmd_best(args: argparse.Namespace) -> int:
         print("(* stopped early by ASHA" + (": at least one run of the configuration" if grouped else "") + ")")
     if grouped:
         print("(run_id: the configuration's best run; – : parameter inactive for that configuration)")
+    print(f"MLflow runs: {ui_link(uri, find_experiment(MlflowClient(uri), args.experiment).experiment_id)}")
     if args.export:
         doc = export_best(uri, args.experiment, Path(args.export), per_run=args.per_run)
         print(f"wrote {args.export} (run {doc['source_run_id']}); reproduce with: xaisweep reproduce {args.export}")
@@ -165,7 +169,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     for note in repro.notes:
         print(f"note: {note}")
     if repro.run_id:
-        print(f"logged reproduction run {repro.run_id}")
+        print(f"logged reproduction run {repro.run_id}: {ui_link(uri, repro.experiment_id, repro.run_id)}")
     return 0
 
 
@@ -183,6 +187,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"\nwrote {', '.join(str(f) for f in result.files)}")
+    if result.logged_to:
+        print(f"logged to the sweep's parent run under report/: {ui_link(uri, result.experiment_id, result.logged_to)}")
     return 0
 
 
@@ -195,9 +201,32 @@ def cmd_ui(args: argparse.Namespace) -> int:
     wd.artifacts.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
            "--default-artifact-root", wd.artifacts.resolve().as_uri(), "--host", args.host, "--port", str(args.port)]
-    print(f"MLflow UI on http://{args.host}:{args.port}  (Ctrl-C to stop)")
+    server = f"http://{args.host}:{args.port}"
+    print(f"MLflow UI on {server}  (Ctrl-C to stop)")
+    experiments = _experiments(uri)
+    if experiments:
+        print("runs of each experiment (classic view):")
+        width = max(len(name) for name, _ in experiments)
+        for name, exp_id in experiments:
+            print(f"  {name.ljust(width)}  {ui_link(server, exp_id)}")
+    elif experiments is not None:
+        print(f"no experiment in {uri} yet: run a sweep first (xaisweep run SPEC)")
+    sys.stdout.flush()  # exec does not flush Python's buffers
     os.execv(sys.executable, cmd)
     return 0  # not reached
+
+
+def _experiments(uri: str) -> Optional[list[tuple[str, str]]]:
+    """(name, id) of the store's active experiments, MLflow's own "Default" (xaisweep never logs there)
+    left out; ``None`` if the store cannot be read (the server reports that itself)."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        found = MlflowClient(uri).search_experiments()
+    except Exception as err:  # noqa: BLE001 - the links are a convenience, the server still starts
+        logging.getLogger(__name__).debug("cannot list the experiments of %s: %s", uri, err)
+        return None
+    return sorted((e.name, e.experiment_id) for e in found if not (e.experiment_id == "0" and e.name == "Default"))
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ import sys
 import time
 from typing import Any, Optional, Sequence
 
+from sweeps.mlflow_links import ui_link
 from sweeps.plan import (  # noqa: F401 - re-exported
     PreflightError,
     SweepPlan,
@@ -389,9 +390,9 @@ def _run_locked(plan: SweepPlan, *, address, resume, num_cpus, verbose, callback
 
 
 def run_link(tracking_uri: str, experiment_id: str, run_id: Optional[str]) -> str:
-    """A link to the run in the MLflow UI (``xaisweep ui`` serves the local store on port 5000)."""
-    base = tracking_uri.rstrip("/") if tracking_uri.startswith("http") else "http://127.0.0.1:5000"
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}" if run_id else f"{base}/#/experiments/{experiment_id}"
+    """A link to the run (the experiment's runs table without ``run_id``) in the classic MLflow UI
+    (``xaisweep ui`` serves the local store on port 5000): :func:`sweeps.mlflow_links.ui_link`."""
+    return ui_link(tracking_uri, experiment_id, run_id)
 
 
 __all__ = ["PreflightError", "SpecError", "SweepPlan", "plan_sweep", "run_sweep", "best_of", "run_link"]

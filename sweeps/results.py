@@ -305,6 +305,7 @@ class Reproduction:
     reproduced: list[dict[str, float]]
     run_id: Optional[str]
     notes: list[str] = field(default_factory=list)
+    experiment_id: Optional[str] = None  # the experiment ``run_id`` was logged to
 
     def summary(self) -> dict[str, tuple[float, float]]:
         out = {}
@@ -417,5 +418,5 @@ def reproduce(
         for j in range(0, len(batch), 500):
             client.log_batch(new.info.run_id, metrics=batch[j : j + 500])
         client.set_terminated(new.info.run_id, "FINISHED")
-        repro.run_id = new.info.run_id
+        repro.run_id, repro.experiment_id = new.info.run_id, experiment_id
     return repro

@@ -275,3 +275,13 @@ def test_errors(store, tmp_path):
         make_report(store.uri, "allfailed", tmp_path)
     with pytest.raises(ValueError, match="not a sweep launch"):
         make_report(store.uri, "centre", tmp_path, parent_run_id=store.sweeps["edge"]["parent"])
+
+
+def test_report_cli_prints_the_classic_page_of_the_parent_run_it_logged_to(store, tmp_path, capsys):
+    from sweeps import cli
+
+    sweep = store.sweeps["edge"]
+    assert cli.main(["report", "edge", "--out", str(tmp_path / "rep"), "--tracking-uri", store.uri]) == 0
+    out = capsys.readouterr().out
+    assert (f"logged to the sweep's parent run under report/: http://127.0.0.1:5000/#/experiments/{sweep['exp']}"
+            f"/runs/{sweep['parent']}?workflowType=machine_learning") in out

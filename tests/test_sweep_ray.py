@@ -206,7 +206,8 @@ def test_cli_prints_best_trial_with_mlflow_link(sweep):
     out = sweep["stdout"]
     best = run_of(sweep, GOOD)
     assert "3 trials, 2 finished, 1 failed" in out
-    assert f"http://127.0.0.1:5000/#/experiments/{sweep['experiment'].experiment_id}/runs/{best.info.run_id}" in out
+    assert (f"http://127.0.0.1:5000/#/experiments/{sweep['experiment'].experiment_id}/runs/{best.info.run_id}"
+            "?workflowType=machine_learning") in out  # the classic run page, not MLflow 3's GenAI one
     assert f"xaisweep reproduce {best.info.run_id}" in out
 
 
