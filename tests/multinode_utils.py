@@ -258,16 +258,20 @@ class MlflowServer:
 
     @classmethod
     def start(cls, root: Path, *, env: Optional[Mapping[str, str]] = None, app_name: Optional[str] = None,
-              timeout: float = 90) -> "MlflowServer":
+              timeout: float = 90, port: Optional[int] = None) -> "MlflowServer":
+        """Start a server on ``port`` (a free one if ``None``; the same ``root`` and port restart
+        a stopped server on its store)."""
         root.mkdir(parents=True, exist_ok=True)
         artifacts = root / "artifacts"
-        port = free_port()
+        port = port or free_port()
         cmd = [MLFLOW, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
                "--artifacts-destination", str(artifacts)]
         if app_name:
             cmd += ["--app-name", app_name]
         log = root / "mlflow-server.log"
+        if log.exists():  # a restart: keep the earlier server's log
+            log.rename(log.with_name(f"mlflow-server.{time.time_ns()}.log"))
         server_env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
         # no GenAI job runners (7 extra Python processes): a sweep never submits server jobs
         server_env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
@@ -293,6 +297,10 @@ class MlflowServer:
             time.sleep(0.3)
         server.stop()
         raise RuntimeError(f"mlflow server did not answer within {timeout} s:\n{_tail(log)}")
+
+    @property
+    def port(self) -> int:
+        return int(self.uri.rsplit(":", 1)[1])
 
     def stop(self) -> None:
         kill_session(self.sid, grace=3.0)

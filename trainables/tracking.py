@@ -4,6 +4,12 @@ One MLflow experiment per sweep name, one parent run per launch (created by
 the launcher), one child run per Ray trial. A retried or resumed trial
 re-opens *its* child run (found by the ``ray_trial_id`` tag) and skips
 epochs already logged, so nothing is lost or duplicated.
+
+Every call goes through MLflow's HTTP client, which retries a refused or broken request
+(``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, ``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR``; docs/cluster.md,
+"Tracking-server outages"). A retry may repeat a request the server had already carried out:
+a metric batch is resent as it was (same timestamps), which the SQL store stores once; a
+repeated ``create_run`` makes a second run, which :class:`TrialRun` deletes.
 """
 from __future__ import annotations
 
@@ -226,11 +232,27 @@ class TrialRun:
             run = self.client.create_run(experiment_id, tags=base_tags, run_name=run_name)
             self.run_id = run.info.run_id
             self.resumed = False
+            self._drop_duplicate_runs(trial_id, parent_run_id)
         if self.resumed:
             self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in base_tags.items()
                                                      if k not in ("mlflow.parentRunId",)])
         self._logged_steps = self._existing_steps()
         self.finished = False
+
+    def _drop_duplicate_runs(self, trial_id: str, parent_run_id: Optional[str]) -> None:
+        """Delete the other runs of this trial that appeared while this one was created.
+
+        ``create_run`` is not idempotent: when its request reached the server but the reply
+        was lost (server or network dying mid-request), MLflow's client retries it and the
+        server creates a second run. The trial had no run just before, so every other run of
+        it now is such a twin (empty, RUNNING forever, and, being the older one, what a
+        retried attempt would re-open): ended KILLED, tagged ``duplicate_of``, deleted.
+        """
+        for run in find_trial_runs(self.client, self.experiment_id, trial_id, parent_run_id):
+            if run.info.run_id != self.run_id:
+                self.client.set_tag(run.info.run_id, "duplicate_of", self.run_id)
+                self.client.set_terminated(run.info.run_id, status="KILLED")
+                self.client.delete_run(run.info.run_id)
 
     def _existing_steps(self) -> set[int]:
         if not self.resumed:
