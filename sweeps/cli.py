@@ -23,7 +23,7 @@ def _print_problems(err: Exception | str) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sweeps.launcher import PreflightError, plan_sweep, run_link, run_sweep
+    from sweeps.launcher import PreflightError, TrackingUnavailable, plan_sweep, run_link, run_sweep
     from sweeps.preflight import check_raw_spec_config
     from sweeps.spec import SpecError, load_spec
     from trainables import TRAINABLES
@@ -53,6 +53,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                             num_cpus=args.num_cpus, verbose=0 if args.quiet else 1)
     except PreflightError as err:
         return _print_problems(err)
+    except TrackingUnavailable as err:
+        print(f"error: {err}".replace("SPEC", args.spec), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # a second Ctrl-C, or one before Tune took over SIGINT
         print(f"\ninterrupted; finish the sweep with: xaisweep run {args.spec} --resume", file=sys.stderr)
         return 130

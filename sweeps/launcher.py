@@ -319,7 +319,10 @@ def _start_ray(plan: SweepPlan, address: Optional[str], num_cpus: Optional[int],
 
     if ray.is_initialized():
         return False
-    env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "RAY_AIR_NEW_OUTPUT": os.environ.get("RAY_AIR_NEW_OUTPUT", "1")}}
+    env_vars = {"TOKENIZERS_PARALLELISM": "false", "RAY_AIR_NEW_OUTPUT": os.environ.get("RAY_AIR_NEW_OUTPUT", "1")}
+    # the tracking-server retry policy set for the driver holds in every trial, on every node
+    env_vars.update({k: v for k, v in os.environ.items() if k.startswith(MLFLOW_RETRY_ENV_PREFIX)})
+    env = {"env_vars": env_vars}
     kwargs: dict[str, Any] = {"runtime_env": env, "log_to_driver": verbose > 0}
     if address:
         kwargs["address"] = address
@@ -359,6 +362,7 @@ def _fit_resources(plan: SweepPlan, *, local: bool) -> SweepPlan:
 
 def _run_locked(plan: SweepPlan, *, address, resume, num_cpus, verbose, callbacks) -> SweepOutcome:
     import ray
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     started_ray = _start_ray(plan, address, num_cpus, verbose)
@@ -384,9 +388,24 @@ def _run_locked(plan: SweepPlan, *, address, resume, num_cpus, verbose, callback
         raise
     try:
         return _close_launch(plan, client, launch, results, restored=bool(launch.get("resumed")))
+    except (MlflowException, OSError) as err:  # requests' errors are OSErrors
+        raise TrackingUnavailable(
+            f"the sweep ran ({len(results)} trials, saved under {plan.experiment_dir}) but the tracking server "
+            f"{plan.tracking_uri} did not answer while the launch was being closed ({err}). Nothing Ray saved is "
+            f"lost: once the server is back, `xaisweep run SPEC --resume` closes the launch (it re-runs no "
+            f"finished trial)") from None
     finally:
         if started_ray:
             ray.shutdown()
+
+
+#: MLflow's HTTP retry settings (MLFLOW_HTTP_REQUEST_MAX_RETRIES, ..._BACKOFF_FACTOR, ..._TIMEOUT, ...),
+#: passed from the driver's environment to every trial (docs/cluster.md, "Tracking-server outages")
+MLFLOW_RETRY_ENV_PREFIX = "MLFLOW_HTTP_REQUEST_"
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking server did not answer after the trials ran (the launch can be closed with ``--resume``)."""
 
 
 def run_link(tracking_uri: str, experiment_id: str, run_id: Optional[str]) -> str:
@@ -395,4 +414,4 @@ def run_link(tracking_uri: str, experiment_id: str, run_id: Optional[str]) -> st
     return ui_link(tracking_uri, experiment_id, run_id)
 
 
-__all__ = ["PreflightError", "SpecError", "SweepPlan", "plan_sweep", "run_sweep", "best_of", "run_link"]
+__all__ = ["PreflightError", "SpecError", "TrackingUnavailable", "SweepPlan", "plan_sweep", "run_sweep", "best_of", "run_link"]

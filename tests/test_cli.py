@@ -259,3 +259,34 @@ def test_a_second_driver_of_the_same_sweep_stops_before_ray(tmp_path, capsys):
             assert rc == 2 and "is running in another driver (pid" in err and "--name" in err, err
     finally:
         holder.release()
+
+
+def test_the_drivers_mlflow_retry_policy_reaches_every_trial(monkeypatch, tmp_path):
+    """MLFLOW_HTTP_REQUEST_* of the driver go into Ray's runtime_env: trials on other nodes retry as long."""
+    from sweeps import launcher
+
+    seen = {}
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: seen.update(kwargs))
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "10")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    from sweeps.spec import load_spec
+
+    plan = launcher.plan_sweep(load_spec(write(tmp_path / "s.yaml")))
+    launcher._start_ray(plan, None, 1, 0)
+    env = seen["runtime_env"]["env_vars"]
+    assert env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "10" and env["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "30"
+
+
+def test_a_tracking_server_down_at_the_end_of_a_sweep_is_one_message(monkeypatch, tmp_path, capsys):
+    from sweeps import launcher
+
+    def down(*args, **kwargs):
+        raise launcher.TrackingUnavailable("the sweep ran (2 trials, ...) but the tracking server http://h:5000 did not "
+                                           "answer ...: `xaisweep run SPEC --resume` closes the launch")
+
+    monkeypatch.setattr(launcher, "run_sweep", down)
+    spec = write(tmp_path / "s.yaml")
+    rc, out, err = run(capsys, "run", str(spec))
+    assert rc == 1 and "Traceback" not in err
+    assert f"`xaisweep run {spec} --resume` closes the launch" in err
