@@ -203,7 +203,11 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return 0
     wd.artifacts.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-           "--default-artifact-root", wd.artifacts.resolve().as_uri(), "--host", args.host, "--port", str(args.port)]
+           "--default-artifact-root", wd.artifacts.resolve().as_uri(), "--host", args.host, "--port", str(args.port),
+           "--workers", str(args.workers)]
+    # MLflow's job runner serves GenAI features (scorers, ...) xaisweep never uses; on a small machine it costs
+    # most of the UI's start-up. A user who wants it sets the variable.
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     server = f"http://{args.host}:{args.port}"
     print(f"MLflow UI on {server}  (Ctrl-C to stop)")
     experiments = _experiments(uri)
@@ -317,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
     ui.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the work dir's)")
+    ui.add_argument("--workers", type=int, default=1,
+                    help="server worker processes (default 1: one person's UI; MLflow's own default is 4)")
     ui.set_defaults(func=cmd_ui)
     return p
 

@@ -86,9 +86,8 @@ def ui(tmp_path_factory):
         event.remove(Engine, "connect", _no_fsync)
     port = _free_port()
     log = home / "ui.log"
-    # one uvicorn worker and no job runner (GenAI judges): a lighter start on 2 shared cores
-    env = {**os.environ, "MLFLOW_WORKERS": "1", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-           "XAISWEEP_HOME": str(home / "xaisweep-runs"),
+    # `xaisweep ui` as a user starts it (its defaults: one worker, no job runner)
+    env = {**os.environ, "XAISWEEP_HOME": str(home / "xaisweep-runs"),
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "sweeps.cli", "ui", "--tracking-uri", store["uri"],
