@@ -28,7 +28,7 @@ import torch
 
 from trainables.classifier import Report, TrialResult, resolve_device
 from trainables.config import build_config
-from trainables.data_setup import SYNTHETIC, load_unlabeled
+from trainables.data_setup import SYNTHETIC, dropped_metrics, load_unlabeled, unlabeled_source_problems
 from xaicore.masked_lm import (
     load_masked_lm,
     mask_tokens_for_mlm,
@@ -63,6 +63,8 @@ class MLMTrialConfig:
         texts: the text source (a ``.txt`` file, ``synthetic``, a dataset key or file).
         extra_texts: a second source appended to it (e.g. the task's training texts), or None.
         max_sentences: seeded subset of the pooled sentences (None: all).
+        drop_empty: drop the rows with an empty text of a data-file source (``data/dropped_empty.<key>``
+            counts them); ``false``: such a row is an error naming its line (``.txt`` files skip blank lines).
         heldout: sentences held out for the masked-accuracy evaluation.
         max_length: sub-word tokens per sentence (incl. [CLS]/[SEP]).
         mask_prob: share of content tokens masked (BERT 80/10/10 in training, all [MASK] in evaluation).
@@ -75,6 +77,7 @@ class MLMTrialConfig:
     texts: str = SYNTHETIC
     extra_texts: Optional[str] = None
     max_sentences: Optional[int] = None
+    drop_empty: bool = False
     heldout: int = 500
     max_length: int = 64
     mask_prob: float = 0.15
@@ -134,6 +137,8 @@ def preflight(config: Mapping[str, Any]) -> list[str]:
     for key, source in (("texts", cfg.texts), ("extra_texts", cfg.extra_texts)):
         if source and source != SYNTHETIC and "." in Path(source).name and not Path(source).is_file():
             problems.append(f"{key}: no such file {source!r}")
+        elif source and Path(source).is_file() and not source.endswith(".txt"):  # every line of a data file
+            problems += unlabeled_source_problems(source, what=key, drop_empty=cfg.drop_empty)
     return problems
 
 
@@ -146,12 +151,16 @@ def clean_text(text: str, unk_token: str) -> str:
     return text.replace("<unk>", unk_token)
 
 
-def load_sentences(cfg: MLMTrialConfig, unk_token: str) -> list[str]:
+def load_sentences(cfg: MLMTrialConfig, unk_token: str, dropped: Optional[dict[str, int]] = None) -> list[str]:
+    """The pooled, shuffled sentences; ``dropped[key]``: rows ``drop_empty`` dropped from a data-file source."""
     pooled: list[str] = []
-    for source in (cfg.texts, cfg.extra_texts):
+    for key, source in (("texts", cfg.texts), ("extra_texts", cfg.extra_texts)):
         if not source:
             continue
-        pooled += [clean_text(t, unk_token) for t in load_unlabeled(source, seed=cfg.seed).texts]
+        data = load_unlabeled(source, seed=cfg.seed, drop_empty=cfg.drop_empty)
+        if dropped is not None and cfg.drop_empty and Path(source).is_file() and not str(source).endswith(".txt"):
+            dropped[key] = data.dropped_empty
+        pooled += [clean_text(t, unk_token) for t in data.texts]
     rng = random.Random(cfg.seed)
     rng.shuffle(pooled)
     if cfg.max_sentences is not None:
@@ -210,7 +219,8 @@ def run_trial(
         model, tok = load_masked_lm(path)
     else:
         model, tok = masked_lm_from_encoder(path, num_layers=cfg.num_layers)
-    sentences = load_sentences(cfg, tok.unk_token)
+    dropped: dict[str, int] = {}
+    sentences = load_sentences(cfg, tok.unk_token, dropped)
     heldout_rows = encode(tok, sentences[: cfg.heldout], cfg.max_length)
     train_rows = encode(tok, sentences[cfg.heldout :], cfg.max_length)
     specials = special_token_ids(tok)
@@ -259,6 +269,7 @@ def run_trial(
     trainer.fit(epoch_batches, evaluate, on_epoch_end=on_epoch_end)
     final = dict(history[-1]) if history else {"epoch": trainer.epoch}
     final["heldout/accuracy"] = trainer.result.best  # the saved (best-epoch) weights
+    final.update(dropped_metrics(dropped))
     if initial:
         final["heldout/initial_accuracy"] = initial["accuracy"]
     artifacts: list[Path] = []
