@@ -133,11 +133,11 @@ def preflight(cfg: Mapping[str, Any] | BiosDebiasConfig) -> list[str]:
                                         drop_empty=cfg.drop_empty, batch_size=cfg.batch_size,
                                         valid_fraction=cfg.valid_fraction)
             problems += data
-            if not data:  # every line loads: the gender column and values
-                try:
-                    load_bios(str(path), gender_column=cfg.gender_column, text_column=cfg.text_column,
-                              label_column=cfg.label_column, drop_empty=cfg.drop_empty)
-                except ValueError as err:
+            try:  # the gender column and its values
+                load_bios(str(path), gender_column=cfg.gender_column, text_column=cfg.text_column,
+                          label_column=cfg.label_column, drop_empty=cfg.drop_empty)
+            except ValueError as err:
+                if not any(str(err) in line for line in data):  # not a problem of the file check above
                     problems.append(f"dataset: {err}")
     return problems
 

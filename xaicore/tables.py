@@ -235,7 +235,7 @@ def _build(
     text_col, pair_col = roles["text"], roles.get("text_pair")
     rows, problems, dropped = _text_checks(columns, rows, text_col, pair_col, drop_empty=drop_empty, at=at, src=src)
     if problems:
-        raise ValueError(problems[0])
+        raise ValueError(problems[0][1])
     if not rows:
         raise ValueError(f"{src}: empty dataset (no rows left after reading and filtering)")
     texts = [columns[text_col][i] for i in rows]
@@ -270,14 +270,15 @@ def _build(
 def _text_checks(
     columns: Mapping[str, Sequence[Any]], rows: Iterable[int], text_col: str, pair_col: Optional[str], *,
     drop_empty: bool, at, src: str,
-) -> tuple[list[int], list[str], int]:
-    """The per-row text checks of :func:`_build` and :func:`validate_table`: ``(kept rows, problems, dropped)``.
+) -> tuple[list[int], list[tuple[int, str]], int]:
+    """The per-row text checks of :func:`_build` and :func:`validate_table`: ``(kept rows, problems, dropped)``
+    (a problem is ``(row, message)``).
 
     A text (or text pair) cell must be a string; an empty / whitespace-only one is a problem
     naming the line, or, with ``drop_empty``, the row is dropped (and counted).
     """
     kept: list[int] = []
-    problems: list[str] = []
+    problems: list[tuple[int, str]] = []
     dropped = 0
     for i in rows:
         bad, empty = None, False
@@ -296,7 +297,7 @@ def _text_checks(
             if bad:
                 break
         if bad:
-            problems.append(bad)
+            problems.append((i, bad))
         elif empty:
             dropped += 1
         else:
@@ -336,7 +337,7 @@ def _read_file(path: Path) -> dict[str, list]:
     return _read_table(path)[0]
 
 
-def _raise(message: str) -> None:
+def _raise(line: int, message: str) -> None:
     raise ValueError(message)
 
 
@@ -369,7 +370,7 @@ def _csv_rows(path: Path, problem, max_rows: Optional[int] = None):
     """``(header, rows)`` of a .csv / .tsv file: ``rows`` yields ``(line, fields)`` of every data row.
 
     A UTF-8 byte-order mark is dropped; blank lines are skipped; a row whose field count differs
-    from the header's goes to ``problem(message)`` (which raises, or collects and the row is
+    from the header's goes to ``problem(line, message)`` (which raises, or collects and the row is
     skipped). An empty file or a duplicate column name raises :class:`ValueError`.
     """
     f = path.open(newline="", encoding="utf-8-sig")
@@ -400,7 +401,7 @@ def _csv_rows(path: Path, problem, max_rows: Optional[int] = None):
                 if not r:
                     continue
                 if len(r) != width:
-                    problem(f"{where}: line {start} has {len(r)} fields but the header has {width}")
+                    problem(start, f"{where}: line {start} has {len(r)} fields but the header has {width}")
                     continue
                 yield start, r
                 n += 1
@@ -414,7 +415,7 @@ def _jsonl_records(path: Path, problem, max_rows: Optional[int] = None):
     """``(line, record)`` of every non-blank line of a .jsonl file (a UTF-8 byte-order mark is dropped).
 
     Invalid JSON, a record that is not an object and a key given twice in one object go to
-    ``problem(message)`` (which raises, or collects and the line is skipped).
+    ``problem(line, message)`` (which raises, or collects and the line is skipped).
     """
     where, n = str(path), 0
     with path.open(encoding="utf-8-sig") as f:
@@ -424,13 +425,13 @@ def _jsonl_records(path: Path, problem, max_rows: Optional[int] = None):
             try:
                 record = json.loads(line, object_pairs_hook=_no_duplicate_keys)
             except _DuplicateKey as dup:
-                problem(f"{where}: line {lineno}: duplicate key {str(dup)!r} in one JSON record")
+                problem(lineno, f"{where}: line {lineno}: duplicate key {str(dup)!r} in one JSON record")
                 continue
             except json.JSONDecodeError as e:
-                problem(f"{where}: invalid JSON on line {lineno}: {e}")
+                problem(lineno, f"{where}: invalid JSON on line {lineno}: {e}")
                 continue
             if not isinstance(record, dict):
-                problem(f"{where}: line {lineno}: expected one JSON object per record, got {type(record).__name__}")
+                problem(lineno, f"{where}: line {lineno}: expected one JSON object per record, got {type(record).__name__}")
                 continue
             yield lineno, record
             n += 1
@@ -583,20 +584,25 @@ def validate_table(
         if len(found) < max_problems:
             found.append(message)
 
+    pending: list[tuple[int, str]] = []  # reader problems of the current chunk, reported in line order with its rows
+
+    def read_problem(line: int, message: str) -> None:
+        pending.append((line, message))
+
     try:
         if ext in (".csv", ".tsv", ".jsonl", ".json"):
             bad = utf8_problem(path)
             if bad:
                 raise ValueError(bad)
         if ext in (".csv", ".tsv"):
-            header, body = _csv_rows(path, problem, max_rows)
+            header, body = _csv_rows(path, read_problem, max_rows)
             roles = resolve_roles(columns, "label" in header)
             keys: Optional[set] = set(header)
             records = ((line, dict(zip(header, r))) for line, r in body)
         elif ext == ".jsonl":
             roles = resolve_roles(columns, True)  # a label column is known only at the end
             keys = None
-            records = _jsonl_records(path, problem, max_rows)
+            records = _jsonl_records(path, read_problem, max_rows)
         else:
             table, _ = _read_table(path, max_rows)
             roles = resolve_roles(columns, "label" in table)
@@ -632,21 +638,24 @@ def validate_table(
             rows = [i for i in range(len(chunk)) if all(_matches(cols[c][i], v) for c, v in filters.items())]
             kept, bad_rows, dropped = _text_checks(cols, rows, text_col, pair_col, drop_empty=drop_empty, at=at,
                                                    src=where)
-            for message in bad_rows:
-                problem(message)
+            order = lambda i: lines[i] if lines[i] is not None else base + i  # noqa: E731
+            bad = [(order(i), message) for i, message in bad_rows] + pending
+            pending.clear()
             counts["dropped"] += dropped
             for i in kept:
                 if rationale_col is not None:
                     try:
                         _parse_rationale(cols[rationale_col][i], cols[text_col][i], f"{where} {at(i)}")
                     except ValueError as err:
-                        problem(str(err))
+                        bad.append((order(i), str(err)))
                         continue
                 if label_col is not None:
                     raw_labels.append(cols[label_col][i])
                     label_locs.append(at(i))
                 counts["rows"] += 1
             counts["read"] += len(chunk)
+            for _, message in sorted(bad, key=lambda b: b[0]):
+                problem(message)
 
         chunk: list = []
         for line, record in records:
