@@ -17,17 +17,9 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
 from xaicore.hub_datasets import KNOWN_DATASETS, HubDatasetSpec, _load_hub
-from xaicore.tables import (
-    MAX_PROBLEMS_PER_FILE,
-    _EXTENSIONS,
-    TableCheck,
-    _build,
-    _read_table,
-    resolve_roles,
-    evidence_to_rationale,
-    utf8_problem,
-    validate_table,
-)
+from xaicore.table_check import MAX_PROBLEMS_PER_FILE, TableCheck, validate_table
+from xaicore.table_files import EXTENSIONS, read_table, utf8_problem
+from xaicore.tables import _build, evidence_to_rationale, resolve_roles
 from xaicore.text_dataset import TextDataset
 
 __all__ = [
@@ -108,16 +100,16 @@ def load_dataset(
             raise ValueError(f"path {path_str!r} has a '{{split}}' placeholder but no split was given")
         path_str = path_str.replace("{split}", split)
     path = Path(path_str)
-    if path.suffix.lower() not in _EXTENSIONS:
+    if path.suffix.lower() not in EXTENSIONS:
         if isinstance(source, str) and not path.suffix and not path.exists():
             raise ValueError(
                 f"unknown dataset {path_str!r}: not a key of KNOWN_DATASETS {sorted(KNOWN_DATASETS)} "
-                f"and not a file path with extension in {list(_EXTENSIONS)}"
+                f"and not a file path with extension in {list(EXTENSIONS)}"
             )
-        raise ValueError(f"{path_str}: unsupported file extension {path.suffix!r}; supported: {list(_EXTENSIONS)}")
+        raise ValueError(f"{path_str}: unsupported file extension {path.suffix!r}; supported: {list(EXTENSIONS)}")
     if not path.is_file():
         raise ValueError(f"file not found: {path_str}")
-    data, lines = _read_table(path, max_rows=max_rows)
+    data, lines = read_table(path, max_rows=max_rows)
     roles = resolve_roles(columns, "label" in data)
     name = path.stem if split is None else f"{path.stem}:{split}"
     return _build(data, roles, name=name, label_names=label_names, filters=filters, where=str(path), lines=lines,
