@@ -12,6 +12,8 @@ MODULES = [
     "xaicore.data",
     "xaicore.text_dataset",
     "xaicore.tables",
+    "xaicore.table_files",
+    "xaicore.table_check",
     "xaicore.hub_datasets",
     "xaicore.local_datasets",
     "xaicore.sentences",

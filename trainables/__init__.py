@@ -14,7 +14,8 @@ A trainable module defines ``TRAINABLE`` (a :class:`trainables.protocol.Trainabl
   ``run_trial(config, report, *, resume=None, out_dir=None)`` runs it in plain Python.
 * ``preflight(cfg) -> list[str]``: the checks that need I/O, run by
   ``xaisweep run`` on the driver before Ray starts (:func:`sweeps.preflight.check_trial_io`):
-  dry-load the data files (:func:`trainables.data_setup.data_source_problems`), a model
+  validate every line of the data files and the splits' consistency
+  (:func:`trainables.data_setup.data_source_problems`, cached per file), a model
   directory or hub id that must be there (:func:`trainables.hub_checks.hub_model_problems`),
   WordNet installed, ... ``cfg`` is the parsed config. It is called for the base config and
   for every distinct config of the search space's categorical values (under ``--smoke-test``

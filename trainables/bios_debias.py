@@ -126,11 +126,20 @@ def preflight(cfg: BiosDebiasConfig) -> list[str]:
         if not path.is_file():
             problems.append(f"dataset: no such file {str(path)!r}")
         else:
-            try:
+            from trainables.data_setup import data_source_problems
+
+            columns = cfg.columns or {"text": cfg.text_column, "label": cfg.label_column}
+            data = data_source_problems(cfg.dataset, columns=columns, train_split=cfg.train_split,
+                                        valid_split=cfg.valid_split, test_split=cfg.test_split,
+                                        drop_empty=cfg.drop_empty, batch_size=cfg.batch_size,
+                                        valid_fraction=cfg.valid_fraction)
+            problems += data
+            try:  # the gender column and its values
                 load_bios(str(path), gender_column=cfg.gender_column, text_column=cfg.text_column,
-                          label_column=cfg.label_column)
+                          label_column=cfg.label_column, drop_empty=cfg.drop_empty)
             except ValueError as err:
-                problems.append(f"dataset: {err}")
+                if not any(str(err) in line for line in data):  # not a problem of the file check above
+                    problems.append(f"dataset: {err}")
     return problems
 
 

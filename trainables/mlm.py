@@ -27,8 +27,8 @@ from typing import Any, Mapping, Optional
 
 import torch
 
-from trainables.data_setup import SYNTHETIC, load_unlabeled
 from trainables.protocol import Trainable, Trial, TrialResult, fit_epochs, start_runtime
+from trainables.data_setup import SYNTHETIC, dropped_metrics, load_unlabeled, unlabeled_source_problems
 from xaicore.masked_lm import (
     load_masked_lm,
     mask_tokens_for_mlm,
@@ -62,6 +62,8 @@ class MLMTrialConfig:
         texts: the text source (a ``.txt`` file, ``synthetic``, a dataset key or file).
         extra_texts: a second source appended to it (e.g. the task's training texts), or None.
         max_sentences: seeded subset of the pooled sentences (None: all).
+        drop_empty: drop the rows with an empty text of a data-file source (``data/dropped_empty.<key>``
+            counts them); ``false``: such a row is an error naming its line (``.txt`` files skip blank lines).
         heldout: sentences held out for the masked-accuracy evaluation.
         max_length: sub-word tokens per sentence (incl. [CLS]/[SEP]).
         mask_prob: share of content tokens masked (BERT 80/10/10 in training, all [MASK] in evaluation).
@@ -74,6 +76,7 @@ class MLMTrialConfig:
     texts: str = SYNTHETIC
     extra_texts: Optional[str] = None
     max_sentences: Optional[int] = None
+    drop_empty: bool = False
     heldout: int = 500
     max_length: int = 64
     mask_prob: float = 0.15
@@ -127,6 +130,8 @@ def preflight(cfg: MLMTrialConfig) -> list[str]:
     for key, source in (("texts", cfg.texts), ("extra_texts", cfg.extra_texts)):
         if source and source != SYNTHETIC and "." in Path(source).name and not Path(source).is_file():
             problems.append(f"{key}: no such file {source!r}")
+        elif source and Path(source).is_file() and not source.endswith(".txt"):  # every line of a data file
+            problems += unlabeled_source_problems(source, what=key, drop_empty=cfg.drop_empty)
     return problems
 
 
@@ -141,12 +146,16 @@ def clean_text(text: str, unk_token: str) -> str:
     return text.replace("<unk>", unk_token)
 
 
-def load_sentences(cfg: MLMTrialConfig, unk_token: str) -> list[str]:
+def load_sentences(cfg: MLMTrialConfig, unk_token: str, dropped: Optional[dict[str, int]] = None) -> list[str]:
+    """The pooled, shuffled sentences; ``dropped[key]``: rows ``drop_empty`` dropped from a data-file source."""
     pooled: list[str] = []
-    for source in (cfg.texts, cfg.extra_texts):
+    for key, source in (("texts", cfg.texts), ("extra_texts", cfg.extra_texts)):
         if not source:
             continue
-        pooled += [clean_text(t, unk_token) for t in load_unlabeled(source, seed=cfg.seed).texts]
+        data = load_unlabeled(source, seed=cfg.seed, drop_empty=cfg.drop_empty)
+        if dropped is not None and cfg.drop_empty and Path(source).is_file() and not str(source).endswith(".txt"):
+            dropped[key] = data.dropped_empty
+        pooled += [clean_text(t, unk_token) for t in data.texts]
     rng = random.Random(cfg.seed)
     rng.shuffle(pooled)
     if cfg.max_sentences is not None:
@@ -197,7 +206,8 @@ def run(cfg: MLMTrialConfig, trial: Trial) -> TrialResult:
         model, tok = load_masked_lm(path)
     else:
         model, tok = masked_lm_from_encoder(path, num_layers=cfg.num_layers)
-    sentences = load_sentences(cfg, tok.unk_token)
+    dropped: dict[str, int] = {}
+    sentences = load_sentences(cfg, tok.unk_token, dropped)
     heldout_rows = encode(tok, sentences[: cfg.heldout], cfg.max_length)
     train_rows = encode(tok, sentences[cfg.heldout :], cfg.max_length)
     specials = special_token_ids(tok)
@@ -237,6 +247,7 @@ def run(cfg: MLMTrialConfig, trial: Trial) -> TrialResult:
         trainer, cfg, trial.report, epoch_batches=epoch_batches, evaluate=evaluate, valid="heldout",
         selection_metric="accuracy", extra_state=lambda: {"mask_generator": gen.get_state(), "initial": dict(initial)})
     final["heldout/accuracy"] = trainer.result.best  # the saved (best-epoch) weights
+    final.update(dropped_metrics(dropped))
     if initial:
         final["heldout/initial_accuracy"] = initial["accuracy"]
     artifacts: list[Path] = []

@@ -32,6 +32,7 @@ import torch
 from trainables import RESTORABILITY_CANCEL_OUTS
 from xaicore.cancel_out import CANCEL_OUT_REGISTRY
 from trainables.protocol import Trainable, Trial, TrialResult, start_runtime
+from trainables.data_setup import dropped_metrics, log_dropped
 from xaicore.restorability import RESTORABILITY_METHODS, restorability, summarize
 from xaicore.types import Batch
 
@@ -52,6 +53,8 @@ class RestorabilityTrialConfig:
         dataset: a known dataset key (``sst2``) or a local file, ``{split}`` placeholder allowed.
         split: the split sampled (paper: test).
         text_column: text column of a local file.
+        drop_empty: drop a local file's rows with an empty text (``data/dropped_empty.<split>`` counts them);
+            ``false``: such a row is an error naming its line.
         n_tokens: (sentence, token) pairs sampled (paper: 9,000 SST, 5,000 BIOS).
         methods: ``original`` and cancel-out methods (all but ``delete``).
         k: marginalization candidates (paper: 10).
@@ -64,6 +67,7 @@ class RestorabilityTrialConfig:
     dataset: str = "sst2"
     split: str = "test"
     text_column: str = "text"
+    drop_empty: bool = False
     n_tokens: int = 9000
     methods: tuple = RESTORABILITY_METHODS
     k: int = 10
@@ -157,6 +161,16 @@ def preflight(cfg: RestorabilityTrialConfig) -> list[str]:
         problems += data_source_problems(cfg.dataset)  # a hub key: cached, or the hub answers
     elif not Path(cfg.dataset.replace("{split}", cfg.split)).is_file():
         problems.append(f"dataset: {cfg.dataset!r} is not a known dataset and no such file (split {cfg.split!r})")
+    else:  # every line of the file the trial samples from
+        from trainables.data_setup import check_file
+
+        try:
+            check = check_file(cfg.dataset.replace("{split}", cfg.split), columns={"text": cfg.text_column},
+                               drop_empty=cfg.drop_empty)
+        except ValueError as err:
+            problems.append(f"dataset: {err}")
+        else:
+            problems += [f"dataset: {line}" for line in check.problems]
     return problems
 
 
@@ -239,7 +253,11 @@ def run(
     from xaicore.data import KNOWN_DATASETS
 
     columns = None if cfg.dataset in KNOWN_DATASETS else {"text": cfg.text_column}
-    data = load_dataset(cfg.dataset, split=cfg.split, columns=columns)
+    local = cfg.dataset not in KNOWN_DATASETS
+    data = load_dataset(cfg.dataset, split=cfg.split, columns=columns, drop_empty=cfg.drop_empty and local)
+    dropped = {cfg.split: data.dropped_empty} if cfg.drop_empty and local else {}
+    if dropped:
+        log_dropped(dropped, cfg.dataset)
     ids, pairs = sample_pairs(data.texts, tok, cfg.n_tokens, cfg.max_length, cfg.seed)
     specials = set(tok.all_special_ids)
     batches = pair_batches(ids, pairs, cfg.batch_size, tok.pad_token_id, specials)
@@ -258,7 +276,8 @@ def run(
             progress(done, len(batches), values, seconds)
     arrays = {m: {q: torch.cat(v).numpy() for q, v in d.items()} for m, d in values.items()}
     metrics: dict[str, Any] = {"epoch": 1, "restore/n_tokens": len(pairs),
-                               "restore/n_sentences": len({i for i, _ in pairs})}
+                               "restore/n_sentences": len({i for i, _ in pairs}),
+                               **dropped_metrics(dropped)}
     for m, d in arrays.items():
         for q, v in d.items():
             for s, x in summarize(v).items():

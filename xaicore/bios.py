@@ -177,6 +177,7 @@ def load_bios(
     label_column: str = "profession",
     gender_column: str = "gender",
     label_names: Optional[Sequence[str]] = None,
+    drop_empty: bool = False,
 ) -> TextDataset:
     """Bias in Bios from the hub (``bias_in_bios`` = ``LabHC/bias_in_bios``) or a local file (jsonl/csv/...)
     with text, profession and gender columns; ``rationales`` = gender-word positions.
@@ -191,7 +192,7 @@ def load_bios(
         data = load_dataset(source, split=split)
     else:
         data = load_dataset(source, split=split, columns={"text": text_column, "label": label_column},
-                            label_names=label_names)
+                            label_names=label_names, drop_empty=drop_empty)
     if gender_column not in data.extras:
         raise ValueError(f"{source}: no {gender_column!r} column (found {sorted(data.extras)}); "
                          "the TPR gap needs each bio's gender")

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
 from xaicore.hub_datasets import KNOWN_DATASETS, HubDatasetSpec, _load_hub
-from xaicore.tables import _EXTENSIONS, _ROLES, _build, _read_table, evidence_to_rationale, utf8_problem
+from xaicore.table_check import MAX_PROBLEMS_PER_FILE, TableCheck, validate_table
+from xaicore.table_files import EXTENSIONS, read_table, utf8_problem
+from xaicore.tables import _build, evidence_to_rationale, resolve_roles
 from xaicore.text_dataset import TextDataset
 
 __all__ = [
@@ -28,6 +30,9 @@ __all__ = [
     "load_unlabeled_text",
     "evidence_to_rationale",
     "utf8_problem",
+    "validate_table",
+    "TableCheck",
+    "MAX_PROBLEMS_PER_FILE",
 ]
 
 
@@ -39,6 +44,7 @@ def load_dataset(
     columns: Optional[Mapping[str, Optional[str]]] = None,
     label_names: Optional[Sequence[str]] = None,
     max_rows: Optional[int] = None,
+    drop_empty: bool = False,
     **filters: Any,
 ) -> TextDataset:
     """Load a registered hub dataset or a local file as a :class:`TextDataset`.
@@ -65,11 +71,14 @@ def load_dataset(
         max_rows: local files only: read at most this many data rows (a dry run
             that checks the encoding of the whole file, the header, the columns and
             the first rows).
+        drop_empty: local files only: drop rows whose text (or text pair) is empty or
+            whitespace (their number is the result's ``dropped_empty``); ``False``: such a
+            row is an error naming its line.
         **filters: keep rows where ``column == value`` (or ``value`` contains
             the column's value, for a list / tuple / set), applied to raw
             column values before labels are mapped; for CSV/TSV strings,
             ``1`` matches ``"1"``. Columns named ``split``, ``columns`` or
-            ``label_names`` / ``max_rows`` cannot be filtered this way.
+            ``label_names`` / ``max_rows`` / ``drop_empty`` cannot be filtered this way.
 
     Returns:
         The dataset; columns not used by a role are kept in ``extras``.
@@ -91,26 +100,20 @@ def load_dataset(
             raise ValueError(f"path {path_str!r} has a '{{split}}' placeholder but no split was given")
         path_str = path_str.replace("{split}", split)
     path = Path(path_str)
-    if path.suffix.lower() not in _EXTENSIONS:
+    if path.suffix.lower() not in EXTENSIONS:
         if isinstance(source, str) and not path.suffix and not path.exists():
             raise ValueError(
                 f"unknown dataset {path_str!r}: not a key of KNOWN_DATASETS {sorted(KNOWN_DATASETS)} "
-                f"and not a file path with extension in {list(_EXTENSIONS)}"
+                f"and not a file path with extension in {list(EXTENSIONS)}"
             )
-        raise ValueError(f"{path_str}: unsupported file extension {path.suffix!r}; supported: {list(_EXTENSIONS)}")
+        raise ValueError(f"{path_str}: unsupported file extension {path.suffix!r}; supported: {list(EXTENSIONS)}")
     if not path.is_file():
         raise ValueError(f"file not found: {path_str}")
-    data, lines = _read_table(path, max_rows=max_rows)
-    roles: dict[str, Optional[str]] = {"text": "text", "text_pair": None, "label": "label" if "label" in data else None, "rationale": None}
-    if columns is not None:
-        bad = sorted(set(columns) - set(_ROLES))
-        if bad:
-            raise ValueError(f"unknown column roles {bad}; roles are {list(_ROLES)}")
-        roles.update(columns)
-    if roles["text"] is None:
-        raise ValueError("the 'text' role cannot be disabled")
+    data, lines = read_table(path, max_rows=max_rows)
+    roles = resolve_roles(columns, "label" in data)
     name = path.stem if split is None else f"{path.stem}:{split}"
-    return _build(data, roles, name=name, label_names=label_names, filters=filters, where=str(path), lines=lines)
+    return _build(data, roles, name=name, label_names=label_names, filters=filters, where=str(path), lines=lines,
+                  drop_empty=drop_empty)
 
 
 def load_unlabeled_text(path: Union[str, os.PathLike], *, name: Optional[str] = None) -> TextDataset:

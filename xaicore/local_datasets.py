@@ -118,7 +118,7 @@ def stratified_split(labels: tuple[int, ...], fractions: tuple[float, ...], seed
 
 def load_local_splits(
     source: str, data_dir: Union[str, Path], *, seed: int = 0, valid_fraction: float = 0.1,
-    max_rows: Optional[int] = None,
+    max_rows: Optional[int] = None, drop_empty: bool = False,
 ) -> dict[str, TextDataset]:
     """``{"train", "valid", "test"}`` of the registered local dataset ``source`` (``local:<name>``).
 
@@ -128,13 +128,15 @@ def load_local_splits(
         seed: draws the held-out parts (the trainables pass ``data_seed``).
         valid_fraction: for ``{split}`` specs without a validation file.
         max_rows: read at most this many rows per file (a dry run; splits may then be tiny).
+        drop_empty: drop rows with an empty text (each part's ``dropped_empty`` counts those of its file).
     """
     spec = local_dataset_spec(source)
     files = local_files(spec, data_dir)
     for path in files.values():
         if not path.is_file():
             raise ValueError(f"{source}: no file {str(path)!r} (data_dir {str(data_dir)!r})")
-    kw = dict(columns=dict(spec.columns) or None, label_names=spec.label_names, max_rows=max_rows, **spec.keep)
+    kw = dict(columns=dict(spec.columns) or None, label_names=spec.label_names, max_rows=max_rows,
+              drop_empty=drop_empty, **spec.keep)
     if "all" in files:
         data = load_dataset(files["all"], **kw)
         if data.labels is None:

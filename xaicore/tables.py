@@ -1,7 +1,9 @@
-"""Column tables -> :class:`~xaicore.text_dataset.TextDataset`: file readers, label encoding, rationales.
+"""Column tables -> :class:`~xaicore.text_dataset.TextDataset`: roles, label encoding, rationales.
 
-* ``_read_file`` reads a local ``.csv`` / ``.tsv`` / ``.jsonl`` / ``.json`` /
-  ``.parquet`` file into columns (dict of equal-length lists).
+* :func:`xaicore.table_files.read_table` reads a local ``.csv`` / ``.tsv`` / ``.jsonl`` /
+  ``.json`` / ``.parquet`` file into columns (dict of equal-length lists).
+* :func:`xaicore.table_check.validate_table` checks every line of such a file with the
+  same readers and the row checks here, listing every problem (the preflight before a sweep).
 * ``_build`` applies column roles, row filters, label encoding and
   rationale parsing to such columns (used for local files and hub datasets).
 
@@ -10,17 +12,16 @@ Every problem with the input raises :class:`ValueError` naming it.
 from __future__ import annotations
 
 import ast
-import csv
 import json
 import math
 import re
-from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
+from xaicore.table_files import utf8_problem
 from xaicore.text_dataset import _EMPTY, TextDataset, _is_int
 from xaicore.vocab import word_tokenize
 
-__all__ = ["evidence_to_rationale", "utf8_problem"]
+__all__ = ["evidence_to_rationale", "utf8_problem", "resolve_roles"]
 
 
 def evidence_to_rationale(text: str, evidences: Iterable[str]) -> tuple[int, ...]:
@@ -51,20 +52,20 @@ def evidence_to_rationale(text: str, evidences: Iterable[str]) -> tuple[int, ...
     return tuple(sorted(marked))
 
 
-def _is_missing(v: Any) -> bool:
+def is_missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 _INT_RE = re.compile(r"^\s*-?\d+\s*$")
 
 
-def _encode_labels(
+def encode_labels(
     raw: Sequence[Any], label_names: Optional[Sequence[str]], where: str, locs: Optional[Sequence[str]] = None
 ) -> tuple[tuple[int, ...], Optional[tuple[str, ...]]]:
     """Map raw labels to ids; see :func:`load_dataset` for the rules (``locs[i]``: where row ``i`` is)."""
     loc = (lambda i: locs[i]) if locs is not None else (lambda i: f"row {i}")  # noqa: E731
     for i, v in enumerate(raw):
-        if _is_missing(v) or (isinstance(v, str) and not v.strip()):
+        if is_missing(v) or (isinstance(v, str) and not v.strip()):
             raise ValueError(f"{where}: missing label at {loc(i)}")
     if all(isinstance(v, str) for v in raw) and all(_INT_RE.match(v) for v in raw):
         raw = [int(v) for v in raw]  # integer literals in a text file
@@ -140,7 +141,7 @@ def _flatten_evidence(value: list) -> list:
     return out
 
 
-def _parse_rationale(value: Any, text: str, where: str) -> tuple[int, ...]:
+def parse_rationale(value: Any, text: str, where: str) -> tuple[int, ...]:
     """A rationale cell -> sorted word indices.
 
     Accepted: word indices (a list, ``"1 2 3"`` or a JSON list string), evidence
@@ -150,7 +151,7 @@ def _parse_rationale(value: Any, text: str, where: str) -> tuple[int, ...]:
     ``[`` is read as JSON or else as a Python literal (``ast.literal_eval``, never
     ``eval``: e.g. a CSV export of a list of dicts with single quotes).
     """
-    if _is_missing(value):
+    if is_missing(value):
         return ()
     if isinstance(value, str):
         s = value.strip()
@@ -189,7 +190,7 @@ def _parse_rationale(value: Any, text: str, where: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _matches(raw: Any, wanted: Any) -> bool:
+def matches(raw: Any, wanted: Any) -> bool:
     options = wanted if isinstance(wanted, (list, tuple, set, frozenset)) else (wanted,)
     return any(raw == w or (isinstance(raw, str) and not isinstance(w, str) and raw == str(w)) for w in options)
 
@@ -225,25 +226,12 @@ def _build(
     rows = [
         i
         for i in range(n)
-        if all(_matches(columns[c][i], v) for c, v in {**keep, **filters}.items())
+        if all(matches(columns[c][i], v) for c, v in {**keep, **filters}.items())
     ]
     text_col, pair_col = roles["text"], roles.get("text_pair")
-    for col in (text_col, pair_col):
-        if col is None:
-            continue
-        for i in rows:
-            v = columns[col][i]
-            if _is_missing(v):
-                raise ValueError(f"{src}: missing value in column {col!r} at {at(i)}")
-            if not isinstance(v, str):
-                raise ValueError(f"{src}: column {col!r} must hold strings, got {type(v).__name__} at {at(i)}")
-    if drop_empty:
-        rows = [i for i in rows if all(not c or columns[c][i].strip() for c in (text_col, pair_col))]
-    else:
-        for i in rows:
-            for c in (text_col, pair_col):
-                if c and not columns[c][i].strip():
-                    raise ValueError(f"{src}: empty text in column {c!r} at {at(i)}")
+    rows, problems, dropped = text_checks(columns, rows, text_col, pair_col, drop_empty=drop_empty, at=at, src=src)
+    if problems:
+        raise ValueError(problems[0][1])
     if not rows:
         raise ValueError(f"{src}: empty dataset (no rows left after reading and filtering)")
     texts = [columns[text_col][i] for i in rows]
@@ -255,11 +243,11 @@ def _build(
             if unmapped:
                 raise ValueError(f"{src}: labels {unmapped[:5]} have no entry in the spec's label_map")
             raw = [label_map[v] for v in raw]
-        labels, names = _encode_labels(raw, label_names, src, [at(i) for i in rows])
+        labels, names = encode_labels(raw, label_names, src, [at(i) for i in rows])
     rationales = None
     if roles.get("rationale") is not None:
         rationales = [
-            _parse_rationale(columns[roles["rationale"]][i], columns[text_col][i], f"{src} {at(i)}") for i in rows
+            parse_rationale(columns[roles["rationale"]][i], columns[text_col][i], f"{src} {at(i)}") for i in rows
         ]
     used = {c for c in roles.values() if c is not None}
     extras = {c: tuple(columns[c][i] for i in rows) for c in columns if c not in used}
@@ -271,112 +259,61 @@ def _build(
         extras=extras,
         label_names=names,
         name=name,
+        dropped_empty=dropped,
     )
 
 
-# ---------------------------------------------------------------------------
-# Readers
+def text_checks(
+    columns: Mapping[str, Sequence[Any]], rows: Iterable[int], text_col: str, pair_col: Optional[str], *,
+    drop_empty: bool, at, src: str,
+) -> tuple[list[int], list[tuple[int, str]], int]:
+    """The per-row text checks of :func:`_build` and :func:`validate_table`: ``(kept rows, problems, dropped)``
+    (a problem is ``(row, message)``).
 
-_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
-
-
-def _records_to_columns(records: list[Any], where: str) -> dict[str, list]:
-    if not all(isinstance(r, dict) for r in records):
-        raise ValueError(f"{where}: expected one JSON object per record")
-    keys: dict[str, None] = {}
-    for r in records:
-        keys.update(dict.fromkeys(r))
-    return {k: [r.get(k) for r in records] for k in keys}
-
-
-def utf8_problem(path: Path) -> Optional[str]:
-    """``None`` if ``path`` is valid UTF-8, else a message naming the file, line, column and byte."""
-    data = Path(path).read_bytes()
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
-        return (f"{path}: line {line}, column {column}: byte 0x{data[err.start]:02x} is not valid UTF-8 "
-                f"(re-save the file as UTF-8)")
-    return None
-
-
-def _read_file(path: Path) -> dict[str, list]:
-    return _read_table(path)[0]
-
-
-def _read_table(path: Path, max_rows: Optional[int] = None) -> tuple[dict[str, list], Optional[list[int]]]:
-    """Columns of a local file and the file line where each row starts (``None`` for .json/.parquet).
-
-    ``max_rows`` stops after that many data rows (a dry run); text files are first
-    checked to be UTF-8 (an error names line and column of the first bad byte).
+    A text (or text pair) cell must be a string; an empty / whitespace-only one is a problem
+    naming the line, or, with ``drop_empty``, the row is dropped (and counted).
     """
-    ext = path.suffix.lower()
-    where = str(path)
-    if ext in (".csv", ".tsv", ".jsonl", ".json"):
-        bad = utf8_problem(path)
+    kept: list[int] = []
+    problems: list[tuple[int, str]] = []
+    dropped = 0
+    for i in rows:
+        bad, empty = None, False
+        for col in (text_col, pair_col):
+            if col is None:
+                continue
+            v = columns[col][i]
+            if is_missing(v):
+                bad = f"{src}: missing value in column {col!r} at {at(i)}"
+            elif not isinstance(v, str):
+                bad = f"{src}: column {col!r} must hold strings, got {type(v).__name__} at {at(i)}"
+            elif not v.strip():
+                if not drop_empty:
+                    bad = (f"{src}: empty text in column {col!r} at {at(i)} (drop_empty: true drops such rows)")
+                empty = True
+            if bad:
+                break
         if bad:
-            raise ValueError(bad)
-    if ext in (".csv", ".tsv"):
-        with path.open(newline="", encoding="utf-8") as f:
-            if ext == ".csv":
-                reader = csv.reader(f)
-            else:
-                reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-            rows, starts, last = [], [], 0
-            for r in reader:
-                if r or not rows:
-                    rows.append(r)
-                    starts.append(last + 1)
-                last = reader.line_num
-                if max_rows is not None and len(rows) > max_rows:
-                    break
-        if not rows or not any(rows[0]):
-            raise ValueError(f"{where}: empty file (no header row)")
-        header, body, lines = rows[0], rows[1:], starts[1:]
-        for j, r in enumerate(body):
-            if len(r) != len(header):
-                raise ValueError(f"{where}: line {lines[j]} has {len(r)} fields but the header has {len(header)}")
-        return {h: [r[k] for r in body] for k, h in enumerate(header)}, lines
-    if ext == ".jsonl":
-        records, lines = [], []
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        records.append(json.loads(line))
-                    except json.JSONDecodeError as e:
-                        raise ValueError(f"{where}: invalid JSON on line {lineno}: {e}") from None
-                    lines.append(lineno)
-                    if max_rows is not None and len(records) >= max_rows:
-                        break
-        if not records:
-            raise ValueError(f"{where}: empty file (no JSON records)")
-        return _records_to_columns(records, where), lines
-    if ext == ".json":
-        try:
-            obj = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{where}: invalid JSON: {e}") from None
-        if isinstance(obj, list):
-            if not obj:
-                raise ValueError(f"{where}: empty file (no JSON records)")
-            return _records_to_columns(obj[:max_rows] if max_rows else obj, where), None
-        if isinstance(obj, dict) and all(isinstance(v, list) for v in obj.values()):
-            if len({len(v) for v in obj.values()}) > 1:
-                raise ValueError(f"{where}: JSON columns have different lengths")
-            return {k: list(v)[:max_rows] if max_rows else list(v) for k, v in obj.items()}, None
-        raise ValueError(f"{where}: JSON must be a list of records or an object of equal-length column lists")
-    if ext == ".parquet":
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path)
-        if max_rows is not None:
-            table = table.slice(0, max_rows)
-        return table.to_pydict(), None
-    raise ValueError(f"{where}: unsupported file extension {ext!r}; supported: {list(_EXTENSIONS)}")
+            problems.append((i, bad))
+        elif empty:
+            dropped += 1
+        else:
+            kept.append(i)
+    return kept, problems, dropped
 
 
 _ROLES = ("text", "text_pair", "label", "rationale")
 
+
+def resolve_roles(columns: Optional[Mapping[str, Optional[str]]], has_label: bool) -> dict[str, Optional[str]]:
+    """Role -> column of a local file (see :func:`xaicore.data.load_dataset`): ``text`` -> ``"text"``,
+    ``label`` -> ``"label"`` when the file has such a column (``has_label``), overridden by ``columns``."""
+    roles: dict[str, Optional[str]] = {"text": "text", "text_pair": None, "label": "label" if has_label else None,
+                                       "rationale": None}
+    if columns is not None:
+        bad = sorted(set(columns) - set(_ROLES))
+        if bad:
+            raise ValueError(f"unknown column roles {bad}; roles are {list(_ROLES)}")
+        roles.update(columns)
+    if roles["text"] is None:
+        raise ValueError("the 'text' role cannot be disabled")
+    return roles

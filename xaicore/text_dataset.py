@@ -29,6 +29,8 @@ class TextDataset:
         extras: other columns, each a tuple of ``N`` values.
         label_names: name of each class id, or ``None``.
         name: a human-readable identifier (e.g. ``"sst2:train"``).
+        dropped_empty: rows of the source file left out for an empty text (``drop_empty``);
+            a subset keeps the count of the file it was drawn from.
     """
 
     texts: tuple[str, ...]
@@ -38,6 +40,7 @@ class TextDataset:
     extras: Mapping[str, tuple] = field(default_factory=lambda: _EMPTY)
     label_names: Optional[tuple[str, ...]] = None
     name: str = "dataset"
+    dropped_empty: int = 0
 
     def __post_init__(self) -> None:
         n = len(self.texts)
@@ -119,6 +122,7 @@ class TextDataset:
             extras={k: pick(v) for k, v in self.extras.items()},
             label_names=self.label_names,
             name=self.name if name is None else name,
+            dropped_empty=self.dropped_empty,
         )
 
     def without_labels(self) -> "TextDataset":
