@@ -264,6 +264,6 @@ def test_restorability_preflight_checks_every_line(tmp_path, monkeypatch):
     monkeypatch.setattr(restorability, "mlm_problems", lambda *a, **k: [])  # no model here
     path = write_tsv(tmp_path / "s.tsv", reviews(300) + ["\t0"], header="sentence\tlabel")
     base = {"mlm": str(tmp_path), "dataset": str(path), "text_column": "sentence"}
-    problems = restorability_preflight(base)
+    problems = restorability_preflight(restorability.parse_config(base))
     assert any("empty text in column 'sentence' at line 302" in p for p in problems), problems
-    assert not any("line 302" in p for p in restorability_preflight({**base, "drop_empty": True}))
+    assert not any("line 302" in p for p in restorability_preflight(restorability.parse_config({**base, "drop_empty": True})))
