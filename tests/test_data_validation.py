@@ -256,6 +256,11 @@ def test_a_classifier_trial_reports_the_dropped_rows(tmp_path, caplog):
     assert result.metrics["data/dropped_empty.train"] == 1 and result.metrics["data/dropped_empty.test"] == 1
     assert result.metrics["data/dropped_empty.valid"] == 0
     assert "dropped 1 row(s) with an empty text" in caplog.text
+    # declared as a family of the trial protocol: every emitted key is a declared metric or bookkeeping
+    from trainables import TRAINABLES
+    from trainables.protocol import is_bookkeeping
+
+    assert all(k in TRAINABLES["classifier"].metrics or is_bookkeeping(k) for k in result.metrics)
 
 
 def test_restorability_preflight_checks_every_line(tmp_path, monkeypatch):

@@ -17,6 +17,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from trainables.hub_checks import hub_dataset_problems
+from trainables.protocol import DATA_COUNT_PREFIX
 from xaicore.data import KNOWN_DATASETS, TableCheck, TextDataset, load_dataset, load_unlabeled_text, validate_table
 from xaicore.local_datasets import LOCAL_PREFIX, load_local_splits, local_dataset_spec, local_files
 from xaicore.sentences import sentence_dataset
@@ -39,7 +40,7 @@ class Splits:
 
 def dropped_metrics(counts: Mapping[str, int]) -> dict[str, int]:
     """``{"data/dropped_empty.<split>": n}``: the rows ``drop_empty`` dropped, as trial metrics."""
-    return {f"data/dropped_empty.{k}": int(v) for k, v in counts.items()}
+    return {f"{DATA_COUNT_PREFIX}{k}": int(v) for k, v in counts.items()}
 
 
 def log_dropped(counts: Mapping[str, int], source: str) -> None:

@@ -34,6 +34,14 @@ from xaicore.seeding import seed_everything
 Report = Callable[[dict[str, Any], Optional[dict[str, Any]]], None]
 #: keys a trial may report besides its declared metrics (the epoch, the selected epoch)
 BOOKKEEPING_KEYS = ("epoch", "best_epoch")
+#: counts about the data rather than results (``data/dropped_empty.<split>``: the rows ``drop_empty``
+#: dropped); their split names depend on the data, so they are a declared family, not a list
+DATA_COUNT_PREFIX = "data/dropped_empty."
+
+
+def is_bookkeeping(name: str) -> bool:
+    """A key every trainable may emit besides its declared metrics (epoch counters, data counts)."""
+    return name in BOOKKEEPING_KEYS or name.startswith(DATA_COUNT_PREFIX)
 
 
 @dataclass
