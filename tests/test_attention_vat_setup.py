@@ -7,8 +7,8 @@ import torch
 from trainables.classifier import ClassifierSetup, parse_config, run_trial
 from trainables.config import ConfigError
 from xaicore.metrics import attention_gradient_correlations, binary_f1, classification_metrics, gradient_importance
-from xaicore.models import AttentionLSTMClassifier, AttentionLSTMConfig
-from xaicore.regularizers import forward_batch
+from xaicore.models.lstm_attention import AttentionLSTMClassifier, AttentionLSTMConfig
+from xaicore.perturbation.regularizers import forward_batch
 from xaicore.types import Batch
 
 TINY = dict(dataset="synthetic", synthetic_size=160, epochs=3, batch_size=32, embedding_dim=16, hidden_dim=16,

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from xaicore.attribution import (
+from xaicore.faithfulness.attribution import (
     ATTRIBUTION_METHODS,
     IG_METHODS,
     attribute,
@@ -16,7 +16,7 @@ from xaicore.attribution import (
     leave_one_out,
     saliency,
 )
-from xaicore.models import AttentionLSTMClassifier, AttentionLSTMConfig
+from xaicore.models.lstm_attention import AttentionLSTMClassifier, AttentionLSTMConfig
 from xaicore.models.transformer import TransformerClassifier
 from xaicore.types import Batch, ClassifierOutput
 

@@ -1,4 +1,4 @@
-"""Tests for xaicore.batching: deterministic batches and semi-supervised pairing."""
+"""Tests for xaicore.data.batching: deterministic batches and semi-supervised pairing."""
 from __future__ import annotations
 
 from collections import Counter
@@ -6,9 +6,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from xaicore.batching import SemiSupervisedBatches, batch_indices, batches
-from xaicore.data import TextDataset
-from xaicore.vocab import WordEncoder, WordVocab
+from xaicore.data.batching import SemiSupervisedBatches, batch_indices, batches
+from xaicore.data.loading import TextDataset
+from xaicore.data.vocab import WordEncoder, WordVocab
 
 
 def _plan(n, **kw):

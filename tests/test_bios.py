@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from xaicore.bios import (
+from xaicore.bias.bios import (
     PRONOUNS,
     SYNTHETIC_PROFESSIONS,
     gender_word_positions,
@@ -12,8 +12,8 @@ from xaicore.bios import (
     planted_female_rates,
     synthetic_bios,
 )
-from xaicore.fairness import female_rate, gap_correlation, tpr_gap
-from xaicore.vocab import word_tokenize
+from xaicore.bias.fairness import female_rate, gap_correlation, tpr_gap
+from xaicore.data.vocab import word_tokenize
 
 # class 0: f preds 0,0,0,1 (TPR 3/4), m preds 0,1 (1/2)      -> gap  0.25
 # class 1: f preds 1,1 (1), m preds 1,0,0,0 (1/4)             -> gap  0.75
@@ -88,7 +88,7 @@ def test_synthetic_bios_plant_the_skew_only_in_gender_words():
 def test_local_jsonl_loader_and_missing_gender_column(tmp_path):
     import json
 
-    from xaicore.bios import load_bios
+    from xaicore.bias.bios import load_bios
 
     rows = [{"text": "She is a nurse at the ward.", "profession": "nurse", "gender": "f"},
             {"text": "He argues cases in court.", "profession": "attorney", "gender": "Male"}]

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from xaicore.cancel_out import propose_candidates
+from xaicore.cancel_out.methods import propose_candidates
 from xaicore.types import Batch
 
 
@@ -14,7 +14,7 @@ from xaicore.types import Batch
 def tiny_dir(tmp_path_factory):
     from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
 
-    from xaicore.bios import synthetic_vocabulary
+    from xaicore.bias.bios import synthetic_vocabulary
 
     d = tmp_path_factory.mktemp("tiny")
     (d / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + synthetic_vocabulary()) + "\n")

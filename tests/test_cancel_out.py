@@ -8,14 +8,15 @@ import pytest
 import torch
 from torch import nn
 
-from xaicore.cancel_out import (
+from xaicore.cancel_out.methods import (
     CANCEL_OUT_REGISTRY,
     CancelOut,
     cancel_out_log_probs,
     cancel_out_probs,
 )
-from xaicore.models import AttentionLSTMClassifier, AttentionLSTMConfig, TransformerClassifier
-from xaicore.restorability import restorability, summarize
+from xaicore.models.lstm_attention import AttentionLSTMClassifier, AttentionLSTMConfig
+from xaicore.models.transformer import TransformerClassifier
+from xaicore.cancel_out.restorability import restorability, summarize
 from xaicore.types import Batch
 
 V, PAD, CLS, SEP, MASK, UNK = 24, 0, 1, 2, 3, 4

@@ -1,4 +1,4 @@
-"""Tests for xaicore.data: TextDataset, local-file and (faked) hub loading."""
+"""Tests for xaicore.data.loading: TextDataset, local-file and (faked) hub loading."""
 from __future__ import annotations
 
 import csv
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from xaicore.data import (
+from xaicore.data.loading import (
     KNOWN_DATASETS,
     HubDatasetSpec,
     TextDataset,

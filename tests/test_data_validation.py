@@ -19,8 +19,8 @@ from trainables.finetune import parse_config as finetune_config
 from trainables.mlm import parse_config as mlm_config
 from trainables.restorability import parse_config as restorability_config
 from trainables.restorability import preflight as restorability_preflight
-from xaicore.data import MAX_PROBLEMS_PER_FILE, load_dataset, validate_table
-from xaicore.local_datasets import load_local_splits
+from xaicore.data.loading import MAX_PROBLEMS_PER_FILE, load_dataset, validate_table
+from xaicore.data.local_datasets import load_local_splits
 
 TINY = dict(dataset="synthetic", epochs=1, batch_size=4, embedding_dim=8, hidden_dim=8, attention_dim=8, heatmaps=0)
 

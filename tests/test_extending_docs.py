@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def registered():
     """Register the docs' examples for one test; the registries are restored afterwards."""
     from tests import docs_plugins
-    from xaicore import attribution, cancel_out, noise, regularizers
+    from xaicore.cancel_out import methods as cancel_out
+    from xaicore.faithfulness import attribution
+    from xaicore.perturbation import noise, regularizers
 
     registries = [cancel_out.CANCEL_OUT_REGISTRY, regularizers.REGULARIZER_KINDS, noise.CANDIDATE_SOURCES,
                   noise.TOKEN_SELECTIONS, noise.NOISE_RECIPES, attribution.ATTRIBUTION_METHODS]
@@ -36,8 +38,8 @@ def test_docs_have_the_three_examples():
 
 def test_examples_register_and_trainable_configs_accept_them(registered):
     from trainables import bios_debias, classifier, finetune
-    from xaicore.cancel_out import cancel_out_methods
-    from xaicore.regularizers import make_regularizer
+    from xaicore.cancel_out.methods import cancel_out_methods
+    from xaicore.perturbation.regularizers import make_regularizer
 
     assert registered["cancel_out"] in cancel_out_methods(needs_mask_token=False)
     assert registered["cancel_out"] in cancel_out_methods(keeps_positions=True)

@@ -9,28 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from xaicore.attribution import ATTRIBUTION_METHODS, integrated_gradients
-from xaicore.faithfulness import (
-    ERASER_BINS,
-    WeakLearner,
-    check_intervention,
-    comprehensiveness,
-    deletion_until_flip,
-    descending_rank,
-    erasure_curves,
-    nanmean,
-    normalize_feature_map,
-    precision_at_k,
-    rank_agreement,
-    rationale_agreement,
-    remove_tokens,
-    shuffle_tvd,
-    sufficiency,
-    total_variation,
-    train_weak_learner,
-    with_feature_maps,
-)
-from xaicore.models import AttentionLSTMClassifier, AttentionLSTMConfig
+from xaicore.faithfulness.attribution import ATTRIBUTION_METHODS, integrated_gradients
+from xaicore.faithfulness.agreement import precision_at_k, rank_agreement, rationale_agreement
+from xaicore.faithfulness.deletion import deletion_until_flip
+from xaicore.faithfulness.eraser import comprehensiveness, ERASER_BINS, erasure_curves, sufficiency
+from xaicore.faithfulness.removal import check_intervention, descending_rank, nanmean, remove_tokens
+from xaicore.faithfulness.shuffle import shuffle_tvd, total_variation
+from xaicore.faithfulness.weak_learner import normalize_feature_map, train_weak_learner, WeakLearner, with_feature_maps
+from xaicore.models.lstm_attention import AttentionLSTMClassifier, AttentionLSTMConfig
 from xaicore.types import Batch, ClassifierOutput
 
 KEY = 5  # the one token the toy model reads
@@ -187,11 +173,11 @@ def test_total_variation():
 @pytest.fixture(scope="module")
 def trained():
     """A BiLSTM + attention trained 6 epochs on the synthetic task, and a test batch."""
-    from xaicore.batching import batches
+    from xaicore.data.batching import batches
     from xaicore.metrics import classification_metrics, predict
-    from xaicore.synthetic import synthetic_splits
+    from xaicore.data.synthetic import synthetic_splits
     from xaicore.training import TrainConfig, Trainer
-    from xaicore.vocab import WordEncoder, WordVocab
+    from xaicore.data.vocab import WordEncoder, WordVocab
 
     splits = synthetic_splits(0, n_train=1000, n_dev=100, n_test=96)
     vocab = WordVocab.build(splits["train"].texts)

@@ -158,9 +158,9 @@ def test_figure2_pca_artifact(model_dir, nli_dir, tmp_path):
 
 def test_embedding_views_known_answers():
     from tests.tiny_transformer import bert_batch, tiny_model
-    from xaicore.embedding_views import embedding_views, pca_2d
-    from xaicore.noise import make_noise_regularizer
-    from xaicore.smart import SmartRegularizer
+    from xaicore.perturbation.embedding_views import embedding_views, pca_2d
+    from xaicore.perturbation.noise import make_noise_regularizer
+    from xaicore.perturbation.smart import SmartRegularizer
 
     model, batch = tiny_model(), bert_batch()
     pos = torch.nonzero(batch.content_mask)

@@ -1,4 +1,4 @@
-"""Registered local datasets (xaicore.local_datasets) and their use by the classifier config; tiny files in tmp."""
+"""Registered local datasets (xaicore.data.local_datasets) and their use by the classifier config; tiny files in tmp."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import pytest
 
 from trainables.config import ConfigError
 from trainables.data_setup import data_source_problems, load_splits
-from xaicore.local_datasets import LOCAL_DATASETS, load_local_splits, stratified_split
+from xaicore.data.local_datasets import LOCAL_DATASETS, load_local_splits, stratified_split
 
 NAMES = ("World", "Sports", "Business", "Sci/Tech")
 

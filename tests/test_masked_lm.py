@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from xaicore.masked_lm import load_masked_lm, mask_tokens_for_mlm, masked_lm_from_encoder
+from xaicore.models.masked_lm import load_masked_lm, mask_tokens_for_mlm, masked_lm_from_encoder
 from xaicore.types import Batch
 
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"]

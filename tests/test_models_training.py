@@ -5,8 +5,9 @@ import torch
 from transformers import BertConfig
 
 from xaicore.metrics import attention_gradient_correlation, classification_metrics, gradient_importance, macro_f1, pearson
-from xaicore.models import AttentionLSTMClassifier, AttentionLSTMConfig, TransformerClassifier
-from xaicore.regularizers import forward_batch, make_regularizer
+from xaicore.models.lstm_attention import AttentionLSTMClassifier, AttentionLSTMConfig
+from xaicore.models.transformer import TransformerClassifier
+from xaicore.perturbation.regularizers import forward_batch, make_regularizer
 from xaicore.training import TrainConfig, Trainer, compute_loss
 from xaicore.types import Batch
 

@@ -3,7 +3,7 @@ import torch
 
 import pytest
 
-from xaicore.neighbours import (
+from xaicore.perturbation.neighbours import (
     NeighbourTable, cached_neighbours, excluded_tokens, nearest_neighbours, readable_sample, vocabulary_hash,
 )
 

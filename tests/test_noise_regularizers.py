@@ -8,11 +8,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from tests.tiny_transformer import SPECIAL, VOCAB, bert_batch, tiny_model
-from xaicore.neighbours import excluded_tokens, nearest_neighbours
+from xaicore.perturbation.neighbours import excluded_tokens, nearest_neighbours
 from xaicore.models.protocol import forward_batch
-from xaicore.noise import (CANDIDATE_SOURCES, NOISE_RECIPES, NOISE_VARIANTS, TOKEN_SELECTIONS, make_noise_regularizer,
+from xaicore.perturbation.noise import (CANDIDATE_SOURCES, NOISE_RECIPES, NOISE_VARIANTS, TOKEN_SELECTIONS, make_noise_regularizer,
                           select_tokens, symmetric_kl)
-from xaicore.smart import SmartRegularizer
+from xaicore.perturbation.smart import SmartRegularizer
 from xaicore.training import compute_loss
 from xaicore.types import Batch, ClassifierOutput
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from xaicore.rationale_metrics import average_precision, eraser_soft_token_scores, trapezoidal_auprc
+from xaicore.faithfulness.rationale_metrics import average_precision, eraser_soft_token_scores, trapezoidal_auprc
 
 
 def _docs(seed=0, n=25):

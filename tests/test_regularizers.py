@@ -3,9 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from xaicore.models import AttentionLSTMClassifier, AttentionLSTMConfig
-from xaicore.perturbation import per_example_norm
-from xaicore.regularizers import REGULARIZER_KINDS, forward_batch, make_regularizer
+from xaicore.models.lstm_attention import AttentionLSTMClassifier, AttentionLSTMConfig
+from xaicore.perturbation.norms import per_example_norm
+from xaicore.perturbation.regularizers import REGULARIZER_KINDS, forward_batch, make_regularizer
 from xaicore.training import compute_loss
 from xaicore.types import Batch
 
@@ -131,7 +131,7 @@ def test_vat_direction_approximates_dominant_eigenvector(target):
     rand = torch.randn_like(point) * (batch.attention_mask[..., None] if target == "word" else batch.attention_mask)
     rand = rand / rand.reshape(batch.size, -1).norm(dim=1).reshape(-1, *[1] * (rand.dim() - 1))
     logits = reg._perturbed_logits(model, batch, clean, rand)
-    from xaicore.perturbation import kl_from_logits
+    from xaicore.perturbation.norms import kl_from_logits
 
     assert kl_adv > kl_from_logits(clean.logits, logits).sum()
 
@@ -171,7 +171,7 @@ def _long_batch(seed=0):
 
 def test_exchange_graph_is_half_the_graph_laplacian():
     """Known answer: U U^T = L_G / 2 for the k-nearest-by-score exchange graph (brute force)."""
-    from xaicore.perturbation import exchange_graph
+    from xaicore.perturbation.norms import exchange_graph
 
     g = torch.Generator().manual_seed(0)
     scores = torch.randn(3, 9, generator=g)
@@ -293,7 +293,7 @@ def test_vat_is_one_power_iteration_step_on_the_kl_hessian(name):
     along the start direction (a normalisation to ``xi`` that autograd differentiates would remove
     it: cosine ~0.6-0.9 instead of 1).
     """
-    from xaicore.perturbation import exchange_graph, kl_from_logits, normalize_per_example
+    from xaicore.perturbation.norms import exchange_graph, kl_from_logits, normalize_per_example
 
     model, batch = make_model().double().eval(), make_batch()
     clean = forward_batch(model, batch)
@@ -324,7 +324,7 @@ def test_vat_is_one_power_iteration_step_on_the_kl_hessian(name):
 
 
 def test_normalize_per_example_scales_tiny_directions_and_keeps_zero_ones():
-    from xaicore.perturbation import normalize_per_example
+    from xaicore.perturbation.norms import normalize_per_example
 
     x = torch.tensor([[3.0, 4.0, 9.0], [3e-30, -4e-30, 0.0], [0.0, 0.0, 5.0]])
     mask = torch.tensor([[True, True, False], [True, True, True], [True, True, False]])
@@ -367,7 +367,7 @@ def test_dropout_is_replayed_in_the_perturbed_pass(name):
 def test_normalize_per_example_underflowing_direction_gives_zero():
     """A subnormal direction (1e-45) has no usable direction: r = 0, never inf/nan (it used to
     return [inf, nan, nan]); masked positions are exactly 0 even where the input is not finite."""
-    from xaicore.perturbation import normalize_per_example
+    from xaicore.perturbation.norms import normalize_per_example
 
     mask = torch.tensor([[True, True, True], [True, True, False], [True, True, False]])
     x = torch.tensor([[1e-45, 0.0, 0.0], [1e-45, -1e-45, 0.0], [3.0, 4.0, float("nan")]])
@@ -470,7 +470,7 @@ def test_word_interpretable_perturbation_lies_in_each_tokens_neighbour_span(name
 
 
 def test_word_neighbour_table_is_shared_code_and_refreshed(monkeypatch):
-    import xaicore.regularizers as regs
+    import xaicore.perturbation.regularizers as regs
 
     calls = []
     real = regs.nearest_neighbours

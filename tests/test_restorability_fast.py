@@ -1,9 +1,9 @@
 """Known answer for the fast restorability path: it computes exactly what the full MLM pass computes.
 
-The fast path (:func:`xaicore.masked_lm._last_layer_at`) evaluates the last
+The fast path (:func:`xaicore.models.masked_lm._last_layer_at`) evaluates the last
 encoder layer only at the read positions. The reference is the plain HF pass
 ``mlm(...).logits[row, position]`` (every position, full vocabulary), and for
-:func:`xaicore.restorability.restorability` the previous code path (full last
+:func:`xaicore.cancel_out.restorability.restorability` the previous code path (full last
 layer, head at the position), forced by disabling the shortcut.
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-import xaicore.masked_lm as masked_lm
-from xaicore.restorability import RESTORABILITY_METHODS, restorability
+import xaicore.models.masked_lm as masked_lm
+from xaicore.cancel_out.restorability import RESTORABILITY_METHODS, restorability
 from xaicore.types import Batch
 
 V, MASK, PAD, CLS, SEP = 40, 3, 0, 1, 2
@@ -89,7 +89,7 @@ def test_restorability_fast_equals_previous_computation_for_every_method(attn, m
 
 def brute_force(mlm, batch, pos, k, exclude):
     """Every method from the plain HF pass (all positions, full vocabulary) and the shared cancel-out code."""
-    from xaicore.cancel_out import CancelOut, propose_candidates
+    from xaicore.cancel_out.methods import CancelOut, propose_candidates
 
     B, T = batch.input_ids.shape
     rows = torch.arange(B)

@@ -1,9 +1,9 @@
-"""Sentence splitting (xaicore.sentences) and the IMDB-style sentence pool of the classifier (tiny tmp files)."""
+"""Sentence splitting (xaicore.data.sentences) and the IMDB-style sentence pool of the classifier (tiny tmp files)."""
 from __future__ import annotations
 
 import pytest
 
-from xaicore.sentences import sentence_dataset, split_sentences
+from xaicore.data.sentences import sentence_dataset, split_sentences
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -14,7 +14,7 @@ from sweeps.preflight import check_trial_configs
 from sweeps.spec import load_spec
 from sweeps.workdir import Workdir
 from trainables import TRAINABLES
-from xaicore.data import KNOWN_DATASETS
+from xaicore.data.loading import KNOWN_DATASETS
 
 SPECS = sorted((Path(__file__).resolve().parents[1] / "sweeps").glob("*.yaml"))
 HUB_KEYS = ("dataset", "unlabeled", "pretrained_embeddings", "model", "model_name", "mlm_model")

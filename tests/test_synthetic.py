@@ -1,4 +1,4 @@
-"""Tests for xaicore.synthetic: determinism, exact rationales, learnability."""
+"""Tests for xaicore.data.synthetic: determinism, exact rationales, learnability."""
 from __future__ import annotations
 
 import random
@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from xaicore.batching import batches
-from xaicore.synthetic import (
+from xaicore.data.batching import batches
+from xaicore.data.synthetic import (
     CONFOUNDER_WORDS,
     DISTRACTOR_WORDS,
     NEGATIVE_CUES,
@@ -17,7 +17,7 @@ from xaicore.synthetic import (
     make_synthetic_sentiment,
     synthetic_splits,
 )
-from xaicore.vocab import WordEncoder, WordVocab, word_tokenize
+from xaicore.data.vocab import WordEncoder, WordVocab, word_tokenize
 
 
 def test_deterministic_by_seed_and_independent_of_global_rng():

@@ -24,7 +24,7 @@ def assets(tmp_path_factory):
     """One tiny BERT with an MLM head (classifier, masked LM, MLM and BIOS words), its texts and data files."""
     from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
 
-    from xaicore.bios import synthetic_vocabulary
+    from xaicore.bias.bios import synthetic_vocabulary
 
     root = tmp_path_factory.mktemp("contract")
     model = root / "bert"

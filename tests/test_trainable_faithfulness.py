@@ -92,9 +92,9 @@ def test_evaluated_test_examples_are_a_seeded_subset_not_the_first_n():
     from types import SimpleNamespace
 
     from trainables.faithfulness import eval_test_batches
-    from xaicore.batching import batches
-    from xaicore.data import TextDataset
-    from xaicore.vocab import WordEncoder, WordVocab
+    from xaicore.data.batching import batches
+    from xaicore.data.loading import TextDataset
+    from xaicore.data.vocab import WordEncoder, WordVocab
 
     texts = tuple(f"bad film {i}" for i in range(300)) + tuple(f"good film {i}" for i in range(300))
     test = TextDataset(texts=texts, labels=(0,) * 300 + (1,) * 300)

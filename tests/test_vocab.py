@@ -1,4 +1,4 @@
-"""Tests for xaicore.vocab: tokenisation, vocabulary and encoders."""
+"""Tests for xaicore.data.vocab: tokenisation, vocabulary and encoders."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from xaicore.types import Batch
-from xaicore.vocab import PAD, UNK, Encoder, HFEncoder, WordEncoder, WordVocab, word_spans, word_tokenize
+from xaicore.data.vocab import PAD, UNK, Encoder, HFEncoder, WordEncoder, WordVocab, word_spans, word_tokenize
 
 
 @pytest.mark.parametrize(

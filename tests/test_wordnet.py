@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from trainables.wordnet_data import LEXNAMES, WORDNET_FILES, copy_debian_wordnet, load_wordnet, prepare_wordnet, wordnet_problem
-from xaicore.neighbours import excluded_tokens
-from xaicore.synonyms import synonym_table, wordnet_synonyms
+from xaicore.perturbation.neighbours import excluded_tokens
+from xaicore.perturbation.synonyms import synonym_table, wordnet_synonyms
 
 # (pos, lex_filenum, words): a few synsets in WordNet 3.0 database format
 SYNSETS = [

@@ -80,8 +80,8 @@ _CLASSIFIER_METRICS = tuple(
 )
 
 class LazyNames(Sequence):
-    """A tuple of names computed on first use: the plug-in registries (:mod:`xaicore.attribution`,
-    :mod:`xaicore.cancel_out`) import torch, and ``import trainables`` (spec parsing, the CLI) stays cheap."""
+    """A tuple of names computed on first use: the plug-in registries (:mod:`xaicore.faithfulness.attribution`,
+    :mod:`xaicore.cancel_out.methods`) import torch, and ``import trainables`` (spec parsing, the CLI) stays cheap."""
 
     def __init__(self, compute: Callable[[], Sequence[str]]) -> None:
         self._compute, self._names = compute, None
@@ -112,27 +112,27 @@ class LazyNames(Sequence):
 
 
 def _attribution_method_names() -> tuple[str, ...]:
-    from xaicore.attribution import ATTRIBUTION_METHODS
+    from xaicore.faithfulness.attribution import ATTRIBUTION_METHODS
 
     return tuple(ATTRIBUTION_METHODS)
 
 
 def _faith_cancel_outs() -> tuple[str, ...]:
     """Cancel-out methods the faithfulness trainable (word-level BiLSTM) accepts: those needing no mask token."""
-    from xaicore.cancel_out import cancel_out_methods
+    from xaicore.cancel_out.methods import cancel_out_methods
 
     return cancel_out_methods(needs_mask_token=False)
 
 
 def _restorability_cancel_outs() -> tuple[str, ...]:
     """Cancel-out methods a restorability trial may use: those that keep every position (not ``delete``)."""
-    from xaicore.cancel_out import cancel_out_methods
+    from xaicore.cancel_out.methods import cancel_out_methods
 
     return cancel_out_methods(keeps_positions=True)
 
 
 #: taken from the registries on first use (module ``__getattr__``): the attribution methods
-#: (xaicore.attribution.ATTRIBUTION_METHODS), the faithfulness trainable's cancel-out methods
+#: (xaicore.faithfulness.attribution.ATTRIBUTION_METHODS), the faithfulness trainable's cancel-out methods
 #: ("pad" is the default and keeps the plain metric names) and the restorability trainable's
 _LAZY = {"ATTRIBUTION_METHOD_NAMES": _attribution_method_names, "FAITH_CANCEL_OUTS": _faith_cancel_outs,
          "RESTORABILITY_CANCEL_OUTS": _restorability_cancel_outs}

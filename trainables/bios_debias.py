@@ -6,12 +6,12 @@ batching, the one training loop, checkpoints) with two hooks:
 * data: ``dataset`` is ``bias_in_bios`` (hub ``LabHC/bias_in_bios``), a local file
   with ``text`` / ``profession`` / ``gender`` fields (``{split}`` placeholder
   allowed; one file is split into train/valid/test) or ``synthetic_bios``
-  (:func:`xaicore.bios.synthetic_bios`: planted skew carried only by gender
+  (:func:`xaicore.bias.bios.synthetic_bios`: planted skew carried only by gender
   words; gender-balanced test set). Gender words (pronouns and gendered
   titles always; first names from ``names_file`` or NLTK's ``names`` corpus
   when installed, see ``bias/names_source``) are each bio's rationale, so
   every batch carries them as ``rationale_mask``.
-* objective: ``cancel_out`` (:mod:`xaicore.cancel_out`) removes the gender words
+* objective: ``cancel_out`` (:mod:`xaicore.cancel_out.methods`) removes the gender words
   in every training batch (``original`` = plain fine-tuning); the
   marginalize methods use the masked LM ``mlm`` (default: ``model``, which
   must then have an MLM head and the same tokenizer) with ``k`` candidates;
@@ -38,9 +38,9 @@ import numpy as np
 from trainables.finetune import FinetuneSetup, FinetuneTrialConfig, train_finetune
 from trainables.finetune_artifacts import write_artifacts
 from trainables.protocol import Trainable, Trial, TrialResult
-from xaicore.bios import load_bios, load_names, planted_female_rates, synthetic_bios, with_gender_rationales
-from xaicore.cancel_out import CANCEL_OUT_METHODS, CANCEL_OUT_REGISTRY, CancelOut, cancel_out_loss, cancel_out_methods
-from xaicore.fairness import female_rate, gap_correlation, tpr_gap
+from xaicore.bias.bios import load_bios, load_names, planted_female_rates, synthetic_bios, with_gender_rationales
+from xaicore.cancel_out.methods import CANCEL_OUT_METHODS, CANCEL_OUT_REGISTRY, CancelOut, cancel_out_loss, cancel_out_methods
+from xaicore.bias.fairness import female_rate, gap_correlation, tpr_gap
 from xaicore.metrics import predict
 
 SYNTHETIC_BIOS = "synthetic_bios"
@@ -60,7 +60,7 @@ class BiosDebiasConfig(FinetuneTrialConfig):
     """:class:`~trainables.finetune.FinetuneTrialConfig` plus:
 
     Attributes:
-        cancel_out: ``original`` (no cancelling) or a :data:`xaicore.cancel_out.CANCEL_OUT_METHODS` name.
+        cancel_out: ``original`` (no cancelling) or a :data:`xaicore.cancel_out.methods.CANCEL_OUT_METHODS` name.
         k: marginalization candidates (section 4.1 uses 2).
         mlm: masked LM for the marginalize methods (default: ``model``).
         names_file: first names to cancel, one per line (default: NLTK ``names`` if installed, else none).
@@ -180,7 +180,7 @@ class BiosSetup(FinetuneSetup):
         mask_id = self.tokenizer.mask_token_id
         mlm = None
         if _needs(cfg.cancel_out, "needs_mlm"):
-            from xaicore.masked_lm import load_masked_lm
+            from xaicore.models.masked_lm import load_masked_lm
 
             mlm, tok = load_masked_lm(cfg.mlm or cfg.model_path, local_files_only=cfg.local_files_only)
             if tok.get_vocab() != self.tokenizer.get_vocab():

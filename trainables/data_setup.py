@@ -18,10 +18,10 @@ import numpy as np
 
 from trainables.hub_checks import hub_dataset_problems
 from trainables.protocol import DATA_COUNT_PREFIX
-from xaicore.data import KNOWN_DATASETS, TableCheck, TextDataset, load_dataset, load_unlabeled_text, validate_table
-from xaicore.local_datasets import LOCAL_PREFIX, load_local_splits, local_dataset_spec, local_files
-from xaicore.sentences import sentence_dataset
-from xaicore.synthetic import synthetic_splits
+from xaicore.data.loading import KNOWN_DATASETS, TableCheck, TextDataset, load_dataset, load_unlabeled_text, validate_table
+from xaicore.data.local_datasets import LOCAL_PREFIX, load_local_splits, local_dataset_spec, local_files
+from xaicore.data.sentences import sentence_dataset
+from xaicore.data.synthetic import synthetic_splits
 
 SYNTHETIC = "synthetic"
 logger = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def load_splits(
 
     ``source`` is ``"synthetic"`` (the built-in planted-cue task, generated
     from ``seed``, train size ``synthetic_size``, dev/test a quarter each), a key
-    of :data:`xaicore.data.KNOWN_DATASETS`, or a local path (use ``{split}``
+    of :data:`xaicore.data.loading.KNOWN_DATASETS`, or a local path (use ``{split}``
     in it for one file per split; a single file without it is split into
     seeded disjoint train / valid / test with ``valid_fraction`` each for
     valid and test). When ``valid_split`` is ``None`` or the hub dataset has
@@ -91,7 +91,7 @@ def load_splits(
     ``seed`` draws every split and subset here (the trainables pass ``data_seed``).
     ``require_labels``: a training split without labels is an error that names the
     file's columns (a label column under another name would otherwise load unlabeled).
-    ``local:<name>``: a recipe of :data:`xaicore.local_datasets.LOCAL_DATASETS` applied to files
+    ``local:<name>``: a recipe of :data:`xaicore.data.local_datasets.LOCAL_DATASETS` applied to files
     under ``data_dir`` (its own splits; ``columns`` and the split names are the recipe's).
     ``drop_empty``: rows with an empty text (or text pair) are dropped (``Splits.dropped_empty`` counts
     them per file, and a log line says so) instead of being an error naming the line.
@@ -176,7 +176,7 @@ def load_unlabeled(
     """The unlabeled pool: ``"synthetic"`` (``size`` fresh synthetic texts, labels dropped), a ``.txt``
     file with one sentence per line, a known hub key (``wikitext``, ``lm1b``) or a data file (its
     ``train`` split when the path has ``{split}``; labels dropped).
-    ``sentences``: split every text into sentences first (:func:`xaicore.sentences.split_sentences`),
+    ``sentences``: split every text into sentences first (:func:`xaicore.data.sentences.split_sentences`),
     e.g. the IMDB training reviews as a pool of about 316,000 sentences.
     ``drop_empty``: a data file's rows with an empty text are dropped (a ``.txt`` file skips blank lines anyway).
     ``max_examples`` keeps a seeded random subset (the paper used 1% of One Billion Word)."""
@@ -225,7 +225,7 @@ def check_file(
     path: str | Path, *, columns: Optional[Mapping[str, Any]] = None, label_names=None, drop_empty: bool = False,
     filters: Optional[Mapping[str, Any]] = None, max_rows: Optional[int] = None,
 ) -> TableCheck:
-    """:func:`xaicore.data.validate_table` of one file, once per distinct file and options: the result is
+    """:func:`xaicore.data.loading.validate_table` of one file, once per distinct file and options: the result is
     cached by path, modification time, size, columns and the other options, so a preflight over many
     search-space points reads each file once (a changed file is read again)."""
     st = Path(path).stat()
@@ -258,7 +258,7 @@ def split_problems(
     what: str = "dataset",
 ) -> list[str]:
     """Consistency of the splits a trial reads (``checks``: role ``train`` / ``valid`` / ``test``, or ``all``
-    for one file that is split), from their :class:`~xaicore.data.TableCheck`.
+    for one file that is split), from their :class:`~xaicore.data.loading.TableCheck`.
 
     Errors (the trial would fail, or train on nothing to learn): a valid/test label that the training split
     lacks (named with its file and first line), a training split with a single class. An empty split is

@@ -20,7 +20,7 @@ Metric names (MLflow / Ray): ``faith/<metric>/<method>`` with metrics
 * ``kendall_tau`` / ``pearson`` with method ``<a>__<b>`` - agreement between methods.
 
 With a non-default ``cancel_out`` (``delete``, ``zero_vector``, ``attention_mask``;
-:mod:`xaicore.cancel_out`) the token-removing metrics are named
+:mod:`xaicore.cancel_out.methods`) the token-removing metrics are named
 ``faith/deletion.<cancel_out>/<method>`` (likewise comprehensiveness, sufficiency) and
 the ``leave_one_out`` attribution, which removes tokens itself, ``leave_one_out.<cancel_out>``
 (:func:`trainables.faith_metric_name`).
@@ -48,20 +48,16 @@ from trainables.classifier import (
 )
 from trainables.classifier import preflight as _classifier_preflight
 from trainables.protocol import Trainable, Trial, TrialResult, start_runtime
-from xaicore.attribution import ATTRIBUTION_METHODS, IG_BASELINES, IG_METHODS
+from xaicore.faithfulness.attribution import ATTRIBUTION_METHODS, IG_BASELINES, IG_METHODS
 from xaicore.state_io import load_state_file
 from trainables import FAITH_CANCEL_OUTS, faith_method_name, faith_metric_name
-from xaicore.cancel_out import CANCEL_OUT_REGISTRY
-from xaicore.faithfulness import (
-    deletion_until_flip,
-    erasure_curves,
-    nanmean,
-    rank_agreement,
-    rationale_agreement,
-    shuffle_tvd,
-    train_weak_learner,
-    with_feature_maps,
-)
+from xaicore.cancel_out.methods import CANCEL_OUT_REGISTRY
+from xaicore.faithfulness.agreement import rank_agreement, rationale_agreement
+from xaicore.faithfulness.deletion import deletion_until_flip
+from xaicore.faithfulness.eraser import erasure_curves
+from xaicore.faithfulness.removal import nanmean
+from xaicore.faithfulness.shuffle import shuffle_tvd
+from xaicore.faithfulness.weak_learner import train_weak_learner, with_feature_maps
 
 FAITH_METRICS = ("deletion", "weak_learner", "shuffle_tvd", "eraser", "agreement", "rationale")
 DEFAULT_METHODS = ("saliency", "integrated_gradients", "input_x_gradient", "attention")
@@ -72,7 +68,7 @@ class FaithfulnessTrialConfig(ClassifierTrialConfig):
     """A :class:`ClassifierTrialConfig` plus the faithfulness evaluation settings.
 
     Attributes:
-        methods: attribution methods (``xaicore.attribution.ATTRIBUTION_METHODS``).
+        methods: attribution methods (``xaicore.faithfulness.attribution.ATTRIBUTION_METHODS``).
         faith_metrics: subset of ``deletion, weak_learner, shuffle_tvd, eraser, agreement, rationale``.
         eval_examples: test examples evaluated: a random subset of the test split drawn with ``data_seed``
             (the same examples for every seed and method; all of them when the split is not larger), so a
@@ -181,7 +177,7 @@ def eval_test_batches(setup, cfg: FaithfulnessTrialConfig) -> list:
     split in file order, batched as the setup's test batches; the whole split when it is not larger.
     Not the first N: local IMDB / 20News and hub IMDB test files are sorted by label."""
     from trainables.data_setup import subsample
-    from xaicore.batching import batches as make_batches
+    from xaicore.data.batching import batches as make_batches
 
     test = setup.splits.test
     if len(test) <= cfg.eval_examples:
@@ -196,7 +192,7 @@ def evaluate_faithfulness(setup, cfg: FaithfulnessTrialConfig, out_dir: Optional
     Returns ``(metrics, table, artifacts)``: ``faith/<metric>/<method>`` floats, the
     methods x metrics table as ``{method: {metric: value}}`` and artifact paths.
     """
-    from xaicore.batching import batches as make_batches
+    from xaicore.data.batching import batches as make_batches
 
     model, device = setup.model.eval(), setup.device
     test = [b.to(device) for b in eval_test_batches(setup, cfg)]

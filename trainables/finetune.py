@@ -41,15 +41,15 @@ from trainables.data_setup import subsample as _subsample
 from trainables.finetune_artifacts import SAMPLE_WORDS, write_artifacts  # noqa: F401 - SAMPLE_WORDS: re-exported
 from trainables.hub_checks import MINILM
 from trainables.protocol import Report, Trainable, Trial, TrialResult, fit_and_report, resolve_device, start_runtime
-from xaicore.batching import batches
-from xaicore.data import KNOWN_DATASETS, TextDataset, load_dataset
+from xaicore.data.batching import batches
+from xaicore.data.loading import KNOWN_DATASETS, TextDataset, load_dataset
 from xaicore.metrics import classification_metrics, predict
 from xaicore.models.transformer import TransformerClassifier, TransformerClassifierConfig
-from xaicore.pretrained import packaged_minilm_dir as minilm_dir
-from xaicore.noise import NOISE_RECIPES, PAPER_ROWS, TOKEN_SELECTIONS, make_noise_regularizer
-from xaicore.smart import SMART_TARGETS, SmartRegularizer
+from xaicore.models.pretrained import packaged_minilm_dir as minilm_dir
+from xaicore.perturbation.noise import NOISE_RECIPES, PAPER_ROWS, TOKEN_SELECTIONS, make_noise_regularizer
+from xaicore.perturbation.smart import SMART_TARGETS, SmartRegularizer
 from xaicore.training import TrainConfig, Trainer
-from xaicore.vocab import HFEncoder
+from xaicore.data.vocab import HFEncoder
 
 METRIC_KEYS = ("accuracy", "f1", "roc_auc")
 ROUNDS = ("A1", "A2", "A3")
@@ -60,7 +60,7 @@ PAPER_METHODS = {"fine-tuning": ("none", 0.5), "SMART": ("smart", 0.5), **PAPER_
 
 
 def regularizer_names() -> tuple[str, ...]:
-    """``none``, ``smart`` and every registered noise recipe (:data:`xaicore.noise.NOISE_RECIPES`)."""
+    """``none``, ``smart`` and every registered noise recipe (:data:`xaicore.perturbation.noise.NOISE_RECIPES`)."""
     return ("none", "smart") + tuple(NOISE_RECIPES)
 
 
@@ -313,7 +313,7 @@ class FinetuneSetup:
 
     # -------------------------------------------------------------- tables
     def vocabulary(self) -> tuple[list[str], torch.Tensor]:
-        from xaicore.neighbours import excluded_tokens
+        from xaicore.perturbation.neighbours import excluded_tokens
 
         V = int(self.model.model.get_input_embeddings().weight.shape[0])
         n_tok = len(self.tokenizer)
@@ -345,7 +345,7 @@ class FinetuneSetup:
                                       fraction=cfg.noise_fraction, selection=cfg.token_selection)
 
     def _neighbours(self, tokens: list[str], exclude: torch.Tensor) -> torch.Tensor:
-        from xaicore.neighbours import cached_neighbours
+        from xaicore.perturbation.neighbours import cached_neighbours
 
         cfg = self.cfg
         weight = self.model.model.get_input_embeddings().weight
@@ -356,8 +356,8 @@ class FinetuneSetup:
 
     def _synonyms(self, tokens: list[str], exclude: torch.Tensor) -> torch.Tensor:
         from trainables.wordnet_data import load_wordnet
-        from xaicore.neighbours import vocabulary_hash
-        from xaicore.synonyms import synonym_table, wordnet_synonyms
+        from xaicore.perturbation.neighbours import vocabulary_hash
+        from xaicore.perturbation.synonyms import synonym_table, wordnet_synonyms
 
         path = self.cache_dir() / f"wordnet-{vocabulary_hash(tokens)[:16]}.pt"
         if path.is_file():

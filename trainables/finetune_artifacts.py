@@ -11,8 +11,8 @@ from typing import Any, Optional
 import torch
 
 from trainables.artifacts import plot_training_curves, write_config_yaml
-from xaicore.noise import make_noise_regularizer
-from xaicore.smart import SmartRegularizer
+from xaicore.perturbation.noise import make_noise_regularizer
+from xaicore.perturbation.smart import SmartRegularizer
 
 #: words whose neighbour / synonym rows are written as a readable sample
 SAMPLE_WORDS = ("good", "bad", "he", "she", "you", "car", "happy", "run", "said", "city")
@@ -23,7 +23,7 @@ def write_artifacts(setup: Any, history: list[dict], steps: list[dict], out_dir:
     """Write the trial's artifacts into ``out_dir``; ``final=False`` (before each interim report, so a
     trial that ASHA stops keeps its curves) skips the Figure 2 PCA and the weights. ``setup``: a
     :class:`trainables.finetune.FinetuneSetup`."""
-    from xaicore.neighbours import readable_sample
+    from xaicore.perturbation.neighbours import readable_sample
 
     cfg = setup.cfg
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -73,7 +73,7 @@ def pca_figure(setup: Any, path: Path) -> Optional[Path]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from xaicore.embedding_views import embedding_views, pca_2d
+    from xaicore.perturbation.embedding_views import embedding_views, pca_2d
 
     cfg = setup.cfg
     ids = {w: setup.tokenizer.convert_tokens_to_ids(w) for w in cfg.pca_words}

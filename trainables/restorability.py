@@ -4,8 +4,8 @@ The trial (:data:`TRAINABLE`, :mod:`trainables.protocol`; ``run_trial(config, re
 Python) samples ``n_tokens`` (sentence, token) pairs
 uniformly from the content sub-word tokens of a dataset split (seeded; special
 tokens and [UNK] are never sampled), cancels each token with every method in
-``methods`` (:mod:`xaicore.cancel_out`; ``original`` = unchanged input, the
-baseline row) and reads the masked LM at that position (:mod:`xaicore.restorability`).
+``methods`` (:mod:`xaicore.cancel_out.methods`; ``original`` = unchanged input, the
+baseline row) and reads the masked LM at that position (:mod:`xaicore.cancel_out.restorability`).
 
 Metrics (one final report): ``restore/<stat>/<method>`` for ``stat`` in
 ``p_original_mean``, ``p_original_median``, ``p_original_share_above_0.5``,
@@ -30,10 +30,10 @@ import numpy as np
 import torch
 
 from trainables import RESTORABILITY_CANCEL_OUTS
-from xaicore.cancel_out import CANCEL_OUT_REGISTRY
+from xaicore.cancel_out.methods import CANCEL_OUT_REGISTRY
 from trainables.protocol import Trainable, Trial, TrialResult, start_runtime
 from trainables.data_setup import dropped_metrics, log_dropped
-from xaicore.restorability import RESTORABILITY_METHODS, restorability, summarize
+from xaicore.cancel_out.restorability import RESTORABILITY_METHODS, restorability, summarize
 from xaicore.types import Batch
 
 STATS = ("mean", "median", "share_above_0.5")
@@ -108,7 +108,7 @@ def mlm_problems(name: str, *, local_files_only: bool = False, need_mask: bool =
     or a hub id that is cached (or reachable when the hub is allowed)."""
     import os
 
-    from xaicore.pretrained import MINILM_NAMES, MINILM_PACKAGE, packaged_minilm_dir
+    from xaicore.models.pretrained import MINILM_NAMES, MINILM_PACKAGE, packaged_minilm_dir
 
     if name in MINILM_NAMES:
         return [] if packaged_minilm_dir() is not None else [
@@ -152,7 +152,7 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 def preflight(cfg: RestorabilityTrialConfig) -> list[str]:
     """I/O checks before Ray starts: the MLM exists (with a mask token), the data file exists."""
-    from xaicore.data import KNOWN_DATASETS
+    from xaicore.data.loading import KNOWN_DATASETS
 
     problems = mlm_problems(cfg.mlm, local_files_only=cfg.local_files_only)
     if cfg.dataset in KNOWN_DATASETS:
@@ -244,13 +244,13 @@ def run(
     lists of ``(B,)`` tensors and the per-method seconds so far (a long run can
     write partial results).
     """
-    from xaicore.data import load_dataset
-    from xaicore.masked_lm import load_masked_lm
+    from xaicore.data.loading import load_dataset
+    from xaicore.models.masked_lm import load_masked_lm
 
     device = start_runtime(cfg)
     mlm, tok = load_masked_lm(cfg.mlm, local_files_only=cfg.local_files_only)
     mlm = mlm.to(device)
-    from xaicore.data import KNOWN_DATASETS
+    from xaicore.data.loading import KNOWN_DATASETS
 
     columns = None if cfg.dataset in KNOWN_DATASETS else {"text": cfg.text_column}
     local = cfg.dataset not in KNOWN_DATASETS

@@ -138,14 +138,14 @@ def gradient_importance(model: nn.Module, batch: Batch) -> Tensor:
     predicted class's probability w.r.t. the one-hot input of token ``t``
     (= gradient x word embedding), with the attention weights *detached* so
     the gradient does not flow through the attention module; normalised to sum
-    1 over real tokens. It is :func:`xaicore.attribution.input_x_gradient`
+    1 over real tokens. It is :func:`xaicore.faithfulness.attribution.input_x_gradient`
     with ``output="prob"`` and ``detach_attention=True``, in absolute value
     (eval mode; the caller's ``.grad`` fields are untouched).
 
     Returns:
         ``(B, T)`` importance, 0 on padding.
     """
-    from xaicore.attribution import input_x_gradient
+    from xaicore.faithfulness.attribution import input_x_gradient
 
     tau = input_x_gradient(model, batch, output="prob", detach_attention=True).abs()  # (B, T)
     return tau / tau.sum(dim=1, keepdim=True).clamp_min(1e-12)

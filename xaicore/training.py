@@ -1,7 +1,7 @@
 """The one training loop every method uses.
 
 Methods differ only in the regulariser plugged into :func:`compute_loss`
-(:mod:`xaicore.regularizers`); the loop itself (AdamW, linear warm-up then
+(:mod:`xaicore.perturbation.regularizers`); the loop itself (AdamW, linear warm-up then
 linear decay, gradient clipping, per-epoch evaluation, best-epoch selection,
 checkpointable state) is shared.
 """
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from xaicore.models.protocol import forward_batch
-from xaicore.regularizers import Regularizer
+from xaicore.perturbation.regularizers import Regularizer
 from xaicore.seeding import rng_state, set_rng_state
 from xaicore.types import Batch
 
@@ -187,7 +187,7 @@ class Trainer:
         device: where to train; default: the model's device.
         loss_fn: ``(model, batch) -> (loss, parts)`` replacing :func:`compute_loss`
             for objectives other than classification (e.g.
-            :func:`xaicore.masked_lm.masked_lm_loss`); ``parts`` floats are
+            :func:`xaicore.models.masked_lm.masked_lm_loss`); ``parts`` floats are
             averaged per epoch like ``ce``/``reg``.
     """
 

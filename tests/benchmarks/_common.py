@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from xaicore.pretrained import MINILM_PACKAGE, packaged_minilm_dir  # noqa: E402,F401
+from xaicore.models.pretrained import MINILM_PACKAGE, packaged_minilm_dir  # noqa: E402,F401
 
 
 def minilm_dir() -> Optional[str]:

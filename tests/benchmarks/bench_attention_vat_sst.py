@@ -86,9 +86,9 @@ SETUPS = {
 
 
 CODE_FILES = (
-    "xaicore/models/lstm_attention.py", "xaicore/regularizers.py", "xaicore/perturbation.py",
-    "xaicore/training.py", "xaicore/metrics.py", "xaicore/batching.py", "xaicore/vocab.py",
-    "xaicore/pretrained.py", "trainables/classifier.py", "trainables/data_setup.py",
+    "xaicore/models/lstm_attention.py", "xaicore/perturbation/regularizers.py", "xaicore/perturbation/norms.py",
+    "xaicore/training.py", "xaicore/metrics.py", "xaicore/data/batching.py", "xaicore/data/vocab.py",
+    "xaicore/models/pretrained.py", "trainables/classifier.py", "trainables/data_setup.py",
 )
 
 
@@ -205,7 +205,7 @@ def score_spread(setup) -> dict[str, float]:
     import numpy as np
     import torch
 
-    from xaicore.regularizers import forward_batch
+    from xaicore.perturbation.regularizers import forward_batch
 
     model = setup.model.eval()
     vals = []

@@ -1,7 +1,7 @@
 """Benchmark: gender-bias mitigation by cancelling gender words during fine-tuning, on synthetic bios
 (cancel-out.txt section 4, Table 2), through :func:`trainables.bios_debias.run_trial`.
 
-Data: :func:`xaicore.bios.synthetic_bios` (8 professions in 4 pairs sharing their content words, planted
+Data: :func:`xaicore.bias.bios.synthetic_bios` (8 professions in 4 pairs sharing their content words, planted
 training female rates 0.9/0.1, 0.8/0.2, 0.7/0.3, 0.6/0.4 carried only by names, pronouns and titles;
 gender-balanced test set). Model: a tiny BERT built from a config (hidden 64, 2 layers, word-level
 vocabulary of the generator) whose encoder and MLM head are first trained as a masked LM on the
@@ -30,7 +30,7 @@ def build_tiny_mlm(out: Path, *, seed: int = 0, epochs: int = 4, threads: int = 
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     from trainables.mlm import run_trial as train_mlm
-    from xaicore.bios import synthetic_bios, synthetic_vocabulary
+    from xaicore.bias.bios import synthetic_bios, synthetic_vocabulary
 
     enc = out / "encoder"
     enc.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@
 Every trial is one call of :func:`trainables.faithfulness.run_trial` with a plain config dict
 (the code path of ``sweeps/faithfulness_datasets.yaml``, the paper-scale spec): the BiLSTM +
 additive-attention classifier is trained on ``local:<name>`` (recipes in
-:mod:`xaicore.local_datasets`, data under ``../shared/data``), then Saliency, Integrated
+:mod:`xaicore.data.local_datasets`, data under ``../shared/data``), then Saliency, Integrated
 Gradients (20 Gauss-Legendre steps here, 50 in the spec, zero baseline), Input x Gradient and the attention
 weights (maps for the predicted class) are evaluated on ``eval_examples`` test examples (a
 seeded random subset, :func:`trainables.faithfulness.eval_test_batches`):
@@ -157,7 +157,7 @@ def data_stats(cfg: dict[str, Any]) -> dict[str, Any]:
     """Split sizes the trial uses, word-token lengths of the evaluated test examples (as in the
     paper's Table 1: mean / median / 90th percentile) and how many of them ``max_length`` truncates."""
     from trainables.data_setup import load_splits, subsample
-    from xaicore.vocab import word_tokenize
+    from xaicore.data.vocab import word_tokenize
 
     s = load_splits(cfg["dataset"], data_dir=cfg["data_dir"], valid_fraction=cfg["valid_fraction"],
                     seed=cfg["data_seed"], max_train_examples=cfg.get("max_train_examples"))
@@ -208,8 +208,8 @@ def weak_probe(dataset: str, sizes: list[int], args: argparse.Namespace, test_ex
     of :func:`trainables.faithfulness.eval_test_batches`)."""
     from trainables.classifier import ClassifierSetup
     from trainables.faithfulness import _take, eval_test_batches, parse_config
-    from xaicore.batching import batches as make_batches
-    from xaicore.faithfulness import train_weak_learner
+    from xaicore.data.batching import batches as make_batches
+    from xaicore.faithfulness.weak_learner import train_weak_learner
     from xaicore.seeding import seed_everything
 
     cfg = parse_config(dict(trial_config(dataset, 0, args), max_train_examples=max(sizes), eval_examples=test_examples))

@@ -37,7 +37,7 @@ backward micro-benchmark) records why the ratio is what it is.
 Speed note: by default the faithfulness evaluation runs IG with
 ``internal_batch_size=--ig-internal-batch-size`` (256 expanded inputs per pass)
 instead of the pipeline's ``None``: the attributions are identical up to float
-rounding (see ``xaicore.attribution.integrated_gradients``) and on CPU this is
+rounding (see ``xaicore.faithfulness.attribution.integrated_gradients``) and on CPU this is
 several times faster (see the throughput section); ``--ig-internal-batch-size 0``
 runs the pipeline unchanged.
 
@@ -196,8 +196,8 @@ def ig_throughput(trained, args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from trainables.faithfulness import _take
-    from xaicore.attribution import integrated_gradients
-    from xaicore.batching import batches
+    from xaicore.faithfulness.attribution import integrated_gradients
+    from xaicore.data.batching import batches
 
     setup, model = trained.setup, trained.setup.model.eval()
     n_total = min(args.tp_examples, len(setup.splits.test))
@@ -283,7 +283,7 @@ def profile_ig(model, make, setup) -> dict[str, Any]:
     from torch.nn.utils.rnn import pack_padded_sequence
     from torch.profiler import ProfilerActivity, profile
 
-    from xaicore.attribution import integrated_gradients
+    from xaicore.faithfulness.attribution import integrated_gradients
 
     batch = make(16, 16)[0]
     ops: dict[str, Any] = {}

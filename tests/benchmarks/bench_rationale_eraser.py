@@ -11,7 +11,7 @@ reports per method, mean +- sd over seeds:
 
 * test F1 of the positive class (Table 1's F1) and accuracy,
 * the trainable's ``test/rationale_auprc`` (ERASER trapezoidal PR area, per document, averaged),
-  ``test/rationale_avg_precision`` and ``test/rationale_roc_auc`` (:mod:`xaicore.rationale_metrics`),
+  ``test/rationale_avg_precision`` and ``test/rationale_roc_auc`` (:mod:`xaicore.faithfulness.rationale_metrics`),
 * paired-by-seed differences vs vanilla of the three rationale metrics,
 * measurements that explain them, on the same 199 full-length test documents: normalised attention
   entropy ``H(a) / log T``, the largest weight, the share of attention mass on rationale tokens and its
@@ -106,8 +106,8 @@ def attention_analysis(setup, model) -> dict[str, Any]:
     import torch
 
     from xaicore.metrics import classification_metrics
-    from xaicore.rationale_metrics import eraser_soft_token_scores
-    from xaicore.regularizers import forward_batch
+    from xaicore.faithfulness.rationale_metrics import eraser_soft_token_scores
+    from xaicore.perturbation.regularizers import forward_batch
 
     was_training = model.training
     model.eval()
@@ -150,7 +150,7 @@ def chance_levels(setup, draws: int, seed: int = 0) -> dict[str, Any]:
     rationale fraction |R|/T (the expected precision of any ranking that ignores the text)."""
     import numpy as np
 
-    from xaicore.rationale_metrics import eraser_soft_token_scores
+    from xaicore.faithfulness.rationale_metrics import eraser_soft_token_scores
 
     truths = []
     for batch in setup.test_batches:
@@ -237,7 +237,7 @@ def perturbation_probe(setup, model, eps_values: list[float], methods: tuple[str
     import numpy as np
     import torch
 
-    from xaicore.regularizers import forward_batch, make_regularizer
+    from xaicore.perturbation.regularizers import forward_batch, make_regularizer
 
     torch.manual_seed(seed)
     model.eval()

@@ -57,7 +57,7 @@ def main() -> None:
         import numpy as np
         import torch
 
-        from xaicore.restorability import summarize
+        from xaicore.cancel_out.restorability import summarize
         part = {m: {q: summarize(torch.cat(v).numpy()) for q, v in d.items()} for m, d in values.items()}
         write_output(out / "restorability_sst_partial.json", {
             "batches_done": done, "batches": total, "tokens_done": int(part[PAPER_ORDER[0]]["p_original"]["n"]),

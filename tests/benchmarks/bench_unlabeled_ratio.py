@@ -195,7 +195,7 @@ def vocab_probe(args: argparse.Namespace, ratios: list[float]) -> str:
     from collections import Counter
 
     from trainables.classifier import ClassifierSetup, parse_config
-    from xaicore.vocab import word_tokenize
+    from xaicore.data.vocab import word_tokenize
 
     lines = ["| N_ul / N_l | pool sentences | vocabulary | dev UNK % | dev pool-only % | test UNK % | test pool-only % |",
              "|---|---|---|---|---|---|---|"]

@@ -1,16 +1,20 @@
-"""Faithfulness (and plausibility) metrics for token feature maps.
+"""Faithfulness (and plausibility) metrics for token feature maps, and the attributions they score.
+
+Import from the submodules (``from xaicore.faithfulness.deletion import deletion_until_flip``):
+the package imports nothing itself, so that a module needing one metric (or the attribution
+methods, :mod:`xaicore.faithfulness.attribution`) loads only that one.
 
 Implements the three evaluations of faithfulness-evaluation.txt plus ERASER's
 soft-score metrics and agreement measures. Every metric takes a classifier,
 a :class:`~xaicore.types.Batch` and a feature map ``scores`` ``(B, T)`` (from
-:mod:`xaicore.attribution` or any other source; only its values on content
+:mod:`xaicore.faithfulness.attribution` or any other source; only its values on content
 tokens, :attr:`Batch.content_mask`, are read) and runs under
 :func:`torch.no_grad` with the model in eval mode (every module's previous
 train/eval flag is restored).
 
 Token removal: the erasure metrics (deletion, comprehensiveness, sufficiency)
-and :func:`xaicore.attribution.leave_one_out` take ``cancel_out=``, a method of
-:mod:`xaicore.cancel_out` (default ``"pad"``: the id is replaced by PAD, the
+and :func:`xaicore.faithfulness.attribution.leave_one_out` take ``cancel_out=``, a method of
+:mod:`xaicore.cancel_out.methods` (default ``"pad"``: the id is replaced by PAD, the
 position stays in the attention mask; also ``delete``, ``zero_vector``,
 ``mask_token``, ``attention_mask`` - for the BiLSTM excluded from its attention
 softmax - and the two marginalize methods, which need a masked LM). The older
@@ -37,38 +41,3 @@ Evaluations:
 * :func:`rank_agreement`, :func:`rationale_agreement`, :func:`precision_at_k`
   - agreement between two maps, and with human / planted rationales.
 """
-from xaicore.faithfulness.agreement import precision_at_k, rank_agreement, rationale_agreement
-from xaicore.faithfulness.deletion import deletion_until_flip
-from xaicore.faithfulness.eraser import ERASER_BINS, comprehensiveness, erasure_curves, sufficiency
-from xaicore.faithfulness.removal import INTERVENTIONS, check_intervention, descending_rank, nanmean, remove_tokens
-from xaicore.faithfulness.shuffle import shuffle_tvd, total_variation
-from xaicore.faithfulness.weak_learner import (
-    FEATURE_MAPS,
-    WeakLearner,
-    normalize_feature_map,
-    train_weak_learner,
-    with_feature_maps,
-)
-
-__all__ = [
-    "INTERVENTIONS",
-    "ERASER_BINS",
-    "FEATURE_MAPS",
-    "check_intervention",
-    "remove_tokens",
-    "descending_rank",
-    "deletion_until_flip",
-    "erasure_curves",
-    "comprehensiveness",
-    "sufficiency",
-    "normalize_feature_map",
-    "WeakLearner",
-    "with_feature_maps",
-    "train_weak_learner",
-    "shuffle_tvd",
-    "total_variation",
-    "rank_agreement",
-    "rationale_agreement",
-    "precision_at_k",
-    "nanmean",
-]

@@ -6,9 +6,9 @@ from typing import Optional, Union
 import torch
 from torch import Tensor, nn
 
-from xaicore.cancel_out import CancelOut
+from xaicore.cancel_out.methods import CancelOut
 from xaicore.faithfulness.removal import cancelled_probs, descending_rank, resolve_cancel_out
-from xaicore.model_utils import eval_mode, index_batch
+from xaicore.models.model_utils import eval_mode, index_batch
 from xaicore.models.protocol import forward_batch
 from xaicore.types import Batch
 
@@ -40,8 +40,8 @@ def deletion_until_flip(
         batch: inputs ``(B, T)``.
         scores: feature map ``(B, T)`` (only content positions are read).
         cancel_out: how a token is removed: a name in
-            :data:`xaicore.cancel_out.CANCEL_OUT_METHODS` or a
-            :class:`~xaicore.cancel_out.CancelOut` (default ``"pad"``; the
+            :data:`xaicore.cancel_out.methods.CANCEL_OUT_METHODS` or a
+            :class:`~xaicore.cancel_out.methods.CancelOut` (default ``"pad"``; the
             marginalize methods need an instance carrying the MLM).
         intervention: older name for ``cancel_out`` (``"pad"``, ``"mask"``, ``"delete"``).
         step: tokens removed per iteration (>= 1); with ``step > 1`` the

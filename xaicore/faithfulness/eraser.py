@@ -6,10 +6,10 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from xaicore.attribution import resolve_target
-from xaicore.cancel_out import CancelOut
+from xaicore.faithfulness.attribution import resolve_target
+from xaicore.cancel_out.methods import CancelOut
 from xaicore.faithfulness.removal import cancelled_probs, descending_rank, resolve_cancel_out
-from xaicore.model_utils import eval_mode
+from xaicore.models.model_utils import eval_mode
 from xaicore.models.protocol import forward_batch
 from xaicore.types import Batch
 

@@ -1,7 +1,7 @@
-"""Token removal for the erasure metrics: a thin layer over :mod:`xaicore.cancel_out`, plus the removal order.
+"""Token removal for the erasure metrics: a thin layer over :mod:`xaicore.cancel_out.methods`, plus the removal order.
 
-The metrics take ``cancel_out`` (a name in :data:`xaicore.cancel_out.CANCEL_OUT_METHODS`
-or a :class:`~xaicore.cancel_out.CancelOut`; default ``"pad"``). The older
+The metrics take ``cancel_out`` (a name in :data:`xaicore.cancel_out.methods.CANCEL_OUT_METHODS`
+or a :class:`~xaicore.cancel_out.methods.CancelOut`; default ``"pad"``). The older
 ``intervention=`` names ``"pad"``, ``"mask"`` (= ``attention_mask``) and
 ``"delete"`` are still accepted. Ranking (:func:`descending_rank`): tokens are
 removed in descending order of ``scores``; ties are broken by position
@@ -14,7 +14,7 @@ from typing import Iterable, Optional, Union
 import torch
 from torch import Tensor, nn
 
-from xaicore.cancel_out import CancelOut, cancel_out_log_probs
+from xaicore.cancel_out.methods import CancelOut, cancel_out_log_probs
 from xaicore.types import Batch
 
 __all__ = ["INTERVENTIONS", "resolve_cancel_out", "check_intervention", "remove_tokens", "cancelled_probs",
@@ -53,7 +53,7 @@ def remove_tokens(
     replace_id: Optional[int] = None,
 ) -> Batch:
     """``batch`` with ``remove & batch.content_mask`` removed by a one-row method (``pad``, ``mask``/``attention_mask``,
-    ``delete``, or ``mask_token`` with ``replace_id``); see :mod:`xaicore.cancel_out`.
+    ``delete``, or ``mask_token`` with ``replace_id``); see :mod:`xaicore.cancel_out.methods`.
 
     Returns:
         A new :class:`Batch` with the same shape ``(B, T)``.

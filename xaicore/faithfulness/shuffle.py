@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from xaicore.faithfulness.weak_learner import normalize_feature_map
-from xaicore.model_utils import eval_mode
+from xaicore.models.model_utils import eval_mode
 from xaicore.models.protocol import capability
 from xaicore.types import Batch
 

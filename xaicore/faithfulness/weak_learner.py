@@ -142,7 +142,7 @@ def with_feature_maps(
     Args:
         model: the explained classifier.
         batches: inputs (materialised into a list).
-        method: a name in :data:`xaicore.attribution.ATTRIBUTION_METHODS` or a
+        method: a name in :data:`xaicore.faithfulness.attribution.ATTRIBUTION_METHODS` or a
             function ``(model, batch, **opts) -> (B, T)``.
         **opts: passed to the method.
 
@@ -150,7 +150,7 @@ def with_feature_maps(
         ``[(batch, scores (B, T) detached on CPU-or-batch device), ...]``.
     """
     if isinstance(method, str):
-        from xaicore.attribution import ATTRIBUTION_METHODS
+        from xaicore.faithfulness.attribution import ATTRIBUTION_METHODS
 
         if method not in ATTRIBUTION_METHODS:
             raise ValueError(f"unknown attribution method {method!r}")

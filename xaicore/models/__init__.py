@@ -1,15 +1,5 @@
-"""Text classifiers with a common interface (see :class:`xaicore.types.ClassifierOutput`)."""
-from xaicore.models.lstm_attention import AttentionLSTMClassifier, AttentionLSTMConfig
-from xaicore.models.protocol import CAPABILITIES, TextClassifier, capability, forward_batch
-from xaicore.models.transformer import TransformerClassifier, TransformerClassifierConfig
+"""Text classifiers with a common interface (:class:`xaicore.types.ClassifierOutput`, the
+:class:`~xaicore.models.protocol.TextClassifier` protocol), the masked LM and model helpers.
 
-__all__ = [
-    "AttentionLSTMClassifier",
-    "AttentionLSTMConfig",
-    "CAPABILITIES",
-    "TextClassifier",
-    "capability",
-    "forward_batch",
-    "TransformerClassifier",
-    "TransformerClassifierConfig",
-]
+Import from the submodules (``from xaicore.models.lstm_attention import AttentionLSTMClassifier``).
+"""

@@ -221,7 +221,7 @@ class AttentionLSTMClassifier(nn.Module):
                 adversarial regularisers); sites not in it are drawn afresh.
             attention_exclude: ``(B, T)`` bool, tokens the BiLSTM reads but the
                 attention softmax excludes (weight exactly 0): the
-                ``attention_mask`` cancel-out method of :mod:`xaicore.cancel_out`.
+                ``attention_mask`` cancel-out method of :mod:`xaicore.cancel_out.methods`.
 
         Returns:
             :class:`ClassifierOutput` (logits, attention, scores, hidden, embeddings,

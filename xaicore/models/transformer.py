@@ -85,7 +85,7 @@ class TransformerClassifier(nn.Module):
 
     def embedding_output(self, input_ids: Tensor, token_type_ids: Optional[Tensor] = None) -> Tensor:
         """The embedding module's output ``(B, T, H)``: ``LayerNorm(W_word[x] + W_pos + W_type)``
-        (dropout in training mode), i.e. the tensor mt-dnn's SMART perturbs (see :mod:`xaicore.smart`)."""
+        (dropout in training mode), i.e. the tensor mt-dnn's SMART perturbs (see :mod:`xaicore.perturbation.smart`)."""
         if token_type_ids is None:
             token_type_ids = input_ids.new_zeros(input_ids.shape)
         return self.model.base_model.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)

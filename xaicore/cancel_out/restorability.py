@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from xaicore.cancel_out import CANCEL_OUT_REGISTRY, CancelOut
-from xaicore.masked_lm import position_logits
-from xaicore.model_utils import eval_mode, resolve_mask_token_id
+from xaicore.cancel_out.methods import CANCEL_OUT_REGISTRY, CancelOut
+from xaicore.models.masked_lm import position_logits
+from xaicore.models.model_utils import eval_mode, resolve_mask_token_id
 from xaicore.types import Batch
 
 __all__ = ["RESTORABILITY_METHODS", "restorability", "summarize"]
@@ -73,14 +73,14 @@ def restorability(
     Computation shared between rows (same results as one pass per method): the
     ``original`` row runs the encoder once per distinct sentence of the batch;
     the marginalize rows take their ``k`` candidates from the ``mask_token``
-    row's pass (:func:`xaicore.cancel_out.propose_candidates` with one removed
+    row's pass (:func:`xaicore.cancel_out.methods.propose_candidates` with one removed
     position runs exactly that pass) and share one candidate pass.
 
     Args:
         mlm: HF masked LM (eval mode, no gradients are taken).
         batch: ``(B, T)`` in the MLM's tokenisation.
         positions: ``(B,)`` long, the cancelled position of each row (a content token).
-        methods: ``original`` and names of :data:`xaicore.cancel_out.CANCEL_OUT_METHODS` except ``delete``
+        methods: ``original`` and names of :data:`xaicore.cancel_out.methods.CANCEL_OUT_METHODS` except ``delete``
             (a deleted token has no position left to read).
         k: marginalization candidates (>= 1).
         mask_token_id: [MASK] id (default: ``mlm.config.mask_token_id``).
@@ -155,7 +155,7 @@ def restorability(
 
 def _candidates(masked_probs: Tensor, input_ids: Tensor, positions: Tensor, *, k: int,
                 exclude_ids: Sequence[int]) -> tuple[Tensor, Tensor]:
-    """:func:`xaicore.cancel_out.propose_candidates` for one removed position per row, from its ``(B, V)`` pass.
+    """:func:`xaicore.cancel_out.methods.propose_candidates` for one removed position per row, from its ``(B, V)`` pass.
 
     Returns ``ids`` ``(B * k, T)`` (row ``b * k + j``: candidate ``j`` at ``positions[b]``) and the weighted
     marginalization's weights ``(B, k)`` (``p_L`` of the candidates, renormalised over the k).

@@ -3,7 +3,7 @@
 A :class:`LocalDatasetSpec` names the file(s) relative to a ``data_dir`` (the project's
 ``../shared/data`` layout, see its PROVENANCE.md files), the column roles, a row filter and
 how the three splits are made. :func:`load_local_splits` applies it; every split is a
-:class:`~xaicore.text_dataset.TextDataset` with one label map.
+:class:`~xaicore.data.text_dataset.TextDataset` with one label map.
 
 Splits: a spec with ``"{split}"`` in its path reads one file per split (``valid=None``: a
 seeded ``valid_fraction`` of train is held out); a single-file spec (``held_out``) draws a
@@ -18,8 +18,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping, Optional, Union
 
-from xaicore.data import load_dataset
-from xaicore.text_dataset import TextDataset
+from xaicore.data.loading import load_dataset
+from xaicore.data.text_dataset import TextDataset
 
 __all__ = ["LOCAL_PREFIX", "LocalDatasetSpec", "LOCAL_DATASETS", "local_dataset_spec", "local_files",
            "load_local_splits", "stratified_split"]
@@ -38,7 +38,7 @@ class LocalDatasetSpec:
             else one file that is split (``held_out``).
         train / valid / test: the split names filled into ``path`` (``valid=None``: hold out
             ``valid_fraction`` of train).
-        columns: role -> column (see :func:`xaicore.data.load_dataset`).
+        columns: role -> column (see :func:`xaicore.data.loading.load_dataset`).
         keep: row filter, column -> allowed raw values (applied before labels are encoded).
         label_names: class names (string labels map to their index here).
         held_out: single-file specs: (valid fraction, test fraction), drawn per label.

@@ -3,7 +3,7 @@
 Conventions shared by the whole data layer:
 
 * **Word tokens** are what :func:`word_tokenize` returns. Dataset rationales
-  (:attr:`xaicore.data.TextDataset.rationales`) are indices into this list for
+  (:attr:`xaicore.data.loading.TextDataset.rationales`) are indices into this list for
   the first text of each example.
 * An :class:`Encoder` turns a list of examples into one padded :class:`Batch`
   (``collate``). :class:`WordEncoder` produces one position per word token (no

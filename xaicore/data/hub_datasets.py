@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping, Optional, Sequence, Union
 
-from xaicore.tables import _build
-from xaicore.text_dataset import _EMPTY, TextDataset
+from xaicore.data.tables import _build
+from xaicore.data.text_dataset import _EMPTY, TextDataset
 
 __all__ = ["HubDatasetSpec", "KNOWN_DATASETS"]
 

@@ -2,7 +2,7 @@
 
 :func:`read_table` reads a whole file (the loader); :func:`csv_rows` and :func:`jsonl_records` stream
 the rows of a text file, handing each bad row to a ``problem(line, message)`` callback that raises
-(the loader) or collects (:func:`xaicore.table_check.validate_table`), so both read the same way.
+(the loader) or collects (:func:`xaicore.data.table_check.validate_table`), so both read the same way.
 A UTF-8 byte-order mark is dropped; a duplicate column name (or JSON key) is an error.
 """
 from __future__ import annotations

@@ -7,8 +7,8 @@ Gender words (what is cancelled during debiased training):
   when it is installed, NLTK's ``names`` corpus (``male.txt`` / ``female.txt``);
   without either, names are not cancelled (:func:`load_names` says which).
 
-Positions are word tokens of :func:`xaicore.vocab.word_tokenize`, stored as a
-dataset's ``rationales`` so that :class:`xaicore.vocab.HFEncoder` maps them onto
+Positions are word tokens of :func:`xaicore.data.vocab.word_tokenize`, stored as a
+dataset's ``rationales`` so that :class:`xaicore.data.vocab.HFEncoder` maps them onto
 sub-word positions (``Batch.rationale_mask`` = the tokens to cancel).
 
 :func:`synthetic_bios` generates biographies with a *planted* profession x
@@ -27,8 +27,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
-from xaicore.text_dataset import TextDataset
-from xaicore.vocab import word_tokenize
+from xaicore.data.text_dataset import TextDataset
+from xaicore.data.vocab import word_tokenize
 
 __all__ = ["PRONOUNS", "TITLES", "load_names", "gender_word_positions", "with_gender_rationales",
            "SYNTHETIC_PROFESSIONS", "synthetic_bios", "planted_female_rates", "synthetic_vocabulary", "load_bios"]
@@ -62,7 +62,7 @@ def load_names(path: Union[None, str, Path] = None) -> tuple[frozenset[str], str
 
 
 def gender_word_positions(text: str, names: Iterable[str] = ()) -> tuple[int, ...]:
-    """Indices of :func:`~xaicore.vocab.word_tokenize` tokens of ``text`` that are gender words."""
+    """Indices of :func:`~xaicore.data.vocab.word_tokenize` tokens of ``text`` that are gender words."""
     words = set(PRONOUNS) | set(TITLES) | set(names)
     return tuple(i for i, w in enumerate(word_tokenize(text)) if w in words)
 
@@ -186,7 +186,7 @@ def load_bios(
         ValueError: the data has no gender column (the TPR gap needs it), or a gender value is not
             ``f``/``female``/``1`` or ``m``/``male``/``0``.
     """
-    from xaicore.data import KNOWN_DATASETS, load_dataset
+    from xaicore.data.loading import KNOWN_DATASETS, load_dataset
 
     if source in KNOWN_DATASETS:
         data = load_dataset(source, split=split)

@@ -4,7 +4,7 @@ N_ul up to about 7 N_l: e.g. the sentences of the IMDB training reviews, labels 
 Rule (:func:`split_sentences`), exactly: HTML line breaks (``<br />``, ``<br>``) and newlines end a
 sentence; otherwise a sentence ends after a run of ``.``, ``!`` or ``?`` (optionally followed by closing
 quotes or brackets) that is followed by whitespace. Each piece is stripped of surrounding whitespace;
-pieces with fewer than ``min_tokens`` :func:`xaicore.vocab.word_tokenize` tokens are dropped (default 3:
+pieces with fewer than ``min_tokens`` :func:`xaicore.data.vocab.word_tokenize` tokens are dropped (default 3:
 fragments such as ``"10/10"``, ``":)"``). Abbreviations (``"Mr. Smith"``) are split too: a known
 limitation of a rule without a model; it only shortens a few pool entries.
 """
@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from typing import Iterable, Optional
 
-from xaicore.text_dataset import TextDataset
-from xaicore.vocab import word_tokenize
+from xaicore.data.text_dataset import TextDataset
+from xaicore.data.vocab import word_tokenize
 
 __all__ = ["split_sentences", "sentence_dataset"]
 

@@ -9,8 +9,8 @@ Training loss (paper eq. 2 with the perturbation replaced by noise, ``alpha = la
   embeddings and LayerNorm (:class:`xaicore.models.TransformerClassifier`).
 * ``E_similar`` is the current word-embedding row of a replacement token taken
   from a candidate table ``(V, K)``: the cosine neighbour table
-  (:mod:`xaicore.neighbours`) or a WordNet synonym table
-  (:mod:`xaicore.synonyms`, ``-1`` = no candidate).
+  (:mod:`xaicore.perturbation.neighbours`) or a WordNet synonym table
+  (:mod:`xaicore.perturbation.synonyms`, ``-1`` = no candidate).
 * The noise is a constant (no backpropagation into the choice of ``E_similar``;
   the gradient reaches ``E`` as for an additive perturbation), computed as
   ``lerp(E, E_similar, w)`` so that ``noise_size = 1`` feeds *exactly*
@@ -70,7 +70,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from xaicore.models.protocol import TextClassifier, forward_batch
-from xaicore.perturbation import kl_from_logits
+from xaicore.perturbation.norms import kl_from_logits
 from xaicore.types import Batch, ClassifierOutput
 
 def symmetric_kl(logits_a: Tensor, logits_b: Tensor) -> Tensor:

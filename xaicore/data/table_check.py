@@ -1,7 +1,7 @@
 """Whole-file validation of a local table (the preflight before a sweep): :func:`validate_table`.
 
-It streams the file through the loader's readers (:mod:`xaicore.table_files`) and applies the loader's
-row checks (:mod:`xaicore.tables`), so a file that validates loads, with the loader's messages.
+It streams the file through the loader's readers (:mod:`xaicore.data.table_files`) and applies the loader's
+row checks (:mod:`xaicore.data.tables`), so a file that validates loads, with the loader's messages.
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping, Optional, Sequence, Union
 
-from xaicore.table_files import EXTENSIONS, csv_rows, jsonl_records, read_table, utf8_problem
-from xaicore.tables import encode_labels, is_missing, matches, parse_rationale, resolve_roles, text_checks
-from xaicore.text_dataset import _EMPTY
+from xaicore.data.table_files import EXTENSIONS, csv_rows, jsonl_records, read_table, utf8_problem
+from xaicore.data.tables import encode_labels, is_missing, matches, parse_rationale, resolve_roles, text_checks
+from xaicore.data.text_dataset import _EMPTY
 
 __all__ = ["MAX_PROBLEMS_PER_FILE", "TableCheck", "validate_table"]
 
@@ -57,14 +57,14 @@ def validate_table(
     max_rows: Optional[int] = None,
     chunk_rows: int = 4096,
 ) -> TableCheck:
-    """Check every line of a local file the way :func:`xaicore.data.load_dataset` reads it, streaming.
+    """Check every line of a local file the way :func:`xaicore.data.loading.load_dataset` reads it, streaming.
 
     The same readers (:func:`csv_rows`, :func:`jsonl_records`) and row checks (:func:`text_checks`,
     :func:`parse_rationale`, :func:`encode_labels`) as the loader, so a file that validates loads, and
     the problems are the loader's messages: encoding, header (empty, duplicate column), field counts,
     invalid JSON / duplicate keys, missing columns, missing / empty texts (unless ``drop_empty``),
     missing / unknown labels, unparsable rationales. Rows are checked ``chunk_rows`` at a time; only the
-    label column is kept for the whole file. Arguments as for :func:`xaicore.data.load_dataset`
+    label column is kept for the whole file. Arguments as for :func:`xaicore.data.loading.load_dataset`
     (``filters``: its ``**filters``); ``max_rows`` checks only the first rows (a dry run).
     """
     path = Path(path)

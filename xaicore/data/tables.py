@@ -1,8 +1,8 @@
-"""Column tables -> :class:`~xaicore.text_dataset.TextDataset`: roles, label encoding, rationales.
+"""Column tables -> :class:`~xaicore.data.text_dataset.TextDataset`: roles, label encoding, rationales.
 
-* :func:`xaicore.table_files.read_table` reads a local ``.csv`` / ``.tsv`` / ``.jsonl`` /
+* :func:`xaicore.data.table_files.read_table` reads a local ``.csv`` / ``.tsv`` / ``.jsonl`` /
   ``.json`` / ``.parquet`` file into columns (dict of equal-length lists).
-* :func:`xaicore.table_check.validate_table` checks every line of such a file with the
+* :func:`xaicore.data.table_check.validate_table` checks every line of such a file with the
   same readers and the row checks here, listing every problem (the preflight before a sweep).
 * ``_build`` applies column roles, row filters, label encoding and
   rationale parsing to such columns (used for local files and hub datasets).
@@ -17,9 +17,9 @@ import math
 import re
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from xaicore.table_files import utf8_problem
-from xaicore.text_dataset import _EMPTY, TextDataset, _is_int
-from xaicore.vocab import word_tokenize
+from xaicore.data.table_files import utf8_problem
+from xaicore.data.text_dataset import _EMPTY, TextDataset, _is_int
+from xaicore.data.vocab import word_tokenize
 
 __all__ = ["evidence_to_rationale", "utf8_problem", "resolve_roles"]
 
@@ -28,7 +28,7 @@ def evidence_to_rationale(text: str, evidences: Iterable[str]) -> tuple[int, ...
     """Word-token indices of ``text`` covered by evidence strings.
 
     Both ``text`` and every evidence are tokenised with
-    :func:`xaicore.vocab.word_tokenize`; every occurrence of an evidence's
+    :func:`xaicore.data.vocab.word_tokenize`; every occurrence of an evidence's
     token sequence in the text's tokens is marked. Evidences that do not occur
     are ignored.
 
@@ -99,7 +99,7 @@ def _offsets_to_rationale(text: str, spans: Sequence[Mapping[str, Any]], where: 
 
     ERASER's ``start_token`` / ``end_token`` (end exclusive) index ``text.split()``
     (whitespace tokens of the pre-tokenised document); each whitespace token is mapped
-    to the :func:`xaicore.vocab.word_tokenize` tokens it yields (``word_tokenize`` never
+    to the :func:`xaicore.data.vocab.word_tokenize` tokens it yields (``word_tokenize`` never
     joins across whitespace, so the mapping is exact). A span's ``text``, when given,
     must equal ``" ".join(text.split()[start:end])``; a span without offsets is matched
     as an evidence string (:func:`evidence_to_rationale`).
@@ -305,7 +305,7 @@ _ROLES = ("text", "text_pair", "label", "rationale")
 
 
 def resolve_roles(columns: Optional[Mapping[str, Optional[str]]], has_label: bool) -> dict[str, Optional[str]]:
-    """Role -> column of a local file (see :func:`xaicore.data.load_dataset`): ``text`` -> ``"text"``,
+    """Role -> column of a local file (see :func:`xaicore.data.loading.load_dataset`): ``text`` -> ``"text"``,
     ``label`` -> ``"label"`` when the file has such a column (``has_label``), overridden by ``columns``."""
     roles: dict[str, Optional[str]] = {"text": "text", "text_pair": None, "label": "label" if has_label else None,
                                        "rationale": None}

@@ -69,8 +69,8 @@ from typing import Callable, Optional, Union
 import torch
 from torch import Tensor, nn
 
-from xaicore.cancel_out import CancelOut, cancel_out_log_probs
-from xaicore.model_utils import eval_mode, index_batch, resolve_pad_token_id
+from xaicore.cancel_out.methods import CancelOut, cancel_out_log_probs
+from xaicore.models.model_utils import eval_mode, index_batch, resolve_pad_token_id
 from xaicore.models.protocol import capability, forward_batch
 from xaicore.types import Batch
 
@@ -448,15 +448,15 @@ def leave_one_out(
     """Leave-one-out occlusion (Li, Monroe & Jurafsky 2016): ``out(x)[y] - out(x without token t)[y]``.
 
     Every content token is cancelled out in turn with ``cancel_out``
-    (:mod:`xaicore.cancel_out`; default ``"pad"``: its id is replaced by PAD,
+    (:mod:`xaicore.cancel_out.methods`; default ``"pad"``: its id is replaced by PAD,
     the sequence length and attention mask are unchanged), and the drop of the
     target probability is its score (positive = the token supports the target).
     For the marginalize methods "out" is the marginalised distribution.
 
     Args:
         model, batch, target: see :func:`saliency`.
-        cancel_out: a name in :data:`xaicore.cancel_out.CANCEL_OUT_METHODS` or a
-            :class:`~xaicore.cancel_out.CancelOut` (the marginalize methods need one carrying the MLM).
+        cancel_out: a name in :data:`xaicore.cancel_out.methods.CANCEL_OUT_METHODS` or a
+            :class:`~xaicore.cancel_out.methods.CancelOut` (the marginalize methods need one carrying the MLM).
         intervention: older name for ``cancel_out`` (``"pad"``, ``"mask"`` = attention mask, ``"delete"``).
         output: ``"prob"`` (default), ``"logit"`` or ``"log_prob"`` (the
             marginalize methods define no logit: ``"prob"`` or ``"log_prob"``).

@@ -39,8 +39,8 @@ def embedding_views(
         model: a :class:`xaicore.models.TransformerClassifier`.
         batch: the inputs.
         positions: ``(N, 2)`` long (example, token) pairs to collect.
-        smart: a :class:`xaicore.smart.SmartRegularizer` (or None to skip).
-        noise: a :class:`xaicore.noise.SimilarWordNoise` (or None to skip).
+        smart: a :class:`xaicore.perturbation.smart.SmartRegularizer` (or None to skip).
+        noise: a :class:`xaicore.perturbation.noise.SimilarWordNoise` (or None to skip).
         layer: encoder layer of the second depth (paper: 2; the last one if the model has fewer).
 
     Returns:

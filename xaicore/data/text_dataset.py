@@ -23,7 +23,7 @@ class TextDataset:
         texts: ``N`` first texts.
         labels: ``N`` class ids in ``[0, num_classes)``, or ``None`` (unlabeled).
         text_pairs: ``N`` second texts (sentence-pair tasks) or ``None``.
-        rationales: per example, sorted indices of :func:`xaicore.vocab.word_tokenize`
+        rationales: per example, sorted indices of :func:`xaicore.data.vocab.word_tokenize`
             tokens of the first text that are human / planted evidence (an
             empty tuple when an example has none), or ``None`` when unknown.
         extras: other columns, each a tuple of ``N`` values.

@@ -1,0 +1,1 @@
+"""Gender bias: Bias in Bios data and the fairness metrics (TPR gap)."""

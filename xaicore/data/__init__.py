@@ -1,0 +1,1 @@
+"""Data: local files and hub datasets as TextDatasets, tokenisation, batching."""
