@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from trainables.classifier import ClassifierSetup, parse_config, run_trial
+from trainables.classifier.config import parse_config
+from trainables.classifier.setup import ClassifierSetup
+from trainables.classifier.trial import run_trial
 from trainables.config import ConfigError
 from xaicore.metrics import attention_gradient_correlations, binary_f1, classification_metrics, gradient_importance
 from xaicore.models.lstm_attention import AttentionLSTMClassifier, AttentionLSTMConfig

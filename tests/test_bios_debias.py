@@ -27,7 +27,7 @@ def tiny_dir(tmp_path_factory):
 
 @pytest.mark.parametrize("method", ["uniform_marginalize"])
 def test_trial_reports_the_gap_correlation_and_writes_fig7(tiny_dir, tmp_path, method):
-    from trainables.bios_debias import run_trial
+    from trainables.bios_debias.trial import run_trial
 
     reports = []
     cfg = dict(dataset="synthetic_bios", model=str(tiny_dir), local_files_only=True, cancel_out=method, k=2,
@@ -76,7 +76,7 @@ def test_greedy_filling_gives_the_two_sentences_of_section_4_1():
 
 
 def test_bad_input_before_ray(tmp_path, tiny_dir):
-    from trainables.bios_debias import parse_config, preflight
+    from trainables.bios_debias.config import parse_config, preflight
 
     with pytest.raises(ValueError) as err:
         parse_config({"cancel_out": "blank", "k": 0})

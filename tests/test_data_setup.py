@@ -56,7 +56,8 @@ def test_dry_load_of_good_data_finds_nothing(tmp_path):
 @pytest.mark.parametrize("dataset", ["synthetic", "one_file"])
 def test_seed_varies_initialisation_not_the_data_split(tmp_path, dataset):
     """``seed`` (repeats, reproduce --seeds) keeps the split; ``data_seed`` changes it."""
-    from trainables.classifier import ClassifierSetup, parse_config
+    from trainables.classifier.config import parse_config
+    from trainables.classifier.setup import ClassifierSetup
 
     if dataset == "one_file":
         dataset = str(_csv(tmp_path / "one.csv", [(f"w{i} z{i % 7}", i % 2) for i in range(80)]))

@@ -10,15 +10,15 @@ import pytest
 import trainables.data_setup as data_setup
 from sweeps.preflight import check_trial_io
 from sweeps.spec import parse_spec
-from trainables.classifier import parse_config as classifier_config
-from trainables.classifier import preflight as classifier_preflight
-from trainables.classifier import run_trial as classifier_trial
+from trainables.classifier.config import parse_config as classifier_config
+from trainables.classifier.config import preflight as classifier_preflight
+from trainables.classifier.trial import run_trial as classifier_trial
 from trainables.config import ConfigError
 from trainables.data_setup import data_source_problems, load_splits
-from trainables.finetune import parse_config as finetune_config
-from trainables.mlm import parse_config as mlm_config
-from trainables.restorability import parse_config as restorability_config
-from trainables.restorability import preflight as restorability_preflight
+from trainables.finetune.config import parse_config as finetune_config
+from trainables.mlm.config import parse_config as mlm_config
+from trainables.restorability.config import parse_config as restorability_config
+from trainables.restorability.config import preflight as restorability_preflight
 from xaicore.data.loading import MAX_PROBLEMS_PER_FILE, load_dataset, validate_table
 from xaicore.data.local_datasets import load_local_splits
 
@@ -240,8 +240,8 @@ def test_drop_empty_is_a_validated_key_of_every_text_trainable():
         assert parse({"drop_empty": True}).drop_empty is True
         with pytest.raises(ConfigError, match="drop_empty: expected true/false"):
             parse({"drop_empty": "yes"})
-    from trainables.bios_debias import parse_config as bios_config
-    from trainables.faithfulness import parse_config as faith_config
+    from trainables.bios_debias.config import parse_config as bios_config
+    from trainables.faithfulness.config import parse_config as faith_config
 
     assert bios_config({"drop_empty": True}).drop_empty and faith_config({"drop_empty": True}).drop_empty
 
@@ -264,7 +264,7 @@ def test_a_classifier_trial_reports_the_dropped_rows(tmp_path, caplog):
 
 
 def test_restorability_preflight_checks_every_line(tmp_path, monkeypatch):
-    import trainables.restorability as restorability
+    import trainables.restorability.config as restorability
 
     monkeypatch.setattr(restorability, "mlm_problems", lambda *a, **k: [])  # no model here
     path = write_tsv(tmp_path / "s.tsv", reviews(300) + ["\t0"], header="sentence\tlabel")

@@ -37,16 +37,18 @@ def test_docs_have_the_three_examples():
 
 
 def test_examples_register_and_trainable_configs_accept_them(registered):
-    from trainables import bios_debias, classifier, finetune
+    from trainables.bios_debias.config import parse_config as bios_debias_config
+    from trainables.classifier.config import parse_config as classifier_config
+    from trainables.finetune.config import parse_config as finetune_config
     from xaicore.cancel_out.methods import cancel_out_methods
     from xaicore.perturbation.regularizers import make_regularizer
 
     assert registered["cancel_out"] in cancel_out_methods(needs_mask_token=False)
     assert registered["cancel_out"] in cancel_out_methods(keeps_positions=True)
-    assert classifier.parse_config({"regularizer": registered["regularizer"]}).regularizer == "word_random"
+    assert classifier_config({"regularizer": registered["regularizer"]}).regularizer == "word_random"
     assert make_regularizer("word_random", eps=0.5).uses_unlabeled
-    assert finetune.parse_config({"regularizer": registered["recipe"]}).regularizer == "similar_far_1"
-    assert bios_debias.parse_config({"cancel_out": registered["cancel_out"]}).cancel_out == "pad_and_mask"
+    assert finetune_config({"regularizer": registered["recipe"]}).regularizer == "similar_far_1"
+    assert bios_debias_config({"cancel_out": registered["cancel_out"]}).cancel_out == "pad_and_mask"
     with pytest.raises(ValueError, match="already registered"):
         from tests import docs_plugins
 
@@ -54,13 +56,14 @@ def test_examples_register_and_trainable_configs_accept_them(registered):
 
 
 def test_unregistered_names_are_still_refused():
-    from trainables import classifier, finetune
+    from trainables.classifier.config import parse_config as classifier_config
     from trainables.config import ConfigError
+    from trainables.finetune.config import parse_config as finetune_config
 
     with pytest.raises(ConfigError, match="word_random"):
-        classifier.parse_config({"regularizer": "word_random"})
+        classifier_config({"regularizer": "word_random"})
     with pytest.raises(ConfigError, match="similar_far_1"):
-        finetune.parse_config({"regularizer": "similar_far_1"})
+        finetune_config({"regularizer": "similar_far_1"})
 
 
 def test_shared_suites_run_the_examples_unedited():

@@ -7,7 +7,8 @@ import torch
 from tests.tiny_transformer import make_model_dir, make_nli_files
 from trainables import TRAINABLES
 from trainables.config import ConfigError
-from trainables.finetune import parse_config, preflight, round_of, run_trial
+from trainables.finetune.config import parse_config, preflight, round_of
+from trainables.finetune.trial import run_trial
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,7 @@ def test_anli_rounds_and_label_map(model_dir, tmp_path):
 
 
 def test_warmup_is_linear_over_first_ten_percent(model_dir, nli_dir, tmp_path):
-    from trainables.finetune import FinetuneSetup
+    from trainables.finetune.setup import FinetuneSetup
 
     setup = FinetuneSetup(parse_config(config(model_dir, nli_dir, tmp_path, epochs=5, lr=1e-3)))
     total = 5 * setup.steps_per_epoch  # 48 / 8 = 6 steps per epoch -> 30 steps, 3 warm-up steps
@@ -133,7 +134,7 @@ def test_bad_input_is_one_clear_error(model_dir, nli_dir, tmp_path):
 
 
 def test_paper_method_names_set_the_method_keys(model_dir, nli_dir, tmp_path):
-    from trainables.finetune import PAPER_METHODS
+    from trainables.finetune.config import PAPER_METHODS
 
     assert len(PAPER_METHODS) == 10
     cfg = parse_config(config(model_dir, nli_dir, tmp_path, method="WordNet_0.5"))

@@ -65,7 +65,7 @@ def test_split_files_without_valid_hold_out_train_and_the_trainable_reads_them(t
 
 
 def test_classifier_config_checks_local_names_and_data_dir(tmp_path):
-    from trainables.classifier import parse_config, preflight
+    from trainables.classifier.config import parse_config, preflight
 
     with pytest.raises(ConfigError, match="unknown local dataset 'local:nope'.*local:sst"):
         parse_config({"dataset": "local:nope", "data_dir": str(tmp_path)})

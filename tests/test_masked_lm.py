@@ -81,7 +81,7 @@ def test_mlm_head_on_an_encoder_keeps_its_weights_and_ties_the_decoder(encoder_d
 def test_mlm_trainable_learns_and_saves_a_loadable_hf_directory(encoder_dir, text_file, tmp_path):
     from transformers import AutoModelForMaskedLM
 
-    from trainables.mlm import run_trial
+    from trainables.mlm.trial import run_trial
 
     reports = []
     cfg = dict(base_model=str(encoder_dir), texts=str(text_file), heldout=100, epochs=3, batch_size=16, lr=3e-3,
@@ -101,7 +101,7 @@ def test_mlm_trainable_learns_and_saves_a_loadable_hf_directory(encoder_dir, tex
 
 
 def test_mlm_bad_config_and_preflight(tmp_path):
-    from trainables.mlm import parse_config, preflight
+    from trainables.mlm.config import parse_config, preflight
 
     with pytest.raises(ValueError) as err:
         parse_config({"num_layers": 0, "mask_prob": 0, "texts": ""})

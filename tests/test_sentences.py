@@ -28,7 +28,8 @@ def test_sentence_dataset_is_unlabeled_and_ordered():
 
 def test_classifier_pool_of_review_sentences(tmp_path):
     """unlabeled_sentences: the pool is N_ul = ratio * N_l sentences of the reviews, labels dropped."""
-    from trainables.classifier import ClassifierSetup, parse_config
+    from trainables.classifier.config import parse_config
+    from trainables.classifier.setup import ClassifierSetup
 
     rows = ["text\tlabel\trating\tid"]
     for i in range(30):

@@ -63,7 +63,8 @@ def test_plain_pickle_of_a_class_is_refused(tmp_path):
 
 
 def test_faithfulness_refuses_a_crafted_model_checkpoint_in_preflight_and_in_the_trial(tmp_path):
-    from trainables.faithfulness import parse_config, preflight, run_trial
+    from trainables.faithfulness.config import parse_config, preflight
+    from trainables.faithfulness.trial import run_trial
 
     path, marker = crafted(tmp_path)
     cfg = parse_config({"synthetic_size": 120, "epochs": 1, "model_checkpoint": str(path), "methods": ["attention"],
@@ -78,7 +79,7 @@ def test_faithfulness_refuses_a_crafted_model_checkpoint_in_preflight_and_in_the
 def test_trial_checkpoints_hold_tensors_and_plain_types_only(tmp_path):
     """A classifier checkpoint (weights, optimiser, schedule, RNGs, history) written as Ray writes it loads
     with weights_only=True, and resuming from the loaded copy is exact."""
-    from trainables.classifier import run_trial
+    from trainables.classifier.trial import run_trial
 
     tiny = dict(synthetic_size=160, epochs=2, embedding_dim=8, hidden_dim=8, attention_dim=8)
     reports = []

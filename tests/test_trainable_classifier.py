@@ -3,7 +3,8 @@ import math
 
 import pytest
 
-from trainables.classifier import ClassifierTrialConfig, parse_config, run_trial
+from trainables.classifier.config import ClassifierTrialConfig, parse_config
+from trainables.classifier.trial import run_trial
 from trainables.config import ConfigError
 
 TINY = dict(dataset="synthetic", synthetic_size=160, epochs=3, batch_size=32, embedding_dim=16, hidden_dim=16,
@@ -59,7 +60,7 @@ def test_semi_supervised_uses_unlabeled_pool():
 
 @pytest.mark.parametrize("from_unlabeled", [True, False])
 def test_vocabulary_includes_the_unlabeled_pool_unless_disabled(tmp_path, from_unlabeled):
-    from trainables.classifier import ClassifierSetup
+    from trainables.classifier.setup import ClassifierSetup
 
     pool = tmp_path / "pool.txt"
     pool.write_text("zyxwords qqqterm appear only here\nzyxwords again\n")

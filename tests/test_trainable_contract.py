@@ -117,6 +117,37 @@ def test_module_declares_the_registered_trainable(entry):
     assert entry.parse_config == trainable.parse_config and entry.preflight == trainable.preflight
 
 
+def test_registry_maps_the_name_to_its_package(entry):
+    """``trainables/<name>/``: ``trial.py`` declares the trainable, ``metrics.py`` what it reports (no copies)."""
+    import importlib
+
+    assert entry.module == f"trainables.{entry.name}"
+    assert entry.trainable is importlib.import_module(f"{entry.module}.trial").TRAINABLE
+    declared = importlib.import_module(f"{entry.module}.metrics")
+    assert entry.metrics is declared.METRICS and entry.smoke is declared.SMOKE
+
+
+def test_metric_declarations_do_not_import_torch():
+    """Checking a spec reads every trainable's metrics and smoke overrides from its package's ``metrics.py``
+    without importing torch (the lazily derived lists only on first use) or the trial code."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, trainables\n"
+        "for name, e in trainables.TRAINABLES.items():\n"
+        "    e.metrics, e.smoke\n"
+        "    assert f'trainables.{name}.metrics' in sys.modules, name\n"
+        "assert 'train/lr' in trainables.TRAINABLES['classifier'].metrics\n"
+        "for name in ('classifier', 'finetune', 'mlm', 'bios_debias'):\n"
+        "    assert len(list(trainables.TRAINABLES[name].metrics)) > 5, name\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'torch' or m.endswith(('.trial', '.config')))\n"
+        "assert not bad, bad\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
 def test_smoke_config_runs_emits_declared_metrics_and_finishes_once(entry, assets, tmp_path):
     trial = run(entry, {**base_config(entry.name, assets), **entry.smoke}, out_dir=tmp_path)
     declared = set(entry.metrics)
@@ -165,7 +196,7 @@ def _body(finishes):
 
 
 def test_the_protocol_holds_a_body_to_one_finish():
-    from trainables.classifier import ClassifierTrialConfig
+    from trainables.classifier.config import ClassifierTrialConfig
 
     calls = []
     ok = Trainable("demo", ClassifierTrialConfig, _body(1))

@@ -2,7 +2,8 @@
 import pytest
 
 from trainables import TRAINABLES
-from trainables.faithfulness import parse_config, run_trial
+from trainables.faithfulness.config import parse_config
+from trainables.faithfulness.trial import run_trial
 from trainables.protocol import BOOKKEEPING_KEYS
 
 TINY = dict(synthetic_size=240, epochs=2, embedding_dim=16, hidden_dim=16, attention_dim=16, eval_examples=48,
@@ -10,7 +11,7 @@ TINY = dict(synthetic_size=240, epochs=2, embedding_dim=16, hidden_dim=16, atten
 
 
 def test_metric_names_carry_a_non_default_cancel_out():
-    from trainables import faith_metric_name
+    from trainables.faithfulness.metrics import faith_metric_name
 
     assert faith_metric_name("deletion", "saliency") == "faith/deletion/saliency"
     assert faith_metric_name("deletion", "saliency", "zero_vector") == "faith/deletion.zero_vector/saliency"
@@ -61,7 +62,7 @@ def test_every_metric_of_every_method_is_reported(tmp_path):
 
 
 def test_saved_model_is_evaluated_without_training(tmp_path):
-    from trainables.classifier import run_trial as train
+    from trainables.classifier.trial import run_trial as train
 
     train({k: v for k, v in TINY.items() if k in ("synthetic_size", "epochs", "embedding_dim", "hidden_dim",
                                                    "attention_dim")} | {"save_model": True, "heatmaps": 0},
@@ -91,7 +92,7 @@ def test_evaluated_test_examples_are_a_seeded_subset_not_the_first_n():
     class; the evaluated subset has both, is the same for every seed (data_seed draws it) and in file order."""
     from types import SimpleNamespace
 
-    from trainables.faithfulness import eval_test_batches
+    from trainables.faithfulness.evaluate import eval_test_batches
     from xaicore.data.batching import batches
     from xaicore.data.loading import TextDataset
     from xaicore.data.vocab import WordEncoder, WordVocab

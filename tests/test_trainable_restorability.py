@@ -2,7 +2,9 @@
 import pytest
 import torch
 
-from trainables.restorability import parse_config, preflight, run_trial, sample_pairs
+from trainables.restorability.config import parse_config, preflight
+from trainables.restorability.setup import sample_pairs
+from trainables.restorability.trial import run_trial
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,25 @@
 """Trial bodies (the trial protocol of :mod:`trainables.protocol`) and their Ray wrapper.
 
-:data:`TRAINABLES` names every trainable a sweep spec may use, with the metrics it
-emits and its smoke-test overrides. Each entry knows how to validate a config
-(``parse_config``) and run a trial; modules are imported lazily so that parsing a
-spec stays cheap.
+:data:`TRAINABLES` names every trainable a sweep spec may use. Each is a package
+``trainables/<name>/``, one per paper family: ``classifier`` (attention VAT), ``faithfulness``
+(faithfulness evaluation), ``finetune`` (similar-word noise), ``mlm``, ``restorability`` and
+``bios_debias`` (cancel-out). A package holds, as needed:
 
-A trainable module defines ``TRAINABLE`` (a :class:`trainables.protocol.Trainable`) with:
+* ``metrics.py``: ``METRICS`` (the metric names it reports, built from the names its code emits;
+  a tuple, or :class:`LazyNames` where they come from the plug-in registries) and ``SMOKE`` (the
+  ``xaisweep run --smoke-test`` overrides). Torch-free: checking a spec imports nothing else.
+* ``config.py``: the frozen config dataclass; ``parse_config(mapping)`` does the pure checks only
+  (types, ranges, known names), every problem at once (:func:`trainables.config.build_config`);
+  ``preflight(cfg)``, the I/O checks.
+* ``setup.py`` (data, model, trainer), ``artifacts.py`` (the files a trial writes) and
+  ``trial.py``: ``TRAINABLE`` (a :class:`trainables.protocol.Trainable`) and ``run_trial``.
 
-* ``config``: a frozen dataclass; ``parse_config(mapping)`` does the pure checks only (types,
-  ranges, known names), every problem at once (:func:`trainables.config.build_config`).
+The registry maps a name to its package and imports its modules only when asked (``metrics.py`` for
+``metrics`` / ``smoke``, ``trial.py`` for the rest), so parsing a spec stays cheap.
+
+A trainable's ``TRAINABLE`` (:class:`trainables.protocol.Trainable`) has:
+
+* ``config``: the frozen config dataclass (``parse_config`` validates a mapping into it).
 * ``run(cfg, trial)``: the trial body: ``trial.report(metrics, checkpoint)`` every epoch but the
   last, ``trial.finish(...)`` exactly once for the final result; ``trial.resume``, ``trial.out_dir``.
   ``run_trial(config, report, *, resume=None, out_dir=None)`` runs it in plain Python.
@@ -28,7 +39,7 @@ A trainable module defines ``TRAINABLE`` (a :class:`trainables.protocol.Trainabl
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 
@@ -36,23 +47,35 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 class TrainableEntry:
     """Attributes:
         name: the ``trainable:`` value in a sweep spec.
-        module: module defining ``TRAINABLE`` (:class:`trainables.protocol.Trainable`) of that name.
-        metrics: metric names the trainable reports (a spec's ``metric`` must be one of them); a tuple,
-            or :class:`LazyNames` where they come from the plug-in registries (imported on first use).
-        smoke: config overrides for ``xaisweep run --smoke-test``.
+        module: the trainable's package (``trainables.<name>``): ``trial.py`` defines ``TRAINABLE``
+            (:class:`trainables.protocol.Trainable`) of that name, ``metrics.py`` ``METRICS`` and ``SMOKE``.
     """
 
     name: str
     module: str
-    metrics: Sequence[str]
-    smoke: Mapping[str, Any] = field(default_factory=dict)
+
+    def declarations(self):
+        """The package's torch-free ``metrics`` module (``METRICS``, ``SMOKE``)."""
+        return importlib.import_module(f"{self.module}.metrics")
+
+    @property
+    def metrics(self) -> Sequence[str]:
+        """Metric names the trainable reports (a spec's ``metric`` must be one of them); a tuple, or
+        :class:`LazyNames` where they come from the plug-in registries (computed on first use)."""
+        return self.declarations().METRICS
+
+    @property
+    def smoke(self) -> Mapping[str, Any]:
+        """Config overrides for ``xaisweep run --smoke-test``."""
+        return self.declarations().SMOKE
 
     def load(self):
-        return importlib.import_module(self.module)
+        """The package's ``trial`` module (imports torch)."""
+        return importlib.import_module(f"{self.module}.trial")
 
     @property
     def trainable(self):
-        """The module's :class:`trainables.protocol.Trainable` (config class, ``run``, ``preflight``)."""
+        """The package's :class:`trainables.protocol.Trainable` (config class, ``run``, ``preflight``)."""
         return self.load().TRAINABLE
 
     @property
@@ -69,15 +92,6 @@ class TrainableEntry:
         """The trainable's ``preflight(cfg)`` hook (``[]`` when it needs no I/O check)."""
         return self.trainable.preflight
 
-
-_CLASSIFIER_METRICS = tuple(
-    [f"{split}/{m}" for split in ("valid", "test") for m in ("accuracy", "f1", "roc_auc", "f1_pos")]
-    + ["test/corr", "test/corr_pooled", "train/loss", "train/ce", "train/reg", "train/step_time", "train/lr"]
-    + [f"best/valid_{m}" for m in ("accuracy", "f1", "roc_auc", "f1_pos")]
-    + [f"test/rationale_{m}" for m in ("auprc", "avg_precision", "roc_auc", "documents")]
-    # corr_epoch: the test metrics and both Corr.s at one fixed epoch for every method
-    + ["fixed/epoch"] + [f"fixed/test_{m}" for m in ("accuracy", "f1", "roc_auc", "f1_pos", "corr", "corr_pooled")]
-)
 
 class LazyNames(Sequence):
     """A tuple of names computed on first use: the plug-in registries (:mod:`xaicore.faithfulness.attribution`,
@@ -111,140 +125,10 @@ class LazyNames(Sequence):
         return repr(self.names)
 
 
-def _attribution_method_names() -> tuple[str, ...]:
-    from xaicore.faithfulness.attribution import ATTRIBUTION_METHODS
-
-    return tuple(ATTRIBUTION_METHODS)
-
-
-def _faith_cancel_outs() -> tuple[str, ...]:
-    """Cancel-out methods the faithfulness trainable (word-level BiLSTM) accepts: those needing no mask token."""
-    from xaicore.cancel_out.methods import cancel_out_methods
-
-    return cancel_out_methods(needs_mask_token=False)
-
-
-def _restorability_cancel_outs() -> tuple[str, ...]:
-    """Cancel-out methods a restorability trial may use: those that keep every position (not ``delete``)."""
-    from xaicore.cancel_out.methods import cancel_out_methods
-
-    return cancel_out_methods(keeps_positions=True)
-
-
-#: taken from the registries on first use (module ``__getattr__``): the attribution methods
-#: (xaicore.faithfulness.attribution.ATTRIBUTION_METHODS), the faithfulness trainable's cancel-out methods
-#: ("pad" is the default and keeps the plain metric names) and the restorability trainable's
-_LAZY = {"ATTRIBUTION_METHOD_NAMES": _attribution_method_names, "FAITH_CANCEL_OUTS": _faith_cancel_outs,
-         "RESTORABILITY_CANCEL_OUTS": _restorability_cancel_outs}
-_LAZY_VALUES: dict[str, tuple[str, ...]] = {}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        if name not in _LAZY_VALUES:
-            _LAZY_VALUES[name] = _LAZY[name]()
-        return _LAZY_VALUES[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-_PER_METHOD = ("deletion", "weak_f1", "weak_f1_abs", "shuffle_tvd", "comprehensiveness", "sufficiency", "rationale_auprc",
-               "rationale_roc_auc")
-DEFAULT_CANCEL_OUT = "pad"
-#: metrics that remove tokens, and so depend on the cancel-out method
-CANCEL_DEPENDENT = ("deletion", "comprehensiveness", "sufficiency")
-
-
-def faith_method_name(method: str, cancel_out: str = DEFAULT_CANCEL_OUT) -> str:
-    """``leave_one_out`` removes tokens itself: it is ``leave_one_out.<cancel_out>`` when not the default."""
-    if method == "leave_one_out" and cancel_out != DEFAULT_CANCEL_OUT:
-        return f"{method}.{cancel_out}"
-    return method
-
-
-def faith_metric_name(metric: str, method: str, cancel_out: str = DEFAULT_CANCEL_OUT) -> str:
-    """``faith/<metric>[.<cancel_out>]/<method>``: token-removing metrics carry a non-default cancel-out method."""
-    if metric in CANCEL_DEPENDENT and cancel_out != DEFAULT_CANCEL_OUT:
-        metric = f"{metric}.{cancel_out}"
-    return f"faith/{metric}/{faith_method_name(method, cancel_out)}"
-
-
-def _faith_metrics() -> tuple[str, ...]:
-    names: dict[str, None] = {}
-    attributions = __getattr__("ATTRIBUTION_METHOD_NAMES")
-    for c in __getattr__("FAITH_CANCEL_OUTS"):
-        methods = [faith_method_name(a, c) for a in attributions]
-        for m in _PER_METHOD:
-            for a in attributions:
-                names[faith_metric_name(m, a, c)] = None
-        for b in ("uniform", "random"):
-            names[f"faith/weak_f1/{b}"] = None
-        for m in ("kendall_tau", "pearson"):
-            for i, a in enumerate(methods):
-                for b in methods[i + 1:]:
-                    names[f"faith/{m}/{a}__{b}"] = None
-    return tuple(names)
-
-
-
-def _restorability_metrics() -> tuple[str, ...]:
-    methods = ("original",) + __getattr__("RESTORABILITY_CANCEL_OUTS")
-    return tuple(
-        [f"restore/{q}_{s}/{m}" for q in ("p_original", "p_max") for s in ("mean", "median", "share_above_0.5")
-         for m in methods]
-        + [f"restore/seconds/{m}" for m in methods]
-        + ["restore/n_tokens", "restore/n_sentences"]
-    )
-
-
-_FINETUNE_METRICS = tuple(
-    [f"{split}/{m}" for split in ("valid", "test") for m in ("accuracy", "f1", "roc_auc", "f1_pos")]
-    + [f"{split}/accuracy_{r}" for split in ("valid", "test") for r in ("A1", "A2", "A3")]
-    + ["train/loss", "train/ce", "train/reg", "train/step_time", "train/noise_ratio", "train/frac_changed", "train/lr"]
-    + [f"best/valid_{m}" for m in ("accuracy", "f1", "roc_auc")]
-)
-
+#: every trainable a sweep spec may name -> its package (imported on first use)
 TRAINABLES: dict[str, TrainableEntry] = {
-    "classifier": TrainableEntry(
-        name="classifier",
-        module="trainables.classifier",
-        metrics=_CLASSIFIER_METRICS,
-        smoke={"epochs": 1, "synthetic_size": 200, "max_train_examples": 200},
-    ),
-    "faithfulness": TrainableEntry(
-        name="faithfulness",
-        module="trainables.faithfulness",
-        metrics=LazyNames(lambda: _CLASSIFIER_METRICS + _faith_metrics()),
-        smoke={"epochs": 1, "synthetic_size": 200, "max_train_examples": 200, "eval_examples": 32,
-               "ig_steps": 8, "tvd_permutations": 10, "weak_epochs": 1, "weak_train_examples": 200},
-    ),
-    "mlm": TrainableEntry(
-        name="mlm",
-        module="trainables.mlm",
-        metrics=("heldout/accuracy", "heldout/loss", "heldout/n_masked", "heldout/initial_accuracy",
-                 "best/heldout_accuracy", "train/loss", "train/ce", "train/reg", "train/step_time", "train/lr"),
-        smoke={"epochs": 1, "max_sentences": 200, "heldout": 40, "num_layers": 1, "max_length": 32, "save_dir": None},
-    ),
-    "restorability": TrainableEntry(
-        name="restorability",
-        module="trainables.restorability",
-        metrics=LazyNames(_restorability_metrics),
-        smoke={"n_tokens": 60, "k": 2, "batch_size": 16},
-    ),
-    "finetune": TrainableEntry(
-        name="finetune",
-        module="trainables.finetune",
-        metrics=_FINETUNE_METRICS,
-        smoke={"epochs": 1, "max_train_examples": 32, "max_eval_examples": 32, "max_length": 64, "batch_size": 8,
-               "synthetic_size": 64},
-    ),
-    "bios_debias": TrainableEntry(
-        name="bios_debias",
-        module="trainables.bios_debias",
-        metrics=_FINETUNE_METRICS + ("train/cancelled", "bias/gap_r", "bias/gap_p_value", "bias/mean_abs_gap",
-                                     "bias/n_professions"),
-        smoke={"epochs": 1, "synthetic_per_profession": 8, "max_eval_examples": 32, "max_length": 48,
-               "batch_size": 8},
-    ),
+    name: TrainableEntry(name=name, module=f"trainables.{name}")
+    for name in ("classifier", "faithfulness", "mlm", "restorability", "finetune", "bios_debias")
 }
 
 

@@ -55,7 +55,7 @@ def _has_split(source: str, split: str) -> bool:
     return spec is None or split in spec.splits
 
 
-def _hold_out(data: TextDataset, fraction: float, seed: int) -> tuple[TextDataset, TextDataset]:
+def hold_out(data: TextDataset, fraction: float, seed: int) -> tuple[TextDataset, TextDataset]:
     """Split off a seeded random ``fraction`` of ``data``: ``(held_out, rest)``, order preserved."""
     order = list(range(len(data)))
     random.Random(seed).shuffle(order)
@@ -116,8 +116,8 @@ def load_splits(
             dropped["all"] = data.dropped_empty
         if require_labels:
             _check_labeled(data, source, columns)
-        valid, rest = _hold_out(data, valid_fraction, seed)
-        test, train = _hold_out(rest, valid_fraction / (1 - valid_fraction), seed + 1)
+        valid, rest = hold_out(data, valid_fraction, seed)
+        test, train = hold_out(rest, valid_fraction / (1 - valid_fraction), seed + 1)
     else:
         train = load_dataset(source, split=train_split, columns=columns, drop_empty=drop_empty)
         if drop_empty:
@@ -154,7 +154,7 @@ def load_splits(
             if drop_empty:
                 dropped["valid"] = valid.dropped_empty
         else:
-            valid, train = _hold_out(train, valid_fraction, seed)
+            valid, train = hold_out(train, valid_fraction, seed)
     if max_train_examples is not None and len(train) > max_train_examples:
         order = list(range(len(train)))
         random.Random(seed + 1).shuffle(order)
@@ -249,7 +249,7 @@ def _warn_once(message: str) -> None:
 
 
 def _held_out(n: int, fraction: float) -> int:
-    """Rows :func:`_hold_out` takes from ``n`` rows."""
+    """Rows :func:`hold_out` takes from ``n`` rows."""
     return min(n - 1, max(1, int(round(fraction * n)))) if n > 1 else 0
 
 

@@ -12,8 +12,10 @@ A trainable module defines ``TRAINABLE = Trainable(name, config, run, preflight)
   last, for the final one; it continues from ``trial.resume`` (a checkpoint it reported before) and
   writes its artifacts under ``trial.out_dir`` (none when ``None``).
 
-The metrics a trainable emits and its smoke-test overrides are declared next to its name in
-:data:`trainables.TRAINABLES` (importing a trainable module is not needed to check a spec).
+A trainable is a package ``trainables/<name>/`` whose ``trial.py`` defines ``TRAINABLE`` and whose
+torch-free ``metrics.py`` declares ``METRICS`` (what it reports, built from the names its code emits)
+and ``SMOKE`` (its smoke-test overrides); :data:`trainables.TRAINABLES` maps the name to the package
+lazily (checking a spec reads ``metrics.py`` only).
 
 The same body runs in plain Python (:meth:`Trainable.run_trial`, with a ``report(metrics, checkpoint)``
 callback: the tests, ``xaisweep reproduce``) and under Ray (:mod:`trainables.ray_trainable`, whose
@@ -29,6 +31,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import torch
 
 from trainables.config import build_config
+from trainables.loop_metrics import best_metric, split_metric, train_metric
 from xaicore.seeding import seed_everything
 
 Report = Callable[[dict[str, Any], Optional[dict[str, Any]]], None]
@@ -125,9 +128,7 @@ class Trainable:
     def parse_config(self, config: Any) -> Any:
         """Validate a config mapping (an instance of ``config`` passes as is); raises
         :class:`trainables.config.ConfigError` listing every problem."""
-        if isinstance(config, self.config):
-            return config
-        return build_config(self.config, config, where=f"{self.name} trial config")
+        return parse_trial_config(self.config, self.name, config)
 
     def run_trial(self, config: Mapping[str, Any] | Any, report: Optional[Report] = None, *,
                   resume: Optional[dict[str, Any]] = None, out_dir: Optional[Path] = None,
@@ -135,6 +136,15 @@ class Trainable:
         """Run one trial in plain Python (no Ray): ``report(metrics, checkpoint)`` gets every interim
         result and, last, the final one; returns the :class:`TrialResult`."""
         return run_body(self, self.parse_config(config), Trial(report, resume=resume, out_dir=out_dir), **options)
+
+
+def parse_trial_config(config_cls: type, name: str, config: Any) -> Any:
+    """``config`` validated into ``config_cls`` (an instance passes as is), problems named for trainable
+    ``name``; raises :class:`trainables.config.ConfigError` listing every problem. The ``parse_config``
+    of a trainable's ``config.py`` and :meth:`Trainable.parse_config`."""
+    if isinstance(config, config_cls):
+        return config
+    return build_config(config_cls, config, where=f"{name} trial config")
 
 
 def run_body(trainable: Trainable, cfg: Any, trial: Trial, **options: Any) -> TrialResult:
@@ -169,9 +179,9 @@ def epoch_metrics(result: Any, selection_metric: str, valid: str = "valid") -> d
     """Per-epoch report: ``epoch``, ``train/*``, ``<valid>/*`` and ``best/<valid>_<metric>``, the running
     best (monotone: safe for ASHA and the searcher)."""
     out: dict[str, Any] = {"epoch": result.epoch}
-    out.update({f"train/{k}": v for k, v in result.train.items()})
-    out.update({f"{valid}/{k}": v for k, v in result.valid.items()})
-    out[f"best/{valid}_{selection_metric}"] = result.best
+    out.update({train_metric(k): v for k, v in result.train.items()})
+    out.update({split_metric(valid, k): v for k, v in result.valid.items()})
+    out[best_metric(valid, selection_metric)] = result.best
     return out
 
 
@@ -247,6 +257,6 @@ def fit_and_report(
     history, final, checkpoint = fit_epochs(
         setup.trainer, cfg, report, epoch_batches=setup.epoch_batches, evaluate=lambda m: setup.evaluate(m, "valid"),
         extra_state=extra_state, on_step=on_step, before_report=before_report, epoch_extras=epoch_extras)
-    final.update({f"test/{k}": v for k, v in setup.evaluate(setup.model, "test").items()})
+    final.update({split_metric("test", k): v for k, v in setup.evaluate(setup.model, "test").items()})
     final["best_epoch"] = setup.trainer.result.best_epoch
     return history, final, checkpoint

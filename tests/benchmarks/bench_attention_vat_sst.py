@@ -155,7 +155,7 @@ def trial_config(args: argparse.Namespace, reg: str, seed: int, semi: bool) -> d
 
 
 def run_one(cfg: dict[str, Any], verbose: bool) -> dict[str, Any]:
-    from trainables.classifier import train_classifier
+    from trainables.classifier.trial import train_classifier
 
     def report(metrics: dict[str, Any], _ckpt: Any) -> None:
         if verbose and "train/loss" in metrics:
@@ -224,7 +224,8 @@ def interleaved_step_ratios(args: argparse.Namespace, methods: list[tuple[str, b
     """Median step time of each method, one step of each in turn on the same batches (same CPU load)."""
     import torch
 
-    from trainables.classifier import ClassifierSetup, parse_config
+    from trainables.classifier.config import parse_config
+    from trainables.classifier.setup import ClassifierSetup
 
     torch.set_num_threads(args.num_threads)
     setups = {}

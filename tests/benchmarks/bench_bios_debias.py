@@ -1,5 +1,5 @@
 """Benchmark: gender-bias mitigation by cancelling gender words during fine-tuning, on synthetic bios
-(cancel-out.txt section 4, Table 2), through :func:`trainables.bios_debias.run_trial`.
+(cancel-out.txt section 4, Table 2), through :func:`trainables.bios_debias.trial.run_trial`.
 
 Data: :func:`xaicore.bias.bios.synthetic_bios` (8 professions in 4 pairs sharing their content words, planted
 training female rates 0.9/0.1, 0.8/0.2, 0.7/0.3, 0.6/0.4 carried only by names, pronouns and titles;
@@ -29,7 +29,7 @@ def build_tiny_mlm(out: Path, *, seed: int = 0, epochs: int = 4, threads: int = 
     import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    from trainables.mlm import run_trial as train_mlm
+    from trainables.mlm.trial import run_trial as train_mlm
     from xaicore.bias.bios import synthetic_bios, synthetic_vocabulary
 
     enc = out / "encoder"
@@ -66,7 +66,7 @@ def main() -> None:
     if args.summarize:
         runs = [json.loads(line) for line in Path(args.summarize).read_text().splitlines() if line.strip()]
         return summarize(runs, args, out, t0)
-    from trainables.bios_debias import run_trial
+    from trainables.bios_debias.trial import run_trial
 
     mlm = build_tiny_mlm(out, threads=args.threads)
     runs = []

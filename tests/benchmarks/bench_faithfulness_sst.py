@@ -5,8 +5,8 @@ plus IntegratedGradients throughput with internal batching vs a per-step loop.
 For each seed the BiLSTM + additive-attention classifier is trained on the
 sentence-level binary SST split (train 6920 / dev 872 / test 1821,
 ``<data-dir>/{train,dev,test}.tsv``, header ``text<TAB>label``) with
-:func:`trainables.classifier.train_classifier`, then
-:func:`trainables.faithfulness.evaluate_faithfulness` computes, for Saliency,
+:func:`trainables.classifier.trial.train_classifier`, then
+:func:`trainables.faithfulness.evaluate.evaluate_faithfulness` computes, for Saliency,
 Integrated Gradients (50 Gauss-Legendre steps, zero baseline), Input x Gradient
 and the attention weights (maps for the *predicted* class):
 
@@ -142,8 +142,9 @@ def trial_config(args: argparse.Namespace, seed: int) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- one seed
 def run_seed(args: argparse.Namespace, seed: int, verbose: bool = True):
-    from trainables.classifier import train_classifier
-    from trainables.faithfulness import _take, evaluate_faithfulness, parse_config
+    from trainables.classifier.trial import train_classifier
+    from trainables.faithfulness.config import parse_config
+    from trainables.faithfulness.evaluate import evaluate_faithfulness, take_batches
 
     cfg = parse_config(trial_config(args, seed))
 
@@ -163,7 +164,7 @@ def run_seed(args: argparse.Namespace, seed: int, verbose: bool = True):
               f"trained in {train_s:.0f} s)", flush=True)
     setup = trained.setup
     if args.weak_valid_examples:
-        setup.valid_batches = _take(setup.valid_batches, args.weak_valid_examples)
+        setup.valid_batches = take_batches(setup.valid_batches, args.weak_valid_examples)
     n_test = min(cfg.eval_examples, len(setup.splits.test))
     n_valid = sum(b.size for b in setup.valid_batches)
 
@@ -195,7 +196,7 @@ def ig_throughput(trained, args: argparse.Namespace) -> dict[str, Any]:
     """Interleaved timing of batched IG (internal_batch_size=None) vs the per-step loop (= B)."""
     import torch
 
-    from trainables.faithfulness import _take
+    from trainables.faithfulness.evaluate import take_batches
     from xaicore.faithfulness.attribution import integrated_gradients
     from xaicore.data.batching import batches
 
@@ -203,7 +204,7 @@ def ig_throughput(trained, args: argparse.Namespace) -> dict[str, Any]:
     n_total = min(args.tp_examples, len(setup.splits.test))
 
     def make(batch_size: int, n: int):
-        return _take(list(batches(setup.splits.test, setup.encoder, batch_size=batch_size, shuffle=False, seed=0)), n)
+        return take_batches(list(batches(setup.splits.test, setup.encoder, batch_size=batch_size, shuffle=False, seed=0)), n)
 
     def call(batch, mode: str):
         ibs = None if mode == "batched" else batch.size

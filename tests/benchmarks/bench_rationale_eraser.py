@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark: Table 2 of attention-vat.txt on ERASER movies (attention weights vs human rationales).
 
-Trains the BiLSTM + additive-attention classifier (``trainables.classifier.train_classifier``, the
+Trains the BiLSTM + additive-attention classifier (``trainables.classifier.trial.train_classifier``, the
 trainable's own path) on the local ERASER movie reviews (``../shared/data/eraser-movies``: train 1,600 /
 val 200 / test 199 reviews, the ``evidences`` spans read as word-token rationales) with vanilla,
 Attention VAT, Attention iVAT and Word VAT (``--methods`` adds ``word_ivat``) for several seeds, in the
@@ -172,7 +172,7 @@ def chance_levels(setup, draws: int, seed: int = 0) -> dict[str, Any]:
 
 def run_one(cfg: dict[str, Any], verbose: bool, chance_draws: int = 0) -> dict[str, Any]:
     """Train one model through ``train_classifier``; analyse the selected weights and every reported epoch."""
-    from trainables.classifier import train_classifier
+    from trainables.classifier.trial import train_classifier
 
     epoch_states: dict[int, dict[str, Any]] = {}
 
@@ -276,7 +276,7 @@ def run_probe(args: argparse.Namespace) -> int:
     eps_values = [float(x) for x in args.probe_eps.split(",") if x.strip()]
     started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
     t0 = time.perf_counter()
-    from trainables.classifier import train_classifier
+    from trainables.classifier.trial import train_classifier
 
     seed = int(args.seeds.split(",")[0])
     trained = train_classifier(trial_config(args, "none", seed), lambda m, c: None)

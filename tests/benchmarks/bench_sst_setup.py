@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     import torch
 
-    from trainables.classifier import run_trial
+    from trainables.classifier.trial import run_trial
 
     torch.set_num_threads(1)
     data = Path(args.data_dir).resolve()

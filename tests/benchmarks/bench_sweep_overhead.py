@@ -3,7 +3,7 @@
 Measured in one run, interleaved (direct, sweep, direct, sweep, direct) so that drifts
 in machine load affect both:
 
-* direct: ``trainables.classifier.run_trial(config, report)`` in this process (warm);
+* direct: ``trainables.classifier.trial.run_trial(config, report)`` in this process (warm);
 * sweep: the same config as a sweep of ``--trials`` trials (no search space, one at a
   time) through the real launcher: Ray trial actor, MLflow child run logging params,
   per-epoch metrics and artifacts from inside the trial, a checkpoint every epoch, the
@@ -45,7 +45,7 @@ BASE = dict(dataset="synthetic", synthetic_size=2000, batch_size=32, embedding_d
 
 
 def direct(config: dict) -> float:
-    from trainables.classifier import run_trial
+    from trainables.classifier.trial import run_trial
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:

@@ -194,7 +194,8 @@ def vocab_probe(args: argparse.Namespace, ratios: list[float]) -> str:
     whose embedding is trained on the labeled singletons)."""
     from collections import Counter
 
-    from trainables.classifier import ClassifierSetup, parse_config
+    from trainables.classifier.config import parse_config
+    from trainables.classifier.setup import ClassifierSetup
     from xaicore.data.vocab import word_tokenize
 
     lines = ["| N_ul / N_l | pool sentences | vocabulary | dev UNK % | dev pool-only % | test UNK % | test pool-only % |",

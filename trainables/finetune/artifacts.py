@@ -22,7 +22,7 @@ def write_artifacts(setup: Any, history: list[dict], steps: list[dict], out_dir:
                     final: bool = True) -> list[Path]:
     """Write the trial's artifacts into ``out_dir``; ``final=False`` (before each interim report, so a
     trial that ASHA stops keeps its curves) skips the Figure 2 PCA and the weights. ``setup``: a
-    :class:`trainables.finetune.FinetuneSetup`."""
+    :class:`trainables.finetune.setup.FinetuneSetup`."""
     from xaicore.perturbation.neighbours import readable_sample
 
     cfg = setup.cfg

@@ -1,0 +1,102 @@
+"""The ``faithfulness`` trial config: the classifier's keys plus the evaluation settings, their pure checks
+(:func:`parse_config`) and the I/O checks run before Ray starts (:func:`preflight`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from trainables.classifier.config import ClassifierTrialConfig
+from trainables.classifier.config import preflight as classifier_preflight
+from trainables.faithfulness.checkpoint import read_checkpoint
+from trainables.faithfulness.metrics import faith_cancel_outs
+from trainables.protocol import parse_trial_config
+from xaicore.faithfulness.attribution import ATTRIBUTION_METHODS, IG_BASELINES, IG_METHODS
+from xaicore.cancel_out.methods import CANCEL_OUT_REGISTRY
+
+FAITH_METRICS = ("deletion", "weak_learner", "shuffle_tvd", "eraser", "agreement", "rationale")
+DEFAULT_METHODS = ("saliency", "integrated_gradients", "input_x_gradient", "attention")
+
+
+@dataclass(frozen=True)
+class FaithfulnessTrialConfig(ClassifierTrialConfig):
+    """A :class:`ClassifierTrialConfig` plus the faithfulness evaluation settings.
+
+    Attributes:
+        methods: attribution methods (``xaicore.faithfulness.attribution.ATTRIBUTION_METHODS``).
+        faith_metrics: subset of ``deletion, weak_learner, shuffle_tvd, eraser, agreement, rationale``.
+        eval_examples: test examples evaluated: a random subset of the test split drawn with ``data_seed``
+            (the same examples for every seed and method; all of them when the split is not larger), so a
+            test file sorted by label is not evaluated on one class.
+        ig_steps / ig_method / ig_baseline: IntegratedGradients settings.
+        ig_internal_batch_size: interpolation rows per forward/backward pass
+            (``None``: all ``batch x ig_steps`` rows at once; results do not depend on it).
+        cancel_out: how the erasure metrics and leave-one-out remove a token, one of
+            ``pad`` (replace by PAD, keep length), ``delete``, ``zero_vector``, ``attention_mask``.
+        deletion_step: tokens removed per step.
+        tvd_permutations: shuffles per example.
+        weak_epochs / weak_lr / weak_train_examples: weak-learner training.
+        model_checkpoint: a ``best_model.pt`` (``save_model: true`` of a classifier trial)
+            to evaluate instead of training; it must come from the same data/vocab config.
+    """
+
+    methods: tuple = DEFAULT_METHODS
+    faith_metrics: tuple = FAITH_METRICS
+    eval_examples: int = 500
+    ig_steps: int = 50
+    ig_method: str = "gausslegendre"
+    ig_baseline: str = "zeros"
+    ig_internal_batch_size: Optional[int] = 256
+    cancel_out: str = "pad"
+    deletion_step: int = 1
+    tvd_permutations: int = 100
+    weak_epochs: int = 10
+    weak_lr: float = 1e-3
+    weak_train_examples: int = 2000
+    model_checkpoint: Optional[str] = None
+
+    def problems(self) -> list[str]:
+        p = super().problems()
+        unknown = [m for m in self.methods if m not in ATTRIBUTION_METHODS]
+        if unknown:
+            p.append(f"methods: unknown {unknown}; known: {', '.join(ATTRIBUTION_METHODS)}")
+        if not self.methods:
+            p.append("methods: at least one attribution method is needed")
+        bad = [m for m in self.faith_metrics if m not in FAITH_METRICS]
+        if bad:
+            p.append(f"faith_metrics: unknown {bad}; known: {', '.join(FAITH_METRICS)}")
+        if self.ig_method not in IG_METHODS:
+            p.append(f"ig_method: must be one of {', '.join(IG_METHODS)}, got {self.ig_method!r}")
+        if self.ig_baseline not in IG_BASELINES:
+            p.append(f"ig_baseline: must be one of {', '.join(IG_BASELINES)}, got {self.ig_baseline!r}")
+        if self.cancel_out in CANCEL_OUT_REGISTRY and CANCEL_OUT_REGISTRY[self.cancel_out].needs_mask_token:
+            p.append(f"cancel_out: {self.cancel_out!r} needs a model with a mask token and a masked LM sharing its "
+                     f"vocabulary; the attention-LSTM's word vocabulary has none: use one of {', '.join(faith_cancel_outs())}")
+        elif self.cancel_out not in faith_cancel_outs():
+            p.append(f"cancel_out: must be one of {', '.join(faith_cancel_outs())}, got {self.cancel_out!r}")
+        if self.ig_internal_batch_size is not None and self.ig_internal_batch_size < 1:
+            p.append(f"ig_internal_batch_size: must be >= 1 or null, got {self.ig_internal_batch_size}")
+        for name in ("eval_examples", "ig_steps", "deletion_step", "tvd_permutations", "weak_epochs",
+                     "weak_train_examples"):
+            if getattr(self, name) < 1:
+                p.append(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.model_checkpoint is not None and not Path(self.model_checkpoint).exists():
+            p.append(f"model_checkpoint: no such file {self.model_checkpoint!r}")
+        return p
+
+
+def parse_config(config: Mapping[str, Any] | FaithfulnessTrialConfig) -> FaithfulnessTrialConfig:
+    return parse_trial_config(FaithfulnessTrialConfig, "faithfulness", config)
+
+
+def preflight(cfg: FaithfulnessTrialConfig) -> list[str]:
+    """I/O checks before Ray starts: those of the classifier trainable (dry-load of every split,
+    unlabeled pool, pretrained model), and ``model_checkpoint`` read as the trial reads it
+    (tensors and plain types only: a file that would need the full unpickler is refused here)."""
+    problems = list(classifier_preflight(cfg))
+    if cfg.model_checkpoint is not None and Path(cfg.model_checkpoint).is_file():
+        try:
+            read_checkpoint(cfg.model_checkpoint)
+        except ValueError as err:
+            problems.append(str(err))
+    return problems
