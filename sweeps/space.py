@@ -20,7 +20,8 @@ from typing import Any
 
 import optuna
 
-from sweeps.spec import ParamSpec, SamplerSpec, Scalar, SpecError
+from sweeps.spec import ParamSpec, SamplerSpec, SpecError
+from sweeps.spec_checks import Scalar
 
 __all__ = [
     "OptunaDefineByRun",
