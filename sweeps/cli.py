@@ -95,7 +95,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_best(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
 
-    from sweeps.results import best_configs, best_runs, export_best, find_experiment
+    from sweeps.report_data import find_experiment
+    from sweeps.results import best_configs, best_runs, export_best
 
     uri = resolve_tracking_uri(args.tracking_uri, None, Workdir.default())
     try:
