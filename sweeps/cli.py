@@ -23,7 +23,8 @@ def _print_problems(err: Exception | str) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sweeps.launcher import PreflightError, TrackingUnavailable, plan_sweep, run_link, run_sweep
+    from sweeps.launcher import TrackingUnavailable, run_link, run_sweep
+    from sweeps.plan import PreflightError, plan_sweep
     from sweeps.preflight import check_raw_spec_config
     from sweeps.spec import SpecError, load_spec
     from trainables import TRAINABLES
