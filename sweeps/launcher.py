@@ -35,7 +35,6 @@ from sweeps.sweep_runs import (
     read_launch,
     start_parent_run,
 )
-from trainables import mlflow_names
 from sweeps.sweep_state import (
     RESUMABLE_CHANGES,
     SweepLock,
@@ -44,6 +43,7 @@ from sweeps.sweep_state import (
     ray_state_exists,
     spec_changes,
 )
+from trainables import mlflow_names
 
 logger = logging.getLogger(__name__)
 

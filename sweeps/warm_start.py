@@ -66,7 +66,8 @@ def warm_start_points(tracking_uri: str, spec: SweepSpec) -> tuple[list[tuple[di
     points = []
     for r in runs:
         tags = r.data.tags
-        if r.info.status != "FINISHED" or mlflow_names.RAY_TRIAL_ID not in tags or mlflow_names.is_early_stopped(tags):
+        if (r.info.status != "FINISHED" or mlflow_names.RAY_TRIAL_ID not in tags
+                or mlflow_names.is_early_stopped(tags)):
             continue
         value = r.data.metrics.get(spec.metric)
         if value is None or value != value:
