@@ -23,7 +23,8 @@ def _print_problems(err: Exception | str) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sweeps.launcher import PreflightError, TrackingUnavailable, plan_sweep, run_link, run_sweep
+    from sweeps.launcher import TrackingUnavailable, run_link, run_sweep
+    from sweeps.plan import PreflightError, plan_sweep
     from sweeps.preflight import check_raw_spec_config
     from sweeps.spec import SpecError, load_spec
     from trainables import TRAINABLES
@@ -95,7 +96,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_best(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
 
-    from sweeps.results import best_configs, best_runs, export_best, find_experiment
+    from sweeps.report_data import find_experiment
+    from sweeps.results import best_configs, best_runs, export_best
 
     uri = resolve_tracking_uri(args.tracking_uri, None, Workdir.default())
     try:

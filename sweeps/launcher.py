@@ -24,24 +24,14 @@ import time
 from typing import Any, Optional, Sequence
 
 from sweeps.mlflow_links import ui_link
-from sweeps.plan import (  # noqa: F401 - re-exported
-    PreflightError,
-    SweepPlan,
-    check_resources,
-    multinode_warnings,
-    plan_sweep,
-)
-from sweeps.spec import SpecError, SweepSpec
-from sweeps.sweep_runs import (  # noqa: F401 - re-exported names
-    LAUNCH_FILE,
+from sweeps.plan import PreflightError, SweepPlan, check_resources, multinode_warnings
+from sweeps.spec import SweepSpec
+from sweeps.sweep_runs import (
     TIME_BUDGETS,
     SweepOutcome,
-    _close_launch,
-    _delete_orphans,
-    _mlflow_callback_cls,
-    _trial_id,
-    best_of,
+    close_launch,
     mark_unended_runs_interrupted,
+    mlflow_callback_cls,
     read_launch,
     start_parent_run,
 )
@@ -53,13 +43,17 @@ from sweeps.sweep_state import (
     ray_state_exists,
     spec_changes,
 )
+from trainables import mlflow_names
 
 logger = logging.getLogger(__name__)
 
 
 def __getattr__(name: str):
+    """``sweeps.launcher.MlflowStatusCallback``: the name under which Tuner states (those of earlier
+    versions included) pickle the driver-side callback (:func:`sweeps.sweep_runs.mlflow_callback_cls`
+    builds it on first use: importing Ray is slow). Not a re-export: a resumed sweep finds the class here."""
     if name == "MlflowStatusCallback":
-        return _mlflow_callback_cls()
+        return mlflow_callback_cls()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -108,7 +102,7 @@ def build_tuner(
     meta = {"trainable": spec.trainable, "tracking_uri": plan.tracking_uri, "sweep": spec.name,
             "experiment_id": launch["experiment_id"], "parent_run_id": launch["parent_run_id"]}
     trainable = tune.with_resources(tune.with_parameters(ray_trainable, xaisweep_meta=meta), _resources(spec))
-    callback = _mlflow_callback_cls()(plan.tracking_uri, launch["experiment_id"], launch.get("parent_run_id"),
+    callback = mlflow_callback_cls()(plan.tracking_uri, launch["experiment_id"], launch.get("parent_run_id"),
                                       time_budget=spec.time_budget)
     TIME_BUDGETS[launch.get("parent_run_id")] = spec.time_budget  # this launch's budget, restored sweeps too
     if resume and tune.Tuner.can_restore(plan.experiment_dir):
@@ -379,7 +373,7 @@ def _run_locked(plan: SweepPlan, *, address, resume, num_cpus, verbose, callback
             try:
                 client.set_terminated(parent, status="KILLED")
                 if isinstance(exc, KeyboardInterrupt):  # a second Ctrl-C: Tune did not get to save and return
-                    client.set_tag(parent, "interrupted", "true")
+                    client.set_tag(parent, mlflow_names.INTERRUPTED, mlflow_names.TRUE)
                     mark_unended_runs_interrupted(client, launch["experiment_id"], parent)
             except Exception as err:  # noqa: BLE001 - do not hide the original error
                 logger.warning("could not mark the parent run %s KILLED: %s", parent, err)
@@ -387,7 +381,7 @@ def _run_locked(plan: SweepPlan, *, address, resume, num_cpus, verbose, callback
             ray.shutdown()
         raise
     try:
-        return _close_launch(plan, client, launch, results, restored=bool(launch.get("resumed")))
+        return close_launch(plan, client, launch, results, restored=bool(launch.get("resumed")))
     except (MlflowException, OSError) as err:  # requests' errors are OSErrors
         raise TrackingUnavailable(
             f"the sweep ran ({len(results)} trials, saved under {plan.experiment_dir}) but the tracking server "
@@ -414,4 +408,5 @@ def run_link(tracking_uri: str, experiment_id: str, run_id: Optional[str]) -> st
     return ui_link(tracking_uri, experiment_id, run_id)
 
 
-__all__ = ["PreflightError", "SpecError", "TrackingUnavailable", "SweepPlan", "plan_sweep", "run_sweep", "best_of", "run_link"]
+__all__ = ["MLFLOW_RETRY_ENV_PREFIX", "TrackingUnavailable", "build_tuner", "check_existing_sweep", "run_link",
+           "run_sweep"]

@@ -43,43 +43,38 @@ from pathlib import Path
 from typing import Any, Optional
 
 
-from sweeps.report_data import (  # noqa: F401 - re-exported names
+from sweeps.report_data import (
     ARTIFACT_DIR,
-    BOUNDARY_FRACTION,
-    FEW_TRIALS_FOR_IMPORTANCE,
     HISTORY_PNG,
     IMPORTANCE_PNG,
-    MIN_TRIALS_FOR_IMPORTANCE,
     PARALLEL_PNG,
-    PARENT_TAG,
     REPORT_HTML,
     REPORT_MD,
-    ROLE_TAG,
-    SPEC_ARTIFACT,
     TRIALS_CSV,
     ReportResult,
     TrialRow,
-    _active_params,
-    _all_runs,
-    _find_experiment,
-    _fmt,
-    _load_spec,
+    active_params,
+    all_runs,
     boundary_warnings,
+    find_experiment,
+    format_value,
+    load_run_spec,
 )
-from sweeps.report_figures import _importances, _plot_history, _plot_importances, _plot_parallel
+from sweeps.report_figures import param_importances, plot_history, plot_importances, plot_parallel
 from sweeps.report_table import build_table
 from sweeps.spec import SweepSpec
+from trainables import mlflow_names
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ReportResult", "TrialRow", "make_report", "boundary_warnings"]
+__all__ = ["PAPER_MD", "PAPER_TEX", "SEED_PARAMS", "make_report"]
 
 
 # --------------------------------------------------------------------------- text
 
 
 def _md_cell(v: Any) -> str:
-    return _fmt(v).replace("|", "\\|").replace("\n", " ")
+    return format_value(v).replace("|", "\\|").replace("\n", " ")
 
 
 def _markdown(
@@ -99,7 +94,7 @@ def _markdown(
         + (f", {n_other} not finished (running/killed)" if n_other else "")
         + f"; {len(rows)} analysed",
         f"- best: `{best.run_id}` {spec.metric}={best.value:.6g}"
-        + (f" with {', '.join(f'{k}={_fmt(v)}' for k, v in best.params.items())}" if best.params else ""),
+        + (f" with {', '.join(f'{k}={format_value(v)}' for k, v in best.params.items())}" if best.params else ""),
         "",
         f"## Top {len(top)} trials",
         "",
@@ -153,7 +148,7 @@ def _html(title: str, markdown_text: str, spec: SweepSpec, top: Sequence[TrialRo
     ]
     for i, r in enumerate(top, 1):
         flag = " (early-stopped)" if r.early_stopped else ""
-        cells = [f"{r.value:.6g}"] + [_fmt(r.params[n]) if n in r.params else "–" for n in names]
+        cells = [f"{r.value:.6g}"] + [format_value(r.params[n]) if n in r.params else "–" for n in names]
         parts.append(f"<tr><td class='num'>{i}</td><td><code>{e(r.run_id)}</code>{e(flag)}</td>"
                      + "".join(f"<td class='num'>{e(c)}</td>" for c in cells) + "</tr>")
     parts.append("</table><h2>Parameter importances</h2>")
@@ -199,13 +194,13 @@ def _table_inputs(spec: SweepSpec, finished: Sequence[Any], metrics: Optional[Se
     the seed and the dataset axis) and its metric columns. Early-stopped runs are left out."""
     runs = []
     for r in finished:
-        if r.data.tags.get("early_stopped", "").lower() == "true":
+        if mlflow_names.is_early_stopped(r.data.tags):
             continue
         try:
-            params = _active_params(spec, r.data.params)
+            params = active_params(spec, r.data.params)
         except ValueError:
             continue
-        label = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items() if k not in SEED_PARAMS + ("dataset",))
+        label = ", ".join(f"{k}={format_value(v)}" for k, v in params.items() if k not in SEED_PARAMS + ("dataset",))
         runs.append({"config": label or "(base config)", "seed": r.data.params.get("seed", r.info.run_id),
                      "dataset": params.get("dataset"), "metrics": dict(r.data.metrics)})
     if metrics:
@@ -247,11 +242,11 @@ def make_report(
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
-    exp = _find_experiment(client, experiment)
+    exp = find_experiment(client, experiment)
     exp_id, exp_name = exp.experiment_id, exp.name
-    runs = _all_runs(client, exp_id)
+    runs = all_runs(client, exp_id)
 
-    parents = sorted((r for r in runs if r.data.tags.get(ROLE_TAG) == "sweep"),
+    parents = sorted((r for r in runs if r.data.tags.get(mlflow_names.ROLE) == mlflow_names.ROLE_SWEEP),
                      key=lambda r: (r.info.start_time or 0, r.info.run_id), reverse=True)
     if parent_run_id is not None:
         chosen = [r for r in parents if r.info.run_id == parent_run_id]
@@ -262,33 +257,33 @@ def make_report(
         parents = chosen
     if not parents:
         raise ValueError(f"experiment {exp_name!r} has no xaisweep launch "
-                         f"(parent run with tag {ROLE_TAG}=sweep)")
+                         f"(parent run with tag {mlflow_names.ROLE}={mlflow_names.ROLE_SWEEP})")
     parent_ids = [r.info.run_id for r in parents]
 
     spec, spec_parent = None, None
     for p in parents:  # newest first
-        spec = _load_spec(client, p.info.run_id)
+        spec = load_run_spec(client, p.info.run_id)
         if spec is not None:
             spec_parent = p.info.run_id
             break
     if spec is None:
-        raise ValueError(f"no launch of experiment {exp_name!r} has a {SPEC_ARTIFACT} artifact "
+        raise ValueError(f"no launch of experiment {exp_name!r} has a {mlflow_names.SPEC_ARTIFACT} artifact "
                          f"(checked {', '.join(parent_ids)})")
 
     warns: list[str] = []
     for p in parents:
-        tag_metric = p.data.tags.get("metric")
+        tag_metric = p.data.tags.get(mlflow_names.METRIC)
         if tag_metric and tag_metric != spec.metric:
             warns.append(f"launch {p.info.run_id} optimised {tag_metric!r}, not {spec.metric!r} "
                          f"(the spec of {spec_parent}); its trials are judged on {spec.metric!r}")
 
     wanted = set(parent_ids)
-    children = [r for r in runs if r.data.tags.get(PARENT_TAG) in wanted
-                and r.data.tags.get(ROLE_TAG) != "sweep"]
+    children = [r for r in runs if r.data.tags.get(mlflow_names.PARENT_RUN_ID) in wanted
+                and r.data.tags.get(mlflow_names.ROLE) != mlflow_names.ROLE_SWEEP]
     finished = [r for r in children if r.info.status == "FINISHED"]
     n_failed = sum(r.info.status == "FAILED" for r in children)
     n_other = len(children) - len(finished) - n_failed
-    n_early = sum(r.data.tags.get("early_stopped", "").lower() == "true" for r in finished)
+    n_early = sum(mlflow_names.is_early_stopped(r.data.tags) for r in finished)
 
     rows: list[TrialRow] = []
     no_metric, bad_params = [], []
@@ -298,15 +293,15 @@ def make_report(
             no_metric.append(r.info.run_id)
             continue
         try:
-            params = _active_params(spec, r.data.params)
+            params = active_params(spec, r.data.params)
         except ValueError as err:
             bad_params.append(f"{r.info.run_id} ({err})")
             continue
         rows.append(TrialRow(
             run_id=r.info.run_id, run_name=r.info.run_name or "",
-            parent_run_id=r.data.tags.get(PARENT_TAG, ""), start_time=int(r.info.start_time or 0),
+            parent_run_id=r.data.tags.get(mlflow_names.PARENT_RUN_ID, ""), start_time=int(r.info.start_time or 0),
             value=float(value), params=params,
-            early_stopped=r.data.tags.get("early_stopped", "").lower() == "true",
+            early_stopped=mlflow_names.is_early_stopped(r.data.tags),
         ))
     if no_metric:
         warns.append(f"{len(no_metric)} finished run(s) never logged {spec.metric!r} (or logged NaN) "
@@ -326,7 +321,7 @@ def make_report(
     ranked = sorted(rows, key=lambda r: r.value, reverse=spec.mode == "max")  # stable: earlier first on ties
     best = ranked[0]
     boundary = boundary_warnings(spec, best.params)
-    importances, importance_note, imp_problems = _importances(spec, rows)
+    importances, importance_note, imp_problems = param_importances(spec, rows)
     warns = boundary + warns + imp_problems
     if not importances:
         warns.append(f"parameter importances {importance_note}")
@@ -334,9 +329,9 @@ def make_report(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     pngs = [
-        _plot_history(rows, spec, best, out_dir / HISTORY_PNG),
-        _plot_parallel(rows, spec, best, out_dir / PARALLEL_PNG),
-        _plot_importances(importances, importance_note, spec, out_dir / IMPORTANCE_PNG),
+        plot_history(rows, spec, best, out_dir / HISTORY_PNG),
+        plot_parallel(rows, spec, best, out_dir / PARALLEL_PNG),
+        plot_importances(importances, importance_note, spec, out_dir / IMPORTANCE_PNG),
     ]
     top = ranked[:max(1, top_n)]
     md = _markdown(

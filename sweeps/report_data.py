@@ -1,4 +1,5 @@
-"""``xaisweep report``, data side: the trial rows, reading runs and specs back from MLflow, parameter values."""
+"""Reading sweeps back from MLflow (experiments, runs, the launches' specs) and the trial rows and
+parameter values of ``xaisweep report``; ``best``, ``reproduce`` and warm start read through here too."""
 from __future__ import annotations
 
 import math
@@ -11,14 +12,10 @@ from typing import Any, Optional
 import yaml
 
 from sweeps.spec import ParamSpec, SpecError, SweepSpec, parse_spec
+from trainables.mlflow_names import SPEC_ARTIFACT
 
-ROLE_TAG = "xaisweep.role"
-PARENT_TAG = "mlflow.parentRunId"
-SPEC_ARTIFACT = "spec.yaml"
 ARTIFACT_DIR = "report"
 BOUNDARY_FRACTION = 0.05
-MIN_TRIALS_FOR_IMPORTANCE = 3
-FEW_TRIALS_FOR_IMPORTANCE = 20
 
 HISTORY_PNG = "optimization_history.png"
 PARALLEL_PNG = "parallel_coordinates.png"
@@ -87,7 +84,12 @@ class ReportResult:
 # --------------------------------------------------------------------------- MLflow reading
 
 
-def _find_experiment(client: Any, experiment: str) -> Any:
+def find_experiment(client: Any, experiment: str) -> Any:
+    """The MLflow experiment named ``experiment`` (or with that id).
+
+    Raises:
+        ValueError: no such experiment (the message lists the existing ones), or it is deleted.
+    """
     from mlflow.exceptions import MlflowException
 
     exp = client.get_experiment_by_name(experiment)
@@ -102,7 +104,7 @@ def _find_experiment(client: Any, experiment: str) -> Any:
         names = _experiment_names(client)
         shown = ", ".join(repr(n) for n in names[:50]) + (" ..." if len(names) > 50 else "")
         raise ValueError(
-            f"unknown MLflow experiment {experiment!r} (neither a name nor an id); "
+            f"no MLflow experiment {experiment!r} (neither a name nor an id); "
             f"existing experiments: {shown or '(none)'}"
         )
     if exp.lifecycle_stage == "deleted":
@@ -121,7 +123,8 @@ def _experiment_names(client: Any) -> list[str]:
             return sorted(names)
 
 
-def _all_runs(client: Any, experiment_id: str) -> list[Any]:
+def all_runs(client: Any, experiment_id: str) -> list[Any]:
+    """Every run of the experiment (every page of ``search_runs``)."""
     runs: list[Any] = []
     token = None
     while True:
@@ -132,8 +135,12 @@ def _all_runs(client: Any, experiment_id: str) -> list[Any]:
             return runs
 
 
-def _load_spec(client: Any, run_id: str) -> Optional[SweepSpec]:
-    """The parent run's ``spec.yaml`` artifact as a spec, ``None`` if it has none."""
+def load_run_spec(client: Any, run_id: str) -> Optional[SweepSpec]:
+    """The parent run's ``spec.yaml`` artifact as a spec, ``None`` if it has none.
+
+    Raises:
+        ValueError: the artifact is not a valid spec.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = client.download_artifacts(run_id, SPEC_ARTIFACT, tmp)
@@ -175,7 +182,7 @@ def _parse_value(p: ParamSpec, raw: str) -> Any:
     return x
 
 
-def _active_params(spec: SweepSpec, logged: Mapping[str, str]) -> dict[str, Any]:
+def active_params(spec: SweepSpec, logged: Mapping[str, str]) -> dict[str, Any]:
     """The search parameters a run sampled: spec order, ``when`` clauses honoured."""
     out: dict[str, Any] = {}
     for p in spec.params:
@@ -185,34 +192,24 @@ def _active_params(spec: SweepSpec, logged: Mapping[str, str]) -> dict[str, Any]
     return out
 
 
-def _distribution(p: ParamSpec) -> Any:
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    if p.type == "uniform":
-        return FloatDistribution(float(p.low), float(p.high))
-    if p.type == "loguniform":
-        return FloatDistribution(float(p.low), float(p.high), log=True)
-    if p.type == "int":
-        return IntDistribution(int(p.low), int(p.high), log=p.log, step=p.step or 1)
-    return CategoricalDistribution(list(p.values))
-
-
-def _is_log(p: ParamSpec) -> bool:
+def is_log_scale(p: ParamSpec) -> bool:
+    """Whether the parameter is searched in log space (``loguniform``, ``int`` with ``log``)."""
     return p.type == "loguniform" or (p.type == "int" and p.log)
 
 
-def _position(p: ParamSpec, v: Any) -> float:
+def range_position(p: ParamSpec, v: Any) -> float:
     """``v`` on ``[0, 1]`` along the spec's range (log space for log params, index for categories)."""
     if p.is_categorical:
         idx = next(i for i, c in enumerate(p.values) if c == v and type(c) is type(v))
         return idx / (len(p.values) - 1) if len(p.values) > 1 else 0.5
     lo, hi, x = float(p.low), float(p.high), float(v)
-    if _is_log(p):
+    if is_log_scale(p):
         lo, hi, x = math.log(lo), math.log(hi), math.log(x)
     return (x - lo) / (hi - lo)
 
 
-def _fmt(v: Any) -> str:
+def format_value(v: Any) -> str:
+    """A parameter value as the report shows it (floats to 4 significant digits)."""
     if isinstance(v, bool) or v is None:
         return str(v)
     if isinstance(v, float):
@@ -226,11 +223,18 @@ def boundary_warnings(spec: SweepSpec, best_params: Mapping[str, Any]) -> list[s
     for p in spec.params:
         if p.is_categorical or p.name not in best_params:
             continue
-        pos = _position(p, best_params[p.name])
+        pos = range_position(p, best_params[p.name])
         side = "lower" if pos <= BOUNDARY_FRACTION else "upper" if pos >= 1 - BOUNDARY_FRACTION else None
         if side:
             out.append(
-                f"best {p.name}={_fmt(best_params[p.name])} sits on the {side} boundary of "
+                f"best {p.name}={format_value(best_params[p.name])} sits on the {side} boundary of "
                 f"[{p.low:g}, {p.high:g}]: consider widening the search space"
             )
     return out
+
+
+__all__ = [
+    "ARTIFACT_DIR", "BOUNDARY_FRACTION", "HISTORY_PNG", "IMPORTANCE_PNG", "PARALLEL_PNG", "REPORT_HTML", "REPORT_MD",
+    "TRIALS_CSV", "ReportResult", "TrialRow", "active_params", "all_runs", "boundary_warnings", "find_experiment",
+    "format_value", "is_log_scale", "load_run_spec", "range_position",
+]

@@ -8,21 +8,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from sweeps.report_data import (
-    FEW_TRIALS_FOR_IMPORTANCE,
-    MIN_TRIALS_FOR_IMPORTANCE,
-    TrialRow,
-    _distribution,
-    _is_log,
-    _position,
-)
+from sweeps.report_data import TrialRow, is_log_scale, range_position
 from sweeps.spec import SweepSpec
+
+MIN_TRIALS_FOR_IMPORTANCE = 3
+FEW_TRIALS_FOR_IMPORTANCE = 20
+
+__all__ = ["FEW_TRIALS_FOR_IMPORTANCE", "MIN_TRIALS_FOR_IMPORTANCE", "param_importances", "plot_history",
+           "plot_importances", "plot_parallel"]
 
 
 # --------------------------------------------------------------------------- importances
 
 
-def _importances(
+def param_importances(
     spec: SweepSpec, rows: Sequence[TrialRow]
 ) -> tuple[dict[str, float], Optional[str], list[str]]:
     """(importances, note, warnings). ``importances`` is empty when they cannot be computed."""
@@ -38,7 +37,9 @@ def _importances(
 
     import optuna
 
-    dists = {p.name: _distribution(p) for p in spec.params}
+    from sweeps.space import optuna_distribution
+
+    dists = {p.name: optuna_distribution(p) for p in spec.params}
     problems: list[str] = []
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -93,7 +94,8 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def _plot_history(rows: Sequence[TrialRow], spec: SweepSpec, best: TrialRow, path: Path) -> Path:
+def plot_history(rows: Sequence[TrialRow], spec: SweepSpec, best: TrialRow, path: Path) -> Path:
+    """``optimization_history.png``: each trial's value in start order, the running best, early stops marked."""
     better = max if spec.mode == "max" else min
     xs = list(range(1, len(rows) + 1))
     ys = [r.value for r in rows]
@@ -123,7 +125,8 @@ def _plot_history(rows: Sequence[TrialRow], spec: SweepSpec, best: TrialRow, pat
     return _save(fig, path)
 
 
-def _plot_parallel(rows: Sequence[TrialRow], spec: SweepSpec, best: TrialRow, path: Path) -> Path:
+def plot_parallel(rows: Sequence[TrialRow], spec: SweepSpec, best: TrialRow, path: Path) -> Path:
+    """``parallel_coordinates.png``: every trial across the search parameters (spec ranges) and the metric."""
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
@@ -140,7 +143,7 @@ def _plot_parallel(rows: Sequence[TrialRow], spec: SweepSpec, best: TrialRow, pa
     # Worst first, so the good lines end up on top.
     order = sorted(rows, key=lambda r: r.value, reverse=spec.mode == "min")
     for r in order:
-        ys = [_position(p, r.params[p.name]) if p.name in r.params else math.nan for p in params]
+        ys = [range_position(p, r.params[p.name]) if p.name in r.params else math.nan for p in params]
         ys.append((r.value - vmin) / span if vmax > vmin else 0.5)
         is_best = r.run_id == best.run_id
         ax.plot(range(n_axes), ys, color=cmap(norm(r.value)), alpha=1.0 if is_best else 0.75,
@@ -149,7 +152,7 @@ def _plot_parallel(rows: Sequence[TrialRow], spec: SweepSpec, best: TrialRow, pa
         ax.axvline(i, color="grey", linewidth=0.8, zorder=1)
         if p.is_categorical:
             for v in p.values:
-                ax.text(i + 0.04, _position(p, v), str(v), fontsize=7, va="center",
+                ax.text(i + 0.04, range_position(p, v), str(v), fontsize=7, va="center",
                         bbox={"facecolor": "white", "alpha": 0.6, "edgecolor": "none", "pad": 0.5})
         else:
             ax.text(i + 0.04, -0.05, f"{p.low:g}", fontsize=7, va="top")
@@ -157,7 +160,7 @@ def _plot_parallel(rows: Sequence[TrialRow], spec: SweepSpec, best: TrialRow, pa
     ax.axvline(n_axes - 1, color="grey", linewidth=0.8, zorder=1)
     ax.text(n_axes - 1 + 0.04, -0.05, f"{vmin:.4g}", fontsize=7, va="top")
     ax.text(n_axes - 1 + 0.04, 1.05, f"{vmax:.4g}", fontsize=7, va="bottom")
-    labels = [f"{p.name}{' (log)' if _is_log(p) else ''}" for p in params] + [spec.metric]
+    labels = [f"{p.name}{' (log)' if is_log_scale(p) else ''}" for p in params] + [spec.metric]
     ax.set_xticks(range(n_axes))
     ax.set_xticklabels(labels, rotation=20 if n_axes > 5 else 0, fontsize=8)
     ax.set_xlim(-0.2, n_axes - 1 + 0.6)
@@ -171,8 +174,9 @@ def _plot_parallel(rows: Sequence[TrialRow], spec: SweepSpec, best: TrialRow, pa
     return _save(fig, path)
 
 
-def _plot_importances(importances: Mapping[str, float], note: Optional[str], spec: SweepSpec,
+def plot_importances(importances: Mapping[str, float], note: Optional[str], spec: SweepSpec,
                       path: Path) -> Path:
+    """``param_importances.png``: the importances as bars (``note`` in their place when there are none)."""
     fig = _new_figure(6.5, max(2.5, 0.45 * len(importances) + 1.5))
     ax = fig.add_subplot()
     if importances:

@@ -12,38 +12,28 @@ import yaml
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+from sweeps.report_data import all_runs, find_experiment, load_run_spec
 from sweeps.spec import SpecError, read_yaml
-
-
-def find_experiment(client: MlflowClient, experiment: str):
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None and experiment.isdigit():
-        try:
-            exp = client.get_experiment(experiment)
-        except Exception:  # noqa: BLE001
-            exp = None
-    if exp is None:
-        names = sorted(e.name for e in client.search_experiments())
-        raise ValueError(f"no MLflow experiment {experiment!r}; existing: {', '.join(names) or '(none)'}")
-    return exp
+from trainables import mlflow_names
 
 
 def sweep_objective(client: MlflowClient, experiment_id: str) -> tuple[str, str]:
     """(metric, mode) of the experiment's latest sweep launch (its parent run's tags)."""
     parents = client.search_runs(
-        [experiment_id], "tags.`xaisweep.role` = 'sweep'", order_by=["attributes.start_time DESC"], max_results=1
+        [experiment_id], mlflow_names.SWEEP_LAUNCHES, order_by=["attributes.start_time DESC"], max_results=1
     )
     if not parents:
-        raise ValueError("the experiment has no xaisweep launch (parent run with tag xaisweep.role=sweep)")
+        raise ValueError(f"the experiment has no xaisweep launch (parent run with tag "
+                         f"{mlflow_names.ROLE}={mlflow_names.ROLE_SWEEP})")
     tags = parents[0].data.tags
-    return tags["metric"], tags["mode"]
+    return tags[mlflow_names.METRIC], tags[mlflow_names.MODE]
 
 
 def trial_config(client: MlflowClient, run_id: str) -> dict[str, Any]:
     """``{"trainable": ..., "config": {...}}`` from the run's ``config.yaml`` artifact."""
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = client.download_artifacts(run_id, "config.yaml", tmp)
+            path = client.download_artifacts(run_id, mlflow_names.CONFIG_ARTIFACT, tmp)
         except Exception as err:  # noqa: BLE001
             raise ValueError(f"run {run_id} has no config.yaml artifact ({err})") from None
         return yaml.safe_load(Path(path).read_text())
@@ -100,14 +90,12 @@ SEED_KEYS = ("seed",)
 
 
 def _latest_spec(client: MlflowClient, experiment_id: str):
-    from sweeps.report_data import _load_spec
-
-    parents = client.search_runs([experiment_id], "tags.`xaisweep.role` = 'sweep'",
+    parents = client.search_runs([experiment_id], mlflow_names.SWEEP_LAUNCHES,
                                  order_by=["attributes.start_time DESC"], max_results=1)
     if not parents:
         return None
     try:
-        return _load_spec(client, parents[0].info.run_id)
+        return load_run_spec(client, parents[0].info.run_id)
     except ValueError:
         return None
 
@@ -141,14 +129,15 @@ def finished_trials(tracking_uri: str, experiment: str) -> tuple[str, str, list[
     metric, mode = sweep_objective(client, exp.experiment_id)
     spec = _latest_spec(client, exp.experiment_id)
     runs = client.search_runs(
-        [exp.experiment_id], "attributes.status = 'FINISHED' and tags.ray_trial_id != ''", max_results=5000
+        [exp.experiment_id], f"attributes.status = 'FINISHED' and tags.{mlflow_names.RAY_TRIAL_ID} != ''", max_results=5000
     )
     rows = []
     for r in runs:
         if metric in r.data.metrics and r.data.metrics[metric] == r.data.metrics[metric]:
             params = dict(r.data.params)
             rows.append(BestRow(r.info.run_id, r.info.run_name or "", r.data.metrics[metric], params,
-                                r.data.tags.get("early_stopped") == "true", params.get("seed", r.data.tags.get("seed")),
+                                mlflow_names.is_early_stopped(r.data.tags),
+                                params.get("seed", r.data.tags.get(mlflow_names.SEED)),
                                 _inactive(spec, params)))
     rows.sort(key=lambda row: row.value, reverse=(mode == "max"))
     if not rows:
@@ -190,7 +179,7 @@ def reproduction_rows(client: MlflowClient, experiment_id: str, metric: str, spe
     """One row per seed of every ``xaisweep reproduce`` run of the experiment: step ``i`` of its
     metric history is seed ``seed + i`` (its logged ``seed`` param is the first seed)."""
     out = []
-    runs = client.search_runs([experiment_id], "tags.`xaisweep.role` = 'reproduce' and attributes.status = 'FINISHED'",
+    runs = client.search_runs([experiment_id], f"tags.`{mlflow_names.ROLE}` = '{mlflow_names.ROLE_REPRODUCE}' and attributes.status = 'FINISHED'",
                               max_results=5000)
     for r in runs:
         params = dict(r.data.params)
@@ -266,14 +255,12 @@ def resolve_run_id(client: MlflowClient, prefix: str) -> str:
         return client.get_run(prefix).info.run_id
     except Exception:  # noqa: BLE001 - not a full id: look for a prefix
         pass
-    from sweeps.report_data import _all_runs
-
     matches = []
     token = None
     while True:
         page = client.search_experiments(max_results=1000, page_token=token)
         for exp in page:
-            matches += [r.info.run_id for r in _all_runs(client, exp.experiment_id)
+            matches += [r.info.run_id for r in all_runs(client, exp.experiment_id)
                         if r.info.run_id.startswith(prefix)]
         token = page.token
         if not token:
@@ -382,9 +369,9 @@ def reproduce(
         if run is not None:
             original = dict(run.data.metrics)
             experiment_id = run.info.experiment_id
-            if run.data.tags.get("early_stopped") == "true":
+            if mlflow_names.is_early_stopped(run.data.tags):
                 notes.append(f"the source run was stopped early by the scheduler (after "
-                             f"{run.data.tags.get('stopped_at_iteration', '?')} iterations): its metrics are "
+                             f"{run.data.tags.get(mlflow_names.STOPPED_AT_ITERATION, '?')} iterations): its metrics are "
                              f"not final, the reproduction trains all {config.get('epochs', '?')} epochs")
             elif run.info.status != "FINISHED":
                 notes.append(f"the source run's status is {run.info.status}: its metrics may not be final")
@@ -407,7 +394,8 @@ def reproduce(
     compared = [metric] + sorted(k for k in results[0] if k.startswith("test/") and k != metric)
     repro = Reproduction(compared, {k: v for k, v in original.items() if k in compared}, results, None, notes)
     if log and experiment_id is not None:
-        tags = {"xaisweep.role": "reproduce", "reproduces": run_id, "seeds": str(seeds)}
+        tags = {mlflow_names.ROLE: mlflow_names.ROLE_REPRODUCE, mlflow_names.REPRODUCES: run_id,
+                mlflow_names.SEEDS: str(seeds)}
         new = client.create_run(experiment_id, run_name=f"reproduce-{run_id[:8]}", tags=tags)
         for k, v in config.items():
             client.log_param(new.info.run_id, k, str(v)[:6000])

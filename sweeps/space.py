@@ -20,7 +20,8 @@ from typing import Any
 
 import optuna
 
-from sweeps.spec import ParamSpec, SamplerSpec, Scalar, SpecError
+from sweeps.spec import ParamSpec, SamplerSpec, SpecError
+from sweeps.spec_checks import Scalar
 
 __all__ = [
     "OptunaDefineByRun",
@@ -28,6 +29,7 @@ __all__ = [
     "grid_size",
     "make_optuna_sampler",
     "optuna_define_by_run",
+    "optuna_distribution",
     "suggest_param",
 ]
 
@@ -43,6 +45,20 @@ def suggest_param(trial: optuna.Trial, param: ParamSpec) -> Any:
             param.name, int(param.low), int(param.high), step=param.step or 1, log=param.log
         )
     return trial.suggest_categorical(param.name, list(param.values))
+
+
+def optuna_distribution(param: ParamSpec) -> optuna.distributions.BaseDistribution:
+    """The Optuna distribution :func:`suggest_param` samples ``param`` from (to add finished
+    trials to a study: warm start, parameter importances)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if param.type == "uniform":
+        return FloatDistribution(float(param.low), float(param.high))
+    if param.type == "loguniform":
+        return FloatDistribution(float(param.low), float(param.high), log=True)
+    if param.type == "int":
+        return IntDistribution(int(param.low), int(param.high), log=param.log, step=param.step or 1)
+    return CategoricalDistribution(list(param.values))
 
 
 @dataclass(frozen=True)

@@ -22,32 +22,24 @@ from typing import Any, Optional
 
 import yaml
 
-from sweeps.spec_checks import (  # noqa: F401 - re-exported names
-    _ASHA_KEYS,
-    _NAME_RE,
-    _PARAM_RE,
-    _RESOURCE_KEYS,
-    _SAMPLER_KEYS,
-    _TOP_KEYS,
-    DIST_TYPES,
+from sweeps.spec_checks import (
     MODES,
     SAMPLER_TYPES,
     SCHEDULER_TYPES,
-    Scalar,
+    Problems,
     SpecError,
-    _bool,
-    _check_keys,
-    _did_you_mean,
-    _float,
-    _int,
-    _join,
-    _kind,
-    _mapping,
-    _Problems,
-    _show,
-    _str,
+    check_bool,
+    check_float,
+    check_int,
+    check_keys,
+    check_mapping,
+    check_str,
+    did_you_mean,
+    join_path,
+    kind_of,
+    show_value,
 )
-from sweeps.spec_space import _order_params, _parse_param
+from sweeps.spec_space import parse_search_space
 from sweeps.spec_types import Condition, ParamSpec, ResourcesSpec, SamplerSpec, SchedulerSpec, SweepSpec
 
 __all__ = [
@@ -64,24 +56,34 @@ __all__ = [
     "parse_spec",
 ]
 
+_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+_TOP_KEYS = (
+    "name", "description", "trainable", "config", "search_space", "metric", "mode",
+    "sampler", "scheduler", "num_samples", "max_concurrent", "repeats", "max_failures",
+    "resources", "reuse_workers", "storage_path", "tracking_uri", "time_budget", "warm_start",
+)
+_SAMPLER_KEYS = ("type", "seed", "options")
+_ASHA_KEYS = ("type", "max_t", "grace_period", "reduction_factor", "time_attr")
+_RESOURCE_KEYS = ("cpu", "gpu")
+
 # --------------------------------------------------------------------------- sections
 
 
-def _parse_sampler(raw: Any, pr: _Problems) -> SamplerSpec | None:
-    m = _mapping(raw, "sampler", pr)
+def _parse_sampler(raw: Any, pr: Problems) -> SamplerSpec | None:
+    m = check_mapping(raw, "sampler", pr)
     if m is None:
         return None
     n0 = len(pr.items)
-    _check_keys(m, _SAMPLER_KEYS, "sampler", pr)
-    kind = _str(m.get("type", "tpe"), "sampler.type", pr, SAMPLER_TYPES)
-    seed = _int(m.get("seed", 0), "sampler.seed", pr, minimum=0)
+    check_keys(m, _SAMPLER_KEYS, "sampler", pr)
+    kind = check_str(m.get("type", "tpe"), "sampler.type", pr, SAMPLER_TYPES)
+    seed = check_int(m.get("seed", 0), "sampler.seed", pr, minimum=0)
     if seed is not None and seed >= 2**32:
         pr.add("sampler.seed", f"must be < 2**32 (got {seed})")
-    options = _mapping(m.get("options"), "sampler.options", pr)
+    options = check_mapping(m.get("options"), "sampler.options", pr)
     if options is not None:
         for key in options:
             if not isinstance(key, str):
-                pr.add(_join("sampler.options", key), "option names must be strings")
+                pr.add(join_path("sampler.options", key), "option names must be strings")
             elif key == "seed":
                 pr.add("sampler.options.seed", "set sampler.seed instead")
             elif key == "search_space" and kind == "grid":
@@ -92,49 +94,49 @@ def _parse_sampler(raw: Any, pr: _Problems) -> SamplerSpec | None:
     return SamplerSpec(kind, seed, copy.deepcopy(dict(options)))  # type: ignore[arg-type]
 
 
-def _parse_scheduler(raw: Any, pr: _Problems) -> SchedulerSpec | None:
+def _parse_scheduler(raw: Any, pr: Problems) -> SchedulerSpec | None:
     """Returns ``None`` both for "no scheduler" and on error (then a problem is recorded)."""
     if raw is None or raw == "none":
         return None
     if raw == "asha":
         return SchedulerSpec()
     if not isinstance(raw, Mapping):
-        pr.add("scheduler", f"must be a mapping, null or 'none' (got {_show(raw)})")
+        pr.add("scheduler", f"must be a mapping, null or 'none' (got {show_value(raw)})")
         return None
-    kind = _str(raw.get("type", "asha"), "scheduler.type", pr, SCHEDULER_TYPES)
+    kind = check_str(raw.get("type", "asha"), "scheduler.type", pr, SCHEDULER_TYPES)
     if kind is None:
         return None
     if kind == "none":
-        _check_keys(raw, ("type",), "scheduler", pr)
+        check_keys(raw, ("type",), "scheduler", pr)
         return None
     n0 = len(pr.items)
-    _check_keys(raw, _ASHA_KEYS, "scheduler", pr)
-    max_t = _int(raw.get("max_t", 10), "scheduler.max_t", pr, minimum=1)
-    grace = _int(raw.get("grace_period", 1), "scheduler.grace_period", pr, minimum=1)
+    check_keys(raw, _ASHA_KEYS, "scheduler", pr)
+    max_t = check_int(raw.get("max_t", 10), "scheduler.max_t", pr, minimum=1)
+    grace = check_int(raw.get("grace_period", 1), "scheduler.grace_period", pr, minimum=1)
     if max_t is not None and grace is not None and grace > max_t:
         pr.add("scheduler.grace_period", f"must be <= max_t (got {grace} > {max_t})")
-    rf = _float(raw.get("reduction_factor", 2), "scheduler.reduction_factor", pr)
+    rf = check_float(raw.get("reduction_factor", 2), "scheduler.reduction_factor", pr)
     if rf is not None and rf <= 1:
         pr.add("scheduler.reduction_factor",
-               f"must be > 1 (got {_show(raw.get('reduction_factor'))})")
-    time_attr = _str(raw.get("time_attr", "training_iteration"), "scheduler.time_attr", pr)
+               f"must be > 1 (got {show_value(raw.get('reduction_factor'))})")
+    time_attr = check_str(raw.get("time_attr", "training_iteration"), "scheduler.time_attr", pr)
     if len(pr.items) > n0:
         return None
     return SchedulerSpec("asha", max_t, grace, rf, time_attr)  # type: ignore[arg-type]
 
 
-def _parse_resources(raw: Any, pr: _Problems) -> ResourcesSpec | None:
-    m = _mapping(raw, "resources", pr)
+def _parse_resources(raw: Any, pr: Problems) -> ResourcesSpec | None:
+    m = check_mapping(raw, "resources", pr)
     if m is None:
         return None
     n0 = len(pr.items)
-    _check_keys(m, _RESOURCE_KEYS, "resources", pr)
-    cpu = _float(m.get("cpu", 1), "resources.cpu", pr)
+    check_keys(m, _RESOURCE_KEYS, "resources", pr)
+    cpu = check_float(m.get("cpu", 1), "resources.cpu", pr)
     if cpu is not None and cpu <= 0:
-        pr.add("resources.cpu", f"must be > 0 (got {_show(m.get('cpu'))})")
-    gpu = _float(m.get("gpu", 0), "resources.gpu", pr)
+        pr.add("resources.cpu", f"must be > 0 (got {show_value(m.get('cpu'))})")
+    gpu = check_float(m.get("gpu", 0), "resources.gpu", pr)
     if gpu is not None and (gpu < 0 or (gpu > 1 and not gpu.is_integer())):
-        pr.add("resources.gpu", f"must be in [0, 1] or a whole number (got {_show(m.get('gpu'))})")
+        pr.add("resources.gpu", f"must be in [0, 1] or a whole number (got {show_value(m.get('gpu'))})")
     if len(pr.items) > n0:
         return None
     return ResourcesSpec(cpu, gpu)  # type: ignore[arg-type]
@@ -144,38 +146,38 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT_S = {None: 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def _parse_time_budget(raw: Any, pr: _Problems) -> float | None:
+def _parse_time_budget(raw: Any, pr: Problems) -> float | None:
     """Seconds, or a string with a unit (``90m``, ``2h``, ``1.5d``); ``null``: no budget."""
     if raw is None:
         return None
     match = None if isinstance(raw, bool) else _DURATION_RE.match(str(raw))
     if match is None or float(match.group(1)) <= 0:
-        pr.add("time_budget", f"must be a positive number of seconds or a duration like 90m, 2h (got {_show(raw)})")
+        pr.add("time_budget", f"must be a positive number of seconds or a duration like 90m, 2h (got {show_value(raw)})")
         return None
     return float(match.group(1)) * _UNIT_S[match.group(2)]
 
 
-def _parse_warm_start(raw: Any, pr: _Problems) -> str | None:
+def _parse_warm_start(raw: Any, pr: Problems) -> str | None:
     """``{experiment: NAME}`` (an earlier sweep with the same search space); ``null``: none."""
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
-        pr.add("warm_start", f"must be a mapping {{experiment: NAME}} (got {_kind(raw)})")
+        pr.add("warm_start", f"must be a mapping {{experiment: NAME}} (got {kind_of(raw)})")
         return None
-    _check_keys(raw, ("experiment",), "warm_start", pr)
+    check_keys(raw, ("experiment",), "warm_start", pr)
     if "experiment" not in raw:
         pr.add("warm_start.experiment", "is required (the name of an earlier sweep with the same search space)")
         return None
-    return _str(raw["experiment"], "warm_start.experiment", pr)
+    return check_str(raw["experiment"], "warm_start.experiment", pr)
 
 
-def _opt_str(data: Mapping[Any, Any], key: str, pr: _Problems) -> str | None:
+def _opt_str(data: Mapping[Any, Any], key: str, pr: Problems) -> str | None:
     value = data.get(key)
-    return None if value is None else _str(value, key, pr)
+    return None if value is None else check_str(value, key, pr)
 
 
-def _check_name(value: Any, pr: _Problems) -> str | None:
-    name = _str(value, "name", pr)
+def _check_name(value: Any, pr: Problems) -> str | None:
+    name = check_str(value, "name", pr)
     if name is not None and not _NAME_RE.fullmatch(name):
         pr.add("name", f"must match [A-Za-z0-9_.-]+ (got {name!r})")
         return None
@@ -201,10 +203,10 @@ def parse_spec(
     Raises:
         SpecError: listing every problem found, one ``key.path: message`` each.
     """
-    pr = _Problems()
+    pr = Problems()
     if not isinstance(data, Mapping):
-        raise SpecError([f"<root>: must be a mapping (got {_kind(data)})"], source)
-    _check_keys(data, _TOP_KEYS, "", pr)
+        raise SpecError([f"<root>: must be a mapping (got {kind_of(data)})"], source)
+    check_keys(data, _TOP_KEYS, "", pr)
     for key in ("name", "trainable", "metric", "mode"):
         if data.get(key) is None:
             pr.add(key, "is required")
@@ -212,62 +214,51 @@ def parse_spec(
     name = _check_name(data["name"], pr) if data.get("name") is not None else None
     trainable = None
     if data.get("trainable") is not None:
-        trainable = _str(data["trainable"], "trainable", pr)
+        trainable = check_str(data["trainable"], "trainable", pr)
         if trainable is not None and known_trainables is not None \
                 and trainable not in known_trainables:
             known = sorted(known_trainables)
             pr.add("trainable", f"unknown trainable {trainable!r} (known: {', '.join(known)})"
-                   + _did_you_mean(trainable, known))
-    metric = _str(data["metric"], "metric", pr) if data.get("metric") is not None else None
-    mode = _str(data["mode"], "mode", pr, MODES) if data.get("mode") is not None else None
+                   + did_you_mean(trainable, known))
+    metric = check_str(data["metric"], "metric", pr) if data.get("metric") is not None else None
+    mode = check_str(data["mode"], "mode", pr, MODES) if data.get("mode") is not None else None
     description = _opt_str(data, "description", pr)
     storage_path = _opt_str(data, "storage_path", pr)
     tracking_uri = _opt_str(data, "tracking_uri", pr)
 
-    config = _mapping(data.get("config"), "config", pr)
+    config = check_mapping(data.get("config"), "config", pr)
     if config is not None:
         for key in config:
             if not isinstance(key, str):
-                pr.add(_join("config", key), "config keys must be strings")
+                pr.add(join_path("config", key), "config keys must be strings")
 
     budget = {}
     for key, default, minimum in (("num_samples", 8, 1), ("max_concurrent", 2, 1),
                                   ("repeats", 1, 1), ("max_failures", 0, 0)):
-        budget[key] = _int(data.get(key, default), key, pr, minimum=minimum)
+        budget[key] = check_int(data.get(key, default), key, pr, minimum=minimum)
 
     sampler = _parse_sampler(data.get("sampler"), pr)
     scheduler = _parse_scheduler(data.get("scheduler"), pr)
     resources = _parse_resources(data.get("resources"), pr)
-    reuse_workers = _bool(data.get("reuse_workers", True), "reuse_workers", pr)
+    reuse_workers = check_bool(data.get("reuse_workers", True), "reuse_workers", pr)
     time_budget = _parse_time_budget(data.get("time_budget"), pr)
     warm_start = _parse_warm_start(data.get("warm_start"), pr)
 
     params: tuple[ParamSpec, ...] = ()
-    space = _mapping(data.get("search_space"), "search_space", pr)
+    space = check_mapping(data.get("search_space"), "search_space", pr)
     if space is not None:
-        parsed = []
-        for pname, raw in space.items():
-            path = _join("search_space", pname)
-            if not isinstance(pname, str) or not _PARAM_RE.fullmatch(pname):
-                pr.add(path, "parameter names must match [A-Za-z_][A-Za-z0-9_.-]*")
-                continue
-            if config is not None and pname in config:
-                pr.add(path, "also set in config (ambiguous: remove it from one of them)")
-            p = _parse_param(pname, raw, path, pr)
-            if p is not None:
-                parsed.append(p)
-        params = _order_params(parsed, pr)
+        params = parse_search_space(space, config, pr)
 
     # Sampler / search-space compatibility.
     kind = sampler.type if sampler is not None else None
     for p in params:
-        path = _join("search_space", p.name)
+        path = join_path("search_space", p.name)
         if kind == "grid":
             if p.type in ("uniform", "loguniform"):
                 pr.add(path, f"sampler.type: grid needs choice, grid or int parameters "
                        f"(got {p.type})")
             if p.when:
-                pr.add(_join(path, "when"), "conditional parameters are not allowed with "
+                pr.add(join_path(path, "when"), "conditional parameters are not allowed with "
                        "sampler.type: grid")
         elif kind is not None and p.type == "grid":
             pr.add(path, f"grid parameters need sampler.type: grid (got {kind})")
@@ -392,19 +383,19 @@ def apply_overrides(
     Raises:
         SpecError: if an override is invalid (e.g. ``num_samples=0``).
     """
-    pr = _Problems()
+    pr = Problems()
     changes: dict[str, Any] = {}
     if name is not None:
         changes["name"] = _check_name(name, pr)
     if storage_path is not None:
-        changes["storage_path"] = _str(storage_path, "storage_path", pr)
+        changes["storage_path"] = check_str(storage_path, "storage_path", pr)
     if tracking_uri is not None:
-        changes["tracking_uri"] = _str(tracking_uri, "tracking_uri", pr)
+        changes["tracking_uri"] = check_str(tracking_uri, "tracking_uri", pr)
     if num_samples is not None:
         if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral):
             pr.add("num_samples", f"must be an integer (got {num_samples!r})")
         else:
-            changes["num_samples"] = _int(num_samples, "num_samples", pr, minimum=1)
+            changes["num_samples"] = check_int(num_samples, "num_samples", pr, minimum=1)
     if pr.items:
         raise SpecError(pr.items, f"{spec.source} (overrides)")
     return replace(spec, **changes)

@@ -1,13 +1,15 @@
-"""Validation helpers of the spec parser: :class:`SpecError`, the problem collector, key/scalar checks.
+"""Spec parsing primitives: :class:`SpecError`, the :class:`Problems` collector and the key and
+scalar checks every section parser of :mod:`sweeps.spec` and :mod:`sweeps.spec_space` is built from.
 
-Pure (no Ray, MLflow or Optuna); see :mod:`sweeps.spec`.
+Each ``check_*`` function validates one value at one key path: it returns the value (typed) or
+``None`` after recording a ``"key.path: message"`` problem, so that a parser reports every
+problem of a spec at once. Pure (no Ray, MLflow or Optuna).
 """
 from __future__ import annotations
 
 import difflib
 import math
 import numbers
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
@@ -19,25 +21,27 @@ SAMPLER_TYPES = ("tpe", "random", "qmc", "cmaes", "grid")
 SCHEDULER_TYPES = ("asha", "none")
 MODES = ("min", "max")
 
-_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
-# No "/": Ray's OptunaSearch unflattens returned keys on "/".
-_PARAM_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
-
-_TOP_KEYS = (
-    "name", "description", "trainable", "config", "search_space", "metric", "mode",
-    "sampler", "scheduler", "num_samples", "max_concurrent", "repeats", "max_failures",
-    "resources", "reuse_workers", "storage_path", "tracking_uri", "time_budget", "warm_start",
-)
-_DIST_KEYS = {
-    "uniform": ("type", "low", "high", "when"),
-    "loguniform": ("type", "low", "high", "when"),
-    "int": ("type", "low", "high", "step", "log", "when"),
-    "choice": ("type", "values", "when"),
-    "grid": ("type", "values", "when"),
-}
-_SAMPLER_KEYS = ("type", "seed", "options")
-_ASHA_KEYS = ("type", "max_t", "grace_period", "reduction_factor", "time_attr")
-_RESOURCE_KEYS = ("cpu", "gpu")
+__all__ = [
+    "DIST_TYPES",
+    "MODES",
+    "SAMPLER_TYPES",
+    "SCHEDULER_TYPES",
+    "Problems",
+    "Scalar",
+    "SpecError",
+    "check_bool",
+    "check_float",
+    "check_int",
+    "check_keys",
+    "check_mapping",
+    "check_str",
+    "did_you_mean",
+    "is_scalar",
+    "join_path",
+    "kind_of",
+    "num_str",
+    "show_value",
+]
 
 
 # --------------------------------------------------------------------------- errors
@@ -57,8 +61,9 @@ class SpecError(ValueError):
         return (type(self), (self.problems, self.source))
 
 
-class _Problems:
-    """Collects problems while parsing so that all of them are reported at once."""
+class Problems:
+    """Collects problems while parsing so that all of them are reported at once (``items``:
+    one ``"key.path: message"`` each, in the order found)."""
 
     def __init__(self) -> None:
         self.items: list[str] = []
@@ -67,23 +72,28 @@ class _Problems:
         self.items.append(f"{path or '<root>'}: {message}")
 
 
-def _join(path: str, key: Any) -> str:
+def join_path(path: str, key: Any) -> str:
+    """The key path of ``key`` under ``path`` (``"search_space"``, ``"lr"`` -> ``"search_space.lr"``)."""
     return f"{path}.{key}" if path else str(key)
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """``value`` as shown in a problem: YAML's ``null`` for ``None``, else its ``repr``."""
     return "null" if value is None else repr(value)
 
 
-def _num_str(x: float | int) -> str:
+def num_str(x: float | int) -> str:
+    """A number as shown in a problem (``3.0`` -> ``"3"``)."""
     return str(int(x)) if isinstance(x, float) and x.is_integer() else repr(x)
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
+    """The type name of ``value`` as shown in a problem (``null`` for ``None``)."""
     return "null" if value is None else type(value).__name__
 
 
-def _did_you_mean(key: Any, allowed: Sequence[str]) -> str:
+def did_you_mean(key: Any, allowed: Sequence[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``allowed``, or ``""`` if none is close."""
     key = str(key)
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6) or [
         a for a in allowed if len(key) >= 3 and (a.startswith(key) or key.startswith(a))
@@ -91,10 +101,11 @@ def _did_you_mean(key: Any, allowed: Sequence[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _check_keys(m: Mapping[Any, Any], allowed: Sequence[str], path: str, pr: _Problems) -> None:
+def check_keys(m: Mapping[Any, Any], allowed: Sequence[str], path: str, pr: Problems) -> None:
+    """Record every key of ``m`` not in ``allowed`` as unknown (with a suggestion)."""
     for key in m:
         if key not in allowed:
-            pr.add(_join(path, key), "unknown key" + _did_you_mean(key, allowed))
+            pr.add(join_path(path, key), "unknown key" + did_you_mean(key, allowed))
 
 
 # --------------------------------------------------------------------------- scalars
@@ -125,54 +136,59 @@ def _number(value: Any) -> int | float | None:
     return x if math.isfinite(x) else None
 
 
-def _int(value: Any, path: str, pr: _Problems, minimum: int | None = None) -> int | None:
+def check_int(value: Any, path: str, pr: Problems, minimum: int | None = None) -> int | None:
+    """``value`` as an int (numeric strings and whole floats accepted), ``>= minimum`` if given."""
     n = _number(value)
     if n is None or (isinstance(n, float) and not n.is_integer()):
-        pr.add(path, f"must be an integer (got {_show(value)})")
+        pr.add(path, f"must be an integer (got {show_value(value)})")
         return None
     if minimum is not None and n < minimum:
-        pr.add(path, f"must be an integer >= {minimum} (got {_show(value)})")
+        pr.add(path, f"must be an integer >= {minimum} (got {show_value(value)})")
         return None
     return int(n)
 
 
-def _float(value: Any, path: str, pr: _Problems) -> float | None:
+def check_float(value: Any, path: str, pr: Problems) -> float | None:
+    """``value`` as a finite float (numeric strings such as ``"1e-4"`` accepted)."""
     n = _number(value)
     if n is None:
-        pr.add(path, f"must be a number (got {_show(value)})")
+        pr.add(path, f"must be a number (got {show_value(value)})")
         return None
     return float(n)
 
 
-def _str(value: Any, path: str, pr: _Problems, choices: Sequence[str] | None = None) -> str | None:
+def check_str(value: Any, path: str, pr: Problems, choices: Sequence[str] | None = None) -> str | None:
+    """``value`` if it is a non-empty string (one of ``choices`` if given)."""
     if not isinstance(value, str) or not value:
-        pr.add(path, f"must be a non-empty string (got {_show(value)})")
+        pr.add(path, f"must be a non-empty string (got {show_value(value)})")
         return None
     if choices is not None and value not in choices:
         pr.add(path, f"must be one of {', '.join(choices)} (got {value!r})"
-               + _did_you_mean(value, choices))
+               + did_you_mean(value, choices))
         return None
     return value
 
 
-def _bool(value: Any, path: str, pr: _Problems) -> bool | None:
+def check_bool(value: Any, path: str, pr: Problems) -> bool | None:
+    """``value`` if it is ``true`` or ``false``."""
     if not isinstance(value, bool):
-        pr.add(path, f"must be true or false (got {_show(value)})")
+        pr.add(path, f"must be true or false (got {show_value(value)})")
         return None
     return value
 
 
-def _mapping(value: Any, path: str, pr: _Problems) -> Mapping[Any, Any] | None:
+def check_mapping(value: Any, path: str, pr: Problems) -> Mapping[Any, Any] | None:
     """``value`` if it is a mapping, ``{}`` if it is null, else record a problem."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        pr.add(path, f"must be a mapping (got {_kind(value)})")
+        pr.add(path, f"must be a mapping (got {kind_of(value)})")
         return None
     return value
 
 
-def _is_scalar(value: Any) -> bool:
+def is_scalar(value: Any) -> bool:
+    """Whether ``value`` may be a ``choice``/``grid`` value (:data:`Scalar`; NaN is not)."""
     if isinstance(value, float):
         return not math.isnan(value)
     return value is None or isinstance(value, (str, int, bool))

@@ -18,6 +18,7 @@ from sweeps.plan import PreflightError, SweepPlan
 from sweeps.spec import SweepSpec
 from sweeps.sweep_state import spec_fingerprint
 from sweeps.workdir import artifact_location_for
+from trainables import mlflow_names
 
 logger = logging.getLogger(__name__)
 LAUNCH_FILE = "xaisweep_launch.json"
@@ -56,10 +57,11 @@ def start_parent_run(plan: SweepPlan, *, resume: bool) -> dict[str, str]:
                 f"started with ({state.get('tracking_uri', '?')})"
             ]) from None
         client.update_run(state["parent_run_id"], status="RUNNING")
-        if "interrupted" in parent.data.tags:
-            client.delete_tag(state["parent_run_id"], "interrupted")
-        resumes = parent.data.tags.get("resumes", "0")
-        client.set_tag(state["parent_run_id"], "resumes", str(int(resumes) + 1 if resumes.isdigit() else 1))
+        if mlflow_names.INTERRUPTED in parent.data.tags:
+            client.delete_tag(state["parent_run_id"], mlflow_names.INTERRUPTED)
+        resumes = parent.data.tags.get(mlflow_names.RESUMES, "0")
+        client.set_tag(state["parent_run_id"], mlflow_names.RESUMES,
+                       str(int(resumes) + 1 if resumes.isdigit() else 1))
         return {**state, "resumed": True}
     if resume:
         logger.warning("--resume: no earlier launch of sweep %r under %s; starting a new sweep",
@@ -70,20 +72,21 @@ def start_parent_run(plan: SweepPlan, *, resume: bool) -> dict[str, str]:
     run = client.create_run(
         exp_id,
         run_name=f"{plan.spec.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-        tags={"xaisweep.role": "sweep", "sweep": plan.spec.name, "trainable": plan.spec.trainable,
-              "git_commit": git_commit(), "metric": plan.spec.metric, "mode": plan.spec.mode},
+        tags={mlflow_names.ROLE: mlflow_names.ROLE_SWEEP, mlflow_names.SWEEP: plan.spec.name,
+              mlflow_names.TRAINABLE: plan.spec.trainable, mlflow_names.GIT_COMMIT: git_commit(),
+              mlflow_names.METRIC: plan.spec.metric, mlflow_names.MODE: plan.spec.mode},
     )
     spec_dict = plan.spec.to_dict()
     state = {"experiment_id": exp_id, "parent_run_id": run.info.run_id, "tracking_uri": plan.tracking_uri,
              "fingerprint": spec_fingerprint(spec_dict), "spec": spec_dict}
-    client.set_tag(run.info.run_id, "spec_fingerprint", state["fingerprint"])
+    client.set_tag(run.info.run_id, mlflow_names.SPEC_FINGERPRINT, state["fingerprint"])
     for key, value in {"num_samples": plan.spec.num_samples, "sampler": plan.spec.sampler.type,
                        "seed": plan.spec.sampler.seed, "metric": plan.spec.metric, "mode": plan.spec.mode}.items():
         client.log_param(run.info.run_id, key, value)
     if plan.spec.warm_start:
-        client.set_tag(run.info.run_id, "warm_start", f"{plan.spec.warm_start} ({len(plan.warm_points)} trials)")
+        client.set_tag(run.info.run_id, mlflow_names.WARM_START, f"{plan.spec.warm_start} ({len(plan.warm_points)} trials)")
     spec_text = yaml.safe_dump(plan.spec.to_dict(), sort_keys=False)
-    client.log_text(run.info.run_id, spec_text, "spec.yaml")
+    client.log_text(run.info.run_id, spec_text, mlflow_names.SPEC_ARTIFACT)
     if launch is not None:
         launch.parent.mkdir(parents=True, exist_ok=True)
         launch.write_text(json.dumps(state))
@@ -102,8 +105,8 @@ TIME_BUDGETS: dict[Optional[str], Optional[float]] = {}
 _ENDED = ("TERMINATED", "ERROR")
 
 
-def _mlflow_callback_cls():
-    """The driver-side ``tune.Callback`` class (built on first use: importing Ray is slow).
+def mlflow_callback_cls():
+    """The driver-side ``tune.Callback`` class ``MlflowStatusCallback`` (built on first use: importing Ray is slow).
 
     It is published as ``sweeps.launcher.MlflowStatusCallback`` (that module's ``__getattr__``),
     so the Tuner state pickles it by reference: a resumed sweep runs the installed
@@ -175,10 +178,11 @@ def _mlflow_callback_cls():
                     return  # no run yet, or the trial closed its own run
                 last = trial.last_result or {}
                 if status == "FINISHED" and not last.get(COMPLETE_KEY):  # stopped by the scheduler
-                    client.set_tag(run_id, "early_stopped", "true")
-                    client.set_tag(run_id, "stopped_at_iteration", str(int(last.get("training_iteration", 0))))
+                    client.set_tag(run_id, mlflow_names.EARLY_STOPPED, mlflow_names.TRUE)
+                    client.set_tag(run_id, mlflow_names.STOPPED_AT_ITERATION,
+                                   str(int(last.get("training_iteration", 0))))
                 if reason:
-                    client.set_tag(run_id, "failure_reason", reason[:4000])
+                    client.set_tag(run_id, mlflow_names.FAILURE_REASON, reason[:4000])
                 client.set_terminated(run_id, status=status)
             except Exception as err:  # noqa: BLE001 - bookkeeping must never kill the sweep
                 logger.warning("could not update MLflow run of trial %s: %s", trial.trial_id, err)
@@ -202,7 +206,7 @@ def _mlflow_callback_cls():
                 client = MlflowClient(self.tracking_uri)
                 run_id = self._run_id(client, trial)
                 if run_id is not None:
-                    client.set_tag(run_id, "ray_failures", str(trial.num_failures))
+                    client.set_tag(run_id, mlflow_names.RAY_FAILURES, str(trial.num_failures))
             except Exception as err:  # noqa: BLE001
                 logger.warning("could not update MLflow run of trial %s: %s", trial.trial_id, err)
 
@@ -241,7 +245,7 @@ class SweepOutcome:
     orphaned_runs: list[str] = dataclasses.field(default_factory=list)
     time_budget_reached: bool = False
 
-def _trial_id(result) -> Optional[str]:
+def result_trial_id(result) -> Optional[str]:
     """Ray trial id of a ``ray.tune.Result`` (from its directory name, see ``_trial_dirname``)."""
     name = Path(str(result.path or "")).name
     if name.startswith("trial_"):
@@ -249,7 +253,10 @@ def _trial_id(result) -> Optional[str]:
     return (result.metrics or {}).get("trial_id")
 
 
-def _close_launch(plan: SweepPlan, client, launch: dict[str, Any], results, *, restored: bool) -> SweepOutcome:
+def close_launch(plan: SweepPlan, client, launch: dict[str, Any], results, *, restored: bool) -> SweepOutcome:
+    """End the launch after ``Tuner.fit`` returned: KILLED with tag ``interrupted`` (and the runs of its
+    unfinished trials) if the sweep was stopped before every trial ended, else FINISHED with the best
+    trial's metric and ``best_run_id`` (a ``restored`` sweep first deletes its orphaned runs)."""
     from trainables.tracking import find_trial_runs
 
     parent, exp_id = launch["parent_run_id"], launch["experiment_id"]
@@ -257,8 +264,8 @@ def _close_launch(plan: SweepPlan, client, launch: dict[str, Any], results, *, r
     # returns from fit() normally. The callback noted which trials had not ended by then.
     unended = _UNENDED_AT_EXIT.pop(parent, None)
     if unended is None:  # a callback of an older version: the last result says whether a trial ended
-        unended = [t for t in (_trial_id(r) for r in results if r.error is None and not (r.metrics or {}).get("done"))
-                   if t]
+        unended = [t for t in (result_trial_id(r) for r in results
+                               if r.error is None and not (r.metrics or {}).get("done")) if t]
     expected = plan.spec.num_samples * plan.spec.repeats
     interrupted = bool(unended) or len(results) < expected
     outcome = SweepOutcome(plan, exp_id, parent, results, best_of(plan.spec, results), results.num_errors,
@@ -269,13 +276,13 @@ def _close_launch(plan: SweepPlan, client, launch: dict[str, Any], results, *, r
         for trial_id in outcome.unfinished_trials:
             for run in find_trial_runs(client, exp_id, trial_id, parent):
                 if run.info.status == "RUNNING":
-                    client.set_tag(run.info.run_id, "interrupted", "true")
+                    client.set_tag(run.info.run_id, mlflow_names.INTERRUPTED, mlflow_names.TRUE)
                     client.set_terminated(run.info.run_id, status="KILLED")
-        client.set_tag(parent, "interrupted", "true")
+        client.set_tag(parent, mlflow_names.INTERRUPTED, mlflow_names.TRUE)
         client.set_terminated(parent, status="KILLED")
         return outcome
     if restored:
-        outcome.orphaned_runs = _delete_orphans(client, exp_id, parent, results)
+        outcome.orphaned_runs = delete_orphans(client, exp_id, parent, results)
     best = outcome.best
     if best is not None:
         # the parent's metric: the best trial's value, under the metric's own name when it is
@@ -284,7 +291,7 @@ def _close_launch(plan: SweepPlan, client, launch: dict[str, Any], results, *, r
         logged = client.get_run(parent).data.metrics.get(key)
         if logged is None or logged != float(best["metric"]):
             client.log_metric(parent, key, float(best["metric"]))
-        client.set_tag(parent, "best_run_id", best.get("mlflow_run_id") or "")
+        client.set_tag(parent, mlflow_names.BEST_RUN_ID, best.get("mlflow_run_id") or "")
     client.set_terminated(parent, status="FINISHED")
     return outcome
 
@@ -296,15 +303,15 @@ def parent_metric_name(metric: str) -> str:
 
 def mark_unended_runs_interrupted(client, experiment_id: str, parent_run_id: str) -> list[str]:
     """Tag ``interrupted`` and end KILLED every child run of the launch still RUNNING."""
-    runs = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}' "
+    runs = client.search_runs([experiment_id], f"{mlflow_names.children_of(parent_run_id)} "
                               "and attributes.status = 'RUNNING'", max_results=50000)
     for run in runs:
-        client.set_tag(run.info.run_id, "interrupted", "true")
+        client.set_tag(run.info.run_id, mlflow_names.INTERRUPTED, mlflow_names.TRUE)
         client.set_terminated(run.info.run_id, status="KILLED")
     return [r.info.run_id for r in runs]
 
 
-def _delete_orphans(client, experiment_id: str, parent_run_id: str, results) -> list[str]:
+def delete_orphans(client, experiment_id: str, parent_run_id: str, results) -> list[str]:
     """Delete child runs whose Ray trial is not part of the (restored, now complete) sweep.
 
     A driver killed hard (SIGKILL, lost machine) saves Tune's experiment state only
@@ -312,16 +319,15 @@ def _delete_orphans(client, experiment_id: str, parent_run_id: str, results) -> 
     Ray trial: on resume the search goes on from the saved state with new trials. Such
     runs are tagged ``orphaned`` and deleted (MLflow keeps deleted runs restorable).
     """
-    trial_ids = {_trial_id(r) for r in results}
+    trial_ids = {result_trial_id(r) for r in results}
     if None in trial_ids:
         return []  # cannot tell every trial's id: keep everything
     orphans = []
-    children = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
-                                  max_results=50000)
+    children = client.search_runs([experiment_id], mlflow_names.children_of(parent_run_id), max_results=50000)
     for run in children:
-        trial_id = run.data.tags.get("ray_trial_id")
+        trial_id = run.data.tags.get(mlflow_names.RAY_TRIAL_ID)
         if trial_id and trial_id not in trial_ids:
-            client.set_tag(run.info.run_id, "orphaned", "its Ray trial was lost when the sweep driver was killed")
+            client.set_tag(run.info.run_id, mlflow_names.ORPHANED, "its Ray trial was lost when the sweep driver was killed")
             if run.info.status == "RUNNING":
                 client.set_terminated(run.info.run_id, status="KILLED")
             client.delete_run(run.info.run_id)
@@ -351,3 +357,10 @@ def best_of(spec: SweepSpec, results) -> Optional[dict[str, Any]]:
         "mlflow_run_id": r.metrics.get("mlflow_run_id"),
         "iterations": r.metrics.get("training_iteration"),
     }
+
+
+__all__ = [
+    "LAUNCH_FILE", "TIME_BUDGETS", "SweepOutcome", "best_of", "close_launch", "delete_orphans",
+    "mark_unended_runs_interrupted", "mlflow_callback_cls", "parent_metric_name", "read_launch", "result_trial_id",
+    "start_parent_run",
+]

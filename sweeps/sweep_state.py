@@ -119,11 +119,13 @@ def mlflow_launches(tracking_uri: str, name: str) -> list[Any]:
     """Active parent (launch) runs of sweep ``name`` in its MLflow experiment, newest first."""
     from mlflow.tracking import MlflowClient
 
+    from trainables import mlflow_names
+
     client = MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(name)
     if exp is None or exp.lifecycle_stage == "deleted":
         return []
-    return client.search_runs([exp.experiment_id], "tags.`xaisweep.role` = 'sweep'",
+    return client.search_runs([exp.experiment_id], mlflow_names.SWEEP_LAUNCHES,
                               order_by=["attributes.start_time DESC"], max_results=1000)
 
 

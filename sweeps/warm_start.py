@@ -24,7 +24,8 @@ def warm_start_points(tracking_uri: str, spec: SweepSpec) -> tuple[list[tuple[di
     """``(points, problems)``: ``(params, value)`` of the earlier sweep's finished trials, or why not."""
     from mlflow.tracking import MlflowClient
 
-    from sweeps.report_data import _active_params, _all_runs, _load_spec
+    from sweeps.report_data import active_params, all_runs, load_run_spec
+    from trainables import mlflow_names
 
     name = spec.warm_start
     if name is None:
@@ -39,17 +40,17 @@ def warm_start_points(tracking_uri: str, spec: SweepSpec) -> tuple[list[tuple[di
     exp = client.get_experiment_by_name(name)
     if exp is None or exp.lifecycle_stage == "deleted":
         return [], [f"{where}: no such MLflow experiment in {tracking_uri}"]
-    runs = _all_runs(client, exp.experiment_id)
-    parents = sorted((r for r in runs if r.data.tags.get("xaisweep.role") == "sweep"),
+    runs = all_runs(client, exp.experiment_id)
+    parents = sorted((r for r in runs if r.data.tags.get(mlflow_names.ROLE) == mlflow_names.ROLE_SWEEP),
                      key=lambda r: r.info.start_time, reverse=True)
     if not parents:
         return [], [f"{where}: the experiment has no xaisweep launch"]
     try:
-        earlier: Optional[SweepSpec] = _load_spec(client, parents[0].info.run_id)
+        earlier: Optional[SweepSpec] = load_run_spec(client, parents[0].info.run_id)
     except ValueError as err:
         return [], [f"{where}: {err}"]
     if earlier is None:
-        return [], [f"{where}: its latest launch has no spec.yaml"]
+        return [], [f"{where}: its latest launch has no {mlflow_names.SPEC_ARTIFACT}"]
     problems = []
     mine = {p.name: p.to_dict() for p in spec.params}
     theirs = {p.name: p.to_dict() for p in earlier.params}
@@ -65,13 +66,14 @@ def warm_start_points(tracking_uri: str, spec: SweepSpec) -> tuple[list[tuple[di
     points = []
     for r in runs:
         tags = r.data.tags
-        if r.info.status != "FINISHED" or "ray_trial_id" not in tags or tags.get("early_stopped") == "true":
+        if (r.info.status != "FINISHED" or mlflow_names.RAY_TRIAL_ID not in tags
+                or mlflow_names.is_early_stopped(tags)):
             continue
         value = r.data.metrics.get(spec.metric)
         if value is None or value != value:
             continue
         try:
-            params = _active_params(spec, r.data.params)
+            params = active_params(spec, r.data.params)
         except ValueError:
             continue  # a value outside today's space (cannot happen with an equal space; be safe)
         if set(params) != {p.name for p in spec.params if p.is_active(params)}:
@@ -97,12 +99,12 @@ def warm_storage(spec: SweepSpec, points: list[tuple[dict[str, Any], float]], st
     """An in-memory Optuna storage holding study ``study_name`` with ``points`` as COMPLETE trials."""
     import optuna
 
-    from sweeps.report_data import _distribution
+    from sweeps.space import optuna_distribution
 
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage, study_name=study_name,
                                 direction="maximize" if spec.mode == "max" else "minimize")
-    dists = {p.name: _distribution(p) for p in spec.params}
+    dists = {p.name: optuna_distribution(p) for p in spec.params}
     for params, value in points:
         study.add_trial(optuna.trial.create_trial(
             params=params, distributions={k: dists[k] for k in params}, value=value,

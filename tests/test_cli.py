@@ -272,7 +272,9 @@ def test_the_drivers_mlflow_retry_policy_reaches_every_trial(monkeypatch, tmp_pa
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     from sweeps.spec import load_spec
 
-    plan = launcher.plan_sweep(load_spec(write(tmp_path / "s.yaml")))
+    from sweeps.plan import plan_sweep
+
+    plan = plan_sweep(load_spec(write(tmp_path / "s.yaml")))
     launcher._start_ray(plan, None, 1, 0)
     env = seen["runtime_env"]["env_vars"]
     assert env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "10" and env["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "30"

@@ -14,9 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def registered():
     """Register the docs' examples for one test; the registries are restored afterwards."""
     from tests import docs_plugins
-    from xaicore.cancel_out import methods as cancel_out
+    from xaicore.cancel_out.methods import methods as cancel_out
     from xaicore.faithfulness import attribution
-    from xaicore.perturbation import noise, regularizers
+    from xaicore.perturbation.norms import noise, regularizers
 
     registries = [cancel_out.CANCEL_OUT_REGISTRY, regularizers.REGULARIZER_KINDS, noise.CANDIDATE_SOURCES,
                   noise.TOKEN_SELECTIONS, noise.NOISE_RECIPES, attribution.ATTRIBUTION_METHODS]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sweeps.launcher import PreflightError, plan_sweep
+from sweeps.plan import PreflightError, plan_sweep
 from sweeps.preflight import check_raw_spec_config, check_storage_path, check_tracking_uri, check_trial_configs
 from sweeps.spec import parse_spec
 from sweeps.workdir import Workdir
@@ -175,7 +175,7 @@ def test_raw_config_check_never_raises(tmp_path, content):
 
 
 def test_multinode_warnings_flag_machine_local_tracking_and_storage(tmp_path):
-    from sweeps.launcher import SweepPlan, multinode_warnings
+    from sweeps.plan import SweepPlan, multinode_warnings
     from sweeps.spec import parse_spec
     from sweeps.workdir import Workdir
 

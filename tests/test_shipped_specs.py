@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.launcher import PreflightError, plan_sweep
+from sweeps.plan import PreflightError, plan_sweep
 from sweeps.preflight import check_trial_configs
 from sweeps.spec import load_spec
 from sweeps.workdir import Workdir

@@ -36,7 +36,7 @@ ray = pytest.importorskip("ray")
 from mlflow.tracking import MlflowClient  # noqa: E402
 from ray import tune  # noqa: E402
 
-from sweeps import cli, launcher  # noqa: E402
+from sweeps import cli, launcher, sweep_runs  # noqa: E402
 from sweeps.spec import parse_spec  # noqa: E402
 from multinode_utils import kill_session  # noqa: E402
 
@@ -156,7 +156,7 @@ def sweep(tmp_path_factory):
 
 def run_of(sweep, lr):
     result = sweep["by_lr"][lr]
-    return sweep["client"].get_run(sweep["runs"][launcher._trial_id(result)].info.run_id)
+    return sweep["client"].get_run(sweep["runs"][sweep_runs.result_trial_id(result)].info.run_id)
 
 
 # ----------------------------------------------------------------------------- smoke
@@ -172,7 +172,7 @@ def test_sweep_logs_parent_and_child_runs(sweep):
     assert parent.data.params["num_samples"] == "3"
     assert [a.path for a in client.list_artifacts(parent.info.run_id)] == ["spec.yaml"]
     # one child run per Ray trial, and nothing else in the experiment
-    ray_ids = {launcher._trial_id(r) for r in outcome.results}
+    ray_ids = {sweep_runs.result_trial_id(r) for r in outcome.results}
     assert len(ray_ids) == 3 and set(sweep["runs"]) == ray_ids
     assert len(client.search_runs([exp.experiment_id])) == 1 + 3
 
@@ -190,7 +190,7 @@ def test_finished_trial_run_has_params_metrics_tags_artifacts(sweep):
         assert key in run.data.metrics, key
     tags = run.data.tags
     assert tags["mlflow.parentRunId"] == sweep["outcome"].parent_run_id
-    assert tags["ray_trial_id"] == launcher._trial_id(sweep["by_lr"][GOOD])
+    assert tags["ray_trial_id"] == sweep_runs.result_trial_id(sweep["by_lr"][GOOD])
     assert tags["sweep"] == "smoke" and tags["seed"] == "0" and tags["device"] == "cpu"
     assert tags["host"] == socket.gethostname() and len(tags["git_commit"]) >= 7
     assert "early_stopped" not in tags  # ASHA stops every trial at max_t: that is not early
@@ -227,7 +227,7 @@ def test_nan_trial_is_failed_in_ray_and_mlflow_and_the_sweep_goes_on(sweep):
 def test_retried_trial_resumes_from_its_checkpoint_in_the_same_run(sweep):
     client, killer = sweep["client"], sweep["killer"]
     result = sweep["by_lr"][GOOD]
-    trial_id = launcher._trial_id(result)
+    trial_id = sweep_runs.result_trial_id(result)
     assert list(killer.killed) == [trial_id], "the worker of the GOOD trial was not killed"
     run = run_of(sweep, GOOD)
     tags = {k: v for k, v in run.data.tags.items() if k != "failure_traceback"}
@@ -467,7 +467,7 @@ def test_status_callback_closes_runs_the_trial_could_not(sweep, tmp_path):
     uri, client = sweep["uri"], sweep["client"]
     exp = _experiment(client, "unit-callback")
     parent = client.create_run(exp).info.run_id
-    cb = launcher._mlflow_callback_cls()(uri, exp, parent)
+    cb = sweep_runs.mlflow_callback_cls()(uri, exp, parent)
     stopped = TrialRun(uri, exp, parent, "s1", "stopped", tags={})
     cb.on_trial_complete(0, [], SimpleNamespace(trial_id="s1", last_result={"training_iteration": 3}))
     run = client.get_run(stopped.run_id)
@@ -498,7 +498,7 @@ def test_status_callback_closes_runs_the_trial_could_not(sweep, tmp_path):
 def test_status_callback_pickles_by_reference():
     import ray.cloudpickle as cloudpickle
 
-    cls = launcher._mlflow_callback_cls()
+    cls = sweep_runs.mlflow_callback_cls()
     blob = cloudpickle.dumps(cls("sqlite:///x.db", "1", "p"))
     assert b"sweeps.launcher" in blob and b"_close" not in blob  # the class by name, not its code
     copy = cloudpickle.loads(blob)
@@ -515,9 +515,9 @@ def test_orphaned_runs_of_a_killed_driver_are_deleted(sweep):
     parent = client.create_run(exp).info.run_id
     runs = {t: TrialRun(uri, exp, parent, t, t, tags={}).run_id for t in ("a1", "b2", "c3")}
     results = [SimpleNamespace(path=f"/x/trial_{t}", metrics={}) for t in ("a1", "b2")]
-    assert launcher._delete_orphans(client, exp, parent, results) == [runs["c3"]]
+    assert sweep_runs.delete_orphans(client, exp, parent, results) == [runs["c3"]]
     assert sorted(r.data.tags["ray_trial_id"] for r in child_runs(client, exp, parent)) == ["a1", "b2"]
     gone = client.get_run(runs["c3"])
     assert gone.info.lifecycle_stage == "deleted" and gone.info.status == "KILLED" and "orphaned" in gone.data.tags
     # trial ids it cannot read: keep everything
-    assert launcher._delete_orphans(client, exp, parent, [SimpleNamespace(path=None, metrics={})]) == []
+    assert sweep_runs.delete_orphans(client, exp, parent, [SimpleNamespace(path=None, metrics={})]) == []

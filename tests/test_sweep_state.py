@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.launcher import PreflightError, check_existing_sweep, plan_sweep
+from sweeps.launcher import check_existing_sweep
+from sweeps.plan import PreflightError, plan_sweep
 from sweeps.plan import check_resources, resolve_relative_paths
 from sweeps.spec import ResourcesSpec, parse_spec
 from sweeps.sweep_state import SweepLock, spec_changes, spec_fingerprint

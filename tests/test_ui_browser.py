@@ -40,7 +40,7 @@ def _free_port() -> int:
 
 def _sweep_store(home: Path) -> dict:
     """What ``xaisweep run`` leaves in MLflow: the launch's parent run and two finished trial runs."""
-    from sweeps.launcher import plan_sweep
+    from sweeps.plan import plan_sweep
     from sweeps.spec import parse_spec
     from sweeps.sweep_runs import start_parent_run
     from sweeps.workdir import Workdir

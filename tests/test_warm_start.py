@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("mlflow")
 pytest.importorskip("ray")
 
-from sweeps.launcher import PreflightError, plan_sweep  # noqa: E402
+from sweeps.plan import PreflightError, plan_sweep  # noqa: E402
 from sweeps.spec import parse_spec  # noqa: E402
 from sweeps.warm_start import warm_start_points, warm_storage  # noqa: E402
 from sweeps.workdir import Workdir  # noqa: E402

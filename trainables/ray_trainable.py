@@ -36,7 +36,7 @@ from typing import Any, Mapping, Optional
 
 import torch
 
-from trainables import get_trainable
+from trainables import get_trainable, mlflow_names
 from trainables.artifacts import write_config_yaml
 from trainables.protocol import Trial, TrialResult, run_body
 from xaicore.state_io import load_state_file
@@ -141,8 +141,10 @@ def ray_trainable(config: dict[str, Any], xaisweep_meta: Optional[Mapping[str, A
     if meta.get("tracking_uri"):
         run = TrialRun(
             meta["tracking_uri"], meta["experiment_id"], meta.get("parent_run_id"), trial_id, trial_name,
-            tags={"sweep": meta.get("sweep", ""), "trainable": entry.name, "seed": cfg.get("seed", 0),
-                  "device": device_tag(str(cfg.get("device", "auto"))), "ray_trial_name": trial_name,
+            tags={mlflow_names.SWEEP: meta.get("sweep", ""), mlflow_names.TRAINABLE: entry.name,
+                  mlflow_names.SEED: cfg.get("seed", 0),
+                  mlflow_names.DEVICE: device_tag(str(cfg.get("device", "auto"))),
+                  mlflow_names.RAY_TRIAL_NAME: trial_name,
                   **_placement_tags()},
         )
     try:
@@ -153,11 +155,12 @@ def ray_trainable(config: dict[str, Any], xaisweep_meta: Optional[Mapping[str, A
             if not run.resumed:
                 run.log_provenance(resolved)
             with tempfile.TemporaryDirectory() as tmp:  # typed config of every trial, even failed ones
-                path = write_config_yaml({"trainable": entry.name, "config": resolved}, Path(tmp) / "config.yaml")
+                path = write_config_yaml({"trainable": entry.name, "config": resolved},
+                                         Path(tmp) / mlflow_names.CONFIG_ARTIFACT)
                 run.log_artifacts([path], Path(tmp))
         state, resumed_step = _load_state(tune.get_checkpoint())
         if run is not None and state is not None:
-            run.set_tags({"resumed_from_step": resumed_step if resumed_step is not None else "?"})
+            run.set_tags({mlflow_names.RESUMED_FROM_STEP: resumed_step if resumed_step is not None else "?"})
 
         with tempfile.TemporaryDirectory() as out:
             run_body(trainable, parsed, RayTrial(run, resume=state, out_dir=Path(out)))
@@ -169,7 +172,7 @@ def ray_trainable(config: dict[str, Any], xaisweep_meta: Optional[Mapping[str, A
         if run is not None:
             reason = f"{type(err).__name__}: {err}"
             try:
-                run.set_tags({"failure_traceback": "".join(traceback.format_exception(err))[-4000:]})
+                run.set_tags({mlflow_names.FAILURE_TRACEBACK: "".join(traceback.format_exception(err))[-4000:]})
                 run.finish("FAILED", reason=reason[:4000])
             except Exception:  # the tracking server may be what failed
                 pass

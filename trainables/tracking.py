@@ -26,6 +26,8 @@ from typing import Any, Iterable, Mapping, Optional
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from trainables import mlflow_names
+
 MAX_PARAM_LEN = 6000
 
 
@@ -123,7 +125,7 @@ def provenance(config: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str
     names under ``provenance/`` to their text."""
     commit, dirty, diff = git_state()
     data = data_files(config)
-    tags = {"git_commit": commit, "git_dirty": "unknown" if dirty is None else str(dirty).lower()}
+    tags = {mlflow_names.GIT_COMMIT: commit, mlflow_names.GIT_DIRTY: "unknown" if dirty is None else str(dirty).lower()}
     for i, (path, info) in enumerate(sorted(data.items())):
         tags[f"data_sha256.{info['key']}" + (f".{i}" if sum(v["key"] == info["key"] for v in data.values()) > 1
                                               else "")] = info["sha256"]
@@ -158,7 +160,7 @@ def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 #: MLflow 3's UI opens an experiment without this tag in its GenAI view (traces); a sweep is a
 #: classic ML experiment whose runs table should open.
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+EXPERIMENT_KIND = {mlflow_names.EXPERIMENT_KIND: "custom_model_development"}
 
 
 def get_or_create_experiment(client: MlflowClient, name: str, artifact_location: Optional[str] = None) -> str:
@@ -167,7 +169,7 @@ def get_or_create_experiment(client: MlflowClient, name: str, artifact_location:
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
             client.restore_experiment(exp.experiment_id)
-        if "mlflow.experimentKind" not in (exp.tags or {}):
+        if mlflow_names.EXPERIMENT_KIND not in (exp.tags or {}):
             for key, value in EXPERIMENT_KIND.items():
                 client.set_experiment_tag(exp.experiment_id, key, value)
         return exp.experiment_id
@@ -205,15 +207,15 @@ class TrialRun:
         self.experiment_id = experiment_id
         existing = find_trial_runs(self.client, experiment_id, trial_id, parent_run_id)
         base_tags = {
-            "ray_trial_id": trial_id,
-            "mlflow.runName": run_name,
-            "host": socket.gethostname(),
-            "git_commit": git_commit(),
-            "attempts": "1",
+            mlflow_names.RAY_TRIAL_ID: trial_id,
+            mlflow_names.RUN_NAME: run_name,
+            mlflow_names.HOST: socket.gethostname(),
+            mlflow_names.GIT_COMMIT: git_commit(),
+            mlflow_names.ATTEMPTS: "1",
             **{k: str(v) for k, v in tags.items()},
         }
         if parent_run_id:
-            base_tags["mlflow.parentRunId"] = parent_run_id
+            base_tags[mlflow_names.PARENT_RUN_ID] = parent_run_id
         if existing:
             run = existing[0]
             self.run_id = run.info.run_id
@@ -222,11 +224,11 @@ class TrialRun:
             for key in STALE_ON_RESUME:
                 if key in run.data.tags:
                     self.client.delete_tag(self.run_id, key)
-            if "failure_reason" in run.data.tags:
-                base_tags["previous_failure_reason"] = run.data.tags["failure_reason"][:5000]
-            base_tags["resumed"] = "true"
-            previous = run.data.tags.get("attempts", "1")
-            base_tags["attempts"] = str(int(previous) + 1 if previous.isdigit() else 2)
+            if mlflow_names.FAILURE_REASON in run.data.tags:
+                base_tags[mlflow_names.PREVIOUS_FAILURE_REASON] = run.data.tags[mlflow_names.FAILURE_REASON][:5000]
+            base_tags[mlflow_names.RESUMED] = mlflow_names.TRUE
+            previous = run.data.tags.get(mlflow_names.ATTEMPTS, "1")
+            base_tags[mlflow_names.ATTEMPTS] = str(int(previous) + 1 if previous.isdigit() else 2)
             self.resumed = True
         else:
             run = self.client.create_run(experiment_id, tags=base_tags, run_name=run_name)
@@ -235,7 +237,7 @@ class TrialRun:
             self._drop_duplicate_runs(trial_id, parent_run_id)
         if self.resumed:
             self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in base_tags.items()
-                                                     if k not in ("mlflow.parentRunId",)])
+                                                     if k not in (mlflow_names.PARENT_RUN_ID,)])
         self._logged_steps = self._existing_steps()
         self.finished = False
 
@@ -250,7 +252,7 @@ class TrialRun:
         """
         for run in find_trial_runs(self.client, self.experiment_id, trial_id, parent_run_id):
             if run.info.run_id != self.run_id:
-                self.client.set_tag(run.info.run_id, "duplicate_of", self.run_id)
+                self.client.set_tag(run.info.run_id, mlflow_names.DUPLICATE_OF, self.run_id)
                 self.client.set_terminated(run.info.run_id, status="KILLED")
                 self.client.delete_run(run.info.run_id)
 
@@ -298,7 +300,7 @@ class TrialRun:
 
     def finish(self, status: str = "FINISHED", reason: Optional[str] = None) -> None:
         if reason:
-            self.set_tags({"failure_reason": reason})
+            self.set_tags({mlflow_names.FAILURE_REASON: reason})
         self.client.set_terminated(self.run_id, status=status)
         self.finished = True
 
@@ -311,14 +313,15 @@ def find_trial_runs(
     With ``parent_run_id`` only runs of that launch count: Ray trial ids are short
     random strings, so two launches of a sweep into one experiment may share one.
     """
-    query = f"tags.ray_trial_id = '{trial_id}'"
+    query = f"tags.{mlflow_names.RAY_TRIAL_ID} = '{trial_id}'"
     if parent_run_id:
-        query += f" and tags.`mlflow.parentRunId` = '{parent_run_id}'"
+        query += f" and {mlflow_names.children_of(parent_run_id)}"
     return client.search_runs([experiment_id], filter_string=query, order_by=["attributes.start_time ASC"])
 
 
 # Tags describing how an attempt ended; removed when a retried / resumed trial re-opens its run.
-STALE_ON_RESUME = ("failure_reason", "failure_traceback", "early_stopped", "stopped_at_iteration", "interrupted")
+STALE_ON_RESUME = (mlflow_names.FAILURE_REASON, mlflow_names.FAILURE_TRACEBACK, mlflow_names.EARLY_STOPPED,
+                   mlflow_names.STOPPED_AT_ITERATION, mlflow_names.INTERRUPTED)
 
 
 def device_tag(requested: str = "auto") -> str:

@@ -57,7 +57,9 @@ def sweep(config: dict, trials: int, home: Path, *, reuse: bool) -> dict:
     """Run the sweep; wall time of ``tuner.fit()``, per-trial Ray times and MLflow run start/end times."""
     from mlflow.tracking import MlflowClient
 
-    from sweeps.launcher import build_tuner, plan_sweep, start_parent_run
+    from sweeps.launcher import build_tuner
+    from sweeps.plan import plan_sweep
+    from sweeps.sweep_runs import start_parent_run
     from sweeps.spec import parse_spec
     from sweeps.workdir import Workdir
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping, Optional, Sequence, Union
 
-from xaicore.data.tables import _build
-from xaicore.data.text_dataset import _EMPTY, TextDataset
+from xaicore.data.tables import build_dataset
+from xaicore.data.text_dataset import EMPTY_COLUMNS, TextDataset
 
-__all__ = ["HubDatasetSpec", "KNOWN_DATASETS"]
+__all__ = ["HubDatasetSpec", "KNOWN_DATASETS", "load_hub_dataset"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class HubDatasetSpec:
     label: Optional[str] = "label"
     rationale: Optional[str] = None
     unlabeled_splits: tuple[str, ...] = ()
-    keep: Mapping[str, tuple] = field(default_factory=lambda: _EMPTY)
+    keep: Mapping[str, tuple] = field(default_factory=lambda: EMPTY_COLUMNS)
     label_map: Optional[Mapping[Any, int]] = None
     label_names: Optional[tuple[str, ...]] = None
     drop_empty: bool = True
@@ -140,9 +140,11 @@ KNOWN_DATASETS: Mapping[str, HubDatasetSpec] = MappingProxyType(
 )
 
 
-def _load_hub(
+def load_hub_dataset(
     source: Union[str, HubDatasetSpec], *, split: Optional[str], label_names: Optional[Sequence[str]], filters: Mapping[str, Any]
 ) -> TextDataset:
+    """Split ``split`` of a Hugging Face hub dataset (a :data:`KNOWN_DATASETS` key or a spec) as a
+    :class:`TextDataset` (via :func:`xaicore.data.tables.build_dataset`); ``label_names`` overrides the spec's."""
     spec = KNOWN_DATASETS[source] if isinstance(source, str) else source
     key = source if isinstance(source, str) else spec.hub_id
     if split not in spec.splits:
@@ -164,7 +166,7 @@ def _load_hub(
         if isinstance(feature, datasets.ClassLabel):
             names = tuple(feature.names)
     roles = {"text": spec.text, "text_pair": spec.text_pair, "label": label_col, "rationale": spec.rationale}
-    return _build(
+    return build_dataset(
         data,
         roles,
         name=f"{key}:{split}",

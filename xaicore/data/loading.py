@@ -16,10 +16,10 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
-from xaicore.data.hub_datasets import KNOWN_DATASETS, HubDatasetSpec, _load_hub
+from xaicore.data.hub_datasets import KNOWN_DATASETS, HubDatasetSpec, load_hub_dataset
 from xaicore.data.table_check import MAX_PROBLEMS_PER_FILE, TableCheck, validate_table
 from xaicore.data.table_files import EXTENSIONS, read_table, utf8_problem
-from xaicore.data.tables import _build, evidence_to_rationale, resolve_roles
+from xaicore.data.tables import build_dataset, evidence_to_rationale, resolve_roles
 from xaicore.data.text_dataset import TextDataset
 
 __all__ = [
@@ -93,7 +93,7 @@ def load_dataset(
     if isinstance(source, HubDatasetSpec) or (isinstance(source, str) and source in KNOWN_DATASETS):
         if columns is not None:
             raise ValueError("columns= applies to local files only; hub datasets use their HubDatasetSpec")
-        return _load_hub(source, split=split, label_names=label_names, filters=filters)
+        return load_hub_dataset(source, split=split, label_names=label_names, filters=filters)
     path_str = os.fspath(source)
     if "{split}" in path_str:
         if split is None:
@@ -112,7 +112,7 @@ def load_dataset(
     data, lines = read_table(path, max_rows=max_rows)
     roles = resolve_roles(columns, "label" in data)
     name = path.stem if split is None else f"{path.stem}:{split}"
-    return _build(data, roles, name=name, label_names=label_names, filters=filters, where=str(path), lines=lines,
+    return build_dataset(data, roles, name=name, label_names=label_names, filters=filters, where=str(path), lines=lines,
                   drop_empty=drop_empty)
 
 

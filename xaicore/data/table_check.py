@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 from xaicore.data.table_files import EXTENSIONS, csv_rows, jsonl_records, read_table, utf8_problem
 from xaicore.data.tables import encode_labels, is_missing, matches, parse_rationale, resolve_roles, text_checks
-from xaicore.data.text_dataset import _EMPTY
+from xaicore.data.text_dataset import EMPTY_COLUMNS
 
 __all__ = ["MAX_PROBLEMS_PER_FILE", "TableCheck", "validate_table"]
 
@@ -43,7 +43,7 @@ class TableCheck:
     rows: int = 0
     dropped_empty: int = 0
     labels: Optional[Mapping[Any, int]] = None
-    first_lines: Mapping[Any, str] = field(default_factory=lambda: _EMPTY)
+    first_lines: Mapping[Any, str] = field(default_factory=lambda: EMPTY_COLUMNS)
 
 
 def validate_table(

@@ -4,7 +4,7 @@
   ``.json`` / ``.parquet`` file into columns (dict of equal-length lists).
 * :func:`xaicore.data.table_check.validate_table` checks every line of such a file with the
   same readers and the row checks here, listing every problem (the preflight before a sweep).
-* ``_build`` applies column roles, row filters, label encoding and
+* :func:`build_dataset` applies column roles, row filters, label encoding and
   rationale parsing to such columns (used for local files and hub datasets).
 
 Every problem with the input raises :class:`ValueError` naming it.
@@ -17,11 +17,11 @@ import math
 import re
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from xaicore.data.table_files import utf8_problem
-from xaicore.data.text_dataset import _EMPTY, TextDataset, _is_int
+from xaicore.data.text_dataset import EMPTY_COLUMNS, TextDataset, is_int
 from xaicore.data.vocab import word_tokenize
 
-__all__ = ["evidence_to_rationale", "utf8_problem", "resolve_roles"]
+__all__ = ["build_dataset", "encode_labels", "evidence_to_rationale", "is_missing", "matches", "parse_rationale",
+           "resolve_roles", "text_checks"]
 
 
 def evidence_to_rationale(text: str, evidences: Iterable[str]) -> tuple[int, ...]:
@@ -53,6 +53,7 @@ def evidence_to_rationale(text: str, evidences: Iterable[str]) -> tuple[int, ...
 
 
 def is_missing(v: Any) -> bool:
+    """Whether a cell is empty: ``None`` or NaN (what a missing CSV/parquet value reads as)."""
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
@@ -69,7 +70,7 @@ def encode_labels(
             raise ValueError(f"{where}: missing label at {loc(i)}")
     if all(isinstance(v, str) for v in raw) and all(_INT_RE.match(v) for v in raw):
         raw = [int(v) for v in raw]  # integer literals in a text file
-    if all(_is_int(v) for v in raw):
+    if all(is_int(v) for v in raw):
         ids = tuple(int(v) for v in raw)
         if min(ids) < 0:
             raise ValueError(f"{where}: negative label {min(ids)} (labels must be ids >= 0)")
@@ -87,7 +88,7 @@ def encode_labels(
             raise ValueError(f"{where}: label {unknown[0]!r} at {loc(i)} is not among the classes {list(names)!r}"
                              + (f" (other unknown labels: {unknown[1:5]!r})" if len(unknown) > 1 else ""))
         return tuple(lookup[v] for v in raw), names
-    bad = next((v for v in raw if not (_is_int(v) or isinstance(v, str))), raw[0])
+    bad = next((v for v in raw if not (is_int(v) or isinstance(v, str))), raw[0])
     kinds = sorted({type(v).__name__ for v in raw})
     raise ValueError(
         f"{where}: labels must be all ints or all strings, got types {kinds} (e.g. {bad!r})"
@@ -118,7 +119,7 @@ def _offsets_to_rationale(text: str, spans: Sequence[Mapping[str, Any]], where: 
                 continue
             raise ValueError(f"{where}: evidence {span!r} has neither start_token/end_token nor text")
         start, end = span["start_token"], span["end_token"]
-        if not (_is_int(start) and _is_int(end) and 0 <= int(start) <= int(end) <= len(pieces)):
+        if not (is_int(start) and is_int(end) and 0 <= int(start) <= int(end) <= len(pieces)):
             raise ValueError(f"{where}: evidence token span [{start}, {end}) out of range for a text of "
                              f"{len(pieces)} whitespace tokens")
         start, end = int(start), int(end)
@@ -181,7 +182,7 @@ def parse_rationale(value: Any, text: str, where: str) -> tuple[int, ...]:
     n = len(word_tokenize(text))
     out = []
     for v in value:
-        if not _is_int(v):
+        if not is_int(v):
             raise ValueError(f"{where}: rationale entries must be word indices, evidence strings or evidence "
                              f"spans (start_token/end_token), got {str(v)[:200]!r}")
         if not 0 <= int(v) < n:
@@ -191,18 +192,19 @@ def parse_rationale(value: Any, text: str, where: str) -> tuple[int, ...]:
 
 
 def matches(raw: Any, wanted: Any) -> bool:
+    """Whether a cell passes a row filter: equal to ``wanted`` (or one of a list), ``"3"`` matching ``3``."""
     options = wanted if isinstance(wanted, (list, tuple, set, frozenset)) else (wanted,)
     return any(raw == w or (isinstance(raw, str) and not isinstance(w, str) and raw == str(w)) for w in options)
 
 
-def _build(
+def build_dataset(
     columns: dict[str, list],
     roles: Mapping[str, Optional[str]],
     *,
     name: str,
     label_names: Optional[Sequence[str]],
     filters: Mapping[str, Any],
-    keep: Mapping[str, tuple] = _EMPTY,
+    keep: Mapping[str, tuple] = EMPTY_COLUMNS,
     label_map: Optional[Mapping[Any, int]] = None,
     drop_empty: bool = False,
     where: Optional[str] = None,
@@ -267,7 +269,7 @@ def text_checks(
     columns: Mapping[str, Sequence[Any]], rows: Iterable[int], text_col: str, pair_col: Optional[str], *,
     drop_empty: bool, at, src: str,
 ) -> tuple[list[int], list[tuple[int, str]], int]:
-    """The per-row text checks of :func:`_build` and :func:`validate_table`: ``(kept rows, problems, dropped)``
+    """The per-row text checks of :func:`build_dataset` and :func:`validate_table`: ``(kept rows, problems, dropped)``
     (a problem is ``(row, message)``).
 
     A text (or text pair) cell must be a string; an empty / whitespace-only one is a problem

@@ -6,12 +6,15 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Optional
 
-__all__ = ["TextDataset"]
+__all__ = ["EMPTY_COLUMNS", "TextDataset", "is_int"]
 
-_EMPTY: Mapping[str, tuple] = MappingProxyType({})
+#: the empty read-only ``{column: values}`` mapping: the default of every immutable mapping field
+#: (``TextDataset.extras``, a hub spec's ``keep``), shared, never mutated
+EMPTY_COLUMNS: Mapping[str, tuple] = MappingProxyType({})
 
 
-def _is_int(v: Any) -> bool:
+def is_int(v: Any) -> bool:
+    """Whether ``v`` is an integer (any :class:`numbers.Integral`) and not a ``bool``: a valid class id type."""
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
@@ -37,7 +40,7 @@ class TextDataset:
     labels: Optional[tuple[int, ...]] = None
     text_pairs: Optional[tuple[str, ...]] = None
     rationales: Optional[tuple[tuple[int, ...], ...]] = None
-    extras: Mapping[str, tuple] = field(default_factory=lambda: _EMPTY)
+    extras: Mapping[str, tuple] = field(default_factory=lambda: EMPTY_COLUMNS)
     label_names: Optional[tuple[str, ...]] = None
     name: str = "dataset"
     dropped_empty: int = 0
@@ -56,7 +59,7 @@ class TextDataset:
             labels = tuple(self.labels)
             if len(labels) != n:
                 raise ValueError(f"{self.name}: {len(labels)} labels for {n} texts")
-            if any(not _is_int(y) or y < 0 for y in labels):
+            if any(not is_int(y) or y < 0 for y in labels):
                 raise ValueError(f"{self.name}: labels must be non-negative ints")
             labels = tuple(int(y) for y in labels)
             if self.label_names is not None and labels and max(labels) >= len(self.label_names):
