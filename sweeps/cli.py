@@ -24,9 +24,9 @@ def _print_problems(err: Exception | str) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from sweeps.launcher import TrackingUnavailable, run_link, run_sweep
-    from sweeps.plan import PreflightError, plan_sweep
-    from sweeps.preflight import check_raw_spec_config
-    from sweeps.spec import SpecError, load_spec
+    from sweeps.launch.plan import PreflightError, plan_sweep
+    from sweeps.launch.preflight import check_raw_spec_config
+    from sweeps.spec.parse import SpecError, load_spec
     from trainables import TRAINABLES
 
     try:
@@ -96,8 +96,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_best(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
 
-    from sweeps.report_data import find_experiment
-    from sweeps.results import best_configs, best_runs, export_best
+    from sweeps.results.report_data import find_experiment
+    from sweeps.results.best import best_configs, best_runs, export_best
 
     uri = resolve_tracking_uri(args.tracking_uri, None, Workdir.default())
     try:
@@ -162,7 +162,7 @@ def _varying(rows) -> set[str]:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from sweeps.results import exported_tracking_uri, reproduce
+    from sweeps.results.best import exported_tracking_uri, reproduce
 
     # a best.yaml names the store it was exported from; an explicit flag still wins
     uri = resolve_tracking_uri(args.tracking_uri, exported_tracking_uri(args.source), Workdir.default())
@@ -179,7 +179,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sweeps.report import make_report
+    from sweeps.results.report import make_report
 
     uri = resolve_tracking_uri(args.tracking_uri, None, Workdir.default())
     out = Path(args.out or Workdir.default().root / "reports" / args.experiment)

@@ -24,9 +24,9 @@ import time
 from typing import Any, Optional, Sequence
 
 from sweeps.mlflow_links import ui_link
-from sweeps.plan import PreflightError, SweepPlan, check_resources, multinode_warnings
-from sweeps.spec import SweepSpec
-from sweeps.sweep_runs import (
+from sweeps.launch.plan import PreflightError, SweepPlan, check_resources, multinode_warnings
+from sweeps.spec.parse import SweepSpec
+from sweeps.launch.sweep_runs import (
     TIME_BUDGETS,
     SweepOutcome,
     close_launch,
@@ -35,7 +35,7 @@ from sweeps.sweep_runs import (
     read_launch,
     start_parent_run,
 )
-from sweeps.sweep_state import (
+from sweeps.launch.sweep_state import (
     RESUMABLE_CHANGES,
     SweepLock,
     discard_sweep,
@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 def __getattr__(name: str):
     """``sweeps.launcher.MlflowStatusCallback``: the name under which Tuner states (those of earlier
-    versions included) pickle the driver-side callback (:func:`sweeps.sweep_runs.mlflow_callback_cls`
+    versions included) pickle the driver-side callback (:func:`sweeps.launch.sweep_runs.mlflow_callback_cls`
     builds it on first use: importing Ray is slow). Not a re-export: a resumed sweep finds the class here."""
     if name == "MlflowStatusCallback":
         return mlflow_callback_cls()
@@ -83,7 +83,7 @@ def build_tuner(
     from ray.tune.search import ConcurrencyLimiter, Repeater
     from ray.tune.search.optuna import OptunaSearch
 
-    from sweeps.space import make_optuna_sampler, optuna_define_by_run
+    from sweeps.launch.space import make_optuna_sampler, optuna_define_by_run
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from trainables.ray_trainable import ray_trainable
@@ -117,7 +117,7 @@ def build_tuner(
         warm: dict[str, Any] = {}
         sampler_spec = spec.sampler
         if plan.warm_points:  # finished trials of the warm_start sweep: counted, not re-run
-            from sweeps.warm_start import warm_sampler, warm_storage
+            from sweeps.launch.warm_start import warm_sampler, warm_storage
 
             warm = {"study_name": "xaisweep", "storage": warm_storage(spec, list(plan.warm_points), "xaisweep")}
             sampler_spec = warm_sampler(spec, len(plan.warm_points))
@@ -228,7 +228,7 @@ def run_sweep(
     initialised; a Ray started here is shut down on return. ``callbacks`` are extra
     ``ray.tune.Callback`` objects for a new sweep. The sweep directory is locked while
     this runs; an existing sweep of the name needs ``resume`` or ``fresh``
-    (:mod:`sweeps.sweep_state`; a smoke test is always fresh).
+    (:mod:`sweeps.launch.sweep_state`; a smoke test is always fresh).
     """
     lock = SweepLock(plan.experiment_dir)
     holder = lock.acquire()
@@ -341,7 +341,7 @@ def _start_ray(plan: SweepPlan, address: Optional[str], num_cpus: Optional[int],
 
 
 def _fit_resources(plan: SweepPlan, *, local: bool) -> SweepPlan:
-    """Check the per-trial request against the Ray nodes (:func:`sweeps.plan.check_resources`)."""
+    """Check the per-trial request against the Ray nodes (:func:`sweeps.launch.plan.check_resources`)."""
     nodes, max_cluster = _ray_nodes()
     resources, warnings, problems = check_resources(
         plan.spec.resources, nodes, local=local, smoke_test=plan.smoke_test, max_cluster=max_cluster)

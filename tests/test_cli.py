@@ -248,7 +248,7 @@ def test_every_cli_flag_has_help_text():
 
 def test_a_second_driver_of_the_same_sweep_stops_before_ray(tmp_path, capsys):
     """Item 6: while a driver holds the sweep directory's lock, another run (resume or not) stops."""
-    from sweeps.sweep_state import SweepLock
+    from sweeps.launch.sweep_state import SweepLock
 
     storage = tmp_path / "ray"
     holder = SweepLock(str(storage / "cli"))
@@ -270,9 +270,9 @@ def test_the_drivers_mlflow_retry_policy_reaches_every_trial(monkeypatch, tmp_pa
     monkeypatch.setattr(ray, "init", lambda **kwargs: seen.update(kwargs))
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "10")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-    from sweeps.spec import load_spec
+    from sweeps.spec.parse import load_spec
 
-    from sweeps.plan import plan_sweep
+    from sweeps.launch.plan import plan_sweep
 
     plan = plan_sweep(load_spec(write(tmp_path / "s.yaml")))
     launcher._start_ray(plan, None, 1, 0)

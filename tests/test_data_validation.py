@@ -8,8 +8,8 @@ import logging
 import pytest
 
 import trainables.data_setup as data_setup
-from sweeps.preflight import check_trial_io
-from sweeps.spec import parse_spec
+from sweeps.launch.preflight import check_trial_io
+from sweeps.spec.parse import parse_spec
 from trainables.classifier.config import parse_config as classifier_config
 from trainables.classifier.config import preflight as classifier_preflight
 from trainables.classifier.trial import run_trial as classifier_trial

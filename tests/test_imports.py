@@ -129,7 +129,7 @@ def test_no_import_circle_anywhere_in_the_project():
     # the graph is really built: modules of every package, edges inside and across packages
     assert {"xaicore.cancel_out.methods", "trainables.classifier.trial", "sweeps.cli"} <= set(graph)
     assert graph["xaicore.faithfulness.attribution"] and "trainables.protocol" in graph["trainables.classifier.trial"]
-    assert "trainables" in graph["sweeps.plan"]  # an edge to a package's __init__
+    assert "trainables" in graph["sweeps.launch.plan"]  # an edge to a package's __init__
     assert _find_cycle(graph) is None, " -> ".join(_find_cycle(graph))
 
 
@@ -206,21 +206,21 @@ def test_no_module_imports_another_modules_private_names():
 
 def test_private_import_finder_sees_every_form():
     src = (
-        "from sweeps.spec_checks import Problems, _join\n"
+        "from sweeps.spec.checks import Problems, _join\n"
         "import sweeps._hidden\n"
         "from . import _sibling\n"
         "from .report_data import all_runs, _fmt as fmt\n"
-        "from sweeps.report import __doc__, _self_private\n"
+        "from sweeps.results.report import __doc__, _self_private\n"
         "import numpy._core\n"
         "def f():\n"
         "    from xaicore.data.tables import _build\n"
     )
-    assert _private_imports("sweeps.report", src) == {
-        ("sweeps.report", "sweeps.spec_checks._join"),
-        ("sweeps.report", "sweeps._hidden"),
-        ("sweeps.report", "sweeps._sibling"),
-        ("sweeps.report", "sweeps.report_data._fmt"),
-        ("sweeps.report", "xaicore.data.tables._build"),
+    assert _private_imports("sweeps.results.report", src) == {
+        ("sweeps.results.report", "sweeps.spec.checks._join"),
+        ("sweeps.results.report", "sweeps._hidden"),
+        ("sweeps.results.report", "sweeps.results._sibling"),
+        ("sweeps.results.report", "sweeps.results.report_data._fmt"),
+        ("sweeps.results.report", "xaicore.data.tables._build"),
     }
     # a package's relative import is relative to the package itself
     assert _private_imports("xaicore.faithfulness", "from .removal import _x\n", is_package=True) == {
@@ -252,7 +252,7 @@ def _tag_literals(path, source, names):
 
 #: words that are also tag names but are not used as one here: a status word the CLI prints,
 #: the trials.csv column named after the tag
-TAG_WORDS_NOT_TAGS = {("sweeps/cli.py", "interrupted"), ("sweeps/report.py", "early_stopped")}
+TAG_WORDS_NOT_TAGS = {("sweeps/cli.py", "interrupted"), ("sweeps/results/report.py", "early_stopped")}
 
 
 def test_mlflow_tag_names_are_spelled_once():
@@ -294,4 +294,4 @@ def test_find_experiment_is_implemented_once():
     defs = [p.relative_to(root).as_posix() for package in PACKAGES for p in (root / package).rglob("*.py")
             for node in ast.walk(ast.parse(p.read_text()))
             if isinstance(node, ast.FunctionDef) and node.name.lstrip("_") == "find_experiment"]
-    assert defs == ["sweeps/report_data.py"]
+    assert defs == ["sweeps/results/report_data.py"]

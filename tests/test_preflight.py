@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sweeps.plan import PreflightError, plan_sweep
-from sweeps.preflight import check_raw_spec_config, check_storage_path, check_tracking_uri, check_trial_configs
-from sweeps.spec import parse_spec
+from sweeps.launch.plan import PreflightError, plan_sweep
+from sweeps.launch.preflight import check_raw_spec_config, check_storage_path, check_tracking_uri, check_trial_configs
+from sweeps.spec.parse import parse_spec
 from sweeps.workdir import Workdir
 
 TINY = {"dataset": "synthetic", "synthetic_size": 200, "epochs": 2, "embedding_dim": 8, "hidden_dim": 8,
@@ -175,8 +175,8 @@ def test_raw_config_check_never_raises(tmp_path, content):
 
 
 def test_multinode_warnings_flag_machine_local_tracking_and_storage(tmp_path):
-    from sweeps.plan import SweepPlan, multinode_warnings
-    from sweeps.spec import parse_spec
+    from sweeps.launch.plan import SweepPlan, multinode_warnings
+    from sweeps.spec.parse import parse_spec
     from sweeps.workdir import Workdir
 
     spec = parse_spec({"name": "w", "trainable": "classifier", "metric": "best/valid_f1", "mode": "max"})

@@ -1,4 +1,4 @@
-"""``sweeps.report.make_report`` on a hand-written MLflow SQLite store (no Ray)."""
+"""``sweeps.results.report.make_report`` on a hand-written MLflow SQLite store (no Ray)."""
 from __future__ import annotations
 
 import math
@@ -15,7 +15,7 @@ pytest.importorskip("matplotlib")
 from mlflow.entities import Metric, Param  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from sweeps.report import make_report  # noqa: E402
+from sweeps.results.report import make_report  # noqa: E402
 
 METRIC = "best/valid_f1"
 N_GRID = 12

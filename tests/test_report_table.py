@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from sweeps.report_table import ALPHA, build_table, holm, paired_p
+from sweeps.results.paper_table import ALPHA, build_table, holm, paired_p
 
 A = [0.80, 0.82, 0.84, 0.86]  # the best: mean 0.83
 B = [0.70, 0.71, 0.75, 0.74]  # A - B = .10 .11 .09 .12: t = 16.27, df 3: clearly worse

@@ -8,7 +8,7 @@ import yaml
 pytest.importorskip("mlflow")
 
 from sweeps import cli  # noqa: E402
-from sweeps.results import best_configs, best_runs, export_best, resolve_run_id  # noqa: E402
+from sweeps.results.best import best_configs, best_runs, export_best, resolve_run_id  # noqa: E402
 from test_report import Store  # noqa: E402
 
 SPEC = {
@@ -119,7 +119,7 @@ def test_reproduce_seeds_join_their_configuration(tmp_path):
 
 
 def test_one_seed_reproduction_prints_no_spread():
-    from sweeps.results import Reproduction
+    from sweeps.results.best import Reproduction
 
     one = Reproduction(["m"], {"m": 0.5}, [{"m": 0.5}], None).table()
     assert "±" not in one and "+-" not in one

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.plan import PreflightError, plan_sweep
-from sweeps.preflight import check_trial_configs
-from sweeps.spec import load_spec
+from sweeps.launch.plan import PreflightError, plan_sweep
+from sweeps.launch.preflight import check_trial_configs
+from sweeps.spec.parse import load_spec
 from sweeps.workdir import Workdir
 from trainables import TRAINABLES
 from xaicore.data.loading import KNOWN_DATASETS

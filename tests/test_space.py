@@ -1,4 +1,4 @@
-"""Tests for :mod:`sweeps.space`: define-by-run sampling, samplers and grids."""
+"""Tests for :mod:`sweeps.launch.space`: define-by-run sampling, samplers and grids."""
 from __future__ import annotations
 
 import importlib.util
@@ -10,14 +10,14 @@ from typing import Any
 import optuna
 import pytest
 
-from sweeps.space import (
+from sweeps.launch.space import (
     OptunaDefineByRun,
     grid_points,
     grid_size,
     make_optuna_sampler,
     optuna_define_by_run,
 )
-from sweeps.spec import ParamSpec, SpecError, parse_spec
+from sweeps.spec.parse import ParamSpec, SpecError, parse_spec
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 

@@ -1,4 +1,4 @@
-"""Tests for :mod:`sweeps.spec`: every validation rule, round-trips, YAML numbers."""
+"""Tests for :mod:`sweeps.spec.parse`: every validation rule, round-trips, YAML numbers."""
 from __future__ import annotations
 
 import copy
@@ -9,7 +9,7 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from sweeps.spec import (
+from sweeps.spec.parse import (
     Condition,
     ParamSpec,
     ResourcesSpec,

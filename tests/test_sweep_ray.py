@@ -37,7 +37,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from ray import tune  # noqa: E402
 
 from sweeps import cli, launcher, sweep_runs  # noqa: E402
-from sweeps.spec import parse_spec  # noqa: E402
+from sweeps.spec.parse import parse_spec  # noqa: E402
 from multinode_utils import kill_session  # noqa: E402
 
 pytestmark = pytest.mark.timeout(900)  # a hung Ray must not hang CI (each test here takes < 4 min)
@@ -60,7 +60,7 @@ def grid_values_with_last(values: list[float], last: float, seed: int = 0) -> li
     """
     import optuna
 
-    from sweeps.space import make_optuna_sampler, optuna_define_by_run
+    from sweeps.launch.space import make_optuna_sampler, optuna_define_by_run
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for order in itertools.permutations(values):

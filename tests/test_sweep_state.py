@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from sweeps.launcher import check_existing_sweep
-from sweeps.plan import PreflightError, plan_sweep
-from sweeps.plan import check_resources, resolve_relative_paths
-from sweeps.spec import ResourcesSpec, parse_spec
-from sweeps.sweep_state import SweepLock, spec_changes, spec_fingerprint
+from sweeps.launch.plan import PreflightError, plan_sweep
+from sweeps.launch.plan import check_resources, resolve_relative_paths
+from sweeps.spec.parse import ResourcesSpec, parse_spec
+from sweeps.launch.sweep_state import SweepLock, spec_changes, spec_fingerprint
 from sweeps.workdir import Workdir
 
 TINY = {"dataset": "synthetic", "synthetic_size": 200, "epochs": 1, "embedding_dim": 8, "hidden_dim": 8,
@@ -59,7 +59,7 @@ def _launch_existing(plan):
     """What an earlier launch leaves: the launch file with its spec, and a parent run in MLflow."""
     from mlflow.tracking import MlflowClient
 
-    from sweeps.sweep_runs import start_parent_run
+    from sweeps.launch.sweep_runs import start_parent_run
 
     start_parent_run(plan, resume=False)
     return MlflowClient(plan.tracking_uri)

@@ -40,9 +40,9 @@ def _free_port() -> int:
 
 def _sweep_store(home: Path) -> dict:
     """What ``xaisweep run`` leaves in MLflow: the launch's parent run and two finished trial runs."""
-    from sweeps.plan import plan_sweep
-    from sweeps.spec import parse_spec
-    from sweeps.sweep_runs import start_parent_run
+    from sweeps.launch.plan import plan_sweep
+    from sweeps.spec.parse import parse_spec
+    from sweeps.launch.sweep_runs import start_parent_run
     from sweeps.workdir import Workdir
     from trainables.tracking import TrialRun
 

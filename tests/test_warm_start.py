@@ -7,9 +7,9 @@ import pytest
 pytest.importorskip("mlflow")
 pytest.importorskip("ray")
 
-from sweeps.plan import PreflightError, plan_sweep  # noqa: E402
-from sweeps.spec import parse_spec  # noqa: E402
-from sweeps.warm_start import warm_start_points, warm_storage  # noqa: E402
+from sweeps.launch.plan import PreflightError, plan_sweep  # noqa: E402
+from sweeps.spec.parse import parse_spec  # noqa: E402
+from sweeps.launch.warm_start import warm_start_points, warm_storage  # noqa: E402
 from sweeps.workdir import Workdir  # noqa: E402
 from test_report import METRIC, Store, score, spec_dict, write_sweep  # noqa: E402
 
@@ -38,7 +38,7 @@ def test_finished_trials_become_complete_optuna_trials(earlier):
 
     from ray.tune.search.optuna import OptunaSearch
 
-    from sweeps.space import make_optuna_sampler, optuna_define_by_run
+    from sweeps.launch.space import make_optuna_sampler, optuna_define_by_run
 
     searcher = OptunaSearch(space=optuna_define_by_run(spec.params), metric=METRIC, mode="max",
                             sampler=make_optuna_sampler(spec.sampler, spec.params),
@@ -72,8 +72,8 @@ def test_warm_started_sampler_does_not_redraw_the_earlier_configs():
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
-    from sweeps.space import make_optuna_sampler, optuna_define_by_run
-    from sweeps.warm_start import warm_sampler
+    from sweeps.launch.space import make_optuna_sampler, optuna_define_by_run
+    from sweeps.launch.warm_start import warm_sampler
 
     spec = _new_spec()
     fn = optuna_define_by_run(spec.params)

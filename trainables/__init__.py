@@ -24,7 +24,7 @@ A trainable's ``TRAINABLE`` (:class:`trainables.protocol.Trainable`) has:
   last, ``trial.finish(...)`` exactly once for the final result; ``trial.resume``, ``trial.out_dir``.
   ``run_trial(config, report, *, resume=None, out_dir=None)`` runs it in plain Python.
 * ``preflight(cfg) -> list[str]``: the checks that need I/O, run by
-  ``xaisweep run`` on the driver before Ray starts (:func:`sweeps.preflight.check_trial_io`):
+  ``xaisweep run`` on the driver before Ray starts (:func:`sweeps.launch.preflight.check_trial_io`):
   validate every line of the data files and the splits' consistency
   (:func:`trainables.data_setup.data_source_problems`, cached per file), a model
   directory or hub id that must be there (:func:`trainables.hub_checks.hub_model_problems`),

@@ -58,9 +58,9 @@ def sweep(config: dict, trials: int, home: Path, *, reuse: bool) -> dict:
     from mlflow.tracking import MlflowClient
 
     from sweeps.launcher import build_tuner
-    from sweeps.plan import plan_sweep
-    from sweeps.sweep_runs import start_parent_run
-    from sweeps.spec import parse_spec
+    from sweeps.launch.plan import plan_sweep
+    from sweeps.launch.sweep_runs import start_parent_run
+    from sweeps.spec.parse import parse_spec
     from sweeps.workdir import Workdir
 
     name = f"overhead-{'reuse' if reuse else 'fresh'}-{int(time.time())}"

@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import yaml
 
-from sweeps.spec import ParamSpec, SpecError, SweepSpec, parse_spec
+from sweeps.spec.parse import ParamSpec, SpecError, SweepSpec, parse_spec
 from trainables.mlflow_names import SPEC_ARTIFACT
 
 ARTIFACT_DIR = "report"

@@ -18,7 +18,7 @@ launches or those of one parent run, and writes to ``out_dir``:
 * ``trials.csv``: one row per analysed trial;
 * ``paper_table.md`` / ``paper_table.tex``: configurations x metrics (x datasets), mean ± sd
   over seeds, best in bold, paired significance against the best (Holm-corrected), see
-  :mod:`sweeps.report_table`; also a section of ``report.md``.
+  :mod:`sweeps.results.paper_table`; also a section of ``report.md``.
 
 The files are also logged to the parent run under ``report/``.
 
@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 
-from sweeps.report_data import (
+from sweeps.results.report_data import (
     ARTIFACT_DIR,
     HISTORY_PNG,
     IMPORTANCE_PNG,
@@ -60,9 +60,9 @@ from sweeps.report_data import (
     format_value,
     load_run_spec,
 )
-from sweeps.report_figures import param_importances, plot_history, plot_importances, plot_parallel
-from sweeps.report_table import build_table
-from sweeps.spec import SweepSpec
+from sweeps.results.figures import param_importances, plot_history, plot_importances, plot_parallel
+from sweeps.results.paper_table import build_table
+from sweeps.spec.parse import SweepSpec
 from trainables import mlflow_names
 
 logger = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ SEED_PARAMS = ("seed",)
 
 def _table_inputs(spec: SweepSpec, finished: Sequence[Any], metrics: Optional[Sequence[str]]
                   ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Runs of :func:`sweeps.report_table.build_table` (label = active search parameters without
+    """Runs of :func:`sweeps.results.paper_table.build_table` (label = active search parameters without
     the seed and the dataset axis) and its metric columns. Early-stopped runs are left out."""
     runs = []
     for r in finished:

@@ -1,9 +1,9 @@
-"""Turn parsed search spaces (:class:`~sweeps.spec.ParamSpec`) into Optuna objects.
+"""Turn parsed search spaces (:class:`~sweeps.spec.parse.ParamSpec`) into Optuna objects.
 
 * :class:`OptunaDefineByRun` / :func:`optuna_define_by_run`: a define-by-run
   function for ``ray.tune.search.optuna.OptunaSearch(space=...)`` (or any Optuna
   objective) that samples the active parameters and returns them as a dict.
-* :func:`make_optuna_sampler`: the Optuna sampler a :class:`~sweeps.spec.SamplerSpec`
+* :func:`make_optuna_sampler`: the Optuna sampler a :class:`~sweeps.spec.parse.SamplerSpec`
   describes.
 * :func:`grid_points` / :func:`grid_size`: the grid a grid sweep enumerates.
 
@@ -20,8 +20,8 @@ from typing import Any
 
 import optuna
 
-from sweeps.spec import ParamSpec, SamplerSpec, SpecError
-from sweeps.spec_checks import Scalar
+from sweeps.spec.parse import ParamSpec, SamplerSpec, SpecError
+from sweeps.spec.checks import Scalar
 
 __all__ = [
     "OptunaDefineByRun",

@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from sweeps.report_data import TrialRow, is_log_scale, range_position
-from sweeps.spec import SweepSpec
+from sweeps.results.report_data import TrialRow, is_log_scale, range_position
+from sweeps.spec.parse import SweepSpec
 
 MIN_TRIALS_FOR_IMPORTANCE = 3
 FEW_TRIALS_FOR_IMPORTANCE = 20
@@ -37,7 +37,7 @@ def param_importances(
 
     import optuna
 
-    from sweeps.space import optuna_distribution
+    from sweeps.launch.space import optuna_distribution
 
     dists = {p.name: optuna_distribution(p) for p in spec.params}
     problems: list[str] = []

@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 import yaml
 
-from sweeps.spec_checks import (
+from sweeps.spec.checks import (
     MODES,
     SAMPLER_TYPES,
     SCHEDULER_TYPES,
@@ -39,8 +39,8 @@ from sweeps.spec_checks import (
     kind_of,
     show_value,
 )
-from sweeps.spec_space import parse_search_space
-from sweeps.spec_types import Condition, ParamSpec, ResourcesSpec, SamplerSpec, SchedulerSpec, SweepSpec
+from sweeps.spec.search_space import parse_search_space
+from sweeps.spec.types import Condition, ParamSpec, ResourcesSpec, SamplerSpec, SchedulerSpec, SweepSpec
 
 __all__ = [
     "Condition",

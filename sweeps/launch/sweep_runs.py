@@ -14,9 +14,9 @@ from typing import Any, Optional
 
 import yaml
 
-from sweeps.plan import PreflightError, SweepPlan
-from sweeps.spec import SweepSpec
-from sweeps.sweep_state import spec_fingerprint
+from sweeps.launch.plan import PreflightError, SweepPlan
+from sweeps.spec.parse import SweepSpec
+from sweeps.launch.sweep_state import spec_fingerprint
 from sweeps.workdir import artifact_location_for
 from trainables import mlflow_names
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from sweeps.preflight import check_storage_path, check_trial_configs, check_trial_io, check_tracking_uri, grid_warning
-from sweeps.spec import ResourcesSpec, SweepSpec, apply_overrides
+from sweeps.launch.preflight import check_storage_path, check_trial_configs, check_trial_io, check_tracking_uri, grid_warning
+from sweeps.spec.parse import ResourcesSpec, SweepSpec, apply_overrides
 from sweeps.workdir import Workdir, resolve_tracking_uri
 from trainables import get_trainable
 
@@ -34,7 +34,7 @@ class SweepPlan:
     workdir: Workdir
     config_overrides: dict[str, Any]
     smoke_test: bool = False
-    #: ``(params, value)`` of the ``warm_start`` sweep's finished trials (:mod:`sweeps.warm_start`)
+    #: ``(params, value)`` of the ``warm_start`` sweep's finished trials (:mod:`sweeps.launch.warm_start`)
     warm_points: tuple = ()
 
     @property
@@ -76,7 +76,7 @@ def plan_sweep(
     problems += check_storage_path(storage_path)
     warm_points: list = []
     if spec.warm_start is not None and not problems:
-        from sweeps.warm_start import warm_start_points
+        from sweeps.launch.warm_start import warm_start_points
 
         warm_points, warm_problems = warm_start_points(uri, spec)
         problems += warm_problems

@@ -12,8 +12,8 @@ import yaml
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from sweeps.report_data import all_runs, find_experiment, load_run_spec
-from sweeps.spec import SpecError, read_yaml
+from sweeps.results.report_data import all_runs, find_experiment, load_run_spec
+from sweeps.spec.parse import SpecError, read_yaml
 from trainables import mlflow_names
 
 

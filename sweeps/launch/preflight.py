@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Mapping
 
-from sweeps.spec import ParamSpec, SweepSpec
+from sweeps.spec.parse import ParamSpec, SweepSpec
 from trainables import get_trainable
 
 
@@ -193,7 +193,7 @@ def check_storage_path(storage: str) -> list[str]:
 
 
 def check_raw_spec_config(path: str | Path) -> list[str]:
-    """Trial-config problems of a spec file that :func:`sweeps.spec.load_spec` rejected.
+    """Trial-config problems of a spec file that :func:`sweeps.spec.parse.load_spec` rejected.
 
     When the spec itself is invalid (an unknown top-level key, a bad sampler, ...) no
     :class:`SweepSpec` exists, so :func:`check_trial_configs` cannot run; this checks what
@@ -238,7 +238,7 @@ def check_raw_spec_config(path: str | Path) -> list[str]:
 
 
 def grid_warning(spec: SweepSpec) -> str | None:
-    from sweeps.space import grid_size
+    from sweeps.launch.space import grid_size
 
     n = grid_size(spec.params)
     if spec.sampler.type == "grid" and n is not None and spec.num_samples < n:

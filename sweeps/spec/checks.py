@@ -1,5 +1,5 @@
 """Spec parsing primitives: :class:`SpecError`, the :class:`Problems` collector and the key and
-scalar checks every section parser of :mod:`sweeps.spec` and :mod:`sweeps.spec_space` is built from.
+scalar checks every section parser of :mod:`sweeps.spec.parse` and :mod:`sweeps.spec.search_space` is built from.
 
 Each ``check_*`` function validates one value at one key path: it returns the value (typed) or
 ``None`` after recording a ``"key.path: message"`` problem, so that a parser reports every

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from sweeps.spec import SweepSpec
+from sweeps.spec.parse import SweepSpec
 
 #: samplers whose suggestions learn from completed trials (grid walks a fixed grid)
 WARM_SAMPLERS = ("tpe", "random", "qmc", "cmaes")
@@ -24,7 +24,7 @@ def warm_start_points(tracking_uri: str, spec: SweepSpec) -> tuple[list[tuple[di
     """``(points, problems)``: ``(params, value)`` of the earlier sweep's finished trials, or why not."""
     from mlflow.tracking import MlflowClient
 
-    from sweeps.report_data import active_params, all_runs, load_run_spec
+    from sweeps.results.report_data import active_params, all_runs, load_run_spec
     from trainables import mlflow_names
 
     name = spec.warm_start
@@ -99,7 +99,7 @@ def warm_storage(spec: SweepSpec, points: list[tuple[dict[str, Any], float]], st
     """An in-memory Optuna storage holding study ``study_name`` with ``points`` as COMPLETE trials."""
     import optuna
 
-    from sweeps.space import optuna_distribution
+    from sweeps.launch.space import optuna_distribution
 
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage, study_name=study_name,

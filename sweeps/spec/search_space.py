@@ -1,6 +1,6 @@
 """Parsing of the ``search_space`` section: parameters, ``when`` conditions, their order.
 
-:func:`parse_search_space` is the one entry point (used by :func:`sweeps.spec.parse_spec`).
+:func:`parse_search_space` is the one entry point (used by :func:`sweeps.spec.parse.parse_spec`).
 """
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sweeps.spec_checks import (
+from sweeps.spec.checks import (
     DIST_TYPES,
     Problems,
     Scalar,
@@ -24,7 +24,7 @@ from sweeps.spec_checks import (
     num_str,
     show_value,
 )
-from sweeps.spec_types import Condition, ParamSpec
+from sweeps.spec.types import Condition, ParamSpec
 
 __all__ = ["parse_search_space"]
 

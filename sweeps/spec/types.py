@@ -1,4 +1,4 @@
-"""The frozen dataclasses a parsed sweep spec is made of (see :mod:`sweeps.spec`)."""
+"""The frozen dataclasses a parsed sweep spec is made of (see :mod:`sweeps.spec.parse`)."""
 from __future__ import annotations
 
 import copy
@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sweeps.spec_checks import Scalar
+from sweeps.spec.checks import Scalar
 
 
 

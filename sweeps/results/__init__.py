@@ -1,0 +1,1 @@
+"""Reading sweeps back from MLflow: ``best`` and ``reproduce``, and ``report`` (figures, the paper table)."""
