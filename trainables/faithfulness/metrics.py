@@ -39,8 +39,12 @@ def faith_cancel_outs() -> tuple[str, ...]:
 
 
 def faith_method_name(method: str, cancel_out: str = DEFAULT_CANCEL_OUT) -> str:
-    """``leave_one_out`` removes tokens itself: it is ``leave_one_out.<cancel_out>`` when not the default."""
-    if method == "leave_one_out" and cancel_out != DEFAULT_CANCEL_OUT:
+    """An attribution that removes tokens itself (its attributor declares ``takes_cancel_out``, e.g.
+    ``leave_one_out``) is ``<method>.<cancel_out>`` when the cancel-out method is not the default."""
+    from xaicore.faithfulness.attribution import ATTRIBUTION_METHODS
+
+    attributor = ATTRIBUTION_METHODS.get(method)
+    if attributor is not None and attributor.takes_cancel_out and cancel_out != DEFAULT_CANCEL_OUT:
         return f"{method}.{cancel_out}"
     return method
 

@@ -131,8 +131,8 @@ def restorability(
             else:
                 c = CancelOut(name, mask_token_id=mask_token_id).apply(mlm, batch, remove)
                 probs = _at(mlm, c.batch, positions, c.inputs_embeds)
-                if name == "mask_token":
-                    masked_probs = probs
+                if masked_probs is None and _is_masked_input(mlm, batch, remove, c, mask_token_id):
+                    masked_probs = probs  # this method's input is the marginalisation's [MASK] input: reuse it
                 record(name, probs)
             tick([name])
         if marg:
@@ -151,6 +151,19 @@ def restorability(
                 record(name, probs, weights)
             tick(marg)
     return {m: out[m] for m in methods}
+
+
+def _is_masked_input(mlm: nn.Module, batch: Batch, remove: Tensor, cancelled, mask_token_id: Optional[int]) -> bool:
+    """Whether a cancel-out result is exactly ``batch`` with [MASK] at ``remove`` (same ids, same attention
+    mask, no embedding override): then the MLM's distribution there is the marginalisation's proposal."""
+    if cancelled.inputs_embeds is not None:
+        return False
+    try:
+        mask_id = resolve_mask_token_id(mlm, mask_token_id)
+    except ValueError:
+        return False
+    return (torch.equal(cancelled.batch.input_ids, batch.input_ids.masked_fill(remove, mask_id))
+            and torch.equal(cancelled.batch.attention_mask, batch.attention_mask))
 
 
 def _candidates(masked_probs: Tensor, input_ids: Tensor, positions: Tensor, *, k: int,

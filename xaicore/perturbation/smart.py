@@ -54,6 +54,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from xaicore.models.protocol import capability
 from xaicore.perturbation.noise import symmetric_kl
 from xaicore.perturbation.norms import kl_from_logits
 from xaicore.types import Batch, ClassifierOutput
@@ -107,7 +108,7 @@ class SmartRegularizer:
             if clean.embeddings is None:
                 raise ValueError("smart (target=word) needs the model to return its word embeddings")
             return clean.embeddings
-        if not hasattr(model, "embedding_output"):
+        if not capability(model, "has_embedding_output"):
             raise ValueError("smart (target=embedding_output) needs a TransformerClassifier-like model")
         return model.embedding_output(batch.input_ids, batch.token_type_ids)
 
