@@ -19,7 +19,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-__all__ = ["FP32", "PRECISIONS", "Precision", "exact", "to_exact", "to_host"]
+__all__ = ["FP32", "PRECISIONS", "Precision", "autocast_active", "exact", "to_exact", "to_host"]
 
 #: the names a config's ``precision`` key takes (``auto``: bf16 where supported on CUDA, else fp32)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -97,3 +97,8 @@ def to_host(values: dict) -> dict[str, float]:
         read = torch.stack([values[k].detach().reshape(()).to(torch.float64) for k in keys]).tolist()
         out.update(zip(keys, read))
     return {k: out[k] for k in values}
+
+
+def autocast_active(like: Tensor) -> bool:
+    """Whether autocast is on for ``like``'s device type (a perturbation may then need an fp32 reference)."""
+    return torch.is_autocast_enabled(like.device.type)

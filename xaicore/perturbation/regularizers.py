@@ -89,7 +89,7 @@ from xaicore.models.protocol import capability, forward_batch
 from xaicore.perturbation.neighbours import NeighbourTable, nearest_neighbours
 from xaicore.perturbation.norms import ExchangeGraph, exchange_graph, kl_from_logits, normalize_per_example
 from xaicore.perturbation.noise import NOISE_VARIANTS
-from xaicore.precision import exact, to_exact
+from xaicore.precision import autocast_active, exact, to_exact
 from xaicore.types import Batch, ClassifierOutput
 
 __all__ = [
@@ -288,11 +288,20 @@ class VirtualAdversarial:
         # g = grad_d KL(p || p(x + d)) at d = xi * d0 is xi * H d0 + O(xi^2), H the KL Hessian; the
         # search variable is r itself or alpha (then g_alpha = U^T H U alpha0). The scaling to xi is
         # a constant for autograd: differentiating it would project out g's component along d0.
-        # the xi probe is built in fp32 (autocast off); only the perturbed forward runs under autocast
+        # The xi probe is exact: built and run in fp32 (autocast off). Under autocast, the probe's
+        # finite difference (entries of order xi / sqrt(T E)) is a few bf16 ulps of the embeddings, and
+        # the bf16 clean logits differ from an fp32 pass by rounding: the KL's first-order term would
+        # swamp ``xi H d0`` (sign flips seen on a tiny BERT). So there the reference is an fp32 pass at
+        # d = 0 (one extra forward without graph); in fp32 nothing changes (the clean logits).
+        under_autocast = autocast_active(point)
         with exact(point):
             var = normalize_per_example(to_exact(basis.random(point)), mask, 1.0).requires_grad_(True)
             d = normalize_per_example(basis.combine(var), mask, reg.xi, detach_scale=True)
-        kl = kl_from_logits(clean.logits, reg._perturbed_logits(model, batch, clean, d)).sum()
+            target = clean.logits
+            if under_autocast:
+                with torch.no_grad():
+                    target = reg._perturbed_logits(model, batch, clean, torch.zeros_like(d))
+            kl = kl_from_logits(target, reg._perturbed_logits(model, batch, clean, d)).sum()
         (grad,) = torch.autograd.grad(kl, var, retain_graph=True)
         return to_exact(grad)
 
