@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from xaicore.models.protocol import forward_batch
 from xaicore.perturbation.regularizers import Regularizer
+from xaicore.precision import FP32, Precision, to_host
 from xaicore.seeding import rng_state, set_rng_state
 from xaicore.types import Batch
 
@@ -97,13 +98,29 @@ def compute_loss(
     regularisers with ``uses_unlabeled`` (VAT); the regularisation term is the
     mean over all ``N_l + N_ul`` examples (attention-vat.txt eq. 1).
 
-    Optional regulariser hooks: ``loss_with_stats`` (per-example loss plus per-step
-    statistics, added to ``parts``) and ``fused_loss(model, batch)`` (the clean and
-    the perturbed pass in one batched forward; ``None`` when it cannot).
+    Optional regulariser hooks: ``loss_with_device_stats`` (per-example loss plus per-step
+    statistics as 0-d device tensors; else ``loss_with_stats`` with floats), added to ``parts``,
+    and ``fused_loss(model, batch)`` (the clean and the perturbed pass in one batched forward;
+    ``None`` when it cannot).
 
     Returns:
-        ``(loss, parts)`` where ``parts`` has float ``ce``, ``reg`` and any regulariser statistics.
+        ``(loss, parts)`` where ``parts`` has float ``ce``, ``reg`` and any regulariser statistics
+        (read back with one host sync; the training loop uses :func:`compute_loss_on_device`).
     """
+    loss, parts = compute_loss_on_device(model, batch, unlabeled=unlabeled, regularizer=regularizer, lam=lam)
+    return loss, to_host(parts)
+
+
+def compute_loss_on_device(
+    model: nn.Module,
+    batch: Batch,
+    *,
+    unlabeled: Optional[Batch] = None,
+    regularizer: Optional[Regularizer] = None,
+    lam: float = 1.0,
+) -> tuple[Tensor, dict[str, Any]]:
+    """:func:`compute_loss` without any host read: ``parts`` are detached 0-d device tensors (or
+    constant floats)."""
     if batch.labels is None:
         raise ValueError("the labeled batch has no labels")
     # a regulariser may run the clean and its perturbed pass as one batched forward (``fused_loss``,
@@ -114,17 +131,18 @@ def compute_loss(
         clean, per, stats = joint
         ce = F.cross_entropy(clean.logits, batch.labels)
         reg = per.mean()
-        return ce + lam * reg, {"ce": float(ce.detach()), "reg": float(reg.detach()), **stats}
+        return ce + lam * reg, {"ce": ce.detach(), "reg": reg.detach(), **stats}
     clean = forward_batch(model, batch)
     ce = F.cross_entropy(clean.logits, batch.labels)
     if regularizer is None or lam == 0:
-        return ce, {"ce": float(ce.detach()), "reg": 0.0}
-    stats: dict[str, float] = {}
+        return ce, {"ce": ce.detach(), "reg": 0.0}
+    stats: dict[str, Any] = {}
 
     def regularise(b: Batch, c, labels: Optional[Tensor]) -> Tensor:
         # a regulariser may also report per-step statistics (noise/embedding norm ratio, fraction
-        # of tokens changed, ...) through ``loss_with_stats``; the loop averages them per epoch
-        with_stats = getattr(regularizer, "loss_with_stats", None)
+        # of tokens changed, ...) through ``loss_with_device_stats`` / ``loss_with_stats``; the loop
+        # averages them per epoch
+        with_stats = getattr(regularizer, "loss_with_device_stats", None) or getattr(regularizer, "loss_with_stats", None)
         if with_stats is None:
             return regularizer(model, b, c, labels)
         per, st = with_stats(model, b, c, labels)
@@ -136,7 +154,13 @@ def compute_loss(
         ul_clean = forward_batch(model, unlabeled)
         per_example.append(regularise(unlabeled, ul_clean, None))  # (B_ul,)
     reg = torch.cat(per_example).mean()
-    return ce + lam * reg, {"ce": float(ce.detach()), "reg": float(reg.detach()), **stats}
+    return ce + lam * reg, {"ce": ce.detach(), "reg": reg.detach(), **stats}
+
+
+def check_finite(loss: float, epoch: int) -> None:
+    """The NaN/inf guard: raise ``FloatingPointError`` when the (read-back) training loss is not finite."""
+    if not math.isfinite(loss):
+        raise FloatingPointError(f"non-finite training loss {loss} at epoch {epoch + 1}")
 
 
 def _lr_lambda(total_steps: int, warmup_steps: int, decay: bool) -> Callable[[int], float]:
@@ -187,8 +211,15 @@ class Trainer:
         device: where to train; default: the model's device.
         loss_fn: ``(model, batch) -> (loss, parts)`` replacing :func:`compute_loss`
             for objectives other than classification (e.g.
-            :func:`xaicore.models.masked_lm.masked_lm_loss`); ``parts`` floats are
-            averaged per epoch like ``ce``/``reg``.
+            :func:`xaicore.models.masked_lm.masked_lm_loss`); ``parts`` (floats or 0-d
+            tensors) are averaged per epoch like ``ce``/``reg``.
+        precision: :class:`xaicore.precision.Precision` (default fp32: no autocast). The loss and
+            the evaluation run under its autocast; fp16 scales the loss (``torch.amp.GradScaler``).
+
+    Host syncs: a step (:meth:`step_on_device`) reads nothing back to the host for fine-tuning, the
+    similar-word noise and SMART (fp32/bf16; an fp16 scaler reads its inf flag). :meth:`fit` keeps
+    the per-step statistics on the device and reads them once per epoch, or once per step when an
+    ``on_step`` callback logs every step; the NaN/inf guard is checked at that read.
     """
 
     def __init__(
@@ -199,9 +230,12 @@ class Trainer:
         steps_per_epoch: int,
         regularizer: Optional[Regularizer] = None,
         device: torch.device | str | None = None,
-        loss_fn: Optional[Callable[[nn.Module, Batch], tuple[Tensor, dict[str, float]]]] = None,
+        loss_fn: Optional[Callable[[nn.Module, Batch], tuple[Tensor, dict[str, Any]]]] = None,
+        precision: Precision = FP32,
     ) -> None:
         self.loss_fn = loss_fn
+        self.precision = precision
+        self.scaler = precision.scaler()
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device)
         self.config = config
@@ -228,6 +262,7 @@ class Trainer:
             "result": dataclasses.asdict(self.result),  # plain types: checkpoints load with weights_only=True
             "best_state": self.best_state,
             "rng": rng_state(),
+            **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
         })
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -239,29 +274,47 @@ class Trainer:
         self.result = FitResult(history=[EpochResult(**e) for e in result["history"]],
                                 best_epoch=int(result["best_epoch"]), best=float(result["best"]))
         self.best_state = state["best_state"]
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
 
     # ------------------------------------------------------------- loop
-    def train_step(self, batch: Batch, unlabeled: Optional[Batch] = None) -> dict[str, float]:
-        """One optimisation step; raises ``FloatingPointError`` on a non-finite loss."""
+    def step_on_device(self, batch: Batch, unlabeled: Optional[Batch] = None) -> dict[str, Any]:
+        """One optimisation step without a host read: ``{"loss", "ce", "reg", ...}`` as detached 0-d
+        device tensors (or constant floats). A non-finite loss is *not* detected here: the caller checks
+        ``loss`` when it reads the values (:func:`check_finite`)."""
         self.model.train()
         batch = batch.to(self.device)
         unlabeled = unlabeled.to(self.device) if unlabeled is not None else None
-        if self.loss_fn is not None:
-            loss, parts = self.loss_fn(self.model, batch)
-        else:
-            loss, parts = compute_loss(
-                self.model, batch, unlabeled=unlabeled, regularizer=self.regularizer, lam=self.config.lam
-            )
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite training loss {float(loss.detach())} at epoch {self.epoch + 1}")
+        with self.precision.autocast():
+            if self.loss_fn is not None:
+                loss, parts = self.loss_fn(self.model, batch)
+            else:
+                loss, parts = compute_loss_on_device(
+                    self.model, batch, unlabeled=unlabeled, regularizer=self.regularizer, lam=self.config.lam
+                )
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
         if self.config.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
-        self.optimizer.step()
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
         self.scheduler.step()
-        return {"loss": float(loss.detach()), **parts}
+        return {"loss": loss.detach().float(), **parts}
+
+    def train_step(self, batch: Batch, unlabeled: Optional[Batch] = None) -> dict[str, float]:
+        """One optimisation step, its parts read back as floats with one host sync; raises
+        ``FloatingPointError`` on a non-finite loss (at that read, after the update)."""
+        parts = to_host(self.step_on_device(batch, unlabeled))
+        check_finite(parts["loss"], self.epoch)
+        return parts
 
     def fit(
         self,
@@ -290,22 +343,32 @@ class Trainer:
         cfg = self.config
         sign = 1.0 if cfg.selection_mode == "max" else -1.0
         while self.epoch < cfg.epochs:
-            sums: dict[str, float] = {}
+            sums: dict[str, Any] = {}
             steps, step_time = 0, 0.0
             for batch, unlabeled in batches(self.epoch):
                 t0 = time.perf_counter()
-                parts = self.train_step(batch, unlabeled)
+                if on_step is not None:  # per-step logging: one read per step
+                    parts: dict[str, Any] = self.train_step(batch, unlabeled)
+                else:  # statistics stay on the device until the end of the epoch
+                    parts = self.step_on_device(batch, unlabeled)
                 dt = time.perf_counter() - t0
                 step_time += dt
                 steps += 1
                 if on_step is not None:
                     on_step(self.epoch * self.steps_per_epoch + steps, {**parts, "step_time": dt})
                 for k, v in parts.items():
+                    # float64 on the device: the same sums as Python floats of the per-step values
+                    v = v.detach().to(torch.float64) if isinstance(v, Tensor) else v
                     sums[k] = sums.get(k, 0.0) + v
+            if on_step is None:
+                sums = to_host(sums)  # the one read of this epoch's statistics
+                if "loss" in sums and not math.isfinite(sums["loss"]):
+                    check_finite(sums["loss"], self.epoch)
             train = {k: v / max(1, steps) for k, v in sums.items()}
             train["step_time"] = step_time / max(1, steps)
             train["lr"] = float(self.scheduler.get_last_lr()[0])
-            valid = evaluate(self.model)
+            with self.precision.autocast():
+                valid = evaluate(self.model)
             if cfg.selection_metric not in valid:
                 raise ValueError(
                     f"selection metric {cfg.selection_metric!r} not among evaluation metrics {sorted(valid)}"

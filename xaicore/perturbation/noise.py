@@ -63,7 +63,7 @@ noise_size 0.5, ~70% for WordNet_0.5) and ``frac_changed`` = changed / content t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +71,7 @@ from torch import Tensor, nn
 
 from xaicore.models.protocol import TextClassifier, forward_batch
 from xaicore.perturbation.norms import kl_from_logits
+from xaicore.precision import exact, to_exact, to_host
 from xaicore.types import Batch, ClassifierOutput
 
 def symmetric_kl(logits_a: Tensor, logits_b: Tensor) -> Tensor:
@@ -327,13 +328,14 @@ class SimilarWordNoise:
         """The noisy word embeddings ``(B, T, E)`` (graph to ``E`` kept) and the changed mask ``(B, T)``."""
         if clean.embeddings is None or not isinstance(model, TextClassifier):
             raise ValueError(f"{self.name} needs a model with an `embed` lookup that returns its word embeddings")
-        emb = clean.embeddings  # (B, T, E)
+        emb = to_exact(clean.embeddings)  # (B, T, E)
         rep, has = self.replacements(batch.input_ids)
         changed = has & self.chosen_positions(model, batch, clean, labels)
         with torch.no_grad():
-            target = model.embed(rep)  # (B, T, E) current rows of the replacements
-        w = (self.noise_size * changed.to(emb.dtype)).unsqueeze(-1)  # (B, T, 1)
-        new = torch.lerp(emb.detach(), target, w) + (emb - emb.detach())  # value exact, gradient to E
+            target = to_exact(model.embed(rep))  # (B, T, E) current rows of the replacements
+        with exact(emb):  # the noise difference in fp32 also under autocast
+            w = (self.noise_size * changed.to(emb.dtype)).unsqueeze(-1)  # (B, T, 1)
+            new = torch.lerp(emb.detach(), target, w) + (emb - emb.detach())  # value exact, gradient to E
         return new, changed
 
     def perturbation(
@@ -341,18 +343,21 @@ class SimilarWordNoise:
     ) -> Tensor:
         """The additive noise ``E_new - E`` ``(B, T, E)``, detached (0 on special tokens and padding)."""
         new, _ = self.noised(model, batch, clean, labels)
-        return (new - clean.embeddings).detach()
+        with exact(new):
+            return (new - to_exact(clean.embeddings)).detach()
 
     # ------------------------------------------------------------- loss
-    def _stats(self, batch: Batch, emb: Tensor, new: Tensor, changed: Tensor) -> dict[str, float]:
-        with torch.no_grad():
+    def _stats(self, batch: Batch, emb: Tensor, new: Tensor, changed: Tensor) -> dict[str, Tensor]:
+        # 0-d device tensors: the training loop reads them once per logging interval (no sync here)
+        with torch.no_grad(), exact(new):
+            emb = to_exact(emb)
             content = batch.content_mask.unsqueeze(-1)
             noise = (new - emb) * content
             ratio = noise.flatten(1).norm(dim=1) / (emb * content).flatten(1).norm(dim=1).clamp_min(1e-12)
-            return {"noise_ratio": float(ratio.mean()),
-                    "frac_changed": float(changed.sum()) / max(1, int(batch.content_mask.sum()))}
+            n_content = batch.content_mask.sum().clamp_min(1).double()
+            return {"noise_ratio": ratio.mean(), "frac_changed": changed.sum().double() / n_content}
 
-    def fused_loss(self, model: nn.Module, batch: Batch) -> Optional[tuple[ClassifierOutput, Tensor, dict[str, float]]]:
+    def fused_loss(self, model: nn.Module, batch: Batch) -> Optional[tuple[ClassifierOutput, Tensor, dict[str, Tensor]]]:
         """The clean and the noisy pass as *one* forward of ``2B`` rows (the training loop's fast path).
 
         Same loss as the clean pass followed by :meth:`loss_with_stats` (dropout masks are drawn
@@ -361,11 +366,11 @@ class SimilarWordNoise:
         (saliency variants) or ``noise_size`` is 0.
 
         Returns:
-            ``(clean output, per-example symKL (B,), statistics)``.
+            ``(clean output, per-example symKL (B,), statistics as 0-d device tensors)``.
         """
         if self.selection.needs_gradient or self.noise_size == 0 or not isinstance(model, TextClassifier):
             return None
-        emb = model.embed(batch.input_ids)  # (B, T, E)
+        emb = to_exact(model.embed(batch.input_ids))  # (B, T, E)
         stub = ClassifierOutput(logits=emb.new_zeros(batch.size, 0), embeddings=emb)
         new, changed = self.noised(model, batch, stub, batch.labels)
         kwargs = {}
@@ -377,10 +382,10 @@ class SimilarWordNoise:
         clean = ClassifierOutput(logits=out.logits[:B], embeddings=emb)
         return clean, symmetric_kl(out.logits[:B], out.logits[B:]), self._stats(batch, emb, new, changed)
 
-    def loss_with_stats(
+    def loss_with_device_stats(
         self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor] = None
-    ) -> tuple[Tensor, dict[str, float]]:
-        """Per-example ``symKL`` ``(B,)`` and ``{"noise_ratio", "frac_changed"}``."""
+    ) -> tuple[Tensor, dict[str, Any]]:
+        """Per-example ``symKL`` ``(B,)`` and ``{"noise_ratio", "frac_changed"}`` (0-d device tensors; no host sync)."""
         if self.noise_size == 0:
             zero = clean.logits.new_zeros(clean.logits.shape[0])
             return zero, {"noise_ratio": 0.0, "frac_changed": 0.0}
@@ -388,6 +393,13 @@ class SimilarWordNoise:
         noisy = forward_batch(model, batch, inputs_embeds=new)
         stats = self._stats(batch, clean.embeddings, new, changed)
         return symmetric_kl(clean.logits, noisy.logits), stats
+
+    def loss_with_stats(
+        self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor] = None
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Per-example ``symKL`` ``(B,)`` and ``{"noise_ratio", "frac_changed"}`` as floats (one host sync)."""
+        per, stats = self.loss_with_device_stats(model, batch, clean, labels)
+        return per, to_host(stats)
 
     def __call__(
         self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor] = None

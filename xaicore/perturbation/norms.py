@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from xaicore.precision import exact, to_exact
+
 
 def expand_mask(mask: Tensor, like: Tensor) -> Tensor:
     """Broadcast a ``(B, T)`` mask to ``like``'s shape ``(B, T, ...)`` as ``like.dtype``."""
@@ -45,7 +47,13 @@ def normalize_per_example(
     Returns:
         Tensor shaped like ``x``: exactly 0 outside ``mask`` and for examples whose masked
         direction is zero, below ``tiny`` or non-finite; otherwise per-example norm ``norm``.
+        Computed in fp32 under autocast (a bf16/fp16 ``x`` is cast up first).
     """
+    with exact(x):
+        return _normalize(to_exact(x), mask, norm, tiny, detach_scale)
+
+
+def _normalize(x: Tensor, mask: Tensor, norm: float, tiny: float | None, detach_scale: bool) -> Tensor:
     m = expand_mask(mask, x).bool().expand_as(x)
     x = torch.where(m, x, torch.zeros((), dtype=x.dtype, device=x.device))  # exact 0 even where x is inf/nan
     flat = x.reshape(x.shape[0], -1)  # (B, T*E)
@@ -82,11 +90,13 @@ def kl_from_logits(target_logits: Tensor, logits: Tensor) -> Tensor:
         logits: ``(B, C)`` logits under perturbation.
 
     Returns:
-        ``(B,)`` KL divergences in nats.
+        ``(B,)`` fp32 KL divergences in nats (computed in fp32 also under autocast: the KL between a
+        clean and a slightly perturbed pass is a difference of nearly equal numbers).
     """
-    log_p = torch.log_softmax(target_logits.detach(), dim=-1)
-    log_q = torch.log_softmax(logits, dim=-1)
-    return (log_p.exp() * (log_p - log_q)).sum(dim=-1)
+    with exact(logits):
+        log_p = torch.log_softmax(to_exact(target_logits.detach()), dim=-1)
+        log_q = torch.log_softmax(to_exact(logits), dim=-1)
+        return (log_p.exp() * (log_p - log_q)).sum(dim=-1)
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,7 @@ from xaicore.models.protocol import capability, forward_batch
 from xaicore.perturbation.neighbours import NeighbourTable, nearest_neighbours
 from xaicore.perturbation.norms import ExchangeGraph, exchange_graph, kl_from_logits, normalize_per_example
 from xaicore.perturbation.noise import NOISE_VARIANTS
+from xaicore.precision import autocast_active, exact, to_exact
 from xaicore.types import Batch, ClassifierOutput
 
 __all__ = [
@@ -269,7 +270,8 @@ class AdversarialGradient:
             raise ValueError(f"{reg.name} is supervised: labels are required")
         ce = F.cross_entropy(clean.logits, labels, reduction="sum")
         (grad,) = torch.autograd.grad(ce, point, retain_graph=True)
-        return basis.project(grad.detach())  # gradient w.r.t. alpha at alpha = 0 (U^T g)
+        with exact(grad):
+            return basis.project(to_exact(grad.detach()))  # gradient w.r.t. alpha at alpha = 0 (U^T g)
 
     def loss(self, clean, logits, labels):
         return F.cross_entropy(logits, labels, reduction="none")
@@ -286,11 +288,22 @@ class VirtualAdversarial:
         # g = grad_d KL(p || p(x + d)) at d = xi * d0 is xi * H d0 + O(xi^2), H the KL Hessian; the
         # search variable is r itself or alpha (then g_alpha = U^T H U alpha0). The scaling to xi is
         # a constant for autograd: differentiating it would project out g's component along d0.
-        var = normalize_per_example(basis.random(point), mask, 1.0).requires_grad_(True)
-        d = normalize_per_example(basis.combine(var), mask, reg.xi, detach_scale=True)
-        kl = kl_from_logits(clean.logits, reg._perturbed_logits(model, batch, clean, d)).sum()
+        # The xi probe is exact: built and run in fp32 (autocast off). Under autocast, the probe's
+        # finite difference (entries of order xi / sqrt(T E)) is a few bf16 ulps of the embeddings, and
+        # the bf16 clean logits differ from an fp32 pass by rounding: the KL's first-order term would
+        # swamp ``xi H d0`` (sign flips seen on a tiny BERT). So there the reference is an fp32 pass at
+        # d = 0 (one extra forward without graph); in fp32 nothing changes (the clean logits).
+        under_autocast = autocast_active(point)
+        with exact(point):
+            var = normalize_per_example(to_exact(basis.random(point)), mask, 1.0).requires_grad_(True)
+            d = normalize_per_example(basis.combine(var), mask, reg.xi, detach_scale=True)
+            target = clean.logits
+            if under_autocast:
+                with torch.no_grad():
+                    target = reg._perturbed_logits(model, batch, clean, torch.zeros_like(d))
+            kl = kl_from_logits(target, reg._perturbed_logits(model, batch, clean, d)).sum()
         (grad,) = torch.autograd.grad(kl, var, retain_graph=True)
-        return grad
+        return to_exact(grad)
 
     def loss(self, clean, logits, labels):
         return kl_from_logits(clean.logits, logits)
@@ -441,12 +454,13 @@ class AdversarialRegularizer:
         0 where the two coincide or the norm underflows."""
         table = self.neighbour_table(model)
         nb = table.ids.to(batch.input_ids.device)[batch.input_ids]  # (B, T, K)
-        w = model.embedding.weight.detach()
-        diff = w[nb] - clean.embeddings.detach().unsqueeze(2)  # (B, T, K, E)
-        norm = diff.norm(dim=-1, keepdim=True)
-        tiny = torch.finfo(diff.dtype).tiny
-        unit = diff / norm.clamp_min(tiny)
-        return torch.where(norm > tiny ** 0.5, unit, torch.zeros_like(unit))
+        w = to_exact(model.embedding.weight.detach())
+        with exact(w):  # fp32 also under autocast
+            diff = w[nb] - to_exact(clean.embeddings.detach()).unsqueeze(2)  # (B, T, K, E)
+            norm = diff.norm(dim=-1, keepdim=True)
+            tiny = torch.finfo(diff.dtype).tiny
+            unit = diff / norm.clamp_min(tiny)
+            return torch.where(norm > tiny ** 0.5, unit, torch.zeros_like(unit))
 
     # -------------------------------------------------------------- public
     def perturbation(
@@ -469,7 +483,8 @@ class AdversarialRegularizer:
         mask = batch.content_mask
         basis = kind.site.basis(self, model, batch, clean, mask) if kind.interpretable else IDENTITY
         alpha = kind.direction.search(self, model, batch, clean, labels, kind.site.point(clean), basis, mask)
-        return normalize_per_example(basis.combine(basis.finish(alpha.detach())).detach(), mask, self.eps)
+        with exact(alpha):  # the eps-scaled direction in fp32 (xaicore.precision)
+            return normalize_per_example(basis.combine(basis.finish(to_exact(alpha.detach()))).detach(), mask, self.eps)
 
     def __call__(
         self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor] = None

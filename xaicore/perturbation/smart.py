@@ -45,6 +45,9 @@ Where the released code differs from the paper's prose (all code behaviour is th
 Per-step statistics: ``noise_ratio`` = mean over examples of ``||x~ - e||_2 / ||e||_2``
 over the masked positions (paper: about 0.003%), ``frac_changed`` = perturbed content tokens /
 content tokens (special tokens are not counted, also when ``mask='attention'`` perturbs them).
+
+Host syncs: none in :meth:`SmartRegularizer.loss_with_device_stats` (what the training loop calls):
+the non-finite-gradient case is a device-side ``where``, not a mid-step read.
 """
 from __future__ import annotations
 
@@ -57,6 +60,7 @@ from torch import Tensor, nn
 from xaicore.models.protocol import capability
 from xaicore.perturbation.noise import symmetric_kl
 from xaicore.perturbation.norms import kl_from_logits
+from xaicore.precision import exact, to_exact, to_host
 from xaicore.types import Batch, ClassifierOutput
 
 SMART_TARGETS = ("embedding_output", "word")
@@ -127,45 +131,70 @@ class SmartRegularizer:
             return grad.sign()
         return grad / (grad.abs().amax(dim=-1, keepdim=True) + self.epsilon)
 
+    def adversarial(self, model: nn.Module, batch: Batch, clean: ClassifierOutput) -> tuple[Tensor, Tensor, Tensor]:
+        """``(x~ detached, e, finite)`` without reading anything back to the host: ``finite`` is a 0-d
+        bool tensor, False when the ascent gradient was not finite (then ``x~`` is ``e``).
+
+        Noise, normalisation and step are computed in fp32 (autocast off, ``e`` cast up): only the two
+        forward passes run under the caller's autocast (:mod:`xaicore.precision`).
+        """
+        base = to_exact(self._base(model, batch, clean))  # (B, T, H)
+        with exact(base):
+            mask = self._mask(batch).to(base.dtype)  # (B, T, 1)
+            delta0 = (torch.randn_like(base) * self.noise_var * mask).requires_grad_(True)
+            start_adv = base + delta0
+        adv = self._logits(model, batch, start_adv)
+        kl = kl_from_logits(clean.logits, adv).mean()  # batchmean, clean detached, fp32
+        (grad,) = torch.autograd.grad(kl, delta0, retain_graph=True)
+        with exact(base):
+            grad = to_exact(grad)
+            finite = torch.isfinite(grad).all()
+            step = self.normalise(torch.where(finite, grad, torch.zeros_like(grad))) * self.step_size * mask
+            start = base + delta0.detach() if self.keep_init_noise else base
+            out = torch.where(finite, start + step, base).detach()
+        return out, base, finite
+
     def adversarial_input(
         self, model: nn.Module, batch: Batch, clean: ClassifierOutput
     ) -> tuple[Optional[Tensor], Tensor]:
-        """``(x~ detached or None when the gradient is not finite, e)``: the perturbed tensor and its base."""
-        base = self._base(model, batch, clean)  # (B, T, H)
-        mask = self._mask(batch).to(base.dtype)  # (B, T, 1)
-        delta0 = (torch.randn_like(base) * self.noise_var * mask).requires_grad_(True)
-        adv = self._logits(model, batch, base + delta0)
-        kl = kl_from_logits(clean.logits, adv).mean()  # batchmean, clean detached
-        (grad,) = torch.autograd.grad(kl, delta0, retain_graph=True)
-        if not torch.isfinite(grad.norm()):
-            return None, base
-        step = self.normalise(grad) * self.step_size * mask
-        start = base + delta0.detach() if self.keep_init_noise else base
-        return (start + step).detach(), base
+        """``(x~ detached or None when the gradient is not finite, e)``: the perturbed tensor and its base
+        (reads the finite flag back: one host sync; the training loop uses :meth:`adversarial`)."""
+        adv, base, finite = self.adversarial(model, batch, clean)
+        return (adv if bool(finite) else None), base
 
     def perturbation(
         self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor] = None
     ) -> Tensor:
         """``x~ - e`` ``(B, T, H)``, detached (zeros when the gradient was not finite)."""
-        adv, base = self.adversarial_input(model, batch, clean)
-        return torch.zeros_like(base).detach() if adv is None else (adv - base).detach()
+        adv, base, _ = self.adversarial(model, batch, clean)
+        with exact(base):
+            return (adv - base).detach()
 
-    def loss_with_stats(
+    def loss_with_device_stats(
         self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor] = None
-    ) -> tuple[Tensor, dict[str, float]]:
-        """Per-example ``symKL`` ``(B,)`` and ``{"noise_ratio", "frac_changed"}``."""
-        adv, base = self.adversarial_input(model, batch, clean)
-        if adv is None:
-            return clean.logits.new_zeros(clean.logits.shape[0]), {"noise_ratio": 0.0, "frac_changed": 0.0}
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Per-example ``symKL`` ``(B,)`` and ``{"noise_ratio", "frac_changed"}`` as 0-d device tensors
+        (no host sync: a non-finite ascent gradient gives a loss and statistics of exactly 0)."""
+        adv, base, finite = self.adversarial(model, batch, clean)
         logits = self._logits(model, batch, adv)
-        with torch.no_grad():
+        with torch.no_grad(), exact(base):
             mask = self._mask(batch).to(base.dtype)
             delta = (adv - base) * mask
             ratio = delta.flatten(1).norm(dim=1) / (base * mask).flatten(1).norm(dim=1).clamp_min(1e-12)
             changed = ((delta.abs().amax(-1) > 0) & batch.content_mask).sum()  # content tokens only
-            stats = {"noise_ratio": float(ratio.mean()),
-                     "frac_changed": float(changed) / max(1, int(batch.content_mask.sum()))}
-        return symmetric_kl(clean.logits, logits), stats
+            content = batch.content_mask.sum().clamp_min(1)
+            zero = torch.zeros((), dtype=ratio.dtype, device=ratio.device)
+            stats = {"noise_ratio": torch.where(finite, ratio.mean(), zero),
+                     "frac_changed": torch.where(finite, changed.double() / content.double(), zero.double())}
+        per = symmetric_kl(clean.logits, logits)
+        return torch.where(finite, per, torch.zeros_like(per)), stats
+
+    def loss_with_stats(
+        self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor] = None
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Per-example ``symKL`` ``(B,)`` and ``{"noise_ratio", "frac_changed"}`` as floats (one host sync)."""
+        per, stats = self.loss_with_device_stats(model, batch, clean, labels)
+        return per, to_host(stats)
 
     def __call__(
         self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor] = None
