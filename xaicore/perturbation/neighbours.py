@@ -11,10 +11,9 @@ Convention for excluded rows: ``ids[v] = v`` in every column and
 ``sims[v] = 0``, so that any noise built from the table
 (``E[ids[v]] - E[v]``) is exactly zero for them.
 
-Memory: similarities are computed in ``(chunk_size, chunk_size)`` tiles of the
-upper triangle of the (symmetric) candidate similarity matrix on the weight's
-device, never a ``V x V`` matrix; the tile side is chosen from a memory budget.
-Ties in similarity are broken by the lower id.
+Memory: similarities are computed ``chunk_size`` rows at a time on the
+weight's device; the largest temporary is ``(chunk_size, V)`` floats, never a
+``V x V`` matrix. Ties in similarity are broken as ``torch.topk`` breaks them.
 
 The disk cache (:func:`cached_neighbours`) is a pure function of a directory:
 the file name carries the model id, a hash of the vocabulary (token strings in
@@ -74,57 +73,10 @@ class NeighbourTable:
         return NeighbourTable(ids=self.ids.to(device), sims=self.sims.to(device))
 
 
-#: default memory budget (bytes) of the temporaries of :func:`nearest_neighbours` (tiles + candidates)
-MEMORY_BUDGET = 256 * 2**20
-
-
-def _tile_size(rows: int, k: int, budget: int) -> int:
-    """Largest tile side ``B`` whose temporaries fit ``budget`` bytes: two ``(B, B)`` float tiles plus the
-    ``(rows, ceil(rows / B), k)`` candidate buffers (value float32/64 + id int64, 16 bytes counted)."""
-    B = 4096
-    while B > 64 and 8 * B * B + 16 * rows * k * -(-rows // B) > budget:
-        B //= 2
-    return B
-
-
-def _top_rows(block: Tensor, col_ids: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """Row-wise top-``k`` of ``block`` ``(C, N)``, ties broken by the lower column id (``col_ids`` ascending)."""
-    n = int(block.shape[1])
-    if n < k:  # a narrow tile: pad with -inf columns (never chosen: k finite candidates exist elsewhere)
-        pad = torch.full((block.shape[0], k - n), float("-inf"), dtype=block.dtype, device=block.device)
-        block = torch.cat([block, pad], dim=1)
-        col_ids = torch.cat([col_ids, col_ids[-1:].expand(k - n)])
-        n = k
-    kk = min(k + 1, n)
-    top = block.topk(kk, dim=1)  # (C, kk), sorted descending
-    vals, idx = top.values[:, :k], top.indices[:, :k]
-    if kk > k:  # a tie across the k-th place: torch.topk's choice is not by id; redo those rows exactly
-        tied = top.values[:, k] == top.values[:, k - 1]
-    else:
-        tied = torch.zeros(block.shape[0], dtype=torch.bool, device=block.device)
-    # inside the kept k, order equal values by id (stable sort of id-sorted entries)
-    idx, order = idx.sort(dim=1)
-    vals = vals.gather(1, order)
-    vals, order = vals.sort(dim=1, descending=True, stable=True)
-    idx = idx.gather(1, order)
-    if bool(tied.any()):
-        t = torch.nonzero(tied).squeeze(1)
-        v, i = block[t].sort(dim=1, descending=True, stable=True)  # columns are in id order: stable = lower id
-        vals[t], idx[t] = v[:, :k], i[:, :k]
-    return vals, col_ids[idx]
-
-
 def nearest_neighbours(
-    weight: Tensor, k: int, *, exclude: Optional[Tensor] = None, chunk_size: Optional[int] = None,
-    memory_budget: int = MEMORY_BUDGET,
+    weight: Tensor, k: int, *, exclude: Optional[Tensor] = None, chunk_size: int = 1024
 ) -> NeighbourTable:
     """Top-``k`` cosine neighbours of every row of ``weight``.
-
-    The similarity matrix of the candidate (non-excluded) entries is symmetric: it is computed in
-    ``(chunk_size, chunk_size)`` tiles of its upper triangle only, each tile giving top-``k``
-    candidates to its rows and (transposed) to its columns; the per-tile candidates are merged at
-    the end. Ties are broken by the lower id, at every step, so the table does not depend on
-    ``chunk_size``.
 
     Args:
         weight: ``(V, E)`` embedding matrix (any float dtype; computed in
@@ -132,9 +84,7 @@ def nearest_neighbours(
         k: neighbours per entry, ``1 <= k < V - #excluded``.
         exclude: ``(V,)`` bool, entries never returned as neighbours; their own
             rows are skipped (see the module docstring for their contents).
-        chunk_size: tile side (rows and columns per similarity block); default: the largest
-            power of two <= 4096 whose temporaries fit ``memory_budget``.
-        memory_budget: bytes for the tiles and candidate buffers when ``chunk_size`` is None.
+        chunk_size: rows per similarity block (memory ``chunk_size * V`` floats).
 
     Returns:
         :class:`NeighbourTable` on ``weight``'s device. A zero row has cosine 0
@@ -152,7 +102,7 @@ def nearest_neighbours(
     candidates = V - int(exclude.sum())
     if not 1 <= k < candidates:
         raise ValueError(f"k must be in [1, {candidates - 1}] ({candidates} candidate entries), got {k}")
-    if chunk_size is not None and chunk_size < 1:
+    if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
 
     with torch.no_grad():
@@ -161,40 +111,19 @@ def nearest_neighbours(
         unit = unit / unit.norm(dim=1, keepdim=True).clamp_min(1e-12)  # (V, E)
         ids = torch.arange(V, device=device).unsqueeze(1).repeat(1, k)  # (V, k): excluded rows map to themselves
         sims = torch.zeros(V, k, dtype=dtype, device=device)
-        rows = torch.nonzero(~exclude).squeeze(1)  # (R,) candidates: the rows computed and the columns returned
-        R = int(rows.numel())
-        U = unit[rows]  # (R, E)
-        B = chunk_size or _tile_size(R, k, memory_budget)
-        nb = -(-R // B)
-        bounds = [R * b // nb for b in range(nb + 1)]  # nb near-equal blocks (no sliver at the end)
-        cand_v = torch.empty(R, nb, k, dtype=dtype, device=device)
-        cand_i = torch.empty(R, nb, k, dtype=torch.long, device=device)
-        local = torch.arange(R, device=device)
-        for bi in range(nb):
-            a0, a1 = bounds[bi], bounds[bi + 1]
-            for bj in range(bi, nb):
-                b0, b1 = bounds[bj], bounds[bj + 1]
-                tile = U[a0:a1] @ U[b0:b1].T  # (Ci, Cj)
-                if bi == bj:
-                    tile.diagonal().fill_(float("-inf"))  # never itself
-                v, i = _top_rows(tile, local[b0:b1], k)
-                cand_v[a0:a1, bj], cand_i[a0:a1, bj] = v, i
-                if bi != bj:
-                    v, i = _top_rows(tile.T.contiguous(), local[a0:a1], k)
-                    cand_v[b0:b1, bi], cand_i[b0:b1, bi] = v, i
-                del tile
-        # merge: blocks hold disjoint, id-ordered columns; sort candidates by id, then stably by value
-        cand_v, cand_i = cand_v.view(R, nb * k), cand_i.view(R, nb * k)
-        cand_i, order = cand_i.sort(dim=1)
-        cand_v = cand_v.gather(1, order)
-        cand_v, order = cand_v.sort(dim=1, descending=True, stable=True)
-        top = rows[cand_i.gather(1, order[:, :k])]  # (R, k) vocabulary ids
-        ids[rows] = top
-        # the kept similarities are recomputed row by row (elementwise product summed over E):
-        # the value then does not depend on how the matmul was blocked (chunked == unchunked, bitwise)
-        for s0 in range(0, R, 4096):
-            r = rows[s0 : s0 + 4096]
-            sims[r] = (unit[r].unsqueeze(1) * unit[top[s0 : s0 + 4096]]).sum(-1)  # (C, k)
+        rows = torch.nonzero(~exclude).squeeze(1)  # (R,)
+        col_penalty = torch.zeros(V, dtype=dtype, device=device).masked_fill(exclude, float("-inf"))  # (V,)
+        for start in range(0, rows.numel(), chunk_size):
+            r = rows[start : start + chunk_size]  # (C,)
+            block = unit[r] @ unit.T  # (C, V)
+            block += col_penalty
+            block[torch.arange(r.numel(), device=device), r] = float("-inf")  # never itself
+            top = block.topk(k, dim=1)
+            ids[r] = top.indices
+            # the kept similarities are recomputed row by row (elementwise product summed over E):
+            # the value then does not depend on how the matmul was blocked (chunked == unchunked, bitwise)
+            sims[r] = (unit[r].unsqueeze(1) * unit[top.indices]).sum(-1)  # (C, k)
+            del block, top
     return NeighbourTable(ids=ids, sims=sims.float() if dtype != torch.float64 else sims)
 
 
@@ -233,7 +162,7 @@ def cached_neighbours(
     weight: Tensor,
     k: int,
     exclude: Optional[Tensor] = None,
-    chunk_size: Optional[int] = None,
+    chunk_size: int = 1024,
 ) -> tuple[NeighbourTable, Path, bool]:
     """Load the table for (model, vocabulary, k, exclusion) from ``directory`` or compute and store it.
 
