@@ -1,5 +1,6 @@
 """Precision policy (bf16 autocast keeps perturbations exact) and the host-sync budget of a training step."""
 import contextlib
+import math
 import inspect
 
 import pytest
@@ -173,3 +174,42 @@ def test_device_statistics_give_the_same_epoch_means_as_per_step_reads():
                              on_step=(lambda s, p: None) if per_step else None)
         runs.append({k: v for k, v in result.history[0].train.items() if k != "step_time"})
     assert runs[0] == runs[1]
+
+
+# ----------------------------------------------------------------------------- the config key
+PRECISION_TRAINABLES = ("classifier", "faithfulness", "finetune", "bios_debias", "mlm", "restorability")
+
+
+@pytest.mark.parametrize("name", PRECISION_TRAINABLES)
+def test_every_training_or_evaluating_trainable_takes_precision(name):
+    from trainables import TRAINABLES
+
+    parse = TRAINABLES[name].parse_config
+    assert parse({}).precision == "auto"
+    assert parse({"precision": "bf16"}).precision == "bf16"
+    with pytest.raises(ValueError, match=r"precision: must be one of auto, fp32, bf16, fp16, got 'fp8'"):
+        parse({"precision": "fp8"})
+
+
+def test_auto_is_fp32_on_cpu_and_trains_the_same_numbers():
+    from trainables.classifier.trial import run_trial
+    from trainables.protocol import runtime_precision
+    from trainables.classifier.config import parse_config
+
+    assert runtime_precision(parse_config({}), "cpu").name == "fp32"
+    tiny = dict(synthetic_size=160, epochs=1, embedding_dim=8, hidden_dim=8, attention_dim=8,
+                regularizer="attention_vat")
+    auto = run_trial({**tiny, "precision": "auto"}, lambda *_: None).metrics
+    fp32 = run_trial({**tiny, "precision": "fp32"}, lambda *_: None).metrics
+    assert {k: v for k, v in auto.items() if "time" not in k} == {k: v for k, v in fp32.items() if "time" not in k}
+
+
+def test_bf16_autocast_trains_a_classifier_on_cpu():
+    from trainables.classifier.trial import run_trial
+
+    tiny = dict(synthetic_size=160, epochs=1, embedding_dim=8, hidden_dim=8, attention_dim=8,
+                regularizer="attention_vat")
+    bf16 = run_trial({**tiny, "precision": "bf16"}, lambda *_: None).metrics
+    fp32 = run_trial({**tiny, "precision": "fp32"}, lambda *_: None).metrics
+    assert math.isfinite(bf16["train/loss"]) and 0 <= bf16["test/accuracy"] <= 1
+    assert abs(bf16["train/loss"] - fp32["train/loss"]) < 5e-2

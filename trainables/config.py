@@ -92,7 +92,9 @@ def build_config(cls: type[T], data: Mapping[str, Any], *, where: str = "config"
         if key.startswith("_"):
             continue
         if key not in names:
-            close = difflib.get_close_matches(key, names, n=1)
+            # a key the user shortened or extended (epsilon -> eps) first, then the closest spelling
+            close = [n for n in names if len(n) >= 3 and (key.startswith(n) or n.startswith(key))] \
+                or difflib.get_close_matches(key, names, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             problems.append(f"{key}: unknown key{hint}")
             continue

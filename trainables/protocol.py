@@ -32,6 +32,7 @@ import torch
 
 from trainables.config import build_config
 from trainables.loop_metrics import best_metric, split_metric, train_metric
+from xaicore.precision import PRECISIONS, Precision
 from xaicore.seeding import seed_everything
 
 Report = Callable[[dict[str, Any], Optional[dict[str, Any]]], None]
@@ -167,11 +168,29 @@ def resolve_device(name: str) -> torch.device:
 
 def start_runtime(cfg: Any) -> torch.device:
     """The one prologue of every trial body: torch's thread count (``num_threads``; 0 leaves it),
-    every seed (``seed``, with ``deterministic`` kernels where the config has that key) and the device."""
+    every seed (``seed``, with ``deterministic`` kernels where the config has that key) and the device.
+    On CUDA, fp32 matmuls and convolutions use TF32 (PyTorch leaves them in full IEEE fp32 by default);
+    perturbation arithmetic is not affected where it matters: see :mod:`xaicore.precision`."""
     if getattr(cfg, "num_threads", 0):
         torch.set_num_threads(cfg.num_threads)
     seed_everything(cfg.seed, deterministic=bool(getattr(cfg, "deterministic", False)))
-    return resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device
+
+
+def runtime_precision(cfg: Any, device: torch.device | str) -> Precision:
+    """The config's ``precision`` (``auto`` | ``fp32`` | ``bf16`` | ``fp16``) on ``device``:
+    ``auto`` is bf16 autocast on a CUDA device that supports it and fp32 elsewhere (so CPU results
+    never move); perturbations stay fp32 under every setting (:mod:`xaicore.precision`)."""
+    return Precision.resolve(getattr(cfg, "precision", "auto"), device)
+
+
+def precision_problems(value: Any) -> list[str]:
+    """The config check of ``precision`` (every trainable that trains or evaluates a model)."""
+    return [] if value in PRECISIONS else [f"precision: must be one of {', '.join(PRECISIONS)}, got {value!r}"]
 
 
 # ----------------------------------------------------------------------------- epoch loop

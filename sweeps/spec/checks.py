@@ -95,9 +95,9 @@ def kind_of(value: Any) -> str:
 def did_you_mean(key: Any, allowed: Sequence[str]) -> str:
     """``" (did you mean 'x'?)"`` for the closest of ``allowed``, or ``""`` if none is close."""
     key = str(key)
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6) or [
-        a for a in allowed if len(key) >= 3 and (a.startswith(key) or key.startswith(a))
-    ]
+    # a key the user shortened or extended first (as trainables.config does), then the closest spelling
+    close = [a for a in allowed if len(key) >= 3 and len(a) >= 3 and (a.startswith(key) or key.startswith(a))] \
+        or difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

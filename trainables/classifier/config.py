@@ -10,7 +10,7 @@ from trainables.classifier.metrics import METRIC_KEYS
 from trainables.common_checks import training_problems
 from trainables.data_setup import SYNTHETIC, data_source_problems, unlabeled_source_problems
 from trainables.hub_checks import MINILM, hub_model_problems
-from trainables.protocol import parse_trial_config
+from trainables.protocol import parse_trial_config, precision_problems
 from xaicore.data.loading import KNOWN_DATASETS
 from xaicore.data.local_datasets import LOCAL_DATASETS, LOCAL_PREFIX
 from xaicore.models.pretrained import packaged_minilm_dir as minilm_dir
@@ -113,6 +113,7 @@ class ClassifierTrialConfig:
     data_seed: int = 0
     deterministic: bool = False
     device: str = "auto"
+    precision: str = "auto"  # autocast: auto (bf16 on CUDA, else fp32) | fp32 | bf16 | fp16
     num_threads: int = 1
     correlation: bool = True
     corr_epoch: Optional[int] = None
@@ -127,7 +128,7 @@ class ClassifierTrialConfig:
         return None
 
     def problems(self) -> list[str]:
-        p = []
+        p = precision_problems(self.precision)
         if self.regularizer not in regularizer_names():
             p.append(f"regularizer: unknown {self.regularizer!r}; choose one of {', '.join(regularizer_names())}")
         if self.eps < 0:

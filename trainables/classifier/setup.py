@@ -9,7 +9,7 @@ import torch
 from trainables.classifier.config import ClassifierTrialConfig
 from trainables.data_setup import Splits, load_splits, load_unlabeled
 from trainables.hub_checks import MINILM
-from trainables.protocol import resolve_device
+from trainables.protocol import resolve_device, runtime_precision
 from xaicore.data.batching import SemiSupervisedBatches, batches
 from xaicore.metrics import classification_metrics, predict
 from xaicore.models.lstm_attention import AttentionLSTMClassifier, AttentionLSTMConfig
@@ -106,7 +106,7 @@ class ClassifierSetup:
                 decay=cfg.warmup_ratio > 0, max_grad_norm=cfg.max_grad_norm, lam=cfg.lam,
                 selection_metric=cfg.selection_metric,
             ),
-            steps_per_epoch=self.steps_per_epoch,
+            steps_per_epoch=self.steps_per_epoch, precision=runtime_precision(cfg, self.device),
             regularizer=make_regularizer(cfg.regularizer, eps=_method_eps(cfg), xi=cfg.xi, neighbours=cfg.neighbours,
                                          word_neighbours=cfg.word_neighbours,
                                          refresh_every=self.steps_per_epoch),

@@ -15,7 +15,7 @@ from trainables.data_setup import SYNTHETIC, hold_out, load_splits
 from trainables.data_setup import subsample as _subsample
 from trainables.finetune.config import FinetuneTrialConfig, round_of, split_list
 from trainables.finetune.metrics import round_accuracy
-from trainables.protocol import resolve_device
+from trainables.protocol import resolve_device, runtime_precision
 from xaicore.data.batching import batches
 from xaicore.data.loading import KNOWN_DATASETS, TextDataset, load_dataset
 from xaicore.metrics import classification_metrics, predict
@@ -95,7 +95,7 @@ class FinetuneSetup:
                         decay=True, max_grad_norm=cfg.max_grad_norm, lam=cfg.lam,
                         selection_metric=cfg.selection_metric),
             steps_per_epoch=self.steps_per_epoch, regularizer=self.regularizer, device=self.device,
-            loss_fn=self.loss_fn(),
+            loss_fn=self.loss_fn(), precision=runtime_precision(cfg, self.device),
         )
         self.valid_batches = list(batches(self.valid, self.encoder, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0))
         self.test_batches = list(batches(self.test, self.encoder, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0))

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from trainables.data_setup import SYNTHETIC, unlabeled_source_problems
-from trainables.protocol import parse_trial_config
+from trainables.protocol import parse_trial_config, precision_problems
 from xaicore.models.pretrained import MINILM_NAMES, MINILM_PACKAGE, packaged_minilm_dir
 from xaicore.training import TrainConfig
 
@@ -58,10 +58,11 @@ class MLMTrialConfig:
     save_dir: Optional[str] = None
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # autocast: auto (bf16 on CUDA, else fp32) | fp32 | bf16 | fp16
     num_threads: int = 1
 
     def problems(self) -> list[str]:
-        p = []
+        p = precision_problems(self.precision)
         for name in ("epochs", "batch_size", "heldout", "max_length"):
             if getattr(self, name) < 1:
                 p.append(f"{name}: must be >= 1, got {getattr(self, name)}")

@@ -29,7 +29,7 @@ from trainables.loop_metrics import split_metric
 from trainables.mlm.config import MLMTrialConfig, preflight, resolve_model_path
 from trainables.mlm.metrics import HELDOUT, INITIAL_ACCURACY, SELECTION_METRIC
 from trainables.mlm.setup import EVAL_BATCH_SIZE, encode, length_batches, load_sentences
-from trainables.protocol import Trainable, Trial, TrialResult, fit_epochs, start_runtime
+from trainables.protocol import Trainable, Trial, TrialResult, fit_epochs, runtime_precision, start_runtime
 from xaicore.models.masked_lm import (
     load_masked_lm,
     mask_tokens_for_mlm,
@@ -69,7 +69,7 @@ def run(cfg: MLMTrialConfig, trial: Trial) -> TrialResult:
         model,
         TrainConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
                     decay=True, max_grad_norm=cfg.max_grad_norm, selection_metric=SELECTION_METRIC),
-        steps_per_epoch=steps, device=device, loss_fn=masked_lm_loss,
+        steps_per_epoch=steps, device=device, loss_fn=masked_lm_loss, precision=runtime_precision(cfg, device),
     )
     gen = torch.Generator().manual_seed(cfg.seed + 1)  # the training masks: its state is in the checkpoint
     resume = trial.resume or {}

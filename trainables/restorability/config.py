@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from trainables.protocol import parse_trial_config
+from trainables.protocol import parse_trial_config, precision_problems
 from trainables.restorability.metrics import allowed_methods
 from xaicore.cancel_out.methods import CANCEL_OUT_REGISTRY
 from xaicore.cancel_out.restorability import RESTORABILITY_METHODS
@@ -42,10 +42,11 @@ class RestorabilityTrialConfig:
     batch_size: int = 64
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # autocast: auto (bf16 on CUDA, else fp32) | fp32 | bf16 | fp16
     num_threads: int = 1
 
     def problems(self) -> list[str]:
-        p = []
+        p = precision_problems(self.precision)
         if self.k < 1:
             p.append(f"k: the number of marginalization candidates must be >= 1, got {self.k}")
         for name in ("n_tokens", "batch_size"):

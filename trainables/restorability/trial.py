@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from trainables.data_setup import dropped_metrics, log_dropped
-from trainables.protocol import Trainable, Trial, TrialResult, start_runtime
+from trainables.protocol import Trainable, Trial, TrialResult, runtime_precision, start_runtime
 from trainables.restorability.artifacts import write_outputs
 from trainables.restorability.config import RestorabilityTrialConfig, preflight
 from trainables.restorability.metrics import N_SENTENCES, N_TOKENS, QUANTITIES, seconds_metric, stat_metric
@@ -68,12 +68,14 @@ def run(
     batches = pair_batches(ids, pairs, cfg.batch_size, tok.pad_token_id, specials)
     values: dict[str, dict[str, list]] = {m: {q: [] for q in QUANTITIES} for m in cfg.methods}
     seconds: dict[str, float] = {m: 0.0 for m in cfg.methods}  # per method; shared passes: see restorability()
+    precision = runtime_precision(cfg, device)
     order = list(range(len(batches)))
     random.Random(cfg.seed).shuffle(order)
     for done, bi in enumerate(order, 1):
         batch, pos = batches[bi]
-        res = restorability(mlm, batch.to(device), pos.to(device), cfg.methods, k=cfg.k,
-                            mask_token_id=tok.mask_token_id, exclude_ids=tuple(sorted(specials)), seconds=seconds)
+        with precision.autocast():  # softmax and the probabilities run in fp32 under autocast
+            res = restorability(mlm, batch.to(device), pos.to(device), cfg.methods, k=cfg.k,
+                                mask_token_id=tok.mask_token_id, exclude_ids=tuple(sorted(specials)), seconds=seconds)
         for m in cfg.methods:
             for q in QUANTITIES:
                 values[m][q].append(res[m][q])

@@ -184,7 +184,10 @@ class AttentionLSTMClassifier(nn.Module):
         attention = torch.softmax(perturbed.masked_fill(~mask, float("-inf")), dim=-1)  # (B, T)
         attention = attention.masked_fill(~mask, 0.0)  # rows of all-padding stay finite
         weights = attention.detach() if detach_attention else attention
-        pooled = torch.bmm(weights.unsqueeze(1), hidden).squeeze(1)  # (B, 2H)
+        # under autocast the scores (and a perturbation's fp32 forward) can meet a bf16 ``hidden``: pool in the
+        # wider of the two dtypes (an fp32 perturbation block stays exact; autocast casts bmm itself)
+        dtype = torch.promote_types(weights.dtype, hidden.dtype)
+        pooled = torch.bmm(weights.unsqueeze(1).to(dtype), hidden.to(dtype)).squeeze(1)  # (B, 2H)
         logits = self.decoder(self._dropout(pooled, "pooled", masks))  # (B, C)
         return ClassifierOutput(logits=logits, attention=attention, scores=scores, hidden=hidden,
                                 dropout_masks=masks or None)
