@@ -36,7 +36,8 @@ ray = pytest.importorskip("ray")
 from mlflow.tracking import MlflowClient  # noqa: E402
 from ray import tune  # noqa: E402
 
-from sweeps import cli, launcher, sweep_runs  # noqa: E402
+from sweeps import cli, launcher  # noqa: E402
+from sweeps.launch import sweep_runs  # noqa: E402
 from sweeps.spec.parse import parse_spec  # noqa: E402
 from multinode_utils import kill_session  # noqa: E402
 
