@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def registered():
     """Register the docs' examples for one test; the registries are restored afterwards."""
     from tests import docs_plugins
-    from xaicore.cancel_out.methods import methods as cancel_out
+    import xaicore.cancel_out.methods as cancel_out
     from xaicore.faithfulness import attribution
     from xaicore.perturbation.norms import noise, regularizers
 
