@@ -191,6 +191,10 @@ def test_tokenised_once_grouped_batches_and_eval_order(model_dir, tmp_path):
     from xaicore.metrics import predict
 
     d = make_nli_files(tmp_path / "anli", rounds=True)
+    for f in d.rglob("*.jsonl"):  # lengths that vary, so that sorting by length reorders
+        rows = [json.loads(x) for x in f.read_text().splitlines()]
+        f.write_text("\n".join(json.dumps({**r, "premise": r["premise"] + " the" * ((7 * i) % 5)})
+                               for i, r in enumerate(rows)) + "\n")
     cfg = config(model_dir, d, tmp_path, epochs=1, valid_split="R1/dev,R2/dev,R3/dev",
                  test_split="R1/test,R2/test,R3/test")
     null = FinetuneSetup(parse_config({**cfg, "bucket_pool": None}))
