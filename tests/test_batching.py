@@ -160,6 +160,7 @@ import torch  # noqa: E402
 from xaicore.data.batching import (  # noqa: E402
     EncodedDataset, collate_indices, encode_dataset, eval_batches, pad_counts,
 )
+from xaicore.data.encoded import collate_encoded  # noqa: E402
 
 
 def _pair_data(n=40, seed=0, rationales=True):
@@ -216,7 +217,7 @@ def test_pre_encoded_batches_equal_per_batch_tokenisation(kind, tmp_path):
     assert any(b.rationale_mask is not None and b.rationale_mask.any() for b in new) or kind == "hf_single"
     # unlabeled batches (no labels) too
     _assert_same_batch(collate_indices(data, enc, [5, 1, 9], with_labels=False),
-                       enc.collate_encoded([encoded.examples[i] for i in (5, 1, 9)], index=[5, 1, 9]))
+                       collate_encoded(enc, [encoded.examples[i] for i in (5, 1, 9)], index=[5, 1, 9]))
 
 
 def test_pre_encoded_batches_never_tokenise(monkeypatch):

@@ -62,10 +62,11 @@ def eval_test_batches(setup, cfg: FaithfulnessTrialConfig) -> list:
     from xaicore.data.batching import batches as make_batches
 
     test = setup.splits.test
-    if len(test) <= cfg.eval_examples:  # dataset order (not the length-sorted test batches): per-batch means
-        return list(make_batches(setup.encoded["test"], setup.encoder, batch_size=EVAL_BATCH_SIZE, shuffle=False,
-                                 seed=0))
-    return list(make_batches(subsample(test, cfg.eval_examples, cfg.data_seed), setup.encoder,
+    if len(test) > cfg.eval_examples:
+        test = subsample(test, cfg.eval_examples, cfg.data_seed)
+    # file order, not the length-sorted test batches: the metrics are means of per-batch values (tokenised
+    # here once, at the end of the trial)
+    return list(make_batches(test, setup.encoder,
                              batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0))
 
 

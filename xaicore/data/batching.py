@@ -22,7 +22,8 @@ import numpy as np
 
 from xaicore.data.loading import TextDataset
 from xaicore.types import Batch
-from xaicore.data.vocab import EncodedExample, Encoder
+from xaicore.data.encoded import EncodedExample, collate_encoded, encode_examples
+from xaicore.data.vocab import Encoder
 
 __all__ = ["batch_indices", "collate_indices", "batches", "SemiSupervisedBatches", "EncodedDataset",
            "encode_dataset", "eval_batches", "pad_counts"]
@@ -31,7 +32,7 @@ __all__ = ["batch_indices", "collate_indices", "batches", "SemiSupervisedBatches
 @dataclass(frozen=True)
 class EncodedDataset:
     """A :class:`TextDataset` tokenised once (:func:`encode_dataset`): one unpadded
-    :class:`~xaicore.data.vocab.EncodedExample` per example, plus the labels.
+    :class:`~xaicore.data.encoded.EncodedExample` per example, plus the labels.
 
     Attributes:
         examples: the encoded examples, in dataset order.
@@ -56,9 +57,9 @@ Data = Union[TextDataset, EncodedDataset]
 
 
 def encode_dataset(dataset: TextDataset, encoder: Encoder) -> EncodedDataset:
-    """Tokenise every example of ``dataset`` once with ``encoder.encode_examples`` (texts, pairs,
+    """Tokenise every example of ``dataset`` once (:func:`xaicore.data.encoded.encode_examples`: texts, pairs,
     rationales); batches of the result equal :func:`collate_indices` batches of the same positions."""
-    rows = encoder.encode_examples(dataset.texts, text_pairs=dataset.text_pairs, rationales=dataset.rationales)
+    rows = encode_examples(encoder, dataset.texts, text_pairs=dataset.text_pairs, rationales=dataset.rationales)
     labels = None if dataset.labels is None else tuple(int(x) for x in dataset.labels)
     return EncodedDataset(tuple(rows), labels, dataset.name)
 
@@ -68,7 +69,7 @@ def _collate(data: Data, encoder: Encoder, idx: Sequence[int], *, with_labels: b
         return collate_indices(data, encoder, idx, with_labels=with_labels)
     idx = [int(i) for i in idx]
     labels = [data.labels[i] for i in idx] if with_labels and data.labels is not None else None
-    return encoder.collate_encoded([data.examples[i] for i in idx], labels=labels, index=idx)
+    return collate_encoded(encoder, [data.examples[i] for i in idx], labels=labels, index=idx)
 
 
 def pad_counts(batch: Batch) -> tuple[int, int]:

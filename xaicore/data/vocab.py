@@ -28,7 +28,6 @@ __all__ = [
     "word_spans",
     "WordVocab",
     "Encoder",
-    "EncodedExample",
     "WordEncoder",
     "HFEncoder",
 ]
@@ -179,56 +178,6 @@ class WordVocab:
         return cls(tuple(state["itos"]))
 
 
-@dataclass(frozen=True)
-class EncodedExample:
-    """One example tokenised once, unpadded (``encode_examples``), padded later by ``collate_encoded``.
-
-    Attributes:
-        input_ids: the token ids (special tokens included, truncated).
-        token_type_ids: segment ids, or ``None`` when the encoder gives none.
-        special_tokens_mask: 1 on special tokens, or ``None`` (word encoder).
-        rationale: positions marked as evidence, ``()`` for none; ``None``: the batch gets no
-            ``rationale_mask`` (no rationales, or a slow HF tokenizer).
-    """
-
-    input_ids: tuple[int, ...]
-    token_type_ids: Optional[tuple[int, ...]] = None
-    special_tokens_mask: Optional[tuple[int, ...]] = None
-    rationale: Optional[tuple[int, ...]] = None
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
-
-
-def _pad_rows(rows: Sequence[EncodedExample], *, pad_id: int, type_pad: int, width: int, left: bool,
-              labels: Optional[Sequence[int]], index: Optional[Sequence[int]], special: bool) -> Batch:
-    """Pad pre-encoded rows into one :class:`Batch` (padding on the right, or the left with ``left``)."""
-    if len(rows) == 0:
-        raise ValueError("cannot collate an empty list of examples")
-    B = len(rows)
-    input_ids = torch.full((B, width), pad_id, dtype=torch.long)
-    attention = torch.zeros(B, width, dtype=torch.bool)
-    has_types = rows[0].token_type_ids is not None
-    types = torch.full((B, width), type_pad, dtype=torch.long) if has_types else None
-    smask = torch.zeros(B, width, dtype=torch.bool) if special else None
-    rmask = torch.zeros(B, width, dtype=torch.bool) if rows[0].rationale is not None else None
-    for i, r in enumerate(rows):
-        n = len(r.input_ids)
-        sl = slice(width - n, width) if left else slice(0, n)
-        off = width - n if left else 0
-        if n:
-            input_ids[i, sl] = torch.as_tensor(r.input_ids, dtype=torch.long)
-            if types is not None:
-                types[i, sl] = torch.as_tensor(r.token_type_ids, dtype=torch.long)
-            if smask is not None:
-                smask[i, sl] = torch.as_tensor(r.special_tokens_mask, dtype=torch.bool)
-        attention[i, sl] = True
-        if rmask is not None and r.rationale:
-            rmask[i, [off + t for t in r.rationale]] = True
-    return Batch(input_ids=input_ids, attention_mask=attention, labels=_long(labels), token_type_ids=types,
-                 special_tokens_mask=smask, rationale_mask=rmask, index=_long(index))
-
-
 @runtime_checkable
 class Encoder(Protocol):
     """Turns lists of examples into padded :class:`Batch` es.
@@ -313,7 +262,8 @@ class WordEncoder:
     def vocab_size(self) -> int:
         return len(self.vocab)
 
-    def _truncate(self, a: list[int], b: Optional[list[int]]) -> tuple[list[int], Optional[list[int]]]:
+    def truncate(self, a: list[int], b: Optional[list[int]]) -> tuple[list[int], Optional[list[int]]]:
+        """Cut ids ``a`` (and pair ids ``b``) to ``max_length``: the longer side of a pair first."""
         if self.max_length is None:
             return a, b
         if b is None:
@@ -339,7 +289,7 @@ class WordEncoder:
         rows: list[tuple[list[int], Optional[list[int]]]] = []
         for i, text in enumerate(texts):
             pair = self.vocab.encode(text_pairs[i]) if text_pairs is not None else None
-            rows.append(self._truncate(self.vocab.encode(text), pair))
+            rows.append(self.truncate(self.vocab.encode(text), pair))
         lengths = [len(a) + (len(b) if b is not None else 0) for a, b in rows]
         batch, width = len(rows), max(1, max(lengths))
         input_ids = torch.zeros(batch, width, dtype=torch.long)
@@ -368,48 +318,6 @@ class WordEncoder:
             rationale_mask=rmask,
             index=_long(index),
         )
-
-
-    def encode_examples(
-        self,
-        texts: Sequence[str],
-        text_pairs: Optional[Sequence[str]] = None,
-        rationales: Optional[Sequence[Optional[Sequence[int]]]] = None,
-    ) -> list[EncodedExample]:
-        """Tokenise every example once (unpadded); :meth:`collate_encoded` of any subset gives the
-        :meth:`collate` batch of those examples."""
-        if len(texts) == 0:
-            return []
-        _check_lengths(texts, text_pairs=text_pairs, rationales=rationales)
-        out = []
-        for i, text in enumerate(texts):
-            pair = self.vocab.encode(text_pairs[i]) if text_pairs is not None else None
-            a, b = self._truncate(self.vocab.encode(text), pair)
-            ids = tuple(a + (b or []))
-            types = (0,) * len(a) + (1,) * len(b or ()) if text_pairs is not None else None
-            rat = None
-            if rationales is not None:
-                rat = ()
-                if rationales[i]:
-                    n_words = len(word_tokenize(text))
-                    for w in rationales[i]:
-                        if not 0 <= int(w) < n_words:
-                            raise ValueError(f"rationale index {w} out of range for example {i} with {n_words} "
-                                             f"word tokens")
-                    rat = tuple(sorted({int(w) for w in rationales[i] if int(w) < len(a)}))
-            out.append(EncodedExample(ids, types, None, rat))
-        return out
-
-    def collate_encoded(
-        self,
-        rows: Sequence[EncodedExample],
-        labels: Optional[Sequence[int]] = None,
-        index: Optional[Sequence[int]] = None,
-    ) -> Batch:
-        """Pad pre-encoded examples (:meth:`encode_examples`) into one :class:`Batch`; no tokenisation."""
-        width = max(1, max((len(r) for r in rows), default=0))
-        return _pad_rows(rows, pad_id=self.pad_token_id, type_pad=0, width=width, left=False, labels=labels,
-                         index=index, special=False)
 
 
 class HFEncoder:
@@ -506,63 +414,3 @@ class HFEncoder:
             rationale_mask=rmask,
             index=_long(index),
         )
-
-    def encode_examples(
-        self,
-        texts: Sequence[str],
-        text_pairs: Optional[Sequence[str]] = None,
-        rationales: Optional[Sequence[Optional[Sequence[int]]]] = None,
-    ) -> list[EncodedExample]:
-        """Tokenise every example once (unpadded, one tokenizer call); :meth:`collate_encoded` of any
-        subset gives the :meth:`collate` batch of those examples."""
-        if len(texts) == 0:
-            return []
-        _check_lengths(texts, text_pairs=text_pairs, rationales=rationales)
-        is_fast = bool(getattr(self.tokenizer, "is_fast", False))
-        want_offsets = rationales is not None and is_fast
-        enc = self.tokenizer(
-            list(texts),
-            list(text_pairs) if text_pairs is not None else None,
-            padding=False,
-            truncation=True,
-            max_length=self.max_length,
-            return_special_tokens_mask=True,
-            return_offsets_mapping=want_offsets,
-        )
-        types_all = enc.get("token_type_ids")
-        out = []
-        for i in range(len(texts)):
-            special = tuple(int(x) for x in enc["special_tokens_mask"][i])
-            rat = None
-            if want_offsets:
-                rat = ()
-                if rationales[i]:
-                    spans = word_spans(texts[i])
-                    chars = []
-                    for w in rationales[i]:
-                        if not 0 <= int(w) < len(spans):
-                            raise ValueError(f"rationale index {w} out of range for example {i} with {len(spans)} "
-                                             f"word tokens")
-                        chars.append(spans[int(w)][1:])
-                    seq_ids = enc.sequence_ids(i)
-                    rat = tuple(t for t, (a, b) in enumerate(enc["offset_mapping"][i])
-                                if seq_ids[t] == 0 and b > a and not special[t]
-                                and any(s < b and a < e for s, e in chars))
-            out.append(EncodedExample(tuple(int(x) for x in enc["input_ids"][i]),
-                                      tuple(int(x) for x in types_all[i]) if types_all is not None else None,
-                                      special, rat))
-        return out
-
-    def collate_encoded(
-        self,
-        rows: Sequence[EncodedExample],
-        labels: Optional[Sequence[int]] = None,
-        index: Optional[Sequence[int]] = None,
-    ) -> Batch:
-        """Pad pre-encoded examples (:meth:`encode_examples`) into one :class:`Batch` as the tokenizer's
-        ``padding="longest"`` does (its pad id, pad token type and padding side); no tokenisation."""
-        width = max((len(r) for r in rows), default=0)
-        return _pad_rows(rows, pad_id=self.pad_token_id,
-                         type_pad=int(getattr(self.tokenizer, "pad_token_type_id", 0) or 0), width=width,
-                         left=getattr(self.tokenizer, "padding_side", "right") == "left", labels=labels,
-                         index=index, special=True)
