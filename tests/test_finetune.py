@@ -1,6 +1,7 @@
 """The finetune trainable on tiny BERT models built from a config (no network, no shared data)."""
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -178,3 +179,38 @@ def test_embedding_views_known_answers():
     xy = pca_2d(views["embeddings"])
     assert xy["clean"].shape == (len(pos), 2)
     assert torch.allclose(torch.cat(list(xy.values())).mean(0), torch.zeros(2), atol=1e-4)  # centred
+
+
+def test_tokenised_once_grouped_batches_and_eval_order(model_dir, tmp_path):
+    """Issue 18: the HF path tokenises each split once; ``bucket_pool: null`` = today's random batches;
+    the length-sorted evaluation gives every round its own examples (predictions back in file order)."""
+    import dataclasses
+
+    from trainables.finetune.setup import FinetuneSetup
+    from xaicore.data.batching import batches
+    from xaicore.metrics import predict
+
+    d = make_nli_files(tmp_path / "anli", rounds=True)
+    for f in d.rglob("*.jsonl"):  # lengths that vary, so that sorting by length reorders
+        rows = [json.loads(x) for x in f.read_text().splitlines()]
+        f.write_text("\n".join(json.dumps({**r, "premise": r["premise"] + " the" * ((7 * i) % 5)})
+                               for i, r in enumerate(rows)) + "\n")
+    cfg = config(model_dir, d, tmp_path, epochs=1, valid_split="R1/dev,R2/dev,R3/dev",
+                 test_split="R1/test,R2/test,R3/test")
+    null = FinetuneSetup(parse_config({**cfg, "bucket_pool": None}))
+    old = list(batches(null.train, null.encoder, batch_size=8, shuffle=True, seed=0, epoch=1))  # per-batch tokens
+    new = [b for b, _ in null.epoch_batches(1)]
+    assert len(old) == len(new)
+    for a, b in zip(old, new):
+        for f in dataclasses.fields(a):
+            x, y = getattr(a, f.name), getattr(b, f.name)
+            assert (x is None) == (y is None) and (x is None or torch.equal(x, y)), f.name
+    grouped = FinetuneSetup(parse_config(cfg))
+    assert grouped.cfg.bucket_pool == 100
+    assert [int(i) for b in grouped.test_batches for i in b.index] != list(range(len(grouped.test)))
+    for setup in (null, grouped):
+        setup.model.load_state_dict(null.model.state_dict())
+    la, pa = predict(grouped.model, grouped.test_batches, grouped.device)
+    lb, pb = predict(null.model, null.test_batches, null.device)
+    assert np.array_equal(la, lb) and np.allclose(pa, pb, atol=1e-5)  # attention-masked encoder: padding-free
+    assert grouped.evaluate(grouped.model, "test") == pytest.approx(null.evaluate(null.model, "test"), abs=1e-6)

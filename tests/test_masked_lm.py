@@ -109,3 +109,29 @@ def test_mlm_bad_config_and_preflight(tmp_path):
     assert "num_layers" in text and "mask_prob" in text and "texts" in text
     problems = preflight(parse_config({"base_model": str(tmp_path), "texts": str(tmp_path / "missing.txt")}))
     assert any("config.json" in p for p in problems) and any("missing.txt" in p for p in problems)
+
+
+def test_mlm_length_batches_pooled_like_the_classifiers():
+    import random
+
+    from trainables.mlm.config import parse_config
+    from trainables.mlm.setup import length_batches
+
+    rng = random.Random(0)
+    ids = [[2] + [7] * rng.randint(1, 40) + [3] for _ in range(300)]
+    rows = [(i, [1] + [0] * (len(i) - 2) + [1]) for i in ids]
+    real = sum(len(r[0]) for r in rows)
+
+    def eff(bs):
+        return real / sum(b.input_ids.numel() for b in bs)
+
+    pooled = lambda seed: length_batches(rows, 8, 0, seed=seed, bucket_pool=20)  # noqa: E731
+    assert sum(b.size for b in pooled(1)) == 300 and eff(pooled(1)) > 0.9
+    key = lambda bs: [b.input_ids.tolist() for b in bs]  # noqa: E731
+    assert key(pooled(1)) == key(pooled(1)) and key(pooled(1)) != key(pooled(2))
+    # null: today's one global sort (the same batches each epoch, shuffled order)
+    assert sorted(map(str, key(length_batches(rows, 8, 0, seed=1, bucket_pool=None)))) == \
+        sorted(map(str, key(length_batches(rows, 8, 0, seed=2, bucket_pool=None))))
+    assert parse_config({}).bucket_pool == 100
+    with pytest.raises(ValueError, match="bucket_pool: must be an int >= 1"):
+        parse_config({"bucket_pool": 0})

@@ -83,6 +83,8 @@ def test_vocabulary_includes_the_unlabeled_pool_unless_disabled(tmp_path, from_u
         (dict(dataset="no_such_dataset"), "dataset: 'no_such_dataset' is not 'synthetic', not a known dataset"),
         (dict(lr="fast"), "lr: expected a number"),
         (dict(ratio=1.0), "ratio > 0 needs an 'unlabeled' data source"),
+        (dict(bucket_pool=0), "bucket_pool: must be an int >= 1"),
+        (dict(bucket_pool=-3), "bucket_pool: must be an int >= 1"),
     ],
 )
 def test_bad_config_is_a_clear_value_error(changes, message):
@@ -112,3 +114,45 @@ def test_config_dataclass_is_frozen():
     assert isinstance(cfg, ClassifierTrialConfig)
     with pytest.raises(Exception):
         cfg.eps = 3.0
+
+
+def _same_batches(old, new):
+    import dataclasses
+
+    import torch
+
+    old, new = list(old), list(new)
+    assert len(old) == len(new)
+    for (a, ua), (b, ub) in zip(old, new):
+        for x, y in ((a, b), (ua, ub)):
+            assert (x is None) == (y is None)
+            if x is not None:
+                for f in dataclasses.fields(x):
+                    u, v = getattr(x, f.name), getattr(y, f.name)
+                    assert (u is None) == (v is None) and (u is None or torch.equal(u, v)), f.name
+
+
+def test_bucket_pool_null_gives_todays_random_batches(tmp_path):
+    from trainables.classifier.setup import ClassifierSetup
+    from xaicore.data.batching import SemiSupervisedBatches, batches
+
+    assert parse_config(TINY).bucket_pool == 100 and parse_config({**TINY, "bucket_pool": None}).bucket_pool is None
+    setup = ClassifierSetup(parse_config({**TINY, "bucket_pool": None, "seed": 2}))
+    for epoch in (0, 1):  # today's code: per-batch tokenisation of the raw split, random batches
+        _same_batches(((b, None) for b in batches(setup.splits.train, setup.encoder, batch_size=32, shuffle=True,
+                                                   seed=2, epoch=epoch)), setup.epoch_batches(epoch))
+    semi = ClassifierSetup(parse_config({**TINY, "bucket_pool": None, "unlabeled": "synthetic", "ratio": 1.0}))
+    old = SemiSupervisedBatches(semi.splits.train, semi.unlabeled, semi.encoder, batch_size=32, ratio=1.0, seed=0)
+    _same_batches(old.epoch(1), semi.epoch_batches(1))
+    grouped = ClassifierSetup(parse_config({**TINY, "seed": 2}))
+    assert [b.index.tolist() for b, _ in grouped.epoch_batches(0)] != [b.index.tolist() for b, _ in setup.epoch_batches(0)]
+
+
+def test_pad_efficiency_is_reported_every_epoch(tmp_path):
+    effs = {}
+    for pool in (None, 100):
+        reports, report = collect()
+        run_trial({**TINY, "epochs": 2, "bucket_pool": pool, "synthetic_size": 400}, report, out_dir=tmp_path)
+        effs[pool] = [m["train/pad_efficiency"] for m, _ in reports]
+        assert len(effs[pool]) == 2 and all(0 < e <= 1 for e in effs[pool])
+    assert min(effs[100]) > max(effs[None])

@@ -106,14 +106,18 @@ def predict(model: nn.Module, batches: Iterable[Batch], device: torch.device | s
 
     Returns:
         ``(labels (N,), probs (N, C))`` as numpy arrays; labels are -1 for
-        unlabeled batches. The model's previous train/eval mode is restored.
+        unlabeled batches. Row ``i`` is the example at dataset position ``i``
+        when the batches' ``index`` together are a permutation of ``0..N-1``
+        (e.g. length-sorted evaluation batches), else rows are in batch order.
+        The model's previous train/eval mode is restored.
     """
     was_training = model.training
     model.eval()
     device = device or next(model.parameters()).device
-    labels, probs = [], []
+    labels, probs, index = [], [], []
     try:
         for batch in batches:
+            index.append(batch.index)
             batch = batch.to(device)
             out = forward_batch(model, batch)
             probs.append(torch.softmax(out.logits.float(), dim=-1).cpu())
@@ -121,7 +125,13 @@ def predict(model: nn.Module, batches: Iterable[Batch], device: torch.device | s
             labels.append(lab.cpu())
     finally:
         model.train(was_training)
-    return torch.cat(labels).numpy(), torch.cat(probs).numpy()
+    labels_np, probs_np = torch.cat(labels).numpy(), torch.cat(probs).numpy()
+    if index and all(i is not None for i in index):
+        idx = torch.cat([i.cpu() for i in index]).numpy()
+        order = np.argsort(idx, kind="stable")
+        if np.array_equal(idx[order], np.arange(len(idx))):  # a permutation of the dataset: its order
+            labels_np, probs_np = labels_np[order], probs_np[order]
+    return labels_np, probs_np
 
 
 def pearson(x: Tensor, y: Tensor) -> float:

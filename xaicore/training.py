@@ -180,7 +180,8 @@ class EpochResult:
 
     Attributes:
         epoch: 1-based epoch number.
-        train: mean ``loss``, ``ce``, ``reg`` and ``step_time`` (seconds per step).
+        train: mean ``loss``, ``ce``, ``reg`` and ``step_time`` (seconds per step), the last ``lr`` and
+            ``pad_efficiency`` (real / padded tokens over the epoch's batches, labeled and unlabeled).
         valid: the ``evaluate`` metrics.
         is_best: whether this epoch is the best so far on the selection metric.
         best: the best selection-metric value so far.
@@ -345,7 +346,13 @@ class Trainer:
         while self.epoch < cfg.epochs:
             sums: dict[str, Any] = {}
             steps, step_time = 0, 0.0
+            real_tokens: Any = 0  # real (attention_mask) tokens of the epoch's batches, labeled and unlabeled
+            positions = 0  # padded positions (B * T) of those batches
             for batch, unlabeled in batches(self.epoch):
+                for b in (batch, unlabeled):
+                    if b is not None:
+                        real_tokens = real_tokens + b.attention_mask.sum()
+                        positions += b.attention_mask.numel()
                 t0 = time.perf_counter()
                 if on_step is not None:  # per-step logging: one read per step
                     parts: dict[str, Any] = self.train_step(batch, unlabeled)
@@ -367,6 +374,7 @@ class Trainer:
             train = {k: v / max(1, steps) for k, v in sums.items()}
             train["step_time"] = step_time / max(1, steps)
             train["lr"] = float(self.scheduler.get_last_lr()[0])
+            train["pad_efficiency"] = float(real_tokens) / positions if positions else float("nan")
             with self.precision.autocast():
                 valid = evaluate(self.model)
             if cfg.selection_metric not in valid:

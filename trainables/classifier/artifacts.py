@@ -18,7 +18,7 @@ def write_artifacts(setup: ClassifierSetup, history: list[dict], out_dir: Path, 
     files.append(plot_training_curves(history, out_dir / "training_curves.png",
                                       keys=["train/loss", "train/reg", "valid/f1", "valid/accuracy"]))
     if cfg.heatmaps > 0:
-        batch = setup.test_batches[0].to(setup.device)
+        batch = setup.first_test_batch().to(setup.device)
         n = min(cfg.heatmaps, batch.size)
         model.eval()
         with torch.no_grad():

@@ -61,6 +61,11 @@ class ClassifierTrialConfig:
     ``max_unlabeled_examples`` subsets. It stays fixed (0) unless the spec sets or
     searches it, so every seed of a configuration trains and is tested on the same split.
 
+    Batching: ``bucket_pool`` (default 100) groups the training batches (and the unlabeled ones) by
+    token length: seeded pools of that many batches, each sorted by length, batch order shuffled; the
+    valid / test batches are sorted by length (predictions back in dataset order). ``null``: today's
+    random batches and unsorted evaluation. Each split is tokenised once per trial.
+
     Corr. (``correlation``): Pearson of attention vs gradient importance on the test set, as
     the mean of per-sentence values (``test/corr``) and pooled over all tokens
     (``test/corr_pooled``), for the selected epoch's weights; with ``corr_epoch`` also for the
@@ -102,6 +107,7 @@ class ClassifierTrialConfig:
     lam: float = 1.0
     epochs: int = 5
     batch_size: int = 32
+    bucket_pool: Optional[int] = 100  # training batches per length-sorted pool; null: random batches
     lr: float = 1e-3
     weight_decay: float = 0.0
     optimizer: str = "adamw"

@@ -10,7 +10,7 @@ from trainables.classifier.config import ClassifierTrialConfig
 from trainables.data_setup import Splits, load_splits, load_unlabeled
 from trainables.hub_checks import MINILM
 from trainables.protocol import resolve_device, runtime_precision
-from xaicore.data.batching import SemiSupervisedBatches, batches
+from xaicore.data.batching import SemiSupervisedBatches, batches, encode_dataset, eval_batches
 from xaicore.metrics import classification_metrics, predict
 from xaicore.models.lstm_attention import AttentionLSTMClassifier, AttentionLSTMConfig
 from xaicore.models.pretrained import packaged_minilm_dir as minilm_dir
@@ -112,21 +112,28 @@ class ClassifierSetup:
                                          refresh_every=self.steps_per_epoch),
             device=self.device,
         )
-        self.valid_batches = list(batches(self.splits.valid, self.encoder, batch_size=EVAL_BATCH_SIZE, shuffle=False,
-                                          seed=0))
-        self.test_batches = list(batches(self.splits.test, self.encoder, batch_size=EVAL_BATCH_SIZE, shuffle=False,
-                                         seed=0))
+        # tokenised once per trial; the batches below only pad and collate
+        self.encoded = {name: encode_dataset(getattr(self.splits, name), self.encoder)
+                        for name in ("train", "valid", "test")}
+        sort = cfg.bucket_pool is not None  # bucket_pool: null = today's batches, evaluation included
+        self.valid_batches = eval_batches(self.encoded["valid"], self.encoder, batch_size=EVAL_BATCH_SIZE, sort=sort)
+        self.test_batches = eval_batches(self.encoded["test"], self.encoder, batch_size=EVAL_BATCH_SIZE, sort=sort)
         if self.unlabeled is not None:
             self._semi = SemiSupervisedBatches(
-                self.splits.train, self.unlabeled, self.encoder, batch_size=cfg.batch_size, ratio=cfg.ratio,
-                seed=cfg.seed,
+                self.encoded["train"], encode_dataset(self.unlabeled, self.encoder), self.encoder,
+                batch_size=cfg.batch_size, ratio=cfg.ratio, seed=cfg.seed, bucket_pool=cfg.bucket_pool,
             )
 
     def epoch_batches(self, epoch: int):
         if self.unlabeled is not None:
             return self._semi.epoch(epoch)
-        return ((b, None) for b in batches(self.splits.train, self.encoder, batch_size=self.cfg.batch_size,
-                                            shuffle=True, seed=self.cfg.seed, epoch=epoch))
+        return ((b, None) for b in batches(self.encoded["train"], self.encoder, batch_size=self.cfg.batch_size,
+                                            shuffle=True, seed=self.cfg.seed, epoch=epoch,
+                                            bucket_pool=self.cfg.bucket_pool))
+
+    def first_test_batch(self):
+        """The first ``EVAL_BATCH_SIZE`` test examples in dataset order (heatmaps, figures)."""
+        return next(batches(self.encoded["test"], self.encoder, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0))
 
     def evaluate(self, model, which: str = "valid") -> dict[str, float]:
         data = self.valid_batches if which == "valid" else self.test_batches

@@ -62,9 +62,11 @@ def eval_test_batches(setup, cfg: FaithfulnessTrialConfig) -> list:
     from xaicore.data.batching import batches as make_batches
 
     test = setup.splits.test
-    if len(test) <= cfg.eval_examples:
-        return list(setup.test_batches)
-    return list(make_batches(subsample(test, cfg.eval_examples, cfg.data_seed), setup.encoder,
+    if len(test) > cfg.eval_examples:
+        test = subsample(test, cfg.eval_examples, cfg.data_seed)
+    # file order, not the length-sorted test batches: the metrics are means of per-batch values (tokenised
+    # here once, at the end of the trial)
+    return list(make_batches(test, setup.encoder,
                              batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0))
 
 
@@ -112,7 +114,7 @@ def evaluate_faithfulness(setup, cfg: FaithfulnessTrialConfig, out_dir: Optional
     curves: dict[str, list[float]] = {}
     if {"weak_learner", "shuffle_tvd"} & set(cfg.faith_metrics):
         train_b = [b.to(device) for b in take_batches(
-            make_batches(setup.splits.train, setup.encoder, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed),
+            make_batches(setup.encoded["train"], setup.encoder, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed),
             cfg.weak_train_examples)]
         valid_b = [b.to(device) for b in setup.valid_batches]
         common = dict(vocab_size=setup.encoder.vocab_size, num_classes=setup.num_classes, epochs=cfg.weak_epochs,

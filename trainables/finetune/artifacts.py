@@ -78,7 +78,7 @@ def pca_figure(setup: Any, path: Path) -> Optional[Path]:
     cfg = setup.cfg
     ids = {w: setup.tokenizer.convert_tokens_to_ids(w) for w in cfg.pca_words}
     ids = {w: i for w, i in ids.items() if i is not None and i != setup.tokenizer.unk_token_id}
-    batch = setup.test_batches[0].to(setup.device)
+    batch = setup.first_test_batch().to(setup.device)
     occurrences = {w: torch.nonzero(batch.input_ids == i)[:30] for w, i in ids.items()}
     occurrences = {w: pos for w, pos in occurrences.items() if len(pos)}
     if not occurrences:

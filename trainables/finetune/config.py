@@ -59,7 +59,10 @@ class FinetuneTrialConfig:
     cached (default ``$XAISWEEP_CACHE`` or ``~/.cache/xaisweep``); ``wordnet_dir``: an NLTK data
     directory holding ``corpora/wordnet`` (default: NLTK's search path). ``drop_empty: true`` drops rows
     with an empty text or text pair from local files (``data/dropped_empty.<split>`` counts them); by default
-    such a row is an error naming its file and line.
+    such a row is an error naming its file and line. ``bucket_pool`` (default 100): training batches of
+    similar token length (seeded pools of that many batches, each sorted, batch order shuffled), length-sorted
+    evaluation batches with predictions back in file order; ``null``: random batches, unsorted evaluation.
+    Each split is tokenised once per trial.
     """
 
     dataset: str = SYNTHETIC
@@ -87,6 +90,7 @@ class FinetuneTrialConfig:
     lam: float = 1.0
     epochs: int = 6
     batch_size: int = 32
+    bucket_pool: Optional[int] = 100  # training batches per length-sorted pool; null: random batches
     lr: float = 2e-5
     weight_decay: float = 0.0
     warmup_ratio: float = 0.1

@@ -16,7 +16,7 @@ from trainables.data_setup import subsample as _subsample
 from trainables.finetune.config import FinetuneTrialConfig, round_of, split_list
 from trainables.finetune.metrics import round_accuracy
 from trainables.protocol import resolve_device, runtime_precision
-from xaicore.data.batching import batches
+from xaicore.data.batching import batches, encode_dataset, eval_batches
 from xaicore.data.loading import KNOWN_DATASETS, TextDataset, load_dataset
 from xaicore.metrics import classification_metrics, predict
 from xaicore.models.transformer import TransformerClassifier, TransformerClassifierConfig
@@ -97,8 +97,11 @@ class FinetuneSetup:
             steps_per_epoch=self.steps_per_epoch, regularizer=self.regularizer, device=self.device,
             loss_fn=self.loss_fn(), precision=runtime_precision(cfg, self.device),
         )
-        self.valid_batches = list(batches(self.valid, self.encoder, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0))
-        self.test_batches = list(batches(self.test, self.encoder, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0))
+        # tokenised once per trial; the batches below only pad and collate
+        self.encoded = {name: encode_dataset(getattr(self, name), self.encoder) for name in ("train", "valid", "test")}
+        sort = cfg.bucket_pool is not None  # bucket_pool: null = today's batches, evaluation included
+        self.valid_batches = eval_batches(self.encoded["valid"], self.encoder, batch_size=EVAL_BATCH_SIZE, sort=sort)
+        self.test_batches = eval_batches(self.encoded["test"], self.encoder, batch_size=EVAL_BATCH_SIZE, sort=sort)
 
     def load_data(self) -> None:
         """Set ``train`` / ``valid`` / ``test`` (and the per-round parts); subclasses load other data."""
@@ -205,8 +208,13 @@ class FinetuneSetup:
 
     # ---------------------------------------------------------------- loop
     def epoch_batches(self, epoch: int):
-        return ((b, None) for b in batches(self.train, self.encoder, batch_size=self.cfg.batch_size,
-                                            shuffle=True, seed=self.cfg.seed, epoch=epoch))
+        return ((b, None) for b in batches(self.encoded["train"], self.encoder, batch_size=self.cfg.batch_size,
+                                            shuffle=True, seed=self.cfg.seed, epoch=epoch,
+                                            bucket_pool=self.cfg.bucket_pool))
+
+    def first_test_batch(self):
+        """The first ``EVAL_BATCH_SIZE`` test examples in dataset order (heatmaps, figures)."""
+        return next(batches(self.encoded["test"], self.encoder, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0))
 
     def evaluate(self, model, which: str = "valid") -> dict[str, float]:
         data, parts = (self.valid_batches, self.valid_parts) if which == "valid" else (self.test_batches, self.test_parts)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from trainables.common_checks import bucket_pool_problems
 from trainables.data_setup import SYNTHETIC, unlabeled_source_problems
 from trainables.protocol import parse_trial_config, precision_problems
 from xaicore.models.pretrained import MINILM_NAMES, MINILM_PACKAGE, packaged_minilm_dir
@@ -36,6 +37,8 @@ class MLMTrialConfig:
         max_length: sub-word tokens per sentence (incl. [CLS]/[SEP]).
         mask_prob: share of content tokens masked (BERT 80/10/10 in training, all [MASK] in evaluation).
         save_dir: where the HF directory is written (default ``<out_dir>/mlm``).
+        bucket_pool: training batches per length-sorted pool (seeded pools, batch order shuffled); null:
+            today's one global length sort (the same batches every epoch, shuffled order).
         max_train_seconds: stop an epoch early after this many seconds of training (None: no limit).
     """
 
@@ -50,6 +53,7 @@ class MLMTrialConfig:
     mask_prob: float = 0.15
     epochs: int = 1
     batch_size: int = 32
+    bucket_pool: Optional[int] = 100  # training batches per length-sorted pool; null: one global sort
     lr: float = 1e-4
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
@@ -76,6 +80,7 @@ class MLMTrialConfig:
             p.append("texts: give a text source")
         if self.num_threads < 0:
             p.append(f"num_threads: must be >= 0, got {self.num_threads}")
+        p += bucket_pool_problems(self.bucket_pool)
         try:
             TrainConfig(lr=self.lr, weight_decay=self.weight_decay, warmup_ratio=self.warmup_ratio,
                         max_grad_norm=self.max_grad_norm)

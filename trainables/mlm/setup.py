@@ -9,6 +9,7 @@ import torch
 
 from trainables.data_setup import load_unlabeled
 from trainables.mlm.config import MLMTrialConfig
+from xaicore.data.batching import batch_indices
 from xaicore.types import Batch
 
 #: sentences per held-out evaluation batch (evaluation only)
@@ -59,8 +60,19 @@ def collate(rows, pad_id: int) -> Batch:
     return Batch(input_ids=ids, attention_mask=mask, special_tokens_mask=special & mask)
 
 
-def length_batches(rows, batch_size: int, pad_id: int, *, seed: Optional[int]) -> list[Batch]:
-    """Batches of similar length (little padding); shuffled order when ``seed`` is given."""
+def length_batches(rows, batch_size: int, pad_id: int, *, seed: Optional[int],
+                   bucket_pool: Optional[int] = None) -> list[Batch]:
+    """Batches of similar length (little padding); shuffled order when ``seed`` is given.
+
+    ``bucket_pool=k`` (with a ``seed``): the classifier trainables' grouping
+    (:func:`xaicore.data.batching.batch_indices`): seeded pools of ``k`` batches, each sorted by length,
+    batch order shuffled, so the batches change every epoch. ``None``: the whole set sorted once (the same
+    batches every epoch, shuffled order; the held-out batches, unshuffled).
+    """
+    if bucket_pool is not None and seed is not None:
+        plan = batch_indices(len(rows), batch_size=batch_size, shuffle=True, seed=seed,
+                             lengths=[len(r[0]) for r in rows], bucket_pool=bucket_pool)
+        return [collate([rows[int(i)] for i in c], pad_id) for c in plan]
     order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
     chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if seed is not None:

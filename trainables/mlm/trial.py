@@ -80,7 +80,8 @@ def run(cfg: MLMTrialConfig, trial: Trial) -> TrialResult:
 
     def epoch_batches(epoch: int):
         start = time.perf_counter()
-        for b in length_batches(train_rows, cfg.batch_size, tok.pad_token_id, seed=cfg.seed * 1000 + epoch):
+        for b in length_batches(train_rows, cfg.batch_size, tok.pad_token_id, seed=cfg.seed * 1000 + epoch,
+                                 bucket_pool=cfg.bucket_pool):
             if cfg.max_train_seconds is not None and time.perf_counter() - start > cfg.max_train_seconds:
                 return
             yield mask_tokens_for_mlm(b, mask_token_id=tok.mask_token_id, vocab_size=vocab, special_ids=specials,

@@ -4,20 +4,78 @@ Randomness: epoch ``e`` of a run with seed ``s`` uses
 ``numpy.random.default_rng([s, e])`` (and ``[s, e, 1]`` for the unlabeled
 stream of :class:`SemiSupervisedBatches`), so an epoch's order depends only on
 ``(seed, epoch)``, never on global RNG state or on earlier epochs.
+
+Tokenise once: :func:`encode_dataset` tokenises a split up front into an
+:class:`EncodedDataset`; :func:`batches`, :func:`eval_batches` and
+:class:`SemiSupervisedBatches` over it only pad and collate per batch (and bucket by
+token length). Over a plain :class:`TextDataset` they tokenise each batch as before.
 """
 from __future__ import annotations
 
 import math
 import numbers
-from typing import Iterator, Optional, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 
 from xaicore.data.loading import TextDataset
 from xaicore.types import Batch
+from xaicore.data.encoded import EncodedExample, collate_encoded, encode_examples
 from xaicore.data.vocab import Encoder
 
-__all__ = ["batch_indices", "collate_indices", "batches", "SemiSupervisedBatches"]
+__all__ = ["batch_indices", "collate_indices", "batches", "SemiSupervisedBatches", "EncodedDataset",
+           "encode_dataset", "eval_batches", "pad_counts"]
+
+
+@dataclass(frozen=True)
+class EncodedDataset:
+    """A :class:`TextDataset` tokenised once (:func:`encode_dataset`): one unpadded
+    :class:`~xaicore.data.encoded.EncodedExample` per example, plus the labels.
+
+    Attributes:
+        examples: the encoded examples, in dataset order.
+        labels: class ids, or ``None``.
+        name: the dataset's name.
+    """
+
+    examples: tuple[EncodedExample, ...]
+    labels: Optional[tuple[int, ...]] = None
+    name: str = ""
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    @cached_property
+    def lengths(self) -> np.ndarray:
+        """Token count of every example (special tokens included): the bucketing key."""
+        return np.asarray([len(e) for e in self.examples], dtype=np.int64)
+
+
+Data = Union[TextDataset, EncodedDataset]
+
+
+def encode_dataset(dataset: TextDataset, encoder: Encoder) -> EncodedDataset:
+    """Tokenise every example of ``dataset`` once (:func:`xaicore.data.encoded.encode_examples`: texts, pairs,
+    rationales); batches of the result equal :func:`collate_indices` batches of the same positions."""
+    rows = encode_examples(encoder, dataset.texts, text_pairs=dataset.text_pairs, rationales=dataset.rationales)
+    labels = None if dataset.labels is None else tuple(int(x) for x in dataset.labels)
+    return EncodedDataset(tuple(rows), labels, dataset.name)
+
+
+def _collate(data: Data, encoder: Encoder, idx: Sequence[int], *, with_labels: bool = True) -> Batch:
+    if not isinstance(data, EncodedDataset):
+        return collate_indices(data, encoder, idx, with_labels=with_labels)
+    idx = [int(i) for i in idx]
+    labels = [data.labels[i] for i in idx] if with_labels and data.labels is not None else None
+    return collate_encoded(encoder, [data.examples[i] for i in idx], labels=labels, index=idx)
+
+
+def pad_counts(batch: Batch) -> tuple[int, int]:
+    """``(real tokens, padded positions)`` of ``batch``: ``attention_mask`` sum and size."""
+    mask = batch.attention_mask
+    return int(mask.sum()), int(mask.numel())
 
 
 def _check_seed(seed: int) -> None:
@@ -113,7 +171,7 @@ def _lengths(dataset: TextDataset) -> list[int]:
 
 
 def batches(
-    dataset: TextDataset,
+    dataset: Data,
     encoder: Encoder,
     *,
     batch_size: int,
@@ -130,8 +188,9 @@ def batches(
             positions (``Batch.index``) are passed to the encoder.
         encoder: builds each :class:`Batch`.
         batch_size, shuffle, seed, epoch, drop_last, bucket_pool: see
-            :func:`batch_indices`; bucketing sorts by character length of the
-            text (plus pair), an encoder-independent proxy for token length.
+            :func:`batch_indices`; bucketing sorts by token length for an
+            :class:`EncodedDataset`, by character length of the text (plus pair)
+            for a :class:`TextDataset`.
 
     Yields:
         :class:`Batch` es of at most ``batch_size`` examples.
@@ -143,11 +202,24 @@ def batches(
         seed=seed,
         epoch=epoch,
         drop_last=drop_last,
-        lengths=_lengths(dataset) if bucket_pool is not None else None,
+        lengths=_data_lengths(dataset) if bucket_pool is not None else None,
         bucket_pool=bucket_pool,
     )
     for idx in plan:
-        yield collate_indices(dataset, encoder, idx)
+        yield _collate(dataset, encoder, idx)
+
+
+def _data_lengths(data: Data):
+    return data.lengths if isinstance(data, EncodedDataset) else _lengths(data)
+
+
+def eval_batches(dataset: Data, encoder: Encoder, *, batch_size: int, sort: bool = True) -> list[Batch]:
+    """Evaluation batches: with ``sort``, the examples ordered by length (stable) and cut into
+    batches (least padding); else in dataset order. Every batch carries ``index`` (dataset
+    positions): :func:`xaicore.metrics.predict` puts its rows back in dataset order by it."""
+    n = len(dataset)
+    pool = max(1, math.ceil(n / batch_size)) if sort else None
+    return list(batches(dataset, encoder, batch_size=batch_size, shuffle=False, seed=0, bucket_pool=pool))
 
 
 class SemiSupervisedBatches:
@@ -175,13 +247,16 @@ class SemiSupervisedBatches:
         ratio: ``>= 0`` unlabeled-to-labeled ratio.
         seed: non-negative int.
         shuffle, drop_last, bucket_pool: for the labeled batches, see
-            :func:`batch_indices`.
+            :func:`batch_indices`; with ``bucket_pool=k`` the unlabeled stream is
+            length-grouped too: each pass is cut into pools of ``k`` unlabeled
+            batches, each pool sorted by length and cut into batches whose order
+            within the pool is shuffled (same seeds; ``None``: the plain stream).
     """
 
     def __init__(
         self,
-        labeled: TextDataset,
-        unlabeled: Optional[TextDataset],
+        labeled: Data,
+        unlabeled: Optional[Data],
         encoder: Encoder,
         *,
         batch_size: int,
@@ -197,6 +272,8 @@ class SemiSupervisedBatches:
             raise ValueError(f"labeled dataset {labeled.name!r} has no labels")
         if ratio > 0 and (unlabeled is None or len(unlabeled) == 0):
             raise ValueError("ratio > 0 needs a non-empty unlabeled dataset")
+        if bucket_pool is not None and bucket_pool < 1:
+            raise ValueError(f"bucket_pool must be >= 1, got {bucket_pool}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         _check_seed(seed)
@@ -222,8 +299,20 @@ class SemiSupervisedBatches:
 
     def _stream(self, epoch: int) -> Iterator[int]:
         rng = np.random.default_rng([int(self.seed), int(epoch), 1])
+        k = max(1, self.unlabeled_size(self.batch_size))
         while True:
-            yield from rng.permutation(len(self.unlabeled)).tolist()
+            perm = rng.permutation(len(self.unlabeled))
+            if self.bucket_pool is None:
+                yield from perm.tolist()
+                continue
+            lens = np.asarray(_data_lengths(self.unlabeled))
+            pool = self.bucket_pool * k
+            for start in range(0, len(perm), pool):
+                chunk = perm[start : start + pool]
+                chunk = chunk[np.argsort(lens[chunk], kind="stable")]
+                parts = [chunk[i : i + k] for i in range(0, len(chunk), k)]
+                for j in rng.permutation(len(parts)):
+                    yield from parts[j].tolist()
 
     def iter_epoch(self, epoch: int) -> Iterator[tuple[Batch, Optional[Batch]]]:
         """Yield ``(labeled_batch, unlabeled_batch_or_None)`` for ``epoch``."""
@@ -244,7 +333,7 @@ class SemiSupervisedBatches:
                 yield lb, None
                 continue
             idx = [next(stream) for _ in range(k)]
-            yield lb, collate_indices(self.unlabeled, self.encoder, idx, with_labels=False)
+            yield lb, _collate(self.unlabeled, self.encoder, idx, with_labels=False)
 
     def epoch(self, epoch: int) -> Iterator[tuple[Batch, Optional[Batch]]]:
         """Alias of :meth:`iter_epoch`."""

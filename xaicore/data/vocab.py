@@ -262,7 +262,8 @@ class WordEncoder:
     def vocab_size(self) -> int:
         return len(self.vocab)
 
-    def _truncate(self, a: list[int], b: Optional[list[int]]) -> tuple[list[int], Optional[list[int]]]:
+    def truncate(self, a: list[int], b: Optional[list[int]]) -> tuple[list[int], Optional[list[int]]]:
+        """Cut ids ``a`` (and pair ids ``b``) to ``max_length``: the longer side of a pair first."""
         if self.max_length is None:
             return a, b
         if b is None:
@@ -288,7 +289,7 @@ class WordEncoder:
         rows: list[tuple[list[int], Optional[list[int]]]] = []
         for i, text in enumerate(texts):
             pair = self.vocab.encode(text_pairs[i]) if text_pairs is not None else None
-            rows.append(self._truncate(self.vocab.encode(text), pair))
+            rows.append(self.truncate(self.vocab.encode(text), pair))
         lengths = [len(a) + (len(b) if b is not None else 0) for a, b in rows]
         batch, width = len(rows), max(1, max(lengths))
         input_ids = torch.zeros(batch, width, dtype=torch.long)
