@@ -62,6 +62,7 @@ two extras.
 """
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
@@ -79,6 +80,9 @@ __all__ = [
     "OUTPUTS",
     "IG_METHODS",
     "IG_BASELINES",
+    "DEFAULT_IG_MEMORY_BUDGET_BYTES",
+    "activation_elements_per_token",
+    "ig_rows_per_pass",
     "ATTRIBUTION_METHODS",
     "Attributor",
     "register_attributor",
@@ -99,6 +103,10 @@ REDUCTIONS = ("sum", "l2", "abs_sum")
 OUTPUTS = ("logit", "prob", "log_prob")
 IG_METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
 IG_BASELINES = ("zeros", "pad", "mask")
+#: working memory one IG pass may use with ``internal_batch_size="auto"`` when no budget is given (1 GiB)
+DEFAULT_IG_MEMORY_BUDGET_BYTES = 1 << 30
+#: activations of parameter-free operations (non-linearities, residual sums, softmax) on top of those counted
+_ACTIVATION_SAFETY = 2
 
 Target = Union[None, int, Tensor]
 
@@ -312,6 +320,65 @@ def _baseline_embeddings(
     return torch.where(batch.content_mask.unsqueeze(-1), base, emb)
 
 
+# ------------------------------------------------------------ IG pass planning
+def activation_elements_per_token(model: nn.Module, seq_len: int) -> int:
+    """Estimate of the activation elements one token of one input row keeps for the backward pass.
+
+    Counted from the model's modules (what a forward pass with ``inputs_embeds`` stores): a
+    ``Linear`` its ``out_features``; an ``LSTM`` / ``GRU`` / ``RNN`` its gates plus hidden and cell
+    states per direction and layer; a ``LayerNorm`` its normalised width; a ``Conv1d`` its output
+    channels; attention (``nn.MultiheadAttention`` or a module with an ``int`` ``num_attention_heads``,
+    the Hugging Face self-attention) its scores and probabilities, ``2 * heads * seq_len``; any other
+    module with parameters of its own the largest first dimension among them (an output width). The
+    sum is doubled for parameter-free operations (non-linearities, residual sums). Embedding lookups
+    are not counted: IG feeds the word embeddings through ``inputs_embeds``.
+    """
+    total = 0
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            total += m.out_features
+        elif isinstance(m, nn.RNNBase):
+            gates = {"LSTM": 4, "GRU": 3}.get(m.mode, 1)
+            total += (gates + 2) * m.hidden_size * (2 if m.bidirectional else 1) * m.num_layers
+        elif isinstance(m, nn.LayerNorm):
+            total += math.prod(m.normalized_shape)
+        elif isinstance(m, nn.Conv1d):
+            total += m.out_channels
+        elif isinstance(m, nn.MultiheadAttention):
+            total += 3 * m.embed_dim + 2 * m.num_heads * seq_len  # packed in-projection, scores, probabilities
+        elif isinstance(getattr(m, "num_attention_heads", None), int):
+            total += 2 * m.num_attention_heads * seq_len
+        elif not isinstance(m, nn.Embedding):
+            own = [p for p in m.parameters(recurse=False)]
+            total += max((int(p.shape[0]) if p.dim() else 1 for p in own), default=0)
+    return max(1, _ACTIVATION_SAFETY * total)
+
+
+def ig_rows_per_pass(
+    model: nn.Module,
+    shape: tuple[int, int, int],
+    n_steps: int,
+    memory_budget_bytes: int,
+    *,
+    element_size: int = 4,
+) -> int:
+    """Interpolation rows per forward/backward pass of IG on a batch of ``shape`` ``(B, T, E)`` within a budget.
+
+    One row of ``T`` tokens costs ``T * element_size * (3 * E + A)`` bytes, ``A`` =
+    :func:`activation_elements_per_token` (IG's own copies: the interpolated input, its gradient and
+    the step-weighted gradient, ``3 * E``), plus ``17 * T`` bytes of expanded ids, mask and token types.
+    The result is a whole number of steps times ``B`` (captum batches by steps), at least ``B`` (one
+    step per pass, even over budget) and at most ``B * n_steps`` (one pass): IG then runs in
+    ``ceil(B * n_steps / rows)`` passes.
+    """
+    if memory_budget_bytes <= 0:
+        raise ValueError(f"memory_budget_bytes must be > 0, got {memory_budget_bytes}")
+    b, t, e = (int(x) for x in shape)
+    per_row = t * element_size * (3 * e + activation_elements_per_token(model, t)) + 17 * t
+    steps = min(max(1, int(memory_budget_bytes) // max(1, per_row) // max(1, b)), n_steps)
+    return steps * b
+
+
 def integrated_gradients(
     model: nn.Module,
     batch: Batch,
@@ -320,13 +387,15 @@ def integrated_gradients(
     n_steps: int = 50,
     method: str = "gausslegendre",
     baseline: Union[str, int, Tensor] = "zeros",
-    internal_batch_size: Optional[int] = None,
+    internal_batch_size: Union[None, int, str] = None,
+    memory_budget_bytes: Optional[int] = None,
     reduction: str = "sum",
     output: str = "logit",
     pad_token_id: Optional[int] = None,
     mask_token_id: Optional[int] = None,
     detach_attention: bool = False,
     return_delta: bool = False,
+    stats: Optional[dict] = None,
 ) -> Union[Tensor, tuple[Tensor, Tensor]]:
     """Integrated Gradients (Sundararajan, Taly & Yan 2017) over the word embeddings, via captum.
 
@@ -351,13 +420,19 @@ def integrated_gradients(
             token id, or a tensor ``(E,)`` / ``(B, T, E)``.
         internal_batch_size: examples per forward/backward pass of the
             ``B * n_steps`` expanded inputs (captum). ``None`` = all steps in
-            one pass; ``B`` = one step per pass (the plain per-step loop).
+            one pass; ``B`` = one step per pass (the plain per-step loop);
+            ``"auto"`` = as many steps per pass as ``memory_budget_bytes`` allows
+            (:func:`ig_rows_per_pass` from the batch's ``(B, T, E)`` and the model).
             The result does not depend on it (up to float rounding).
+        memory_budget_bytes: working memory of one pass for ``"auto"`` (default
+            :data:`DEFAULT_IG_MEMORY_BUDGET_BYTES`, 1 GiB); ignored otherwise.
         reduction: ``"sum"`` (default: signed; token scores then sum to
             ``f(x) - f(x') + delta``), ``"l2"`` or ``"abs_sum"``.
         pad_token_id: PAD id for ``baseline="pad"`` (default: from the model).
         mask_token_id: id for ``baseline="mask"``.
         return_delta: also return captum's convergence delta.
+        stats: a dict that receives ``passes`` (forward/backward passes over interpolated
+            inputs, counted), ``rows_per_pass`` and ``steps_per_pass``.
 
     Returns:
         ``(B, T)`` float scores, 0 on padding/special tokens; with
@@ -372,14 +447,31 @@ def integrated_gradients(
     _check_choice("method", method, IG_METHODS)
     if n_steps < (1 if method == "gausslegendre" else 2):
         raise ValueError(f"n_steps must be >= 1 (gausslegendre) or >= 2 (riemann_*), got {n_steps}")
-    if internal_batch_size is not None and internal_batch_size < 1:
-        raise ValueError(f"internal_batch_size must be >= 1 or None, got {internal_batch_size}")
+    if isinstance(internal_batch_size, str):
+        if internal_batch_size != "auto":
+            raise ValueError(f"internal_batch_size must be >= 1, 'auto' or None, got {internal_batch_size!r}")
+    elif internal_batch_size is not None and internal_batch_size < 1:
+        raise ValueError(f"internal_batch_size must be >= 1, 'auto' or None, got {internal_batch_size}")
     target = resolve_target(model, batch, target)
     with eval_mode(model):
-        forward = _embedding_forward(model, output, _model_kwargs(model, detach_attention))
+        inner = _embedding_forward(model, output, _model_kwargs(model, detach_attention))
+        passes = 0
+
+        def forward(embeds: Tensor, *args: Optional[Tensor]) -> Tensor:
+            nonlocal passes
+            passes += bool(embeds.requires_grad)  # interpolated inputs, not the convergence check
+            return inner(embeds, *args)
+
         with torch.no_grad():
             emb = model.embed(batch.input_ids).detach()
         base = _baseline_embeddings(model, batch, emb, baseline, pad_token_id, mask_token_id).detach()
+        if internal_batch_size == "auto":
+            budget = DEFAULT_IG_MEMORY_BUDGET_BYTES if memory_budget_bytes is None else memory_budget_bytes
+            internal_batch_size = ig_rows_per_pass(model, tuple(emb.shape), n_steps, budget,
+                                                   element_size=emb.element_size())
+        # captum batches whole steps: max(1, rows // B) of them per pass
+        steps_per_pass = (n_steps if internal_batch_size is None
+                          else min(n_steps, max(1, internal_batch_size // batch.size)))
         ig = IntegratedGradients(forward)
         with torch.enable_grad():
             attr, delta = ig.attribute(
@@ -400,6 +492,8 @@ def integrated_gradients(
         delta = delta + (fix - 1.0) * attr.detach().reshape(attr.shape[0], -1).sum(dim=1)
         attr = attr * fix
     scores = _finish(reduce_embedding_dim(attr, reduction), batch)
+    if stats is not None:
+        stats.update(passes=passes, rows_per_pass=steps_per_pass * batch.size, steps_per_pass=steps_per_pass)
     if return_delta:
         return scores, delta.float()
     return scores
@@ -513,7 +607,7 @@ class Attributor:
         signed: scores may be negative (evidence against the target).
         takes_cancel_out: removes tokens itself (a ``cancel_out=`` option; its faithfulness name carries it).
         path_integral: integrates gradients along a path (``n_steps``, ``method``, ``baseline``,
-            ``internal_batch_size`` options).
+            ``internal_batch_size``, ``memory_budget_bytes`` and ``stats`` options).
     """
 
     name: str
