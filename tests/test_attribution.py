@@ -10,14 +10,13 @@ from torch import nn
 from xaicore.faithfulness.attribution import (
     ATTRIBUTION_METHODS,
     IG_METHODS,
-    activation_elements_per_token,
     attribute,
-    ig_rows_per_pass,
     input_x_gradient,
     integrated_gradients,
     leave_one_out,
     saliency,
 )
+from xaicore.faithfulness.ig_passes import activation_elements_per_token, ig_rows_per_pass
 from xaicore.models.lstm_attention import AttentionLSTMClassifier, AttentionLSTMConfig
 from xaicore.models.protocol import forward_batch
 from xaicore.models.transformer import TransformerClassifier

@@ -45,9 +45,8 @@ capabilities ``needs_embeddings_gradient``, ``needs_attention``, ``signed``, ``t
   embedding dimensions (captum ``Saliency(abs=False)`` + sum) [signed].
 * ``input_x_gradient`` - :func:`input_x_gradient`: ``e * de``, Shrikumar et
   al. (2016) / Kindermans et al. (2016) [``reduction="sum"``, signed].
-* ``integrated_gradients`` - :func:`integrated_gradients`: Sundararajan et al.
-  (2017) via captum ``IntegratedGradients`` [``reduction="sum"``, zero
-  baseline, 50 Gauss-Legendre steps, signed].
+* ``integrated_gradients`` - :func:`integrated_gradients`: Sundararajan et al. (2017) via captum
+  ``IntegratedGradients`` [``reduction="sum"``, zero baseline, 50 Gauss-Legendre steps, signed].
 * ``attention`` - :func:`attention_weights`: the additive-attention
   distribution of :class:`~xaicore.models.AttentionLSTMClassifier`
   (Bahdanau et al. 2015; as explanation: Jain & Wallace 2019); ``ValueError``
@@ -62,7 +61,6 @@ two extras.
 """
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
@@ -71,6 +69,7 @@ import torch
 from torch import Tensor, nn
 
 from xaicore.cancel_out.methods import CancelOut, cancel_out_log_probs
+from xaicore.faithfulness.ig_passes import PassCounter, plan_passes
 from xaicore.models.model_utils import eval_mode, index_batch, resolve_pad_token_id
 from xaicore.models.protocol import capability, forward_batch
 from xaicore.types import Batch
@@ -80,9 +79,6 @@ __all__ = [
     "OUTPUTS",
     "IG_METHODS",
     "IG_BASELINES",
-    "DEFAULT_IG_MEMORY_BUDGET_BYTES",
-    "activation_elements_per_token",
-    "ig_rows_per_pass",
     "ATTRIBUTION_METHODS",
     "Attributor",
     "register_attributor",
@@ -103,10 +99,6 @@ REDUCTIONS = ("sum", "l2", "abs_sum")
 OUTPUTS = ("logit", "prob", "log_prob")
 IG_METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
 IG_BASELINES = ("zeros", "pad", "mask")
-#: working memory one IG pass may use with ``internal_batch_size="auto"`` when no budget is given (1 GiB)
-DEFAULT_IG_MEMORY_BUDGET_BYTES = 1 << 30
-#: activations of parameter-free operations (non-linearities, residual sums, softmax) on top of those counted
-_ACTIVATION_SAFETY = 2
 
 Target = Union[None, int, Tensor]
 
@@ -320,65 +312,6 @@ def _baseline_embeddings(
     return torch.where(batch.content_mask.unsqueeze(-1), base, emb)
 
 
-# ------------------------------------------------------------ IG pass planning
-def activation_elements_per_token(model: nn.Module, seq_len: int) -> int:
-    """Estimate of the activation elements one token of one input row keeps for the backward pass.
-
-    Counted from the model's modules (what a forward pass with ``inputs_embeds`` stores): a
-    ``Linear`` its ``out_features``; an ``LSTM`` / ``GRU`` / ``RNN`` its gates plus hidden and cell
-    states per direction and layer; a ``LayerNorm`` its normalised width; a ``Conv1d`` its output
-    channels; attention (``nn.MultiheadAttention`` or a module with an ``int`` ``num_attention_heads``,
-    the Hugging Face self-attention) its scores and probabilities, ``2 * heads * seq_len``; any other
-    module with parameters of its own the largest first dimension among them (an output width). The
-    sum is doubled for parameter-free operations (non-linearities, residual sums). Embedding lookups
-    are not counted: IG feeds the word embeddings through ``inputs_embeds``.
-    """
-    total = 0
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            total += m.out_features
-        elif isinstance(m, nn.RNNBase):
-            gates = {"LSTM": 4, "GRU": 3}.get(m.mode, 1)
-            total += (gates + 2) * m.hidden_size * (2 if m.bidirectional else 1) * m.num_layers
-        elif isinstance(m, nn.LayerNorm):
-            total += math.prod(m.normalized_shape)
-        elif isinstance(m, nn.Conv1d):
-            total += m.out_channels
-        elif isinstance(m, nn.MultiheadAttention):
-            total += 3 * m.embed_dim + 2 * m.num_heads * seq_len  # packed in-projection, scores, probabilities
-        elif isinstance(getattr(m, "num_attention_heads", None), int):
-            total += 2 * m.num_attention_heads * seq_len
-        elif not isinstance(m, nn.Embedding):
-            own = [p for p in m.parameters(recurse=False)]
-            total += max((int(p.shape[0]) if p.dim() else 1 for p in own), default=0)
-    return max(1, _ACTIVATION_SAFETY * total)
-
-
-def ig_rows_per_pass(
-    model: nn.Module,
-    shape: tuple[int, int, int],
-    n_steps: int,
-    memory_budget_bytes: int,
-    *,
-    element_size: int = 4,
-) -> int:
-    """Interpolation rows per forward/backward pass of IG on a batch of ``shape`` ``(B, T, E)`` within a budget.
-
-    One row of ``T`` tokens costs ``T * element_size * (3 * E + A)`` bytes, ``A`` =
-    :func:`activation_elements_per_token` (IG's own copies: the interpolated input, its gradient and
-    the step-weighted gradient, ``3 * E``), plus ``17 * T`` bytes of expanded ids, mask and token types.
-    The result is a whole number of steps times ``B`` (captum batches by steps), at least ``B`` (one
-    step per pass, even over budget) and at most ``B * n_steps`` (one pass): IG then runs in
-    ``ceil(B * n_steps / rows)`` passes.
-    """
-    if memory_budget_bytes <= 0:
-        raise ValueError(f"memory_budget_bytes must be > 0, got {memory_budget_bytes}")
-    b, t, e = (int(x) for x in shape)
-    per_row = t * element_size * (3 * e + activation_elements_per_token(model, t)) + 17 * t
-    steps = min(max(1, int(memory_budget_bytes) // max(1, per_row) // max(1, b)), n_steps)
-    return steps * b
-
-
 def integrated_gradients(
     model: nn.Module,
     batch: Batch,
@@ -410,29 +343,22 @@ def integrated_gradients(
         n_steps: number of integration points (>= 1; >= 2 for Riemann rules).
         method: ``"gausslegendre"`` (default, captum's), ``"riemann_left"``,
             ``"riemann_right"``, ``"riemann_middle"`` or ``"riemann_trapezoid"``.
-            Note: captum 0.9's trapezoid weights sum to ``(n-1)/n`` (they use
-            ``1/n`` instead of ``1/(n-1)``); we rescale the result by
-            ``n/(n-1)`` so ``"riemann_trapezoid"`` is the textbook rule on
-            ``n`` equispaced points including both ends (delta corrected too).
-        baseline: ``"zeros"`` (default: the zero vector), ``"pad"`` (the PAD
-            token's embedding; equals zeros for the LSTM whose PAD row is
-            zero), ``"mask"`` (the embedding of ``mask_token_id``), an ``int``
-            token id, or a tensor ``(E,)`` / ``(B, T, E)``.
-        internal_batch_size: examples per forward/backward pass of the
-            ``B * n_steps`` expanded inputs (captum). ``None`` = all steps in
-            one pass; ``B`` = one step per pass (the plain per-step loop);
-            ``"auto"`` = as many steps per pass as ``memory_budget_bytes`` allows
-            (:func:`ig_rows_per_pass` from the batch's ``(B, T, E)`` and the model).
-            The result does not depend on it (up to float rounding).
-        memory_budget_bytes: working memory of one pass for ``"auto"`` (default
-            :data:`DEFAULT_IG_MEMORY_BUDGET_BYTES`, 1 GiB); ignored otherwise.
+            Note: captum 0.9's trapezoid weights sum to ``(n-1)/n`` (``1/n`` for
+            ``1/(n-1)``); the result (and delta) is rescaled by ``n/(n-1)``: the
+            textbook rule on ``n`` equispaced points including both ends.
+        baseline: ``"zeros"`` (default: the zero vector), ``"pad"`` (the PAD token's embedding;
+            equals zeros for the LSTM whose PAD row is zero), ``"mask"`` (the embedding of
+            ``mask_token_id``), an ``int`` token id, or a tensor ``(E,)`` / ``(B, T, E)``.
+        internal_batch_size: rows per forward/backward pass of the ``B * n_steps``
+            expanded inputs (captum). ``None`` = all steps in one pass; ``B`` = one step
+            per pass; ``"auto"`` = as many as ``memory_budget_bytes`` (default 1 GiB)
+            allows (:mod:`xaicore.faithfulness.ig_passes`). The result does not depend on it.
         reduction: ``"sum"`` (default: signed; token scores then sum to
             ``f(x) - f(x') + delta``), ``"l2"`` or ``"abs_sum"``.
         pad_token_id: PAD id for ``baseline="pad"`` (default: from the model).
         mask_token_id: id for ``baseline="mask"``.
         return_delta: also return captum's convergence delta.
-        stats: a dict that receives ``passes`` (forward/backward passes over interpolated
-            inputs, counted), ``rows_per_pass`` and ``steps_per_pass``.
+        stats: a dict that receives ``passes`` (counted), ``rows_per_pass``, ``steps_per_pass``.
 
     Returns:
         ``(B, T)`` float scores, 0 on padding/special tokens; with
@@ -447,31 +373,13 @@ def integrated_gradients(
     _check_choice("method", method, IG_METHODS)
     if n_steps < (1 if method == "gausslegendre" else 2):
         raise ValueError(f"n_steps must be >= 1 (gausslegendre) or >= 2 (riemann_*), got {n_steps}")
-    if isinstance(internal_batch_size, str):
-        if internal_batch_size != "auto":
-            raise ValueError(f"internal_batch_size must be >= 1, 'auto' or None, got {internal_batch_size!r}")
-    elif internal_batch_size is not None and internal_batch_size < 1:
-        raise ValueError(f"internal_batch_size must be >= 1, 'auto' or None, got {internal_batch_size}")
     target = resolve_target(model, batch, target)
     with eval_mode(model):
-        inner = _embedding_forward(model, output, _model_kwargs(model, detach_attention))
-        passes = 0
-
-        def forward(embeds: Tensor, *args: Optional[Tensor]) -> Tensor:
-            nonlocal passes
-            passes += bool(embeds.requires_grad)  # interpolated inputs, not the convergence check
-            return inner(embeds, *args)
-
+        forward = PassCounter(_embedding_forward(model, output, _model_kwargs(model, detach_attention)))
         with torch.no_grad():
             emb = model.embed(batch.input_ids).detach()
         base = _baseline_embeddings(model, batch, emb, baseline, pad_token_id, mask_token_id).detach()
-        if internal_batch_size == "auto":
-            budget = DEFAULT_IG_MEMORY_BUDGET_BYTES if memory_budget_bytes is None else memory_budget_bytes
-            internal_batch_size = ig_rows_per_pass(model, tuple(emb.shape), n_steps, budget,
-                                                   element_size=emb.element_size())
-        # captum batches whole steps: max(1, rows // B) of them per pass
-        steps_per_pass = (n_steps if internal_batch_size is None
-                          else min(n_steps, max(1, internal_batch_size // batch.size)))
+        plan = plan_passes(internal_batch_size, model, emb, n_steps, memory_budget_bytes)
         ig = IntegratedGradients(forward)
         with torch.enable_grad():
             attr, delta = ig.attribute(
@@ -481,7 +389,7 @@ def integrated_gradients(
                 additional_forward_args=(batch.input_ids, batch.attention_mask, batch.token_type_ids),
                 n_steps=n_steps,
                 method=method,
-                internal_batch_size=internal_batch_size,
+                internal_batch_size=plan.internal_batch_size,
                 return_convergence_delta=True,
             )
     delta = delta.detach().reshape(-1)
@@ -492,8 +400,7 @@ def integrated_gradients(
         delta = delta + (fix - 1.0) * attr.detach().reshape(attr.shape[0], -1).sum(dim=1)
         attr = attr * fix
     scores = _finish(reduce_embedding_dim(attr, reduction), batch)
-    if stats is not None:
-        stats.update(passes=passes, rows_per_pass=steps_per_pass * batch.size, steps_per_pass=steps_per_pass)
+    forward.record(stats, plan)
     if return_delta:
         return scores, delta.float()
     return scores
