@@ -78,3 +78,4 @@ def test_to_cuda_path_pins_once_and_asks_for_non_blocking_copies(monkeypatch):
     b.input_ids.add_(1)  # an in-place edit: that field is pinned again, the others are not
     again = b.to("cuda")
     assert len(pins) == len(fields) + 1 and torch.equal(again.input_ids, b.input_ids)
+    assert "_pinned_cache" in vars(b) and "_pinned_cache" not in vars(pickle.loads(pickle.dumps(b)))
