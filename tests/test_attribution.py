@@ -16,7 +16,9 @@ from xaicore.faithfulness.attribution import (
     leave_one_out,
     saliency,
 )
+from xaicore.faithfulness.ig_passes import activation_elements_per_token, ig_rows_per_pass
 from xaicore.models.lstm_attention import AttentionLSTMClassifier, AttentionLSTMConfig
+from xaicore.models.protocol import forward_batch
 from xaicore.models.transformer import TransformerClassifier
 from xaicore.types import Batch, ClassifierOutput
 
@@ -236,6 +238,83 @@ def test_ig_delta_small_on_lstm_and_internal_batching_is_equivalent():
     assert delta.abs().max() < 1e-3
     per_step = integrated_gradients(model, batch, n_steps=32, internal_batch_size=batch.size)
     torch.testing.assert_close(full, per_step, atol=1e-6, rtol=1e-5)
+
+
+def _tiny_transformer_case():
+    from tests.tiny_transformer import bert_batch as tt_batch, tiny_model
+
+    return tiny_model(), tt_batch(lengths=(9, 7, 5, 3))
+
+
+IG_AUTO_CASES = {"lstm": lambda: (lstm_model(), word_batch()), "tiny_transformer": _tiny_transformer_case}
+
+
+@pytest.mark.parametrize("kind", list(IG_AUTO_CASES))
+def test_ig_auto_batching_equals_one_step_per_pass_and_counts_its_passes(kind):
+    """internal_batch_size="auto": the steps of one pass fit the budget; the maps are those of the per-step loop."""
+    model, batch = IG_AUTO_CASES[kind]()
+    n = 20
+    per_step_stats, auto_stats, one_stats = {}, {}, {}
+    per_step = integrated_gradients(model, batch, n_steps=n, internal_batch_size=batch.size, stats=per_step_stats)
+    assert per_step_stats["passes"] == n and per_step_stats["rows_per_pass"] == batch.size
+    b, t = batch.input_ids.shape
+    e = model.embed(batch.input_ids[:1]).shape[-1]
+    per_row = t * 4 * (3 * e + activation_elements_per_token(model, t)) + 17 * t  # fp32 (ig_rows_per_pass)
+    budget = per_row * b * 3 + per_row  # 3 steps of B rows and a bit: 3 steps per pass
+    rows = ig_rows_per_pass(model, (b, t, e), n, budget)
+    assert rows == 3 * b
+    auto = integrated_gradients(model, batch, n_steps=n, internal_batch_size="auto", memory_budget_bytes=budget,
+                                stats=auto_stats)
+    assert auto_stats["rows_per_pass"] == rows
+    assert auto_stats["passes"] == -(-batch.size * n // rows) > 1  # ceil(B * n_steps / rows), counted
+    torch.testing.assert_close(auto, per_step, atol=1e-5, rtol=0)
+    one = integrated_gradients(model, batch, n_steps=n, internal_batch_size="auto", memory_budget_bytes=1 << 40,
+                               stats=one_stats)
+    assert one_stats["passes"] == 1 and one_stats["rows_per_pass"] == batch.size * n
+    torch.testing.assert_close(one, per_step, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kind", list(IG_AUTO_CASES))
+def test_ig_auto_batching_is_complete(kind):
+    """Token scores sum to f(x) - f(x') + delta (zero baseline on content tokens) in the auto mode."""
+    model, batch = IG_AUTO_CASES[kind]()
+    stats = {}
+    ig, delta = integrated_gradients(model, batch, n_steps=16, internal_batch_size="auto",
+                                     memory_budget_bytes=1 << 16, return_delta=True, stats=stats)
+    assert stats["passes"] > 1
+    with torch.no_grad():
+        target = forward_batch(model.eval(), batch).logits.argmax(-1)
+        emb = model.embed(batch.input_ids)
+        base = torch.where(batch.content_mask.unsqueeze(-1), torch.zeros_like(emb), emb)
+        fx = forward_batch(model, batch, inputs_embeds=emb).logits
+        fb = forward_batch(model, batch, inputs_embeds=base).logits
+    diff = (fx - fb).gather(1, target[:, None]).squeeze(1)
+    torch.testing.assert_close(ig.sum(1), diff + delta, atol=1e-5, rtol=1e-4)
+
+
+def test_ig_rows_per_pass_known_answers():
+    """LinearBag: one Linear(6 -> 3) => 2 * 3 activation elements per token; a row of T=7 tokens, E=6, fp32
+    costs 7 * 4 * (3 * 6 + 6) + 17 * 7 = 791 bytes."""
+    model = LinearBag()
+    assert activation_elements_per_token(model, 7) == 6
+    assert ig_rows_per_pass(model, (4, 7, 6), 10, 791 * 12) == 12  # 12 rows fit: 3 steps of B=4
+    assert ig_rows_per_pass(model, (4, 7, 6), 10, 791 * 12 - 1) == 8  # 11 rows: 2 whole steps
+    assert ig_rows_per_pass(model, (4, 7, 6), 10, 1) == 4  # over budget: still one step per pass
+    assert ig_rows_per_pass(model, (4, 7, 6), 10, 1 << 40) == 40  # at most every step at once
+    assert ig_rows_per_pass(model, (4, 7, 6), 10, 791 * 12, element_size=2) > 12  # bf16 rows are smaller
+    with pytest.raises(ValueError, match="memory_budget_bytes"):
+        ig_rows_per_pass(model, (4, 7, 6), 10, 0)
+    # the recurrent encoder's gates and states count; attention scores grow with the length (transformers only)
+    lstm = lstm_model()  # two LSTMs (H=6): 2 * (4 + 2) * 6; Linear 5, 1 and 2 outputs
+    assert activation_elements_per_token(lstm, 7) == 2 * (2 * 36 + 5 + 1 + 2)
+    assert activation_elements_per_token(lstm, 70) == activation_elements_per_token(lstm, 7)
+    bert = bert_model()
+    assert activation_elements_per_token(bert, 70) - activation_elements_per_token(bert, 7) == 2 * 2 * 2 * 63
+
+
+def test_ig_internal_batch_size_refuses_unknown_words():
+    with pytest.raises(ValueError, match="internal_batch_size must be >= 1, 'auto' or None"):
+        integrated_gradients(LinearBag(), word_batch(), internal_batch_size="big")
 
 
 def test_ig_on_tiny_bert_spares_special_tokens_and_is_complete():

@@ -54,6 +54,7 @@ def test_every_metric_of_every_method_is_reported(tmp_path):
     for method in ("attention", "saliency"):
         assert final[f"faith/weak_f1_abs/{method}"] == final[f"faith/weak_f1/{method}"]
     assert "faith/kendall_tau/input_x_gradient__integrated_gradients" in final
+    assert final["faith/ig_passes_per_batch"] == 1  # the default budget holds all 8 steps of a 48-example batch
     names = {p.name for p in result.artifacts}
     assert {"faithfulness_table.md", "faithfulness_table.csv", "attribution_heatmaps.html",
             "weak_learner_valid_loss.png"} <= names
@@ -81,6 +82,9 @@ def test_saved_model_is_evaluated_without_training(tmp_path):
     (dict(cancel_out="uniform_marginalize"), "cancel_out: 'uniform_marginalize' needs a model with a mask token"),
     (dict(cancel_out="blank"), "cancel_out: must be one of"),
     (dict(tvd_permutations=0), "tvd_permutations: must be >= 1"),
+    (dict(ig_internal_batch_size="big"), "ig_internal_batch_size: must be auto, an integer >= 1 or null"),
+    (dict(ig_internal_batch_size=0), "ig_internal_batch_size: must be auto, an integer >= 1 or null"),
+    (dict(ig_memory_budget_mb=0), "ig_memory_budget_mb: must be > 0"),
 ])
 def test_bad_config(changes, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -113,3 +117,19 @@ def test_evaluated_test_examples_are_a_seeded_subset_not_the_first_n():
     assert got == sorted(got)  # file order: the label-0 examples first
     whole = parse_config({"eval_examples": 600})
     assert labels(whole) == list(test.labels)  # not larger than eval_examples: the whole split, in order
+
+
+def test_ig_auto_batching_is_the_default_and_reports_its_passes():
+    """ig_internal_batch_size: auto (the default) fits the steps of a pass into ig_memory_budget_mb; the mean
+    passes per evaluated batch is reported: 1 under the default budget (test_every_metric_of_every_method_is_reported),
+    one step per pass (ig_steps passes) under a budget smaller than one step."""
+    cfg = parse_config({})
+    assert cfg.ig_internal_batch_size == "auto" and cfg.ig_memory_budget_mb == 1024
+    assert parse_config({"ig_internal_batch_size": "64"}).ig_internal_batch_size == 64
+    assert parse_config({"ig_internal_batch_size": None}).ig_internal_batch_size is None
+    reports = []
+    run_trial({**TINY, "epochs": 1, "methods": ["integrated_gradients"], "faith_metrics": ["deletion"],
+               "eval_examples": 16, "ig_memory_budget_mb": 0.001}, lambda m, c: reports.append(m))
+    final = reports[-1]
+    assert final["faith/ig_passes_per_batch"] == TINY["ig_steps"]
+    assert "faith/ig_passes_per_batch" in TRAINABLES["faithfulness"].metrics

@@ -42,12 +42,45 @@ class Batch:
     index: Optional[Tensor] = None
 
     def to(self, device: torch.device | str) -> "Batch":
-        """Return a copy with every tensor moved to ``device``."""
-        moved = {
-            f.name: (getattr(self, f.name).to(device) if getattr(self, f.name) is not None else None)
-            for f in fields(self)
-        }
-        return Batch(**moved)
+        """Return a copy with every tensor moved to ``device``.
+
+        To a CUDA device, CPU tensors are copied from page-locked (pinned) memory with
+        ``non_blocking=True``, so the host-to-device copy overlaps with work already queued; the
+        pinned copy is made once per tensor and kept with this batch (a tensor changed in place
+        since is pinned again). Any other target is a plain ``tensor.to(device)``.
+        """
+        if torch.device(device).type != "cuda":
+            moved = {
+                f.name: (getattr(self, f.name).to(device) if getattr(self, f.name) is not None else None)
+                for f in fields(self)
+            }
+            return Batch(**moved)
+        return Batch(**{name: (t.to(device, non_blocking=True) if t is not None else None)
+                        for name, t in self._pinned().items()})
+
+    def _pinned(self) -> dict[str, Optional[Tensor]]:
+        """Every field, its CPU tensors in pinned memory (cached on the instance, keyed by the tensor's
+        in-place version counter so that an edit after pinning is never copied stale)."""
+        cache = self.__dict__.get("_pinned_cache")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_pinned_cache", cache)  # not a field: eq, repr and replace() ignore it
+        out: dict[str, Optional[Tensor]] = {}
+        for f in fields(self):
+            t = getattr(self, f.name)
+            if t is None or t.device.type != "cpu" or t.is_pinned():
+                out[f.name] = t
+                continue
+            hit = cache.get(f.name)
+            if hit is None or hit[0] is not t or hit[1] != t._version:
+                hit = cache[f.name] = (t, t._version, t.pin_memory())
+            out[f.name] = hit[2]
+        return out
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_pinned_cache", None)  # page-locked copies stay in this process
+        return state
 
     @property
     def size(self) -> int:

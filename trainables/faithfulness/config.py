@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Union
 
 from trainables.classifier.config import ClassifierTrialConfig
 from trainables.classifier.config import preflight as classifier_preflight
@@ -29,8 +29,11 @@ class FaithfulnessTrialConfig(ClassifierTrialConfig):
             (the same examples for every seed and method; all of them when the split is not larger), so a
             test file sorted by label is not evaluated on one class.
         ig_steps / ig_method / ig_baseline: IntegratedGradients settings.
-        ig_internal_batch_size: interpolation rows per forward/backward pass
-            (``None``: all ``batch x ig_steps`` rows at once; results do not depend on it).
+        ig_internal_batch_size: interpolation rows per forward/backward pass: ``auto`` (default) as many
+            steps per pass as ``ig_memory_budget_mb`` allows for the batch's shape and the model, an
+            integer, or ``None`` (all ``batch x ig_steps`` rows at once); results do not depend on it.
+            The mean passes per evaluated batch is reported as ``faith/ig_passes_per_batch``.
+        ig_memory_budget_mb: working memory of one IG pass with ``ig_internal_batch_size: auto`` (MiB).
         cancel_out: how the erasure metrics and leave-one-out remove a token, one of
             ``pad`` (replace by PAD, keep length), ``delete``, ``zero_vector``, ``attention_mask``.
         deletion_step: tokens removed per step.
@@ -46,7 +49,8 @@ class FaithfulnessTrialConfig(ClassifierTrialConfig):
     ig_steps: int = 50
     ig_method: str = "gausslegendre"
     ig_baseline: str = "zeros"
-    ig_internal_batch_size: Optional[int] = 256
+    ig_internal_batch_size: Union[int, str, None] = "auto"
+    ig_memory_budget_mb: float = 1024.0
     cancel_out: str = "pad"
     deletion_step: int = 1
     tvd_permutations: int = 100
@@ -74,8 +78,11 @@ class FaithfulnessTrialConfig(ClassifierTrialConfig):
                      f"vocabulary; the attention-LSTM's word vocabulary has none: use one of {', '.join(faith_cancel_outs())}")
         elif self.cancel_out not in faith_cancel_outs():
             p.append(f"cancel_out: must be one of {', '.join(faith_cancel_outs())}, got {self.cancel_out!r}")
-        if self.ig_internal_batch_size is not None and self.ig_internal_batch_size < 1:
-            p.append(f"ig_internal_batch_size: must be >= 1 or null, got {self.ig_internal_batch_size}")
+        ibs = self.ig_internal_batch_size
+        if (isinstance(ibs, str) and ibs != "auto") or (isinstance(ibs, int) and ibs < 1):
+            p.append(f"ig_internal_batch_size: must be auto, an integer >= 1 or null, got {ibs!r}")
+        if not self.ig_memory_budget_mb > 0:
+            p.append(f"ig_memory_budget_mb: must be > 0, got {self.ig_memory_budget_mb}")
         for name in ("eval_examples", "ig_steps", "deletion_step", "tvd_permutations", "weak_epochs",
                      "weak_train_examples"):
             if getattr(self, name) < 1:

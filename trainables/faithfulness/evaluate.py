@@ -15,6 +15,7 @@ from trainables.faithfulness.config import FaithfulnessTrialConfig
 from trainables.faithfulness.metrics import (
     AGREEMENT,
     BASELINES,
+    IG_PASSES_PER_BATCH,
     agreement_metric_name,
     faith_method_name,
     faith_metric_name,
@@ -28,14 +29,26 @@ from xaicore.faithfulness.shuffle import shuffle_tvd
 from xaicore.faithfulness.weak_learner import train_weak_learner, with_feature_maps
 
 
-def _attributor(cfg: FaithfulnessTrialConfig, method: str):
-    """The attribution function of ``method`` with this config's options bound."""
+def _attributor(cfg: FaithfulnessTrialConfig, method: str, passes: Optional[list[int]] = None):
+    """The attribution function of ``method`` with this config's options bound; a path integral appends
+    the forward/backward passes of every call to ``passes`` when given."""
     fn = ATTRIBUTION_METHODS[method]
     if fn.takes_cancel_out:
         return functools.partial(fn, cancel_out=cfg.cancel_out)
     if fn.path_integral:
-        return functools.partial(fn, n_steps=cfg.ig_steps, method=cfg.ig_method, baseline=cfg.ig_baseline,
-                                 internal_batch_size=cfg.ig_internal_batch_size)
+        bound = functools.partial(fn, n_steps=cfg.ig_steps, method=cfg.ig_method, baseline=cfg.ig_baseline,
+                                  internal_batch_size=cfg.ig_internal_batch_size,
+                                  memory_budget_bytes=int(cfg.ig_memory_budget_mb * 2 ** 20))
+        if passes is None:
+            return bound
+
+        def counted(model, batch, **opts):
+            stats: dict = {}
+            scores = bound(model, batch, stats=stats, **opts)
+            passes.append(stats["passes"])
+            return scores
+
+        return counted
     return fn
 
 
@@ -73,16 +86,20 @@ def eval_test_batches(setup, cfg: FaithfulnessTrialConfig) -> list:
 def evaluate_faithfulness(setup, cfg: FaithfulnessTrialConfig, out_dir: Optional[Path] = None):
     """Every method x every metric on ``eval_examples`` test examples (:func:`eval_test_batches`).
 
-    Returns ``(metrics, table, artifacts)``: ``faith/<metric>/<method>`` floats, the
+    Returns ``(metrics, table, artifacts)``: ``faith/<metric>/<method>`` floats (and
+    ``faith/ig_passes_per_batch``, IG's mean passes per test batch, when IG is evaluated), the
     methods x metrics table as ``{method: {metric: value}}`` and artifact paths.
     """
     from xaicore.data.batching import batches as make_batches
 
     model, device = setup.model.eval(), setup.device
     test = [b.to(device) for b in eval_test_batches(setup, cfg)]
-    maps = {m: with_feature_maps(model, test, _attributor(cfg, m)) for m in cfg.methods}
+    passes: list[int] = []
+    maps = {m: with_feature_maps(model, test, _attributor(cfg, m, passes)) for m in cfg.methods}
     table: dict[str, dict[str, float]] = {faith_method_name(m, cfg.cancel_out): {} for m in cfg.methods}
     metrics: dict[str, float] = {}
+    if passes:
+        metrics[IG_PASSES_PER_BATCH] = sum(passes) / len(passes)
     gen = torch.Generator().manual_seed(cfg.seed)
 
     def put(metric: str, method: str, value: float) -> None:

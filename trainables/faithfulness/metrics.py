@@ -20,6 +20,8 @@ PER_METHOD = ("deletion", "weak_f1", "weak_f1_abs", "shuffle_tvd", "comprehensiv
 BASELINES = ("uniform", "random")
 #: agreement of two methods' maps (``faith/<stat>/<a>__<b>``)
 AGREEMENT = ("kendall_tau", "pearson")
+#: mean forward/backward passes Integrated Gradients took per evaluated test batch (``ig_internal_batch_size``)
+IG_PASSES_PER_BATCH = "faith/ig_passes_per_batch"
 
 
 @functools.cache
@@ -64,7 +66,7 @@ def agreement_metric_name(stat: str, a: str, b: str) -> str:
 
 def faith_metrics() -> tuple[str, ...]:
     """Every ``faith/*`` name, for every registered attribution method and accepted cancel-out method."""
-    names: dict[str, None] = {}
+    names: dict[str, None] = {IG_PASSES_PER_BATCH: None}
     attributions = attribution_method_names()
     for c in faith_cancel_outs():
         methods = [faith_method_name(a, c) for a in attributions]

@@ -19,6 +19,9 @@ Metric names (MLflow / Ray): ``faith/<metric>/<method>`` with metrics
   dataset has them: the synthetic task's planted cues, ERASER movie rationales).
 * ``kendall_tau`` / ``pearson`` with method ``<a>__<b>`` - agreement between methods.
 
+Plus ``faith/ig_passes_per_batch`` (with ``integrated_gradients``): the mean forward/backward passes IG
+took per evaluated test batch (``ig_internal_batch_size``, ``ig_memory_budget_mb``).
+
 With a non-default ``cancel_out`` (``delete``, ``zero_vector``, ``attention_mask``;
 :mod:`xaicore.cancel_out.methods`) the token-removing metrics are named
 ``faith/deletion.<cancel_out>/<method>`` (likewise comprehensiveness, sufficiency) and

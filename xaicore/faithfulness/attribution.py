@@ -45,9 +45,8 @@ capabilities ``needs_embeddings_gradient``, ``needs_attention``, ``signed``, ``t
   embedding dimensions (captum ``Saliency(abs=False)`` + sum) [signed].
 * ``input_x_gradient`` - :func:`input_x_gradient`: ``e * de``, Shrikumar et
   al. (2016) / Kindermans et al. (2016) [``reduction="sum"``, signed].
-* ``integrated_gradients`` - :func:`integrated_gradients`: Sundararajan et al.
-  (2017) via captum ``IntegratedGradients`` [``reduction="sum"``, zero
-  baseline, 50 Gauss-Legendre steps, signed].
+* ``integrated_gradients`` - :func:`integrated_gradients`: Sundararajan et al. (2017) via captum
+  ``IntegratedGradients`` [``reduction="sum"``, zero baseline, 50 Gauss-Legendre steps, signed].
 * ``attention`` - :func:`attention_weights`: the additive-attention
   distribution of :class:`~xaicore.models.AttentionLSTMClassifier`
   (Bahdanau et al. 2015; as explanation: Jain & Wallace 2019); ``ValueError``
@@ -70,6 +69,7 @@ import torch
 from torch import Tensor, nn
 
 from xaicore.cancel_out.methods import CancelOut, cancel_out_log_probs
+from xaicore.faithfulness.ig_passes import PassCounter, plan_passes
 from xaicore.models.model_utils import eval_mode, index_batch, resolve_pad_token_id
 from xaicore.models.protocol import capability, forward_batch
 from xaicore.types import Batch
@@ -320,13 +320,15 @@ def integrated_gradients(
     n_steps: int = 50,
     method: str = "gausslegendre",
     baseline: Union[str, int, Tensor] = "zeros",
-    internal_batch_size: Optional[int] = None,
+    internal_batch_size: Union[None, int, str] = None,
+    memory_budget_bytes: Optional[int] = None,
     reduction: str = "sum",
     output: str = "logit",
     pad_token_id: Optional[int] = None,
     mask_token_id: Optional[int] = None,
     detach_attention: bool = False,
     return_delta: bool = False,
+    stats: Optional[dict] = None,
 ) -> Union[Tensor, tuple[Tensor, Tensor]]:
     """Integrated Gradients (Sundararajan, Taly & Yan 2017) over the word embeddings, via captum.
 
@@ -341,23 +343,22 @@ def integrated_gradients(
         n_steps: number of integration points (>= 1; >= 2 for Riemann rules).
         method: ``"gausslegendre"`` (default, captum's), ``"riemann_left"``,
             ``"riemann_right"``, ``"riemann_middle"`` or ``"riemann_trapezoid"``.
-            Note: captum 0.9's trapezoid weights sum to ``(n-1)/n`` (they use
-            ``1/n`` instead of ``1/(n-1)``); we rescale the result by
-            ``n/(n-1)`` so ``"riemann_trapezoid"`` is the textbook rule on
-            ``n`` equispaced points including both ends (delta corrected too).
-        baseline: ``"zeros"`` (default: the zero vector), ``"pad"`` (the PAD
-            token's embedding; equals zeros for the LSTM whose PAD row is
-            zero), ``"mask"`` (the embedding of ``mask_token_id``), an ``int``
-            token id, or a tensor ``(E,)`` / ``(B, T, E)``.
-        internal_batch_size: examples per forward/backward pass of the
-            ``B * n_steps`` expanded inputs (captum). ``None`` = all steps in
-            one pass; ``B`` = one step per pass (the plain per-step loop).
-            The result does not depend on it (up to float rounding).
+            Note: captum 0.9's trapezoid weights sum to ``(n-1)/n`` (``1/n`` for
+            ``1/(n-1)``); the result (and delta) is rescaled by ``n/(n-1)``: the
+            textbook rule on ``n`` equispaced points including both ends.
+        baseline: ``"zeros"`` (default: the zero vector), ``"pad"`` (the PAD token's embedding;
+            equals zeros for the LSTM whose PAD row is zero), ``"mask"`` (the embedding of
+            ``mask_token_id``), an ``int`` token id, or a tensor ``(E,)`` / ``(B, T, E)``.
+        internal_batch_size: rows per forward/backward pass of the ``B * n_steps``
+            expanded inputs (captum). ``None`` = all steps in one pass; ``B`` = one step
+            per pass; ``"auto"`` = as many as ``memory_budget_bytes`` (default 1 GiB)
+            allows (:mod:`xaicore.faithfulness.ig_passes`). The result does not depend on it.
         reduction: ``"sum"`` (default: signed; token scores then sum to
             ``f(x) - f(x') + delta``), ``"l2"`` or ``"abs_sum"``.
         pad_token_id: PAD id for ``baseline="pad"`` (default: from the model).
         mask_token_id: id for ``baseline="mask"``.
         return_delta: also return captum's convergence delta.
+        stats: a dict that receives ``passes`` (counted), ``rows_per_pass``, ``steps_per_pass``.
 
     Returns:
         ``(B, T)`` float scores, 0 on padding/special tokens; with
@@ -372,14 +373,13 @@ def integrated_gradients(
     _check_choice("method", method, IG_METHODS)
     if n_steps < (1 if method == "gausslegendre" else 2):
         raise ValueError(f"n_steps must be >= 1 (gausslegendre) or >= 2 (riemann_*), got {n_steps}")
-    if internal_batch_size is not None and internal_batch_size < 1:
-        raise ValueError(f"internal_batch_size must be >= 1 or None, got {internal_batch_size}")
     target = resolve_target(model, batch, target)
     with eval_mode(model):
-        forward = _embedding_forward(model, output, _model_kwargs(model, detach_attention))
+        forward = PassCounter(_embedding_forward(model, output, _model_kwargs(model, detach_attention)))
         with torch.no_grad():
             emb = model.embed(batch.input_ids).detach()
         base = _baseline_embeddings(model, batch, emb, baseline, pad_token_id, mask_token_id).detach()
+        plan = plan_passes(internal_batch_size, model, emb, n_steps, memory_budget_bytes)
         ig = IntegratedGradients(forward)
         with torch.enable_grad():
             attr, delta = ig.attribute(
@@ -389,7 +389,7 @@ def integrated_gradients(
                 additional_forward_args=(batch.input_ids, batch.attention_mask, batch.token_type_ids),
                 n_steps=n_steps,
                 method=method,
-                internal_batch_size=internal_batch_size,
+                internal_batch_size=plan.internal_batch_size,
                 return_convergence_delta=True,
             )
     delta = delta.detach().reshape(-1)
@@ -400,6 +400,7 @@ def integrated_gradients(
         delta = delta + (fix - 1.0) * attr.detach().reshape(attr.shape[0], -1).sum(dim=1)
         attr = attr * fix
     scores = _finish(reduce_embedding_dim(attr, reduction), batch)
+    forward.record(stats, plan)
     if return_delta:
         return scores, delta.float()
     return scores
@@ -513,7 +514,7 @@ class Attributor:
         signed: scores may be negative (evidence against the target).
         takes_cancel_out: removes tokens itself (a ``cancel_out=`` option; its faithfulness name carries it).
         path_integral: integrates gradients along a path (``n_steps``, ``method``, ``baseline``,
-            ``internal_batch_size`` options).
+            ``internal_batch_size``, ``memory_budget_bytes`` and ``stats`` options).
     """
 
     name: str
