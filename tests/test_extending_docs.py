@@ -16,7 +16,8 @@ def registered():
     from tests import docs_plugins
     import xaicore.cancel_out.methods as cancel_out
     from xaicore.faithfulness import attribution
-    from xaicore.perturbation.norms import noise, regularizers
+    import xaicore.perturbation.noise as noise
+    import xaicore.perturbation.regularizers as regularizers
 
     registries = [cancel_out.CANCEL_OUT_REGISTRY, regularizers.REGULARIZER_KINDS, noise.CANDIDATE_SOURCES,
                   noise.TOKEN_SELECTIONS, noise.NOISE_RECIPES, attribution.ATTRIBUTION_METHODS]
