@@ -260,8 +260,26 @@ PAPER_ROWS = {
 }
 
 
+class DeviceStatsLoss:
+    """The host side of a regulariser whose ``loss_with_device_stats(model, batch, clean, labels)`` returns
+    the per-example loss ``(B,)`` and its statistics as device tensors: :meth:`loss_with_stats` reads the
+    statistics back in one host sync, and calling the regulariser gives the loss alone (no sync)."""
+
+    def loss_with_stats(
+        self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor] = None
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Per-example loss ``(B,)`` and the statistics as floats (one host sync)."""
+        per, stats = self.loss_with_device_stats(model, batch, clean, labels)  # type: ignore[attr-defined]
+        return per, to_host(stats)
+
+    def __call__(
+        self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor] = None
+    ) -> Tensor:
+        return self.loss_with_stats(model, batch, clean, labels)[0]
+
+
 @dataclass(frozen=True, eq=False)
-class SimilarWordNoise:
+class SimilarWordNoise(DeviceStatsLoss):
     """One member of the similar-word noise family (see module docstring).
 
     Attributes:
@@ -394,17 +412,6 @@ class SimilarWordNoise:
         stats = self._stats(batch, clean.embeddings, new, changed)
         return symmetric_kl(clean.logits, noisy.logits), stats
 
-    def loss_with_stats(
-        self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor] = None
-    ) -> tuple[Tensor, dict[str, float]]:
-        """Per-example ``symKL`` ``(B,)`` and ``{"noise_ratio", "frac_changed"}`` as floats (one host sync)."""
-        per, stats = self.loss_with_device_stats(model, batch, clean, labels)
-        return per, to_host(stats)
-
-    def __call__(
-        self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor] = None
-    ) -> Tensor:
-        return self.loss_with_stats(model, batch, clean, labels)[0]
 
 
 def make_noise_regularizer(

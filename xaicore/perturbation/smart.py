@@ -58,16 +58,16 @@ import torch
 from torch import Tensor, nn
 
 from xaicore.models.protocol import capability
-from xaicore.perturbation.noise import symmetric_kl
+from xaicore.perturbation.noise import DeviceStatsLoss, symmetric_kl
 from xaicore.perturbation.norms import kl_from_logits
-from xaicore.precision import exact, to_exact, to_host
+from xaicore.precision import exact, to_exact
 from xaicore.types import Batch, ClassifierOutput
 
 SMART_TARGETS = ("embedding_output", "word")
 
 
 @dataclass(frozen=True)
-class SmartRegularizer:
+class SmartRegularizer(DeviceStatsLoss):
     """See module docstring.
 
     Attributes:
@@ -189,14 +189,3 @@ class SmartRegularizer:
         per = symmetric_kl(clean.logits, logits)
         return torch.where(finite, per, torch.zeros_like(per)), stats
 
-    def loss_with_stats(
-        self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor] = None
-    ) -> tuple[Tensor, dict[str, float]]:
-        """Per-example ``symKL`` ``(B,)`` and ``{"noise_ratio", "frac_changed"}`` as floats (one host sync)."""
-        per, stats = self.loss_with_device_stats(model, batch, clean, labels)
-        return per, to_host(stats)
-
-    def __call__(
-        self, model: nn.Module, batch: Batch, clean: ClassifierOutput, labels: Optional[Tensor] = None
-    ) -> Tensor:
-        return self.loss_with_stats(model, batch, clean, labels)[0]
