@@ -5,7 +5,7 @@ import dataclasses
 import difflib
 import types
 import typing
-from typing import Any, Mapping, TypeVar, Union
+from typing import Any, Mapping, Sequence, TypeVar, Union
 
 T = TypeVar("T")
 
@@ -76,6 +76,16 @@ def _coerce(name: str, value: Any, hint: Any) -> tuple[Any, str | None]:
     return value, None
 
 
+
+def did_you_mean(key: Any, allowed: Sequence[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the name of ``allowed`` a user most likely meant, or ``""``: a name the
+    key shortens or extends (``epsilon`` -> ``eps``; both at least 3 characters) first, then the closest
+    spelling (:func:`difflib.get_close_matches`). The one hint of trial configs and sweep specs."""
+    key = str(key)
+    close = [a for a in allowed if len(key) >= 3 and len(a) >= 3 and (a.startswith(key) or key.startswith(a))] \
+        or difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
 def build_config(cls: type[T], data: Mapping[str, Any], *, where: str = "config") -> T:
     """Build dataclass ``cls`` from ``data``.
 
@@ -92,11 +102,7 @@ def build_config(cls: type[T], data: Mapping[str, Any], *, where: str = "config"
         if key.startswith("_"):
             continue
         if key not in names:
-            # a key the user shortened or extended (epsilon -> eps) first, then the closest spelling
-            close = [n for n in names if len(n) >= 3 and (key.startswith(n) or n.startswith(key))] \
-                or difflib.get_close_matches(key, names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(f"{key}: unknown key{hint}")
+            problems.append(f"{key}: unknown key{did_you_mean(key, names)}")
             continue
         coerced, problem = _coerce(key, value, hints[key])
         if problem:

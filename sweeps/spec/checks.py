@@ -7,11 +7,12 @@ problem of a spec at once. Pure (no Ray, MLflow or Optuna).
 """
 from __future__ import annotations
 
-import difflib
 import math
 import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
+
+from trainables.config import did_you_mean  # the one hint of trial configs and specs
 
 Scalar = Union[str, int, float, bool, None]
 """A value a ``choice``/``grid`` parameter may take (what Optuna accepts)."""
@@ -35,7 +36,6 @@ __all__ = [
     "check_keys",
     "check_mapping",
     "check_str",
-    "did_you_mean",
     "is_scalar",
     "join_path",
     "kind_of",
@@ -91,14 +91,6 @@ def kind_of(value: Any) -> str:
     """The type name of ``value`` as shown in a problem (``null`` for ``None``)."""
     return "null" if value is None else type(value).__name__
 
-
-def did_you_mean(key: Any, allowed: Sequence[str]) -> str:
-    """``" (did you mean 'x'?)"`` for the closest of ``allowed``, or ``""`` if none is close."""
-    key = str(key)
-    # a key the user shortened or extended first (as trainables.config does), then the closest spelling
-    close = [a for a in allowed if len(key) >= 3 and len(a) >= 3 and (a.startswith(key) or key.startswith(a))] \
-        or difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def check_keys(m: Mapping[Any, Any], allowed: Sequence[str], path: str, pr: Problems) -> None:

@@ -34,11 +34,11 @@ from sweeps.spec.checks import (
     check_keys,
     check_mapping,
     check_str,
-    did_you_mean,
     join_path,
     kind_of,
     show_value,
 )
+from trainables.config import did_you_mean
 from sweeps.spec.search_space import parse_search_space
 from sweeps.spec.types import Condition, ParamSpec, ResourcesSpec, SamplerSpec, SchedulerSpec, SweepSpec
 

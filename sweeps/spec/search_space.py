@@ -17,13 +17,13 @@ from sweeps.spec.checks import (
     check_int,
     check_keys,
     check_str,
-    did_you_mean,
     is_scalar,
     join_path,
     kind_of,
     num_str,
     show_value,
 )
+from trainables.config import did_you_mean
 from sweeps.spec.types import Condition, ParamSpec
 
 __all__ = ["parse_search_space"]
