@@ -217,6 +217,7 @@ def fit_epochs(
     on_step: Optional[Callable[[int, dict[str, float]], None]] = None,
     before_report: Optional[Callable[[list[dict[str, Any]]], None]] = None,
     epoch_extras: Optional[Callable[[Any], dict[str, Any]]] = None,
+    at_selected: Sequence[str] = (),
 ) -> tuple[list[dict[str, Any]], dict[str, Any], Callable[[], dict[str, Any]]]:
     """The one epoch loop adapter: run ``trainer`` (:class:`xaicore.training.Trainer`) to ``cfg.epochs``,
     reporting every epoch but the last (the body reports that one with ``trial.finish``).
@@ -233,20 +234,34 @@ def fit_epochs(
         before_report: called with the history so far before each interim report (e.g. to write the
             curves of a trial that ASHA may stop after this report).
         epoch_extras: ``epoch_extras(epoch_result) -> dict`` of more metrics for that epoch.
+        at_selected: keys of the ``evaluate`` metrics also reported at the selected epoch so far, as
+            ``best/<valid>_<key>`` (the value of the last epoch the selection metric picked: the weights the
+            trainer ends with; not monotone), when that epoch's metrics have the key. Rebuilt from the
+            trainer's history on resume, like the rest.
 
     Returns:
         ``(history, last, checkpoint)``: per-epoch metrics (resumed epochs included), a copy of the last
         epoch's metrics (the base of the final result) and the checkpoint function.
     """
     selection_metric = selection_metric or cfg.selection_metric
-    history = [epoch_metrics(r, selection_metric, valid) for r in trainer.result.history]
+    selected: dict[str, Any] = {}  # the evaluate metrics of the selected epoch so far
+
+    def metrics_of(result: Any) -> dict[str, Any]:
+        nonlocal selected
+        if result.is_best:
+            selected = result.valid
+        metrics = epoch_metrics(result, selection_metric, valid)
+        metrics.update({best_metric(valid, k): selected[k] for k in at_selected if k in selected})
+        return metrics
+
+    history = [metrics_of(r) for r in trainer.result.history]
 
     def checkpoint() -> dict[str, Any]:
         state = {"trainer": trainer.state_dict(), "config": dataclasses.asdict(cfg)}
         return {**state, **(extra_state() if extra_state is not None else {})}
 
     def on_epoch_end(result: Any, _trainer: Any) -> None:
-        metrics = epoch_metrics(result, selection_metric, valid)
+        metrics = metrics_of(result)
         if epoch_extras is not None:
             metrics.update(epoch_extras(result))
         history.append(metrics)
@@ -269,13 +284,28 @@ def fit_and_report(
     on_step: Optional[Callable[[int, dict[str, float]], None]] = None,
     before_report: Optional[Callable[[list[dict[str, Any]]], None]] = None,
     epoch_extras: Optional[Callable[[Any], dict[str, Any]]] = None,
+    valid_extras: Optional[Callable[[Any], dict[str, Any]]] = None,
+    at_selected: Sequence[str] = (),
 ) -> tuple[list[dict[str, Any]], dict[str, Any], Callable[[], dict[str, Any]]]:
     """:func:`fit_epochs` for a setup with ``trainer``, ``epoch_batches(epoch)``, ``evaluate(model, "valid" |
     "test")`` and ``model`` (the classifier and finetune trainables); the final metrics add ``test/*`` of the
-    best epoch's weights and ``best_epoch``. Returns ``(history, final, checkpoint)``."""
+    best epoch's weights and ``best_epoch``. Returns ``(history, final, checkpoint)``.
+
+    ``valid_extras(model) -> dict``: more validation metrics of the epoch's weights (``valid/<key>``, kept in
+    the trainer's history and so in its checkpoint: a resumed trial has them). It runs inside the trainer's
+    autocast context: a metric that needs fp32 turns autocast off itself. ``at_selected``: see
+    :func:`fit_epochs` (e.g. keys of ``valid_extras`` reported as ``best/valid_<key>``)."""
+
+    def evaluate(model: Any) -> dict[str, Any]:
+        metrics = setup.evaluate(model, "valid")
+        if valid_extras is not None:
+            metrics.update(valid_extras(model))
+        return metrics
+
     history, final, checkpoint = fit_epochs(
-        setup.trainer, cfg, report, epoch_batches=setup.epoch_batches, evaluate=lambda m: setup.evaluate(m, "valid"),
-        extra_state=extra_state, on_step=on_step, before_report=before_report, epoch_extras=epoch_extras)
+        setup.trainer, cfg, report, epoch_batches=setup.epoch_batches, evaluate=evaluate,
+        extra_state=extra_state, on_step=on_step, before_report=before_report, epoch_extras=epoch_extras,
+        at_selected=at_selected)
     final.update({split_metric("test", k): v for k, v in setup.evaluate(setup.model, "test").items()})
     final["best_epoch"] = setup.trainer.result.best_epoch
     return history, final, checkpoint

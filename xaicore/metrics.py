@@ -161,6 +161,34 @@ def gradient_importance(model: nn.Module, batch: Batch) -> Tensor:
     return tau / tau.sum(dim=1, keepdim=True).clamp_min(1e-12)
 
 
+def attention_and_gradient_importance(model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]:
+    """The attention weights and :func:`gradient_importance` of ``batch`` from one forward and one
+    backward pass (instead of the three forwards of ``forward_batch`` + ``gradient_importance``).
+
+    The forward pools with detached attention weights (``detach_attention=True``), which changes the
+    gradient but not the weights themselves; the target is the predicted class of that forward.
+    The model must be in eval mode (the caller's; no dropout); parameter ``.grad`` fields are untouched.
+
+    Returns:
+        ``(attention (B, T), tau (B, T))``, both detached; ``tau`` is 0 outside the content mask and
+        sums to 1 over it (as :func:`gradient_importance`).
+
+    Raises:
+        ValueError: the model returns no attention weights.
+    """
+    with torch.enable_grad():
+        emb = model.embed(batch.input_ids).detach().requires_grad_(True)  # (B, T, E)
+        out = forward_batch(model, batch, inputs_embeds=emb, detach_attention=True)
+        if out.attention is None:
+            raise ValueError("attention_gradient_correlation needs a model with attention weights")
+        target = out.logits.detach().argmax(dim=-1)  # (B,) the predicted class
+        chosen = torch.softmax(out.logits, dim=-1).gather(1, target.unsqueeze(1)).sum()
+        (grad,) = torch.autograd.grad(chosen, emb)
+    scores = (emb.detach() * grad).sum(dim=-1).float()  # (B, T) signed input x gradient
+    tau = torch.where(batch.content_mask, scores, torch.zeros_like(scores)).abs()
+    return out.attention.detach(), tau / tau.sum(dim=1, keepdim=True).clamp_min(1e-12)
+
+
 def attention_gradient_correlations(
     model: nn.Module, batches: Iterable[Batch], device: torch.device | str | None = None
 ) -> dict[str, float]:
@@ -173,34 +201,33 @@ def attention_gradient_correlations(
 
     Both use the same sentences: those with at least two real tokens (a one-token sentence has
     attention 1 and importance 1 whatever the model, which would inflate the pooled value);
-    ``mean`` also skips sentences where either vector is constant. Eval mode; the model's mode
-    is restored.
+    ``mean`` also skips sentences where either vector is constant. Eval mode (the model's mode is
+    restored) and fp32 (autocast off whatever the caller's context), one forward and one backward
+    pass per batch (:func:`attention_and_gradient_importance`); the values do not depend on how the
+    sentences are batched.
 
     Returns:
         ``{"mean": float, "pooled": float}`` (NaN when no sentence qualifies).
     """
-    device = device or next(model.parameters()).device
+    device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
     values, all_attn, all_tau = [], [], []
     try:
-        for batch in batches:
-            batch = batch.to(device)
-            with torch.no_grad():
-                attn = forward_batch(model, batch).attention
-            if attn is None:
-                raise ValueError("attention_gradient_correlation needs a model with attention weights")
-            tau = gradient_importance(model, batch)
-            mask = batch.content_mask
-            for i in range(batch.size):
-                m = mask[i]
-                if int(m.sum()) < 2:
-                    continue
-                all_attn.append(attn[i][m].detach().cpu())
-                all_tau.append(tau[i][m].detach().cpu())
-                r = pearson(all_attn[-1], all_tau[-1])
-                if r == r:  # not NaN
-                    values.append(r)
+        with torch.autocast(device.type, enabled=False):
+            for batch in batches:
+                batch = batch.to(device)
+                attn, tau = attention_and_gradient_importance(model, batch)
+                attn, tau, mask = attn.float().cpu(), tau.cpu(), batch.content_mask.cpu()
+                for i in range(batch.size):
+                    m = mask[i]
+                    if int(m.sum()) < 2:
+                        continue
+                    all_attn.append(attn[i][m])
+                    all_tau.append(tau[i][m])
+                    r = pearson(all_attn[-1], all_tau[-1])
+                    if r == r:  # not NaN
+                        values.append(r)
     finally:
         model.train(was_training)
     pooled = pearson(torch.cat(all_attn), torch.cat(all_tau)) if all_attn else float("nan")

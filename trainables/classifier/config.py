@@ -71,7 +71,11 @@ class ClassifierTrialConfig:
     (``test/corr_pooled``), for the selected epoch's weights; with ``corr_epoch`` also for the
     weights at the end of that fixed epoch (``fixed/test_corr``, ``fixed/test_corr_pooled``,
     ``fixed/test_f1``..., ``fixed/epoch``; the last epoch if ``corr_epoch > epochs``), so
-    methods can be compared at the same training stage.
+    methods can be compared at the same training stage. The validation split's Corr. of every
+    epoch's weights is reported as ``valid/corr`` / ``valid/corr_pooled``, and at the selected epoch
+    as ``best/valid_corr`` / ``best/valid_corr_pooled`` (what a sweep selects on: never ``test/*``).
+    Where the validation split has rationales, ``valid/rationale_auprc`` (and ``_avg_precision``,
+    ``_roc_auc``) and ``best/valid_rationale_*`` likewise, whatever ``correlation`` says.
     """
 
     dataset: str = SYNTHETIC

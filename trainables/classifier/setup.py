@@ -135,7 +135,12 @@ class ClassifierSetup:
         """The first ``EVAL_BATCH_SIZE`` test examples in dataset order (heatmaps, figures)."""
         return next(batches(self.encoded["test"], self.encoder, batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0))
 
+    def split_batches(self, which: str):
+        """The evaluation batches of ``which`` (``valid`` or ``test``)."""
+        if which not in ("valid", "test"):
+            raise ValueError(f"split must be 'valid' or 'test', got {which!r}")
+        return self.valid_batches if which == "valid" else self.test_batches
+
     def evaluate(self, model, which: str = "valid") -> dict[str, float]:
-        data = self.valid_batches if which == "valid" else self.test_batches
-        labels, probs = predict(model, data, self.device)
+        labels, probs = predict(model, self.split_batches(which), self.device)
         return classification_metrics(labels, probs)

@@ -17,42 +17,53 @@ import torch
 from trainables.classifier.artifacts import write_artifacts
 from trainables.classifier.config import ClassifierTrialConfig, parse_config, preflight
 from trainables.classifier.metrics import (
-    CORR,
-    CORR_POOLED,
+    CORR_KEYS,
     FIXED_EPOCH,
-    RATIONALE_DOCUMENTS,
+    RATIONALE_DOCUMENTS_KEY,
+    RATIONALE_SCORES,
+    VALID_INTERPRETABILITY,
     fixed_metric,
-    rationale_metric,
+    rationale_key,
 )
 from trainables.classifier.setup import ClassifierSetup
 from trainables.data_setup import dropped_metrics
+from trainables.loop_metrics import split_metric
 from trainables.protocol import Report, Trainable, Trial, TrialResult, fit_and_report, start_runtime
+from xaicore.faithfulness.rationale_metrics import attention_rationale_scores
 from xaicore.metrics import attention_gradient_correlations
-from xaicore.models.protocol import forward_batch
 
 
-def _rationale_scores(setup: "ClassifierSetup") -> dict[str, float]:
-    """Attention weights vs the test set's human rationales (attention-vat.txt Table 2, ERASER soft-token
-    convention: :func:`xaicore.faithfulness.rationale_metrics.eraser_soft_token_scores`); empty without rationales."""
-    from xaicore.faithfulness.rationale_metrics import eraser_soft_token_scores
+def corr_scores(model: torch.nn.Module, setup: ClassifierSetup, split: str) -> dict[str, float]:
+    """Corr. of ``model`` on the ``valid`` or ``test`` batches, keyed by :data:`CORR_KEYS` (``corr``: the mean of
+    per-sentence Pearsons, ``corr_pooled``): :func:`xaicore.metrics.attention_gradient_correlations` (eval
+    mode, fp32, batched)."""
+    corr = attention_gradient_correlations(model, setup.split_batches(split), setup.device)
+    return dict(zip(CORR_KEYS, (corr["mean"], corr["pooled"])))
 
-    docs = []
-    model = setup.model.eval()
-    with torch.no_grad():
-        for batch in setup.test_batches:
-            if batch.rationale_mask is None:
-                return {}
-            batch = batch.to(setup.device)
-            attention = forward_batch(model, batch).attention
-            for i in range(batch.size):
-                m = batch.content_mask[i]
-                docs.append((batch.rationale_mask[i][m].cpu().numpy().astype(bool), attention[i][m].cpu().numpy()))
-    if not docs:
+
+def rationale_scores(model: torch.nn.Module, setup: ClassifierSetup, split: str) -> dict[str, float]:
+    """Attention weights of ``model`` vs the ``split``'s human rationales (attention-vat.txt Table 2, ERASER
+    soft-token convention: :func:`xaicore.faithfulness.rationale_metrics.attention_rationale_scores`), keyed
+    ``rationale_<score>`` (:func:`rationale_key`) and ``rationale_documents``; empty without rationales."""
+    scores = attention_rationale_scores(model, setup.split_batches(split), setup.device)
+    if scores is None:
         return {}
-    scores = eraser_soft_token_scores(docs)
-    out = {rationale_metric(k): float(v) for k, v in scores.items() if k != "n_documents"}
-    out[RATIONALE_DOCUMENTS] = int(scores["n_documents"])
+    out: dict[str, float] = {rationale_key(k): float(scores[k]) for k in RATIONALE_SCORES}
+    out[RATIONALE_DOCUMENTS_KEY] = int(scores["n_documents"])
     return out
+
+
+def valid_interpretability(setup: ClassifierSetup, model: torch.nn.Module) -> dict[str, float]:
+    """The validation split's interpretability metrics of the current weights, every epoch: Corr. with
+    ``correlation`` and the rationale scores where the split has rationales, keyed as the trainer's
+    evaluation metrics (reported as ``valid/<key>`` and, those of
+    :data:`trainables.classifier.metrics.VALID_INTERPRETABILITY` at the selected epoch, ``best/valid_<key>``)."""
+    out = corr_scores(model, setup, "valid") if setup.cfg.correlation else {}
+    return {**out, **rationale_scores(model, setup, "valid")}
+
+
+def _test(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {split_metric("test", k): v for k, v in metrics.items()}
 
 
 @dataclass
@@ -77,6 +88,11 @@ def train_classifier(
     With ``interim_dir``, the curves and heatmaps so far are written there before each of
     those reports, so a trial the scheduler stops early still has them (ASHA).
 
+    Every epoch also reports the validation split's Corr. (``valid/corr``, ``valid/corr_pooled``, with
+    ``correlation``) and rationale scores (``valid/rationale_*``, where it has rationales) of that epoch's
+    weights, and their values at the selected epoch (``best/valid_corr``, ...), so selection never reads
+    test data.
+
     The last epoch's metrics, plus ``test/*`` of the best epoch's weights,
     ``test/corr`` and ``best_epoch``, are returned in ``final`` for the caller
     to extend and report (so a trainable that evaluates more, e.g. faithfulness,
@@ -95,8 +111,7 @@ def train_classifier(
         if cfg.correlation and cfg.corr_epoch is not None and result.epoch == min(cfg.corr_epoch, cfg.epochs):
             fixed[FIXED_EPOCH] = result.epoch
             fixed.update({fixed_metric(k): v for k, v in setup.evaluate(setup.model, "test").items()})
-            corr = attention_gradient_correlations(setup.model, setup.test_batches, setup.device)
-            fixed[fixed_metric("corr")], fixed[fixed_metric("corr_pooled")] = corr["mean"], corr["pooled"]
+            fixed.update({fixed_metric(k): v for k, v in corr_scores(setup.model, setup, "test").items()})
             return dict(fixed)
         return {}
 
@@ -104,13 +119,13 @@ def train_classifier(
     if interim_dir is not None:
         def interim(history: list[dict[str, Any]]) -> None:
             write_artifacts(setup, history, interim_dir, final=False)
-    history, final, checkpoint = fit_and_report(setup, cfg, report, before_report=interim, epoch_extras=fixed_epoch,
-                                                extra_state=lambda: {"fixed": dict(fixed)})
+    history, final, checkpoint = fit_and_report(
+        setup, cfg, report, before_report=interim, epoch_extras=fixed_epoch, extra_state=lambda: {"fixed": dict(fixed)},
+        valid_extras=lambda model: valid_interpretability(setup, model), at_selected=VALID_INTERPRETABILITY)
     if cfg.correlation:
-        corr = attention_gradient_correlations(setup.model, setup.test_batches, setup.device)
-        final[CORR], final[CORR_POOLED] = corr["mean"], corr["pooled"]
+        final.update(_test(corr_scores(setup.model, setup, "test")))
         final.update(fixed)
-    final.update(_rationale_scores(setup))
+    final.update(_test(rationale_scores(setup.model, setup, "test")))
     final.update(dropped_metrics(setup.splits.dropped_empty))
     return TrainedClassifier(setup=setup, history=history, final=final, checkpoint=checkpoint)
 

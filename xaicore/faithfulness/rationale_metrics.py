@@ -11,15 +11,20 @@ Conventions (each *per document*, then averaged over documents, as ERASER's ``sc
 * ``roc_auc``: the ROC area (Mann-Whitney, ties 1/2; :func:`xaicore.metrics.binary_roc_auc`).
 
 A document with no rationale token is skipped by all three; one whose tokens are all rationale
-is skipped by ``roc_auc`` only (no negative). NumPy only.
+is skipped by ``roc_auc`` only (no negative). The scores are NumPy only;
+:func:`attention_rationale_scores` runs a model over batches to collect the documents.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Optional
 
 import numpy as np
+import torch
+from torch import nn
 
 from xaicore.metrics import binary_roc_auc
+from xaicore.models.protocol import forward_batch
+from xaicore.types import Batch
 
 
 def precision_recall_points(is_rationale: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -72,3 +77,34 @@ def eraser_soft_token_scores(documents: Iterable[tuple[np.ndarray, np.ndarray]])
             auc.append(binary_roc_auc(truth, scores))
     mean = lambda v: float(np.mean(v)) if v else float("nan")  # noqa: E731
     return {"auprc": mean(auprc), "avg_precision": mean(ap), "roc_auc": mean(auc), "n_documents": len(auprc)}
+
+
+def attention_rationale_scores(
+    model: nn.Module, batches: Iterable[Batch], device: torch.device | str | None = None
+) -> Optional[dict[str, float]]:
+    """:func:`eraser_soft_token_scores` of the model's attention weights against the batches' human
+    rationales (``batch.rationale_mask``), one document per example, over its content tokens
+    (``batch.content_mask``: padding and special tokens left out).
+
+    Eval mode (the model's mode is restored), no gradient, fp32 (autocast off).
+
+    Returns:
+        ``{"auprc", "avg_precision", "roc_auc", "n_documents"}``, or ``None`` when a batch has no
+        rationale mask (the split carries no rationales) or there is no batch.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    docs = []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), torch.autocast(device.type, enabled=False):
+            for batch in batches:
+                if batch.rationale_mask is None:
+                    return None
+                batch = batch.to(device)
+                attention = forward_batch(model, batch).attention.float().cpu().numpy()
+                mask, rationale = batch.content_mask.cpu().numpy(), batch.rationale_mask.cpu().numpy()
+                docs.extend((rationale[i][mask[i]].astype(bool), attention[i][mask[i]]) for i in range(batch.size))
+    finally:
+        model.train(was_training)
+    return eraser_soft_token_scores(docs) if docs else None
