@@ -16,7 +16,8 @@ def write_artifacts(setup: ClassifierSetup, history: list[dict], out_dir: Path, 
     cfg, model = setup.cfg, setup.model
     files = [write_config_yaml({"trainable": "classifier", "config": dataclasses.asdict(cfg)}, out_dir / "config.yaml")]
     files.append(plot_training_curves(history, out_dir / "training_curves.png",
-                                      keys=["train/loss", "train/reg", "valid/f1", "valid/accuracy"]))
+                                      keys=["train/loss", "train/reg", "valid/f1", "valid/accuracy", "valid/corr",
+                                            "valid/rationale_auprc"]))
     if cfg.heatmaps > 0:
         batch = setup.first_test_batch().to(setup.device)
         n = min(cfg.heatmaps, batch.size)
