@@ -299,12 +299,15 @@ def test_every_valid_interpretability_name_is_declared():
     assert set(VALID_KEYS) == set(VALID_INTERPRETABILITY)
 
 
-@pytest.mark.parametrize("name", ["attention_vat_sst.yaml", "attention_vat_sst_table1.yaml"])
-def test_attention_vat_sst_specs_can_select_on_best_valid_corr(name, monkeypatch):
+@pytest.mark.parametrize("name, metric", [("attention_vat_sst.yaml", "best/valid_corr"),
+                                          ("attention_vat_sst_table1.yaml", "best/valid_corr"),
+                                          ("attention_vat_sst_table1.yaml", "best/valid_corr_pooled"),
+                                          ("rationale_eraser.yaml", "best/valid_rationale_auprc")])
+def test_attention_vat_specs_can_select_on_validation_interpretability(name, metric, monkeypatch):
     spec = load_spec(REPO / "sweeps" / name, known_trainables=list(TRAINABLES))
     assert spec.config.get("correlation", True)  # the specs measure Corr.: best/valid_corr is reported
     monkeypatch.chdir(REPO)
-    problems = check_trial_configs(dataclasses.replace(spec, metric="best/valid_corr"))
+    problems = check_trial_configs(dataclasses.replace(spec, metric=metric))
     if problems and all("../shared/data/" in p for p in problems):
         pytest.skip("local data ../shared/data is not next to this checkout")
     assert problems == []
@@ -317,3 +320,24 @@ def test_no_shipped_spec_selects_on_test_data():
         spec = load_spec(path, known_trainables=list(TRAINABLES))
         metrics = spec.metric if isinstance(spec.metric, (list, tuple)) else [spec.metric]
         assert not [m for m in metrics if m.startswith(("test/", "fixed/test_"))], path.name
+
+
+def _spec(tmp_path, text):
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    return load_spec(path, known_trainables=list(TRAINABLES))
+
+
+@pytest.mark.parametrize("trainable", ["classifier", "faithfulness"])
+def test_selecting_on_corr_with_correlation_off_is_refused_before_ray(tmp_path, trainable):
+    base = f"name: x\ntrainable: {trainable}\nmetric: best/valid_corr\nmode: max\n"
+    off = check_trial_configs(_spec(tmp_path, base + "config: {dataset: synthetic, correlation: false}\n"))
+    assert off == ["metric: 'best/valid_corr' is measured only with correlation: true "
+                   "(the config sets correlation: false)"]
+    some = check_trial_configs(_spec(tmp_path, base + "config: {dataset: synthetic}\nsearch_space:\n"
+                                     "  correlation: {type: choice, values: [true, false]}\n"))
+    assert len(some) == 1 and some[0].endswith("(with correlation=False)")
+    assert check_trial_configs(_spec(tmp_path, base + "config: {dataset: synthetic}\n")) == []
+    # what correlation: false does not touch stays selectable
+    rationale = base.replace("best/valid_corr", "best/valid_rationale_auprc")
+    assert check_trial_configs(_spec(tmp_path, rationale + "config: {dataset: synthetic, correlation: false}\n")) == []

@@ -7,7 +7,8 @@
 
 * ``metrics.py``: ``METRICS`` (the metric names it reports, built from the names its code emits;
   a tuple, or :class:`LazyNames` where they come from the plug-in registries) and ``SMOKE`` (the
-  ``xaisweep run --smoke-test`` overrides). Torch-free: checking a spec imports nothing else.
+  ``xaisweep run --smoke-test`` overrides), optionally ``metric_problems(metric, config)`` (why a config
+  would never report a declared metric). Torch-free: checking a spec imports nothing else.
 * ``config.py``: the frozen config dataclass; ``parse_config(mapping)`` does the pure checks only
   (types, ranges, known names), every problem at once (:func:`trainables.config.build_config`);
   ``preflight(cfg)``, the I/O checks.
@@ -68,6 +69,12 @@ class TrainableEntry:
     def smoke(self) -> Mapping[str, Any]:
         """Config overrides for ``xaisweep run --smoke-test``."""
         return self.declarations().SMOKE
+
+    def metric_problems(self, metric: str, config: Mapping[str, Any]) -> list[str]:
+        """Why a trial of the raw ``config`` would never report the declared ``metric`` (e.g. a Corr. metric
+        with ``correlation: false``): the ``metric_problems`` of ``metrics.py``, where it has one; ``[]``."""
+        check = getattr(self.declarations(), "metric_problems", None)
+        return list(check(metric, config)) if check is not None else []
 
     def load(self):
         """The package's ``trial`` module (imports torch)."""

@@ -35,6 +35,11 @@ def config_problems(entry, config: Mapping[str, Any]) -> list[str]:
     return []
 
 
+def _metrics(spec: SweepSpec) -> list[str]:
+    """The spec's objective(s): ``metric`` as a list."""
+    return list(spec.metric) if isinstance(spec.metric, (list, tuple)) else [spec.metric]
+
+
 def check_trial_configs(spec: SweepSpec, overrides: Mapping[str, Any] | None = None) -> list[str]:
     """Validate the trainable config at every corner the search space can reach.
 
@@ -42,7 +47,8 @@ def check_trial_configs(spec: SweepSpec, overrides: Mapping[str, Any] | None = N
     choice) is combined with the base config and the first candidate of all
     other *active* parameters, and validated by the trainable's own config
     dataclass. Unknown keys, out-of-range values and a metric the trainable
-    never reports are found here, before Ray starts.
+    never reports (or that a point's config turns off: the trainable's ``metric_problems``)
+    are found here, before Ray starts.
     """
     try:
         entry = get_trainable(spec.trainable)
@@ -67,7 +73,9 @@ def check_trial_configs(spec: SweepSpec, overrides: Mapping[str, Any] | None = N
             if p.is_active(active):
                 active[p.name] = combo[p.name]
         where = ", ".join(f"{k}={v!r}" for k, v in active.items())
-        per_combo.append((where, config_problems(entry, {**base, **active})))
+        config = {**base, **active}
+        per_combo.append((where, [f"config: {line}" for line in config_problems(entry, config)]
+                          + [line for metric in _metrics(spec) for line in entry.metric_problems(metric, config)]))
     # a problem every point of the space has comes from the base config: no "(with ...)" suffix
     everywhere = set.intersection(*(set(lines) for _, lines in per_combo)) if per_combo else set()
     seen: set[str] = set()
@@ -76,7 +84,7 @@ def check_trial_configs(spec: SweepSpec, overrides: Mapping[str, Any] | None = N
             if line not in seen:
                 seen.add(line)
                 suffix = f"  (with {where})" if where and line not in everywhere else ""
-                problems.append(f"config: {line}{suffix}")
+                problems.append(f"{line}{suffix}")
     return problems
 
 

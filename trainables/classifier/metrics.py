@@ -2,6 +2,8 @@
 imports this module only). The trial names its results with the same constants and functions."""
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 from trainables.loop_metrics import CLASSIFICATION_METRICS, TRAIN_STATS, best_metric, split_metric, train_metric
 
 #: the evaluation metrics of every split (:func:`xaicore.metrics.classification_metrics`), the choices of
@@ -60,3 +62,15 @@ METRICS = tuple(
     + [FIXED_EPOCH] + [fixed_metric(k) for k in FIXED_KEYS]
 )
 SMOKE = {"epochs": 1, "synthetic_size": 200, "max_train_examples": 200}
+#: the metrics that only a trial with ``correlation: true`` reports
+CORRELATION_METRICS = frozenset(
+    [CORR, CORR_POOLED] + [fixed_metric(k) for k in CORR_KEYS]
+    + [f(*args) for k in CORR_KEYS for f, args in ((split_metric, ("valid", k)), (best_metric, ("valid", k)))])
+
+
+def metric_problems(metric: str, config: Mapping[str, Any]) -> list[str]:
+    """Why a trial of ``config`` (a raw config mapping) would never report the declared ``metric``: one line per
+    problem, ``[]`` when it does (checked for every point of a search space before Ray starts)."""
+    if metric in CORRELATION_METRICS and not config.get("correlation", True):
+        return [f"metric: {metric!r} is measured only with correlation: true (the config sets correlation: false)"]
+    return []

@@ -8,6 +8,7 @@ import functools
 
 from trainables import LazyNames
 from trainables.classifier.metrics import METRICS as CLASSIFIER_METRICS
+from trainables.classifier.metrics import metric_problems as classifier_metric_problems
 
 #: the default ``cancel_out``: it keeps the plain metric names
 DEFAULT_CANCEL_OUT = "pad"
@@ -20,6 +21,8 @@ PER_METHOD = ("deletion", "weak_f1", "weak_f1_abs", "shuffle_tvd", "comprehensiv
 BASELINES = ("uniform", "random")
 #: agreement of two methods' maps (``faith/<stat>/<a>__<b>``)
 AGREEMENT = ("kendall_tau", "pearson")
+#: why a config would never report a metric: the trained classifier's rule (Corr. needs ``correlation: true``)
+metric_problems = classifier_metric_problems
 #: mean forward/backward passes Integrated Gradients took per evaluated test batch (``ig_internal_batch_size``)
 IG_PASSES_PER_BATCH = "faith/ig_passes_per_batch"
 
