@@ -200,7 +200,7 @@ def test_search_space_datasets_are_each_dry_loaded(tmp_path, capsys, trainable):
     ok.write_text("text,label\n" + "".join(f"w{i} x,{i % 2}\n" for i in range(40)))
     bad.write_text("text,gold\n" + "".join(f"w{i} x,{i % 2}\n" for i in range(40)))
     config = {k: v for k, v in TINY.items() if k != "dataset"}
-    spec = write(tmp_path / "s.yaml", trainable=trainable, metric="test/f1", config=config,
+    spec = write(tmp_path / "s.yaml", trainable=trainable, metric="best/valid_f1", config=config,
                  search_space={"dataset": {"type": "choice", "values": [str(ok), str(bad)]}})
     for extra in ((), ("--smoke-test",)):
         rc, _, err = run(capsys, "run", str(spec), *extra)

@@ -49,11 +49,13 @@ def check_trial_configs(spec: SweepSpec, overrides: Mapping[str, Any] | None = N
     except ValueError as err:
         return [str(err)]
     problems: list[str] = []
-    if spec.metric not in entry.metrics:
-        problems.append(
-            f"metric: {spec.metric!r} is not reported by trainable {spec.trainable!r}; "
-            f"it reports: {', '.join(entry.metrics)}"
-        )
+    for i, (metric, _) in enumerate(spec.objectives):
+        if metric not in entry.metrics:
+            where = f"metric[{i}]" if spec.is_multi_objective else "metric"
+            problems.append(
+                f"{where}: {metric!r} is not reported by trainable {spec.trainable!r}; "
+                f"it reports: {', '.join(entry.metrics)}"
+            )
     base = {**spec.config, **dict(overrides or {})}
     first = {p.name: _candidates(p)[0] for p in spec.params}
     combos: list[dict[str, Any]] = [dict(first)] if spec.params else [{}]
@@ -210,9 +212,12 @@ def check_raw_spec_config(path: str | Path) -> list[str]:
         return []
     problems: list[str] = []
     metric = data.get("metric")
-    if isinstance(metric, str) and metric not in entry.metrics:
-        problems.append(f"metric: {metric!r} is not reported by trainable {entry.name!r}; "
-                        f"it reports: {', '.join(entry.metrics)}")
+    named = [("metric", metric)] if isinstance(metric, str) else \
+        [(f"metric[{i}]", m) for i, m in enumerate(metric)] if isinstance(metric, list) else []
+    for where, m in named:
+        if isinstance(m, str) and m not in entry.metrics:
+            problems.append(f"{where}: {m!r} is not reported by trainable {entry.name!r}; "
+                            f"it reports: {', '.join(entry.metrics)}")
     config = data.get("config") or {}
     space = data.get("search_space") or {}
     if not isinstance(config, Mapping) or not isinstance(space, Mapping):

@@ -74,7 +74,8 @@ def start_parent_run(plan: SweepPlan, *, resume: bool) -> dict[str, str]:
         run_name=f"{plan.spec.name}-{time.strftime('%Y%m%d-%H%M%S')}",
         tags={mlflow_names.ROLE: mlflow_names.ROLE_SWEEP, mlflow_names.SWEEP: plan.spec.name,
               mlflow_names.TRAINABLE: plan.spec.trainable, mlflow_names.GIT_COMMIT: git_commit(),
-              mlflow_names.METRIC: plan.spec.metric, mlflow_names.MODE: plan.spec.mode},
+              mlflow_names.METRIC: plan.spec.metric, mlflow_names.MODE: plan.spec.mode,
+              mlflow_names.OBJECTIVES: mlflow_names.objectives_value(plan.spec.objectives)},
     )
     spec_dict = plan.spec.to_dict()
     state = {"experiment_id": exp_id, "parent_run_id": run.info.run_id, "tracking_uri": plan.tracking_uri,
