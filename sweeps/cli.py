@@ -235,7 +235,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out or Workdir.default().root / "reports" / args.experiment)
     try:
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-        result = make_report(uri, args.experiment, out, metrics=metrics)
+        objectives = None
+        if args.metric or args.mode:
+            from mlflow.tracking import MlflowClient
+
+            from sweeps.results.best import resolve_objectives, sweep_objectives
+            from sweeps.results.report_data import find_experiment
+
+            client = MlflowClient(uri)
+            sweep = sweep_objectives(client, find_experiment(client, args.experiment).experiment_id)
+            objectives = resolve_objectives(sweep, args.metric or (), args.mode or ())
+        result = make_report(uri, args.experiment, out, metrics=metrics, objectives=objectives)
     except ValueError as err:
         return _print_problems(err)
     print(result.markdown)
@@ -359,13 +369,19 @@ def build_parser() -> argparse.ArgumentParser:
                        "paired significance) of a sweep",
         description="Reads the sweep back from MLflow and writes optimization_history.png, "
                     "parallel_coordinates.png, param_importances.png, report.md/.html, trials.csv and "
-                    "paper_table.md/.tex, also logged to the sweep's parent run under report/. A warning says "
+                    "paper_table.md/.tex (a multi-objective sweep also pareto_front.png and hypervolume.png), "
+                    "also logged to the sweep's parent run under report/. A warning says "
                     "when the best value of a numeric parameter lies within 5%% of its range's edge: widen "
                     "the range there, the optimum may lie outside it.")
     report.add_argument("experiment", help="sweep (MLflow experiment) name or id")
     report.add_argument("--out", help="output directory (default: ./xaisweep-runs/reports/<experiment>)")
     report.add_argument("--metrics", help="comma-separated metric columns of the paper table (default: the sweep's "
-                                          "metric and every test/* metric all runs logged)")
+                                          "objectives and every test/* and eval/* metric all runs logged)")
+    report.add_argument("--metric", action="append", metavar="NAME",
+                        help="judge the trials on this logged metric instead of the sweep's (e.g. eval/<name>/...); "
+                             "repeat it for a Pareto front over several")
+    report.add_argument("--mode", action="append", choices=["max", "min"],
+                        help="direction of each --metric, in the same order (default as for `best`)")
     report.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the work dir's)")
     report.set_defaults(func=cmd_report)
 

@@ -133,3 +133,59 @@ def test_bad_metric_flags_are_one_clear_error(store, capsys, argv, message):
     assert cli.main(["best", "mo", *argv, "--tracking-uri", s.uri]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err, err
+
+
+def test_report_draws_the_pareto_front_and_the_hypervolume_per_trial(store, tmp_path):
+    import csv
+
+    from sweeps.results.pareto import hypervolume, nadir
+    from sweeps.results.report import make_report
+
+    s, _ = store
+    result = make_report(s.uri, "mo", tmp_path / "rep", log_artifacts=False)
+    names = {f.name for f in result.files}
+    assert {"pareto_front.png", "hypervolume.png", "trials.csv", "report.md"} <= names
+    for png in ("pareto_front.png", "hypervolume.png"):
+        assert (tmp_path / "rep" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert result.objectives == ((F1, "max"), (COST, "min"))
+    front = [p for p in result.pareto if p.pareto]
+    assert [p.params["regularizer"] for p in front] == ["attention_vat", "none"]
+    assert front[0].means == pytest.approx((0.87, 2.8)) and front[0].n == 2
+    md = result.markdown
+    assert "## Pareto set" in md and "2 of 4 configurations are non-dominated" in md
+    assert "| 1 | regularizer=attention_vat, eps=2 | 0.87 ± 0.042 | 2.8 ± 0.28 | 2 |" in md, md
+    # the hypervolume column: every trial, never decreasing in completion order, the last one that of all runs
+    with open(tmp_path / "rep" / "trials.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 8 and {F1, COST, "hypervolume"} <= set(table[0])
+    runs = [(float(r[F1]), float(r[COST])) for r in table]
+    hist = [h for _, h in result.hypervolume]
+    assert all(b >= a for a, b in zip(hist, hist[1:]))
+    assert hist[-1] == pytest.approx(hypervolume(runs, ["max", "min"], nadir(runs, ["max", "min"])))
+    # by hand: nadir (0.45, 3.5); the front's staircase 0.45 x 0.5 + 0.39 x 0.4 + 0.35 x 1.6 (0.95/3.5 spans 0)
+    assert hist[-1] == pytest.approx(0.225 + 0.156 + 0.56)
+    assert f"{hist[-1]:.6g}" in md
+    # the paper table: both objectives and the eval/* column every run logged
+    paper = (tmp_path / "rep" / "paper_table.md").read_text()
+    header = next(line for line in paper.splitlines() if line.startswith("|"))
+    assert F1 in header and COST in header and EVAL in header, header
+
+
+def test_report_by_another_metric(store, tmp_path):
+    from sweeps.results.report import make_report
+
+    s, _ = store
+    result = make_report(s.uri, "mo", tmp_path / "one", log_artifacts=False, objectives=[(EVAL, "min")])
+    assert result.objectives == ((EVAL, "min"),) and result.best.value == pytest.approx(0.1)
+    assert not any(f.name == "pareto_front.png" for f in result.files) and result.pareto == ()
+    assert "- objective: " + EVAL + " (min)" in result.markdown
+
+
+def test_report_cli_metric_flags(store, tmp_path, capsys):
+    s, _ = store
+    rc = cli.main(["report", "mo", "--out", str(tmp_path / "r"), "--metric", F1, "--metric", EVAL,
+                   "--tracking-uri", s.uri])
+    out = capsys.readouterr().out
+    assert rc == 0 and f"objectives: {F1} (max), {EVAL} (min)" in out and (tmp_path / "r" / "pareto_front.png").exists()
+    rc = cli.main(["report", "mo", "--out", str(tmp_path / "r"), "--mode", "max", "--tracking-uri", s.uri])
+    assert rc == 2 and "--mode needs a --metric" in capsys.readouterr().err
