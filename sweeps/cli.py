@@ -45,8 +45,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                           smoke_test=args.smoke_test)
     except (SpecError, PreflightError) as err:
         return _print_problems(err)
+    objectives = ", ".join(f"{m} ({d})" for m, d in plan.spec.objectives)
     print(f"sweep {plan.spec.name}: {plan.spec.num_samples} x {plan.spec.repeats} trials of "
-          f"{plan.spec.trainable}, metric {plan.spec.metric} ({plan.spec.mode})")
+          f"{plan.spec.trainable}, metric{'s' if plan.spec.is_multi_objective else ''} {objectives}")
     print(f"  tracking: {plan.tracking_uri}\n  storage:  {plan.experiment_dir}")
     t0 = time.time()
     try:
@@ -82,6 +83,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if best is None:
         print("no trial reported the metric")
         return 1
+    if plan.spec.is_multi_objective:
+        return _print_pareto_trials(plan, outcome)
     width = max([len("MLflow run")] + [len(k) for k in best["params"]])
     print("\nbest trial")
     print(f"  {'metric'.ljust(width)}  {plan.spec.metric} = {best['metric']:.4f}  "
@@ -90,6 +93,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  {k.ljust(width)}  {v}")
     print(f"  {'MLflow run'.ljust(width)}  {run_link(plan.tracking_uri, outcome.experiment_id, best['mlflow_run_id'])}")
     print(f"\nnext: xaisweep best {plan.spec.name}   |   xaisweep reproduce {best['mlflow_run_id']}   |   xaisweep ui")
+    return 0
+
+
+def _print_pareto_trials(plan, outcome) -> int:
+    from sweeps.launch.sweep_runs import pareto_of
+
+    front = pareto_of(plan.spec, outcome.results)
+    metrics = [m for m, _ in plan.spec.objectives]
+    print(f"\nPareto set: {len(front)} non-dominated trial(s) over {', '.join(metrics)}")
+    for row in front:
+        values = "  ".join(f"{m} = {v:.4f}" for m, v in zip(metrics, row["values"]))
+        params = ", ".join(f"{k}={v}" for k, v in row["params"].items())
+        print(f"  {values}  ({params}; run {row['mlflow_run_id']})")
+    print(f"\nnext: xaisweep best {plan.spec.name} (the Pareto set by the means over seeds)   |   "
+          f"xaisweep report {plan.spec.name}   |   xaisweep ui")
     return 0
 
 
