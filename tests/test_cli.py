@@ -292,3 +292,20 @@ def test_a_tracking_server_down_at_the_end_of_a_sweep_is_one_message(monkeypatch
     rc, out, err = run(capsys, "run", str(spec))
     assert rc == 1 and "Traceback" not in err
     assert f"`xaisweep run {spec} --resume` closes the launch" in err
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({"metric": ["best/valid_f1", "train/step_time"], "mode": "max"},
+     "mode: a list of metrics needs a list of modes, one per metric in the same order"),
+    ({"metric": ["best/valid_f1", "train/step_time"], "mode": ["max", "min"], "scheduler": {"type": "asha", "max_t": 2}},
+     "scheduler: ASHA stops trials on one metric, and this sweep has 2 objectives"),
+    ({"metric": "test/f1"}, "metric: 'test/f1' is measured on test data, and selection must not read test data: "
+                            "select on its validation counterpart 'best/valid_f1'"),
+    ({"metric": ["best/valid_f1", "test/corr"], "mode": ["max", "max"]},
+     "metric[1]: 'test/corr' is measured on test data"),
+    ({"metric": ["best/valid_f1", "valid/nope"], "mode": ["max", "max"]},
+     "metric[1]: 'valid/nope' is not reported by trainable 'classifier'"),
+])
+def test_objective_problems_stop_the_run_before_ray(tmp_path, capsys, overrides, expected):
+    rc, _, err = run(capsys, "run", str(write(tmp_path / "s.yaml", **overrides)))
+    assert rc == 2 and "Traceback" not in err and expected in err, err

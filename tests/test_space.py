@@ -291,3 +291,13 @@ def test_objectives_repeater_tells_the_mean_of_each_objective() -> None:
     values = [tuple(t.values) for t in inner._ot_study.trials]
     # seed 3 of the first configuration did not report cost: that objective's mean is over two seeds
     assert values[0] == pytest.approx((0.7, 3.0)) and values[1] == pytest.approx((0.5, 1.0))
+
+
+def test_nsga2_warns_when_the_sweep_is_one_random_generation() -> None:
+    from sweeps.launch.preflight import nsga2_warning
+
+    small = _mo_spec({"type": "nsga2", "options": {"population_size": 8}}, num_samples=8)
+    assert "every trial is of NSGA-II's random first generation" in nsga2_warning(small)
+    assert nsga2_warning(_mo_spec({"type": "nsga2"}, num_samples=51)) is None
+    assert nsga2_warning(_mo_spec({"type": "nsga2", "options": {"population_size": 4}}, num_samples=12)) is None
+    assert nsga2_warning(_mo_spec({"type": "tpe"}, num_samples=2)) is None

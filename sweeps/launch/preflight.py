@@ -251,4 +251,16 @@ def grid_warning(spec: SweepSpec) -> str | None:
     return None
 
 
-__all__ = ["config_problems", "check_trial_configs", "check_trial_io", "check_raw_spec_config", "check_tracking_uri", "check_storage_path", "grid_warning"]
+def nsga2_warning(spec: SweepSpec) -> str | None:
+    """NSGA-II samples its first generation (``population_size`` trials, default 50) at random: a sweep
+    no larger than that never evolves."""
+    if spec.sampler.type != "nsga2":
+        return None
+    size = int(spec.sampler.options.get("population_size", 50))
+    if spec.num_samples <= size:
+        return (f"sampler nsga2: num_samples={spec.num_samples} <= population_size={size}, so every trial is of "
+                f"NSGA-II's random first generation; lower sampler.options.population_size or raise num_samples")
+    return None
+
+
+__all__ = ["nsga2_warning", "config_problems", "check_trial_configs", "check_trial_io", "check_raw_spec_config", "check_tracking_uri", "check_storage_path", "grid_warning"]
