@@ -196,6 +196,8 @@ def _best_pareto(args: argparse.Namespace, uri: str, objectives) -> int:
     print("(non-dominated: no other " + ("configuration" if not args.per_run else "run") + " is at least as good "
           "in every objective and better in one" + ("; run_id: the configuration's best run" if grouped else "")
           + "; – : parameter inactive)")
+    if found.early_stopped:
+        print(f"({found.early_stopped} run(s) stopped early by ASHA left out: their values are not final)")
     print(f"MLflow runs: {ui_link(uri, find_experiment(MlflowClient(uri), args.experiment).experiment_id)}")
     if args.export:
         written = export_pareto(uri, args.experiment, Path(args.export), objectives=objectives, per_run=args.per_run)

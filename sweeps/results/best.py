@@ -337,21 +337,28 @@ class ParetoSet:
     front: tuple
     dominated: tuple
     per_run: bool
+    #: runs left out: stopped early by the scheduler (their values are not final)
+    early_stopped: int = 0
 
 
 def pareto_set(tracking_uri: str, experiment: str, *, objectives: Optional[Objectives] = None,
                per_run: bool = False) -> ParetoSet:
     """The non-dominated configurations of ``experiment`` over ``objectives`` (default: the sweep's),
     each by its mean over seeds (:func:`group_by_config`, reproductions included), or single runs with
-    ``per_run``. Ties and duplicates: equal means do not dominate each other, so both stay."""
+    ``per_run``. Ties and duplicates: equal means do not dominate each other, so both stay. Runs stopped
+    early by the scheduler are left out (counted in ``early_stopped``)."""
     from sweeps.results.pareto import pareto_mask
 
     objectives, rows, spec = _rows_with_reproductions(tracking_uri, experiment, objectives)
+    final = [r for r in rows if not r.early_stopped]
+    if not final:
+        raise ValueError(f"experiment {experiment!r}: every run with {' and '.join(m for m, _ in objectives)} "
+                         f"was stopped early by the scheduler: no final values for a Pareto set")
     modes = [d for _, d in objectives]
-    items = rows if per_run else group_by_config(rows, spec, modes[0])
+    items = final if per_run else group_by_config(final, spec, modes[0])
     mask = pareto_mask([r.objective_values for r in items], modes)
     return ParetoSet(objectives, tuple(r for r, keep in zip(items, mask) if keep),
-                     tuple(r for r, keep in zip(items, mask) if not keep), per_run)
+                     tuple(r for r, keep in zip(items, mask) if not keep), per_run, len(rows) - len(final))
 
 
 def _nan_none(x: float) -> Optional[float]:

@@ -90,7 +90,7 @@ def _markdown(
     *, exp_name: str, exp_id: str, spec: SweepSpec, parents: Sequence[str], rows: Sequence[TrialRow],
     best: TrialRow, top: Sequence[TrialRow], importances: Mapping[str, float],
     importance_note: Optional[str], warns: Sequence[str], n_finished: int, n_failed: int,
-    n_early: int, n_other: int,
+    n_early: int, n_other: int, pareto_md: str = "",
 ) -> str:
     names = list(spec.param_names)
     metrics = [m for m, _ in spec.objectives]
@@ -119,6 +119,8 @@ def _markdown(
         lines.append(f"| {i} | `{r.run_id}`{flag} | " + " | ".join(cells) + " |")
     if any(p.when for p in spec.params):
         lines += ["", "– : parameter inactive in that trial (its `when` clause did not hold)."]
+    if pareto_md:
+        lines += ["", pareto_md.rstrip("\n")]
     lines += ["", "## Parameter importances", ""]
     if importances:
         lines += ["| parameter | importance |", "|---|---:|"]
@@ -387,26 +389,31 @@ def make_report(
         plot_parallel(rows, spec, best, out_dir / PARALLEL_PNG),
         plot_importances(importances, importance_note, spec, out_dir / IMPORTANCE_PNG),
     ]
+    hv_by_run: Optional[dict[str, float]] = None
+    points: list[Any] = []
+    history: list[tuple[str, float]] = []
+    pareto_md = ""
+    if spec.is_multi_objective:
+        final = [r for r in rows if not r.early_stopped]  # (an ASHA sweep judged with --metric a --metric b)
+        if len(final) < len(rows):
+            warns.append(f"{len(rows) - len(final)} early-stopped run(s) left out of the Pareto set and the "
+                         f"hypervolume: their values are not final")
+        if final:
+            points = config_points(final, spec)
+            history, reference = hypervolume_by_trial(final, spec)
+            hv_by_run = {r.run_id: math.nan for r in rows} | dict(history)
+            pngs += [plot_pareto(points, spec, out_dir / PARETO_PNG),
+                     plot_hypervolume(history, reference, spec, out_dir / HYPERVOLUME_PNG)]
+            pareto_md = _pareto_markdown(spec, points, history, reference)
     top = ranked[:max(1, top_n)]
     md = _markdown(
         exp_name=exp_name, exp_id=exp_id, spec=spec, parents=parent_ids, rows=rows, best=best, top=top,
         importances=importances, importance_note=importance_note, warns=warns,
-        n_finished=len(finished), n_failed=n_failed, n_early=n_early, n_other=n_other,
+        n_finished=len(finished), n_failed=n_failed, n_early=n_early, n_other=n_other, pareto_md=pareto_md,
     )
     table_runs, table_metrics = _table_inputs(spec, finished, metrics)
     paper = build_table(table_runs, table_metrics,
                         dataset_key="dataset" if "dataset" in spec.param_names else None)
-    hv_by_run: Optional[dict[str, float]] = None
-    points: list[Any] = []
-    history: list[tuple[str, float]] = []
-    if spec.is_multi_objective:
-        points = config_points(rows, spec)
-        history, reference = hypervolume_by_trial(rows, spec)
-        hv_by_run = dict(history)
-        pngs += [plot_pareto(points, spec, out_dir / PARETO_PNG),
-                 plot_hypervolume(history, reference, spec, out_dir / HYPERVOLUME_PNG)]
-        md = md.replace("\n## Parameter importances\n", "\n" + _pareto_markdown(spec, points, history, reference)
-                        + "\n## Parameter importances\n", 1)
     md += "\n## Paper table\n\n" + paper.markdown()
     paper_md, paper_tex = out_dir / PAPER_MD, out_dir / PAPER_TEX
     paper_md.write_text(paper.markdown(), encoding="utf-8")

@@ -225,8 +225,13 @@ def parse_spec(
     objectives = None
     if data.get("metric") is not None and data.get("mode") is not None:
         objectives = parse_objectives(data["metric"], data["mode"], pr)
-    elif data.get("metric") is not None or data.get("mode") is not None:  # the other one is missing
-        parse_objectives(data.get("metric", "x"), data.get("mode", "max"), pr)
+    elif data.get("metric") is not None:  # mode is missing: still check the metrics themselves
+        raw = data["metric"]
+        parse_objectives(raw, ["max"] * len(raw) if isinstance(raw, (list, tuple)) else "max", pr)
+    elif data.get("mode") is not None:  # metric is missing: still check the mode(s)
+        raw = data["mode"]
+        parse_objectives([f"<metric {i}>" for i in range(len(raw))] if isinstance(raw, (list, tuple)) else "<metric>",
+                         raw, pr)
     metric, mode = objectives[0] if objectives else (None, None)
     description = _opt_str(data, "description", pr)
     storage_path = _opt_str(data, "storage_path", pr)
