@@ -157,3 +157,14 @@ def test_history_uses_one_reference_and_never_decreases():
 def test_bad_input_is_one_clear_error(points, modes, ref, message):
     with pytest.raises(ValueError, match=message):
         hypervolume(points, modes, ref)
+
+
+def test_history_equals_the_hypervolume_of_each_prefix_on_random_tables():
+    rng = random.Random(3)
+    for d in (2, 3):
+        for _ in range(40):
+            modes = [rng.choice(["max", "min"]) for _ in range(d)]
+            pts = [tuple(float(rng.randint(0, 5)) for _ in range(d)) for _ in range(rng.randint(1, 10))]
+            ref = nadir(pts, modes)
+            assert hypervolume_history(pts, modes) == pytest.approx(
+                [hypervolume(pts[: i + 1], modes, ref) for i in range(len(pts))]), (pts, modes)

@@ -301,3 +301,33 @@ def test_nsga2_warns_when_the_sweep_is_one_random_generation() -> None:
     assert nsga2_warning(_mo_spec({"type": "nsga2"}, num_samples=51)) is None
     assert nsga2_warning(_mo_spec({"type": "nsga2", "options": {"population_size": 4}}, num_samples=12)) is None
     assert nsga2_warning(_mo_spec({"type": "tpe"}, num_samples=2)) is None
+
+
+def test_multi_objective_searcher_state_survives_save_and_restore(tmp_path: Any) -> None:
+    """What a resumed multi-objective sweep with repeats relies on: Tune saves the searcher chain
+    (ConcurrencyLimiter > ObjectivesRepeater > OptunaSearch) and a restored chain goes on from it."""
+    pytest.importorskip("ray.tune.search.optuna")
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from sweeps.launch.repeat import ObjectivesRepeater
+
+    spec = _mo_spec({"type": "tpe", "options": {"n_startup_trials": 2}})
+
+    def chain():
+        inner = OptunaSearch(space=optuna_define_by_run(spec.params), metric=["f1", "cost"], mode=["max", "min"],
+                             sampler=make_optuna_sampler(spec.sampler, spec.params, max_concurrent=2))
+        return ConcurrencyLimiter(ObjectivesRepeater(inner, repeat=2, set_index=True), max_concurrent=2), inner
+
+    first, _ = chain()
+    for i in range(4):
+        config = first.suggest(f"t{i}")
+        first.on_trial_complete(f"t{i}", {"f1": config["x"], "cost": 1 - config["x"], "training_iteration": 1})
+    first.save_to_dir(str(tmp_path), session_str="s")
+    restored, inner = chain()
+    restored.restore_from_dir(str(tmp_path))
+    inner = restored.searcher.searcher
+    assert isinstance(restored.searcher, ObjectivesRepeater) and len(inner._ot_study.trials) == 2
+    assert all(len(t.values) == 2 for t in inner._ot_study.trials)
+    config = restored.suggest("t4")
+    assert set(config) >= {"x", "k"} and len(inner._ot_study.trials) == 3

@@ -148,4 +148,13 @@ def hypervolume_history(
     if not points:
         return []
     ref = nadir(points, modes) if reference is None else tuple(reference)
-    return [hypervolume(points[: i + 1], modes, ref) for i in range(len(points))]
+    pts = _check(points, modes)
+    front: list[int] = []  # indices of the non-dominated points so far
+    out: list[float] = []
+    for i, p in enumerate(pts):
+        if out and any(all(x <= y for x, y in zip(pts[j], p)) for j in front):
+            out.append(out[-1])  # dominated by (or equal to) a point of the front: the volume stays
+            continue
+        front = [j for j in front if not _dominates_min(p, pts[j])] + [i]
+        out.append(hypervolume([points[j] for j in front], modes, ref))
+    return out
