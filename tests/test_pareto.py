@@ -168,3 +168,14 @@ def test_history_equals_the_hypervolume_of_each_prefix_on_random_tables():
             ref = nadir(pts, modes)
             assert hypervolume_history(pts, modes) == pytest.approx(
                 [hypervolume(pts[: i + 1], modes, ref) for i in range(len(pts))]), (pts, modes)
+
+
+def test_objectives_tag_round_trips_and_old_launches_fall_back_to_metric_and_mode():
+    from trainables import mlflow_names as n
+
+    pairs = (("best/valid_f1", "max"), ("train/step_time", "min"))
+    assert n.objectives_of({n.OBJECTIVES: n.objectives_value(pairs), n.METRIC: "x", n.MODE: "min"}) == pairs
+    assert n.objectives_of({n.METRIC: "best/valid_f1", n.MODE: "max"}) == (("best/valid_f1", "max"),)
+    assert n.objectives_of({n.OBJECTIVES: "not json", n.METRIC: "m", n.MODE: "min"}) == (("m", "min"),)
+    with pytest.raises(KeyError):
+        n.objectives_of({})

@@ -165,6 +165,8 @@ def test_report_draws_the_pareto_front_and_the_hypervolume_per_trial(store, tmp_
     # by hand: nadir (0.45, 3.5); the front's staircase 0.45 x 0.5 + 0.39 x 0.4 + 0.35 x 1.6 (0.95/3.5 spans 0)
     assert hist[-1] == pytest.approx(0.225 + 0.156 + 0.56)
     assert f"{hist[-1]:.6g}" in md
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "<h2>Pareto set</h2>" in page and "regularizer=attention_vat, eps=2" in page
     # the paper table: both objectives and the eval/* column every run logged
     paper = (tmp_path / "rep" / "paper_table.md").read_text()
     header = next(line for line in paper.splitlines() if line.startswith("|"))

@@ -145,7 +145,7 @@ def _markdown(
 
 def _html(title: str, markdown_text: str, spec: SweepSpec, top: Sequence[TrialRow],
           importances: Mapping[str, float], importance_note: Optional[str], warns: Sequence[str],
-          pngs: Sequence[Path]) -> str:
+          pngs: Sequence[Path], pareto: Sequence[Any] = ()) -> str:
     e = html.escape
     names = list(spec.param_names)
     summary = [ln[2:] for ln in markdown_text.splitlines() if ln.startswith("- ")][:6]
@@ -166,7 +166,18 @@ def _html(title: str, markdown_text: str, spec: SweepSpec, top: Sequence[TrialRo
                                                                   for n in names]
         parts.append(f"<tr><td class='num'>{i}</td><td><code>{e(r.run_id)}</code>{e(flag)}</td>"
                      + "".join(f"<td class='num'>{e(c)}</td>" for c in cells) + "</tr>")
-    parts.append("</table><h2>Parameter importances</h2>")
+    parts.append("</table>")
+    front = [p for p in pareto if p.pareto]
+    if front:
+        parts.append(f"<h2>Pareto set</h2><p>{len(front)} of {len(pareto)} configurations are non-dominated "
+                     "(means over seeds ± sd).</p><table><tr><th>#</th><th>configuration</th>"
+                     + "".join(f"<th>{e(m)}</th>" for m, _ in spec.objectives) + "<th>n</th></tr>")
+        for i, p in enumerate(front, 1):
+            cells = [f"{m:.4g}" + ("" if sd != sd else f" ± {sd:.2g}") for m, sd in zip(p.means, p.sds)]
+            parts.append(f"<tr><td class='num'>{i}</td><td>{e(p.label)}</td>"
+                         + "".join(f"<td class='num'>{e(c)}</td>" for c in cells) + f"<td class='num'>{p.n}</td></tr>")
+        parts.append("</table>")
+    parts.append("<h2>Parameter importances</h2>")
     if importances:
         parts.append("<table><tr><th>parameter</th><th>importance</th></tr>"
                      + "".join(f"<tr><td>{e(k)}</td><td class='num'>{v:.4f}</td></tr>"
@@ -422,7 +433,7 @@ def make_report(
     md_path.write_text(md, encoding="utf-8")
     html_path = out_dir / REPORT_HTML
     html_path.write_text(
-        _html(f"Sweep report: {exp_name}", md, spec, top, importances, importance_note, warns, pngs),
+        _html(f"Sweep report: {exp_name}", md, spec, top, importances, importance_note, warns, pngs, points),
         encoding="utf-8",
     )
     csv_path = _write_csv(rows, spec, out_dir / TRIALS_CSV, hv_by_run)
