@@ -3,7 +3,9 @@
 Order of work: parse the spec -> validate every reachable trial config ->
 preflight the tracking URI and storage -> MLflow experiment + parent run ->
 Ray -> ``tune.Tuner`` (OptunaSearch [+ Repeater] in a ConcurrencyLimiter,
-ASHA) -> closing table. ``resume=True`` restores the Tuner from its storage
+ASHA) -> closing table. A multi-objective spec gives OptunaSearch its metric
+and mode lists (and ``repeats`` the :class:`sweeps.launch.repeat.ObjectivesRepeater`);
+Tune's own metric is the first objective. ``resume=True`` restores the Tuner from its storage
 and re-uses the parent run, so finished trials are not re-run and no MLflow
 run is duplicated.
 

@@ -1,8 +1,10 @@
 """Parse and validate sweep specifications.
 
 A sweep spec is a YAML mapping describing one hyperparameter sweep: the
-trainable to run, its base config, the search space, the metric to optimise,
-the Optuna sampler, the (optional) ASHA scheduler and the run budget.
+trainable to run, its base config, the search space, the metric to optimise
+(or a list of metrics with a list of modes: a multi-objective sweep, see
+:mod:`sweeps.spec.objectives`), the Optuna sampler, the (optional) ASHA
+scheduler and the run budget.
 :func:`parse_spec` turns such a mapping into an immutable :class:`SweepSpec`
 or raises a :class:`SpecError` listing *every* problem it found, each
 prefixed with the key path it concerns (``search_space.eps.low: ...``).
