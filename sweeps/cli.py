@@ -45,8 +45,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                           smoke_test=args.smoke_test)
     except (SpecError, PreflightError) as err:
         return _print_problems(err)
+    objectives = ", ".join(f"{m} ({d})" for m, d in plan.spec.objectives)
     print(f"sweep {plan.spec.name}: {plan.spec.num_samples} x {plan.spec.repeats} trials of "
-          f"{plan.spec.trainable}, metric {plan.spec.metric} ({plan.spec.mode})")
+          f"{plan.spec.trainable}, metric{'s' if plan.spec.is_multi_objective else ''} {objectives}")
     print(f"  tracking: {plan.tracking_uri}\n  storage:  {plan.experiment_dir}")
     t0 = time.time()
     try:
@@ -82,6 +83,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if best is None:
         print("no trial reported the metric")
         return 1
+    if plan.spec.is_multi_objective:
+        return _print_pareto_trials(plan, outcome)
     width = max([len("MLflow run")] + [len(k) for k in best["params"]])
     print("\nbest trial")
     print(f"  {'metric'.ljust(width)}  {plan.spec.metric} = {best['metric']:.4f}  "
@@ -93,18 +96,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_pareto_trials(plan, outcome) -> int:
+    from sweeps.launch.sweep_runs import pareto_of
+
+    front = pareto_of(plan.spec, outcome.results)
+    metrics = [m for m, _ in plan.spec.objectives]
+    print(f"\nPareto set: {len(front)} non-dominated trial(s) over {', '.join(metrics)}")
+    for row in front:
+        values = "  ".join(f"{m} = {v:.4f}" for m, v in zip(metrics, row["values"]))
+        params = ", ".join(f"{k}={v}" for k, v in row["params"].items())
+        print(f"  {values}  ({params}; run {row['mlflow_run_id']})")
+    print(f"\nnext: xaisweep best {plan.spec.name} (the Pareto set by the means over seeds)   |   "
+          f"xaisweep report {plan.spec.name}   |   xaisweep ui")
+    return 0
+
+
 def cmd_best(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
 
     from sweeps.results.report_data import find_experiment
-    from sweeps.results.best import best_configs, best_runs, export_best
+    from sweeps.results.best import best_configs, best_runs, export_best, resolve_objectives, sweep_objectives
 
     uri = resolve_tracking_uri(args.tracking_uri, None, Workdir.default())
     try:
+        client = MlflowClient(uri)
+        sweep = sweep_objectives(client, find_experiment(client, args.experiment).experiment_id)
+        objectives = resolve_objectives(sweep, args.metric or (), args.mode or ())
+        if len(objectives) > 1:
+            return _best_pareto(args, uri, objectives)
         if args.per_run:
-            metric, mode, rows = best_runs(uri, args.experiment, top=args.top)
+            metric, mode, rows = best_runs(uri, args.experiment, top=args.top, objectives=objectives)
         else:
-            metric, mode, rows = best_configs(uri, args.experiment, top=args.top)
+            metric, mode, rows = best_configs(uri, args.experiment, top=args.top, objectives=objectives)
     except ValueError as err:
         return _print_problems(err)
     grouped = not args.per_run and any(r.n > 1 for r in rows)  # one run per configuration: a plain run table
@@ -133,8 +156,55 @@ def cmd_best(args: argparse.Namespace) -> int:
         print("(run_id: the configuration's best run; – : parameter inactive for that configuration)")
     print(f"MLflow runs: {ui_link(uri, find_experiment(MlflowClient(uri), args.experiment).experiment_id)}")
     if args.export:
-        doc = export_best(uri, args.experiment, Path(args.export), per_run=args.per_run)
+        doc = export_best(uri, args.experiment, Path(args.export), per_run=args.per_run, objectives=objectives)
         print(f"wrote {args.export} (run {doc['source_run_id']}); reproduce with: xaisweep reproduce {args.export}")
+    return 0
+
+
+def _best_pareto(args: argparse.Namespace, uri: str, objectives) -> int:
+    """``best`` over several objectives: the Pareto set (non-dominated configurations by their means over
+    seeds, or runs with ``--per-run``), best first by the first objective; ``--top`` counts its rows."""
+    from mlflow.tracking import MlflowClient
+
+    from sweeps.results.best import export_pareto, pareto_set
+    from sweeps.results.report_data import find_experiment
+
+    found = pareto_set(uri, args.experiment, objectives=objectives, per_run=args.per_run)
+    rows = list(found.front)
+    grouped = not args.per_run and any(r.n > 1 for r in rows)
+    what = "configurations (means over seeds)" if grouped else ("runs" if args.per_run else "trials")
+    names = ", ".join(f"{m} ({d})" for m, d in objectives)
+    total = len(found.front) + len(found.dominated)
+    print(f"experiment {args.experiment}: Pareto set over {names}: {len(rows)} non-dominated of {total} {what}"
+          + (f" (first {args.top} shown)" if len(rows) > args.top else ""))
+    shown = rows[:args.top]
+    keys = sorted(k for k in {k for r in shown for k in r.params if k in _varying(shown)}
+                  if not (grouped and k == "seed"))
+    header = ["#", "run_id", *(m for m, _ in objectives)] + (["n"] if grouped else []) + keys
+    table = []
+    for i, r in enumerate(shown):
+        cells = [str(i + 1), r.run_id[:12]]
+        for v, sd in zip(r.objective_values, r.sds):
+            cells.append(f"{v:.4f}" + ("" if not grouped or sd != sd else f" ± {sd:.4f}"))
+        cells += ([str(r.n)] if grouped else [])
+        cells += ["–" if k in r.inactive else _short(r.params.get(k, "–")) for k in keys]
+        table.append(cells)
+    widths = [max(len(h), *(len(row[j]) for row in table)) for j, h in enumerate(header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    print("(non-dominated: no other " + ("configuration" if not args.per_run else "run") + " is at least as good "
+          "in every objective and better in one" + ("; run_id: the configuration's best run" if grouped else "")
+          + "; – : parameter inactive)")
+    if found.early_stopped:
+        print(f"({found.early_stopped} run(s) stopped early by ASHA left out: their values are not final)")
+    print(f"MLflow runs: {ui_link(uri, find_experiment(MlflowClient(uri), args.experiment).experiment_id)}")
+    if args.export:
+        written = export_pareto(uri, args.experiment, Path(args.export), objectives=objectives, per_run=args.per_run)
+        for path, doc in written:
+            print(f"wrote {path} (run {doc['source_run_id']})")
+        if written:
+            print(f"reproduce one with: xaisweep reproduce {written[0][0]}")
     return 0
 
 
@@ -185,7 +255,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out or Workdir.default().root / "reports" / args.experiment)
     try:
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-        result = make_report(uri, args.experiment, out, metrics=metrics)
+        objectives = None
+        if args.metric or args.mode:
+            from mlflow.tracking import MlflowClient
+
+            from sweeps.results.best import resolve_objectives, sweep_objectives
+            from sweeps.results.report_data import find_experiment
+
+            client = MlflowClient(uri)
+            sweep = sweep_objectives(client, find_experiment(client, args.experiment).experiment_id)
+            objectives = resolve_objectives(sweep, args.metric or (), args.mode or ())
+        result = make_report(uri, args.experiment, out, metrics=metrics, objectives=objectives)
     except ValueError as err:
         return _print_problems(err)
     print(result.markdown)
@@ -281,7 +361,15 @@ def build_parser() -> argparse.ArgumentParser:
     best.add_argument("--per-run", action="store_true",
                       help="rank single runs instead of configurations by their mean over seeds")
     best.add_argument("--export", metavar="best.yaml",
-                      help="write the best configuration's config (with its mean, sd, n and seeds) for `reproduce`")
+                      help="write the best configuration's config (with its mean, sd, n and seeds) for `reproduce`; "
+                           "over several objectives one file per Pareto member: best-1.yaml, best-2.yaml, ...")
+    best.add_argument("--metric", action="append", metavar="NAME",
+                      help="rank by this logged metric instead of the sweep's (any metric the runs logged, e.g. "
+                           "eval/<name>/...); repeat it for the Pareto set over several (default: the sweep's "
+                           "objectives: a multi-objective sweep prints its Pareto set)")
+    best.add_argument("--mode", action="append", choices=["max", "min"],
+                      help="direction of each --metric, in the same order (default: the sweep's mode for its own "
+                           "objectives, else min for *loss*/*deletion*/*sufficiency*/*step_time*, max otherwise)")
     best.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the work dir's)")
     best.set_defaults(func=cmd_best)
 
@@ -301,13 +389,19 @@ def build_parser() -> argparse.ArgumentParser:
                        "paired significance) of a sweep",
         description="Reads the sweep back from MLflow and writes optimization_history.png, "
                     "parallel_coordinates.png, param_importances.png, report.md/.html, trials.csv and "
-                    "paper_table.md/.tex, also logged to the sweep's parent run under report/. A warning says "
+                    "paper_table.md/.tex (a multi-objective sweep also pareto_front.png and hypervolume.png), "
+                    "also logged to the sweep's parent run under report/. A warning says "
                     "when the best value of a numeric parameter lies within 5%% of its range's edge: widen "
                     "the range there, the optimum may lie outside it.")
     report.add_argument("experiment", help="sweep (MLflow experiment) name or id")
     report.add_argument("--out", help="output directory (default: ./xaisweep-runs/reports/<experiment>)")
     report.add_argument("--metrics", help="comma-separated metric columns of the paper table (default: the sweep's "
-                                          "metric and every test/* metric all runs logged)")
+                                          "objectives and every test/* and eval/* metric all runs logged)")
+    report.add_argument("--metric", action="append", metavar="NAME",
+                        help="judge the trials on this logged metric instead of the sweep's (e.g. eval/<name>/...); "
+                             "repeat it for a Pareto front over several")
+    report.add_argument("--mode", action="append", choices=["max", "min"],
+                        help="direction of each --metric, in the same order (default as for `best`)")
     report.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the work dir's)")
     report.set_defaults(func=cmd_report)
 

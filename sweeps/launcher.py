@@ -3,7 +3,9 @@
 Order of work: parse the spec -> validate every reachable trial config ->
 preflight the tracking URI and storage -> MLflow experiment + parent run ->
 Ray -> ``tune.Tuner`` (OptunaSearch [+ Repeater] in a ConcurrencyLimiter,
-ASHA) -> closing table. ``resume=True`` restores the Tuner from its storage
+ASHA) -> closing table. A multi-objective spec gives OptunaSearch its metric
+and mode lists (and ``repeats`` the :class:`sweeps.launch.repeat.ObjectivesRepeater`);
+Tune's own metric is the first objective. ``resume=True`` restores the Tuner from its storage
 and re-uses the parent run, so finished trials are not re-run and no MLflow
 run is duplicated.
 
@@ -122,12 +124,20 @@ def build_tuner(
             warm = {"study_name": "xaisweep", "storage": warm_storage(spec, list(plan.warm_points), "xaisweep")}
             sampler_spec = warm_sampler(spec, len(plan.warm_points))
             logger.info("warm start: %d finished trials of sweep %r", len(plan.warm_points), spec.warm_start)
+        # a multi-objective sweep gives OptunaSearch the metric list and the mode list (an Optuna study
+        # with one direction per objective: its best_trials are the Pareto set)
+        metric: Any = [m for m, _ in spec.objectives] if spec.is_multi_objective else spec.metric
+        mode: Any = [d for _, d in spec.objectives] if spec.is_multi_objective else spec.mode
         searcher = OptunaSearch(
-            space=optuna_define_by_run(spec.params), metric=spec.metric, mode=spec.mode,
+            space=optuna_define_by_run(spec.params), metric=metric, mode=mode,
             sampler=make_optuna_sampler(sampler_spec, spec.params, max_concurrent=spec.max_concurrent),
             **warm,
         )
-        if spec.repeats > 1:
+        if spec.repeats > 1 and spec.is_multi_objective:
+            from sweeps.launch.repeat import ObjectivesRepeater
+
+            searcher = ObjectivesRepeater(searcher, repeat=spec.repeats, set_index=True)
+        elif spec.repeats > 1:
             searcher = Repeater(searcher, repeat=spec.repeats, set_index=True)
         searcher = ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent)
     if spec.scheduler is not None:
@@ -146,6 +156,8 @@ def build_tuner(
         trainable,
         param_space=param_space,
         tune_config=tune.TuneConfig(
+            # Tune's own metric (result grids, the progress table's sort): the first objective; the
+            # searcher of a multi-objective sweep has every objective
             metric=spec.metric, mode=spec.mode, search_alg=searcher, scheduler=scheduler,
             num_samples=num_samples,
             # the ConcurrencyLimiter limits a searched sweep (Tune ignores this then, with a warning)

@@ -200,7 +200,7 @@ def test_search_space_datasets_are_each_dry_loaded(tmp_path, capsys, trainable):
     ok.write_text("text,label\n" + "".join(f"w{i} x,{i % 2}\n" for i in range(40)))
     bad.write_text("text,gold\n" + "".join(f"w{i} x,{i % 2}\n" for i in range(40)))
     config = {k: v for k, v in TINY.items() if k != "dataset"}
-    spec = write(tmp_path / "s.yaml", trainable=trainable, metric="test/f1", config=config,
+    spec = write(tmp_path / "s.yaml", trainable=trainable, metric="best/valid_f1", config=config,
                  search_space={"dataset": {"type": "choice", "values": [str(ok), str(bad)]}})
     for extra in ((), ("--smoke-test",)):
         rc, _, err = run(capsys, "run", str(spec), *extra)
@@ -292,3 +292,20 @@ def test_a_tracking_server_down_at_the_end_of_a_sweep_is_one_message(monkeypatch
     rc, out, err = run(capsys, "run", str(spec))
     assert rc == 1 and "Traceback" not in err
     assert f"`xaisweep run {spec} --resume` closes the launch" in err
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({"metric": ["best/valid_f1", "train/step_time"], "mode": "max"},
+     "mode: a list of metrics needs a list of modes, one per metric in the same order"),
+    ({"metric": ["best/valid_f1", "train/step_time"], "mode": ["max", "min"], "scheduler": {"type": "asha", "max_t": 2}},
+     "scheduler: ASHA stops trials on one metric, and this sweep has 2 objectives"),
+    ({"metric": "test/f1"}, "metric: 'test/f1' is measured on test data, and selection must not read test data: "
+                            "select on its validation counterpart 'best/valid_f1'"),
+    ({"metric": ["best/valid_f1", "test/corr"], "mode": ["max", "max"]},
+     "metric[1]: 'test/corr' is measured on test data"),
+    ({"metric": ["best/valid_f1", "valid/nope"], "mode": ["max", "max"]},
+     "metric[1]: 'valid/nope' is not reported by trainable 'classifier'"),
+])
+def test_objective_problems_stop_the_run_before_ray(tmp_path, capsys, overrides, expected):
+    rc, _, err = run(capsys, "run", str(write(tmp_path / "s.yaml", **overrides)))
+    assert rc == 2 and "Traceback" not in err and expected in err, err

@@ -216,3 +216,118 @@ def test_tpe_concurrent_suggestions_are_distinct_with_constant_liar(seed):
     assert make_optuna_sampler(spec.sampler, spec.params, max_concurrent=4)._constant_liar
     assert len(set(concurrent(4))) == 4
     assert len(set(concurrent(1))) < 4  # the same study without the liar repeats itself
+
+
+# --------------------------------------------------------------------------- multi-objective search
+MO_SPACE = {"x": {"type": "uniform", "low": 0.0, "high": 1.0},
+            "k": {"type": "choice", "values": ["a", "b", "c"]}}
+
+
+def _mo_spec(sampler: dict[str, Any], **extra: Any):
+    return parse_spec({"name": "t", "trainable": "toy", "metric": ["f1", "cost"], "mode": ["max", "min"],
+                       "search_space": MO_SPACE, "sampler": sampler, **extra})
+
+
+def _front(points):
+    """Brute-force Pareto set of (f1 max, cost min) pairs."""
+    return sorted(p for p in points if not any(q[0] >= p[0] and q[1] <= p[1] and q != p for q in points))
+
+
+@pytest.mark.parametrize("sampler", [{"type": "tpe", "options": {"n_startup_trials": 4}},
+                                     {"type": "nsga2", "options": {"population_size": 4, "crossover": "sbx"}},
+                                     {"type": "random"}])
+def test_multi_objective_search_through_ray_optuna_search(tmp_path: Any, sampler: dict[str, Any]) -> None:
+    """Ray's OptunaSearch with the metric and mode lists (what build_tuner passes for a metric list):
+    an Optuna study with a direction per objective, whose best_trials are the brute-force Pareto set."""
+    pytest.importorskip("ray.tune.search.optuna")
+    from ray.tune.search.optuna import OptunaSearch
+
+    spec = _mo_spec(sampler, max_concurrent=2)
+    searcher = OptunaSearch(space=optuna_define_by_run(spec.params), metric=["f1", "cost"], mode=["max", "min"],
+                            sampler=make_optuna_sampler(spec.sampler, spec.params, max_concurrent=2))
+    assert [d.name for d in searcher._ot_study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    told = []
+    for i in range(12):
+        config = searcher.suggest(str(i))
+        f1, cost = config["x"], config["x"] ** 2 + {"a": 0.0, "b": 0.1, "c": 0.5}[config["k"]]
+        searcher.on_trial_complete(str(i), {"f1": f1, "cost": cost, "training_iteration": 1})
+        told.append((f1, cost))
+    best = sorted(tuple(t.values) for t in searcher._ot_study.best_trials)
+    assert best == _front(told)
+    searcher.save(str(tmp_path / "mo.pkl"))  # Tune pickles the searcher with its sampler
+
+
+def test_nsga2_options_reach_the_sampler() -> None:
+    from optuna.samplers import NSGAIISampler
+    from optuna.samplers.nsgaii import UNDXCrossover
+
+    spec = _mo_spec({"type": "nsga2", "seed": 5,
+                     "options": {"population_size": 6, "crossover": "undx", "mutation_prob": 0.25}})
+    sampler = make_optuna_sampler(spec.sampler, spec.params)
+    assert isinstance(sampler, NSGAIISampler) and sampler._population_size == 6
+    assert isinstance(sampler._child_generation_strategy._crossover, UNDXCrossover)
+    assert sampler._child_generation_strategy._mutation_prob == 0.25
+    pickle.dumps(sampler)
+
+
+def test_objectives_repeater_tells_the_mean_of_each_objective() -> None:
+    """repeats > 1 with several objectives: the searcher is told each objective's mean over the seeds
+    (Ray's Repeater averages one metric only and fails on a metric list)."""
+    pytest.importorskip("ray.tune.search.optuna")
+    from ray.tune.search.optuna import OptunaSearch
+
+    from sweeps.launch.repeat import ObjectivesRepeater
+
+    spec = _mo_spec({"type": "random"})
+    inner = OptunaSearch(space=optuna_define_by_run(spec.params), metric=["f1", "cost"], mode=["max", "min"],
+                         sampler=make_optuna_sampler(spec.sampler, spec.params))
+    rep = ObjectivesRepeater(inner, repeat=3, set_index=True)
+    configs = [rep.suggest(f"t{i}") for i in range(6)]
+    assert [c["__trial_index__"] for c in configs] == [0, 1, 2, 0, 1, 2]
+    assert configs[0]["x"] == configs[2]["x"] and configs[0]["x"] != configs[3]["x"]
+    for i, (f1, cost) in enumerate([(0.6, 2.0), (0.8, 4.0), (0.7, None), (0.5, 1.0), (0.5, 1.0), (0.5, 1.0)]):
+        result = {"f1": f1, "training_iteration": 1, **({"cost": cost} if cost is not None else {})}
+        rep.on_trial_complete(f"t{i}", result)
+    values = [tuple(t.values) for t in inner._ot_study.trials]
+    # seed 3 of the first configuration did not report cost: that objective's mean is over two seeds
+    assert values[0] == pytest.approx((0.7, 3.0)) and values[1] == pytest.approx((0.5, 1.0))
+
+
+def test_nsga2_warns_when_the_sweep_is_one_random_generation() -> None:
+    from sweeps.launch.preflight import nsga2_warning
+
+    small = _mo_spec({"type": "nsga2", "options": {"population_size": 8}}, num_samples=8)
+    assert "every trial is of NSGA-II's random first generation" in nsga2_warning(small)
+    assert nsga2_warning(_mo_spec({"type": "nsga2"}, num_samples=51)) is None
+    assert nsga2_warning(_mo_spec({"type": "nsga2", "options": {"population_size": 4}}, num_samples=12)) is None
+    assert nsga2_warning(_mo_spec({"type": "tpe"}, num_samples=2)) is None
+
+
+def test_multi_objective_searcher_state_survives_save_and_restore(tmp_path: Any) -> None:
+    """What a resumed multi-objective sweep with repeats relies on: Tune saves the searcher chain
+    (ConcurrencyLimiter > ObjectivesRepeater > OptunaSearch) and a restored chain goes on from it."""
+    pytest.importorskip("ray.tune.search.optuna")
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from sweeps.launch.repeat import ObjectivesRepeater
+
+    spec = _mo_spec({"type": "tpe", "options": {"n_startup_trials": 2}})
+
+    def chain():
+        inner = OptunaSearch(space=optuna_define_by_run(spec.params), metric=["f1", "cost"], mode=["max", "min"],
+                             sampler=make_optuna_sampler(spec.sampler, spec.params, max_concurrent=2))
+        return ConcurrencyLimiter(ObjectivesRepeater(inner, repeat=2, set_index=True), max_concurrent=2), inner
+
+    first, _ = chain()
+    for i in range(4):
+        config = first.suggest(f"t{i}")
+        first.on_trial_complete(f"t{i}", {"f1": config["x"], "cost": 1 - config["x"], "training_iteration": 1})
+    first.save_to_dir(str(tmp_path), session_str="s")
+    restored, inner = chain()
+    restored.restore_from_dir(str(tmp_path))
+    inner = restored.searcher.searcher
+    assert isinstance(restored.searcher, ObjectivesRepeater) and len(inner._ot_study.trials) == 2
+    assert all(len(t.values) == 2 for t in inner._ot_study.trials)
+    config = restored.suggest("t4")
+    assert set(config) >= {"x", "k"} and len(inner._ot_study.trials) == 3

@@ -458,3 +458,91 @@ def test_warm_start_parses_and_round_trips():
         parse_spec({**BASE, "warm_start": {}})
     with pytest.raises(SpecError, match=r"warm_start.exp: unknown key"):
         parse_spec({**BASE, "warm_start": {"experiment": "x", "exp": 1}})
+
+
+# --------------------------------------------------------------------------- objectives (multi-objective)
+MO = {"metric": ["best/valid_f1", "best/valid_corr"], "mode": ["max", "max"]}
+
+MO_ERROR_CASES: list[tuple[str, dict[str, Any], str]] = [
+    ("metric-list-scalar-mode", make(metric=MO["metric"], mode="max"),
+     "mode: a list of metrics needs a list of modes, one per metric in the same order (got mode: 'max'); "
+     "e.g. mode: [max, max]"),
+    ("mode-list-scalar-metric", make(metric="best/valid_f1", mode=["max", "max"]),
+     "mode: a list of modes needs a list of metrics of the same length (got metric: 'best/valid_f1')"),
+    ("lengths-differ", make(metric=["a", "b", "c"], mode=["max", "min"]),
+     "mode: 2 mode(s) for 3 metric(s): give one mode per metric, in the same order"),
+    ("empty-list", make(metric=[], mode=[]), "metric: the list of metrics is empty"),
+    ("bad-mode-in-list", make(metric=["a", "b"], mode=["max", "up"]), "mode[1]: must be one of min, max (got 'up')"),
+    ("duplicate-objective", make(metric=["a", "b", "a"], mode=["max", "min", "max"]),
+     "metric[2]: 'a' is listed twice: each objective once"),
+    ("duplicate-objective-other-mode", make(metric=["a", "a"], mode=["max", "min"]),
+     "metric[1]: 'a' is listed twice"),
+    ("asha-with-two-objectives", make(**MO, scheduler={"type": "asha", "max_t": 4}),
+     "scheduler: ASHA stops trials on one metric, and this sweep has 2 objectives "
+     "(metric: [best/valid_f1, best/valid_corr]); use scheduler: none (or one metric)"),
+    ("asha-string-with-two-objectives", make(**MO, scheduler="asha"), "scheduler: ASHA stops trials on one metric"),
+    ("cmaes-with-two-objectives", make(**MO, sampler={"type": "cmaes"}),
+     "sampler.type: cmaes optimises one objective; a multi-objective sweep needs one of tpe, random, qmc, grid, nsga2"),
+    ("test-metric-single", make(metric="test/f1", mode="max"),
+     "metric: 'test/f1' is measured on test data, and selection must not read test data: select on its "
+     "validation counterpart 'best/valid_f1'"),
+    ("test-metric-in-list", make(metric=["best/valid_f1", "test/corr"], mode=["max", "max"]),
+     "metric[1]: 'test/corr' is measured on test data, and selection must not read test data: select on its "
+     "validation counterpart 'best/valid_corr'"),
+    ("fixed-test-metric", make(metric="fixed/test_corr", mode="max"),
+     "metric: 'fixed/test_corr' is measured on test data, and selection must not read test data: select on "
+     "its validation counterpart 'best/valid_corr'"),
+    ("test-rationale-metric", make(metric="test/rationale_auprc", mode="max"),
+     "validation counterpart 'best/valid_rationale_auprc'"),
+    ("eval-test-metric", make(metric="eval/faith/test/auprc", mode="max"),
+     "validation counterpart 'eval/faith/valid/auprc'"),
+    ("nsga2-unknown-option", make(sampler={"type": "nsga2", "options": {"population": 10}}),
+     "sampler.options.population: unknown key (did you mean 'population_size'?)"),
+    ("nsga2-population-too-small", make(sampler={"type": "nsga2", "options": {"population_size": 1}}),
+     "sampler.options.population_size: must be an integer >= 2 (got 1)"),
+    ("nsga2-probability", make(sampler={"type": "nsga2", "options": {"crossover_prob": 1.5}}),
+     "sampler.options.crossover_prob: must be in [0, 1] (got 1.5)"),
+    ("nsga2-crossover-name", make(sampler={"type": "nsga2", "options": {"crossover": "sbxx"}}),
+     "sampler.options.crossover: must be one of uniform, blxalpha, sbx, vsbx, undx, spx (got 'sbxx')"),
+    ("nsga2-crossover-parents", make(sampler={"type": "nsga2", "options": {"crossover": "spx", "population_size": 2}}),
+     "sampler.options.population_size: crossover spx needs a population of at least 3 (got 2)"),
+]
+
+
+@pytest.mark.parametrize("data, expected", [pytest.param(d, e, id=i) for i, d, e in MO_ERROR_CASES])
+def test_objective_refusals(data: dict[str, Any], expected: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(data)
+    assert any(expected in p for p in info.value.problems), info.value.problems
+    assert len(info.value.problems) == 1, info.value.problems  # one clear message each
+
+
+def test_test_data_names():
+    from sweeps.spec.objectives import reads_test_data
+
+    assert reads_test_data("test/f1") and reads_test_data("fixed/test_f1") and reads_test_data("best/test/f1")
+    assert not any(reads_test_data(m) for m in ("best/valid_f1", "valid/corr", "testing/x", "eval/contest/x",
+                                                 "restore/p_original_mean/uniform_marginalize"))
+
+
+def test_multi_objective_spec_parses_and_round_trips() -> None:
+    s = parse_spec(make(metric=["best/valid_f1", "train/step_time", "best/valid_corr"], mode=["max", "min", "max"],
+                        sampler={"type": "nsga2", "seed": 3, "options": {"population_size": 4, "crossover": "undx",
+                                                                         "mutation_prob": None}}))
+    assert s.objectives == (("best/valid_f1", "max"), ("train/step_time", "min"), ("best/valid_corr", "max"))
+    assert s.is_multi_objective and (s.metric, s.mode) == ("best/valid_f1", "max")  # the first objective
+    assert s.to_dict()["metric"] == ["best/valid_f1", "train/step_time", "best/valid_corr"]
+    assert s.to_dict()["mode"] == ["max", "min", "max"]
+    assert parse_spec(s.to_dict()) == s
+    assert s.sampler == SamplerSpec("nsga2", 3, {"population_size": 4, "crossover": "undx", "mutation_prob": None})
+
+
+def test_single_objective_form_is_unchanged() -> None:
+    s = parse_spec(make(metric="best/valid_f1", mode="max"))
+    assert s.objectives == (("best/valid_f1", "max"),) and not s.is_multi_objective
+    d = s.to_dict()
+    assert (d["metric"], d["mode"]) == ("best/valid_f1", "max")  # scalars: fingerprints of old sweeps hold
+    one = parse_spec(make(metric=["best/valid_f1"], mode=["max"]))  # a one-element list is one objective
+    assert one == s
+    # the single-objective samplers and ASHA still go with one metric
+    assert parse_spec(make(sampler={"type": "cmaes"}, scheduler="asha")).scheduler is not None

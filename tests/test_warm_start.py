@@ -93,3 +93,37 @@ def test_warm_started_sampler_does_not_redraw_the_earlier_configs():
                              sampler=make_optuna_sampler(spec.sampler, spec.params),
                              study_name="xaisweep", storage=warm_storage(spec, points, "xaisweep"))
     assert same_seed.suggest("t0") in earlier  # what the seed move prevents
+
+
+def test_multi_objective_warm_start(tmp_path):
+    """An earlier multi-objective sweep warm-starts one with the same objectives: each finished trial
+    enters the study with its value of every objective; other objectives are refused."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    from sweeps.launch.space import make_optuna_sampler, optuna_define_by_run
+    from test_pareto_results import SPEC as MO_SPEC, TABLE, write_mo_sweep
+    from test_report import Store as _Store
+
+    store = _Store(tmp_path)
+    write_mo_sweep(store, "mo-earlier")
+    spec = parse_spec({**MO_SPEC, "name": "mo-later", "repeats": 1, "warm_start": {"experiment": "mo-earlier"}})
+    points, problems = warm_start_points(store.uri, spec)
+    assert problems == [] and len(points) == sum(len(v) for v in TABLE.values())
+    assert sorted(v for _, v in points) == sorted((f1, cost) for seeds in TABLE.values() for f1, cost, _ in seeds)
+    searcher = OptunaSearch(space=optuna_define_by_run(spec.params), metric=[m for m, _ in spec.objectives],
+                            mode=[d for _, d in spec.objectives], sampler=make_optuna_sampler(spec.sampler, spec.params),
+                            study_name="xaisweep", storage=warm_storage(spec, points, "xaisweep"))
+    study = searcher._ot_study
+    assert len(study.trials) == len(points) and all(t.state.name == "COMPLETE" for t in study.trials)
+    # the study's Pareto set is that of the earlier runs (per run: one point per seed)
+    assert sorted(tuple(t.values) for t in study.best_trials) == [(0.8, 1.0), (0.84, 2.6), (0.9, 3.0), (0.95, 3.5)]
+    assert set(searcher.suggest("new")) <= {"regularizer", "eps"} and len(study.trials) == len(points) + 1
+
+    for other, shown in (({"metric": "best/valid_f1", "mode": "max"}, "best/valid_f1 (max)"),
+                         ({"metric": ["best/valid_f1", "train/step_time"], "mode": ["max", "max"]},
+                          "train/step_time (max)")):
+        spec = parse_spec({**MO_SPEC, "name": "mo-other", "warm_start": {"experiment": "mo-earlier"}, **other})
+        _, problems = warm_start_points(store.uri, spec)
+        assert problems == [f"warm_start.experiment: 'mo-earlier': it optimised best/valid_f1 (max), "
+                            f"train/step_time (min), this sweep {'best/valid_f1 (max), ' if 'train' in shown else ''}"
+                            f"{shown}"], problems

@@ -7,7 +7,8 @@ nothing of the project, so both sides can use it without an import cycle.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 
 # ----------------------------------------------------------------------- MLflow's own tags
 PARENT_RUN_ID = "mlflow.parentRunId"
@@ -30,6 +31,9 @@ SEED = "seed"
 # ----------------------------------------------------------------------- parent run (a launch)
 METRIC = "metric"
 MODE = "mode"
+#: every objective of the launch, JSON ``[[metric, mode], ...]`` (spec order; one pair for a single
+#: objective); ``metric`` / ``mode`` hold the first one. Launches older than the tag have only those two.
+OBJECTIVES = "objectives"
 SPEC_FINGERPRINT = "spec_fingerprint"
 WARM_START = "warm_start"
 RESUMES = "resumes"
@@ -79,6 +83,29 @@ def children_of(parent_run_id: str) -> str:
     return f"tags.`{PARENT_RUN_ID}` = '{parent_run_id}'"
 
 
+def objectives_value(objectives: Sequence[tuple[str, str]]) -> str:
+    """The :data:`OBJECTIVES` tag value of ``((metric, mode), ...)``."""
+    return json.dumps([[m, d] for m, d in objectives])
+
+
+def objectives_of(tags: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """``((metric, mode), ...)`` of a launch (parent run) from its tags: :data:`OBJECTIVES`, else the
+    single :data:`METRIC` / :data:`MODE` pair of a launch older than that tag.
+
+    Raises:
+        KeyError: the tags name no objective.
+    """
+    raw = tags.get(OBJECTIVES)
+    if raw:
+        try:
+            pairs = json.loads(raw)
+            if pairs and all(isinstance(p, list) and len(p) == 2 for p in pairs):
+                return tuple((str(m), str(d)) for m, d in pairs)
+        except ValueError:
+            pass
+    return ((tags[METRIC], tags[MODE]),)
+
+
 def is_early_stopped(tags: Mapping[str, str]) -> bool:
     """Whether a run's tags say the scheduler stopped it early (its last metrics are not final)."""
     return tags.get(EARLY_STOPPED, "").lower() == TRUE
@@ -86,9 +113,9 @@ def is_early_stopped(tags: Mapping[str, str]) -> bool:
 
 __all__ = [
     "ATTEMPTS", "BEST_RUN_ID", "CONFIG_ARTIFACT", "DEVICE", "DUPLICATE_OF", "EARLY_STOPPED", "EXPERIMENT_KIND", "FAILURE_REASON",
-    "FAILURE_TRACEBACK", "GIT_COMMIT", "GIT_DIRTY", "HOST", "INTERRUPTED", "METRIC", "MODE", "ORPHANED",
+    "FAILURE_TRACEBACK", "GIT_COMMIT", "GIT_DIRTY", "HOST", "INTERRUPTED", "METRIC", "MODE", "OBJECTIVES", "ORPHANED",
     "PARENT_RUN_ID", "PREVIOUS_FAILURE_REASON", "RAY_FAILURES", "RAY_TRIAL_ID", "RAY_TRIAL_NAME", "REPRODUCES",
     "RESUMED", "RESUMED_FROM_STEP", "RESUMES", "ROLE", "ROLE_REPRODUCE", "ROLE_SWEEP", "RUN_NAME", "SEED", "SEEDS",
     "SPEC_ARTIFACT", "SPEC_FINGERPRINT", "STOPPED_AT_ITERATION", "SWEEP", "SWEEP_LAUNCHES", "TRAINABLE", "TRUE", "WARM_START",
-    "children_of", "is_early_stopped",
+    "children_of", "is_early_stopped", "objectives_of", "objectives_value",
 ]

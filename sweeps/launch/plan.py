@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from sweeps.launch.preflight import check_storage_path, check_trial_configs, check_trial_io, check_tracking_uri, grid_warning
+from sweeps.launch.preflight import check_storage_path, check_trial_configs, check_trial_io, check_tracking_uri, grid_warning, nsga2_warning
 from sweeps.spec.parse import ResourcesSpec, SweepSpec, apply_overrides
 from sweeps.workdir import Workdir, resolve_tracking_uri
 from trainables import get_trainable
@@ -82,9 +82,9 @@ def plan_sweep(
         problems += warm_problems
     if problems:
         raise PreflightError(problems)
-    warning = grid_warning(spec)
-    if warning:
-        logger.warning(warning)
+    for warning in (grid_warning(spec), nsga2_warning(spec)):
+        if warning:
+            logger.warning(warning)
     return SweepPlan(spec=spec, tracking_uri=uri, storage_path=storage_path, workdir=workdir,
                      config_overrides=overrides, smoke_test=smoke_test, warm_points=tuple(warm_points))
 

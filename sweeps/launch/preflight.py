@@ -55,11 +55,13 @@ def check_trial_configs(spec: SweepSpec, overrides: Mapping[str, Any] | None = N
     except ValueError as err:
         return [str(err)]
     problems: list[str] = []
-    if spec.metric not in entry.metrics:
-        problems.append(
-            f"metric: {spec.metric!r} is not reported by trainable {spec.trainable!r}; "
-            f"it reports: {', '.join(entry.metrics)}"
-        )
+    for i, (metric, _) in enumerate(spec.objectives):
+        if metric not in entry.metrics:
+            where = f"metric[{i}]" if spec.is_multi_objective else "metric"
+            problems.append(
+                f"{where}: {metric!r} is not reported by trainable {spec.trainable!r}; "
+                f"it reports: {', '.join(entry.metrics)}"
+            )
     base = {**spec.config, **dict(overrides or {})}
     first = {p.name: _candidates(p)[0] for p in spec.params}
     combos: list[dict[str, Any]] = [dict(first)] if spec.params else [{}]
@@ -218,9 +220,12 @@ def check_raw_spec_config(path: str | Path) -> list[str]:
         return []
     problems: list[str] = []
     metric = data.get("metric")
-    if isinstance(metric, str) and metric not in entry.metrics:
-        problems.append(f"metric: {metric!r} is not reported by trainable {entry.name!r}; "
-                        f"it reports: {', '.join(entry.metrics)}")
+    named = [("metric", metric)] if isinstance(metric, str) else \
+        [(f"metric[{i}]", m) for i, m in enumerate(metric)] if isinstance(metric, list) else []
+    for where, m in named:
+        if isinstance(m, str) and m not in entry.metrics:
+            problems.append(f"{where}: {m!r} is not reported by trainable {entry.name!r}; "
+                            f"it reports: {', '.join(entry.metrics)}")
     config = data.get("config") or {}
     space = data.get("search_space") or {}
     if not isinstance(config, Mapping) or not isinstance(space, Mapping):
@@ -254,4 +259,16 @@ def grid_warning(spec: SweepSpec) -> str | None:
     return None
 
 
-__all__ = ["config_problems", "check_trial_configs", "check_trial_io", "check_raw_spec_config", "check_tracking_uri", "check_storage_path", "grid_warning"]
+def nsga2_warning(spec: SweepSpec) -> str | None:
+    """NSGA-II samples its first generation (``population_size`` trials, default 50) at random: a sweep
+    no larger than that never evolves."""
+    if spec.sampler.type != "nsga2":
+        return None
+    size = int(spec.sampler.options.get("population_size", 50))
+    if spec.num_samples <= size:
+        return (f"sampler nsga2: num_samples={spec.num_samples} <= population_size={size}, so every trial is of "
+                f"NSGA-II's random first generation; lower sampler.options.population_size or raise num_samples")
+    return None
+
+
+__all__ = ["nsga2_warning", "config_problems", "check_trial_configs", "check_trial_io", "check_raw_spec_config", "check_tracking_uri", "check_storage_path", "grid_warning"]

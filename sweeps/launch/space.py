@@ -122,6 +122,20 @@ def grid_size(params: Sequence[ParamSpec]) -> int | None:
     return math.prod(sizes)
 
 
+def _nsga2_sampler(seed: int, options: Mapping[str, Any]) -> optuna.samplers.BaseSampler:
+    from optuna.samplers import nsgaii
+
+    options = dict(options)
+    kind = options.pop("crossover", None)
+    if kind is not None:
+        swapping = options.get("swapping_prob", 0.5)
+        options["crossover"] = {
+            "uniform": lambda: nsgaii.UniformCrossover(swapping), "blxalpha": nsgaii.BLXAlphaCrossover,
+            "sbx": nsgaii.SBXCrossover, "vsbx": nsgaii.VSBXCrossover, "undx": nsgaii.UNDXCrossover,
+            "spx": nsgaii.SPXCrossover}[kind]()
+    return optuna.samplers.NSGAIISampler(seed=seed, **options)
+
+
 class _AskTellGridSampler(optuna.samplers.GridSampler):
     """``GridSampler`` that works with the ask/tell interface used by Ray's ``OptunaSearch``.
 
@@ -147,7 +161,10 @@ def make_optuna_sampler(
 
     ``sampler_spec.options`` are passed as keyword arguments to the sampler's
     constructor; ``seed`` always comes from ``sampler_spec.seed``. For ``grid``
-    the grid is :func:`grid_points` of ``params``. TPE uses ``constant_liar=True``
+    the grid is :func:`grid_points` of ``params``. For ``nsga2`` (``NSGAIISampler``, single- or
+    multi-objective) ``crossover`` is a name (:data:`sweeps.spec.objectives.NSGA2_CROSSOVERS`) turned
+    into Optuna's crossover object; the other options are the constructor's (checked by the parser).
+    TPE handles a multi-objective study itself (MOTPE). TPE uses ``constant_liar=True``
     exactly when ``max_concurrent > 1`` (unless the options say otherwise): trials
     still running count as bad, so concurrent suggestions do not pile onto one config.
 
@@ -175,6 +192,8 @@ def make_optuna_sampler(
             return samplers.CmaEsSampler(seed=seed, **options)
         if sampler_spec.type == "grid":
             return _AskTellGridSampler(grid_points(params), seed=seed, **options)
+        if sampler_spec.type == "nsga2":
+            return _nsga2_sampler(seed, options)
     except TypeError as exc:
         raise SpecError([f"sampler.options: {exc}"]) from exc
     raise ValueError(f"unknown sampler type {sampler_spec.type!r}")

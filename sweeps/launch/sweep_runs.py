@@ -74,7 +74,8 @@ def start_parent_run(plan: SweepPlan, *, resume: bool) -> dict[str, str]:
         run_name=f"{plan.spec.name}-{time.strftime('%Y%m%d-%H%M%S')}",
         tags={mlflow_names.ROLE: mlflow_names.ROLE_SWEEP, mlflow_names.SWEEP: plan.spec.name,
               mlflow_names.TRAINABLE: plan.spec.trainable, mlflow_names.GIT_COMMIT: git_commit(),
-              mlflow_names.METRIC: plan.spec.metric, mlflow_names.MODE: plan.spec.mode},
+              mlflow_names.METRIC: plan.spec.metric, mlflow_names.MODE: plan.spec.mode,
+              mlflow_names.OBJECTIVES: mlflow_names.objectives_value(plan.spec.objectives)},
     )
     spec_dict = plan.spec.to_dict()
     state = {"experiment_id": exp_id, "parent_run_id": run.info.run_id, "tracking_uri": plan.tracking_uri,
@@ -359,8 +360,28 @@ def best_of(spec: SweepSpec, results) -> Optional[dict[str, Any]]:
     }
 
 
+def pareto_of(spec: SweepSpec, results) -> list[dict[str, Any]]:
+    """The non-dominated trials of a ResultGrid over the spec's objectives (last reported values), best
+    first by the first objective: ``{"values": [...], "params", "mlflow_run_id"}`` each."""
+    from sweeps.results.pareto import pareto_mask
+
+    rows = []
+    for r in results:
+        if r.error is not None or not r.metrics:
+            continue
+        values = [r.metrics.get(m) for m, _ in spec.objectives]
+        if any(v is None or v != v for v in values):
+            continue
+        params = {p.name: r.config.get(p.name) for p in spec.params if p.name in r.config}
+        rows.append({"values": [float(v) for v in values], "params": params,
+                     "mlflow_run_id": r.metrics.get("mlflow_run_id")})
+    mask = pareto_mask([row["values"] for row in rows], [d for _, d in spec.objectives])
+    front = [row for row, keep in zip(rows, mask) if keep]
+    return sorted(front, key=lambda row: row["values"][0], reverse=spec.mode == "max")
+
+
 __all__ = [
-    "LAUNCH_FILE", "TIME_BUDGETS", "SweepOutcome", "best_of", "close_launch", "delete_orphans",
+    "LAUNCH_FILE", "TIME_BUDGETS", "SweepOutcome", "best_of", "pareto_of", "close_launch", "delete_orphans",
     "mark_unended_runs_interrupted", "mlflow_callback_cls", "parent_metric_name", "read_launch", "result_trial_id",
     "start_parent_run",
 ]

@@ -1,12 +1,13 @@
 """``xaisweep best`` and ``xaisweep reproduce``: read sweeps back from MLflow and re-run trials locally."""
 from __future__ import annotations
 
+import math
 import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import yaml
 from mlflow.entities import Metric
@@ -17,16 +18,58 @@ from sweeps.spec.parse import SpecError, read_yaml
 from trainables import mlflow_names
 
 
-def sweep_objective(client: MlflowClient, experiment_id: str) -> tuple[str, str]:
-    """(metric, mode) of the experiment's latest sweep launch (its parent run's tags)."""
+Objectives = tuple[tuple[str, str], ...]
+"""``((metric, mode), ...)``: what ``best`` ranks by (one pair) or the Pareto set is over (several)."""
+
+
+def sweep_objectives(client: MlflowClient, experiment_id: str) -> Objectives:
+    """Every ``(metric, mode)`` of the experiment's latest sweep launch (its parent run's tags; a launch
+    from before multi-objective sweeps has the one ``metric`` / ``mode`` pair)."""
     parents = client.search_runs(
         [experiment_id], mlflow_names.SWEEP_LAUNCHES, order_by=["attributes.start_time DESC"], max_results=1
     )
     if not parents:
         raise ValueError(f"the experiment has no xaisweep launch (parent run with tag "
                          f"{mlflow_names.ROLE}={mlflow_names.ROLE_SWEEP})")
-    tags = parents[0].data.tags
-    return tags[mlflow_names.METRIC], tags[mlflow_names.MODE]
+    return mlflow_names.objectives_of(parents[0].data.tags)
+
+
+def sweep_objective(client: MlflowClient, experiment_id: str) -> tuple[str, str]:
+    """(metric, mode) of the experiment's latest sweep launch: its first objective."""
+    return sweep_objectives(client, experiment_id)[0]
+
+
+def resolve_objectives(
+    sweep: Objectives, metrics: Sequence[str] = (), modes: Sequence[str] = ()
+) -> Objectives:
+    """What to rank by: ``metrics`` (any metric the runs logged, e.g. ``eval/<name>/...``) with
+    ``modes`` (one per metric, or none), else the sweep's own objectives.
+
+    A metric given without a mode takes the sweep's mode when it is one of the sweep's objectives,
+    else the paper table's rule (:func:`sweeps.results.paper_table.lower_is_better`: ``*loss*``,
+    ``*deletion*``, ``*sufficiency*``, ``*step_time*`` are minimised, the rest maximised).
+
+    Raises:
+        ValueError: modes given but not one per metric, a mode that is not min/max, a metric twice.
+    """
+    from sweeps.results.paper_table import lower_is_better
+
+    if not metrics:
+        if modes:
+            raise ValueError("--mode needs a --metric to go with it")
+        return tuple(sweep)
+    if modes and len(modes) != len(metrics):
+        raise ValueError(f"{len(modes)} --mode for {len(metrics)} --metric: give none, or one per --metric in "
+                         f"the same order")
+    bad = [m for m in modes if m not in ("min", "max")]
+    if bad:
+        raise ValueError(f"--mode must be min or max (got {', '.join(bad)})")
+    twice = sorted({m for m in metrics if list(metrics).count(m) > 1})
+    if twice:
+        raise ValueError(f"--metric {', '.join(twice)} given twice")
+    known = dict(sweep)
+    return tuple((m, modes[i] if modes else known.get(m, "min" if lower_is_better(m) else "max"))
+                 for i, m in enumerate(metrics))
 
 
 def trial_config(client: MlflowClient, run_id: str) -> dict[str, Any]:
@@ -41,6 +84,8 @@ def trial_config(client: MlflowClient, run_id: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class BestRow:
+    """One run: ``value`` is its first objective, ``values`` every objective (in order)."""
+
     run_id: str
     run_name: str
     value: float
@@ -49,6 +94,19 @@ class BestRow:
     seed: Optional[str] = None
     #: search parameters whose ``when`` clause does not hold for this run (shown as "–")
     inactive: frozenset = frozenset()
+    values: tuple[float, ...] = ()
+
+    @property
+    def objective_values(self) -> tuple[float, ...]:
+        return self.values or (self.value,)
+
+    @property
+    def sds(self) -> tuple[float, ...]:
+        return tuple(math.nan for _ in self.objective_values)
+
+    @property
+    def n(self) -> int:
+        return 1
 
 
 @dataclass(frozen=True)
@@ -56,7 +114,8 @@ class ConfigRow:
     """One configuration (the search parameters without ``seed``) over its seeds.
 
     ``value`` is the mean of the runs' metric, ``sd`` the sample standard deviation
-    (``nan`` for one run), ``n`` the number of runs; ``runs`` best first.
+    (``nan`` for one run), ``n`` the number of runs; ``runs`` best first. With several objectives
+    ``values`` / ``sds`` hold the mean / sd of each (``value``, ``sd``: the first).
     """
 
     key: tuple
@@ -64,6 +123,12 @@ class ConfigRow:
     sd: float
     n: int
     runs: tuple[BestRow, ...]
+    values: tuple[float, ...] = ()
+    sds: tuple[float, ...] = ()
+
+    @property
+    def objective_values(self) -> tuple[float, ...]:
+        return self.values or (self.value,)
 
     @property
     def run_id(self) -> str:
@@ -121,35 +186,57 @@ def _check_top(top: int) -> None:
         raise ValueError(f"--top must be an integer >= 1, got {top!r}")
 
 
-def finished_trials(tracking_uri: str, experiment: str) -> tuple[str, str, list[BestRow], Any]:
-    """Every finished trial run of ``experiment`` with the sweep metric, best first:
-    ``(metric, mode, rows, spec)`` (``spec``: the latest launch's, ``None`` if unknown)."""
+def objective_trials(
+    tracking_uri: str, experiment: str, objectives: Optional[Objectives] = None
+) -> tuple[Objectives, list[BestRow], Any]:
+    """Every finished trial run of ``experiment`` that logged every objective (a finite value), best
+    first by the first objective: ``(objectives, rows, spec)``. ``objectives`` default to the sweep's
+    (:func:`sweep_objectives`); ``spec`` is the latest launch's (``None`` if unknown)."""
     client = MlflowClient(tracking_uri)
     exp = find_experiment(client, experiment)
-    metric, mode = sweep_objective(client, exp.experiment_id)
+    objectives = tuple(objectives or sweep_objectives(client, exp.experiment_id))
     spec = _latest_spec(client, exp.experiment_id)
     runs = client.search_runs(
         [exp.experiment_id], f"attributes.status = 'FINISHED' and tags.{mlflow_names.RAY_TRIAL_ID} != ''", max_results=5000
     )
     rows = []
     for r in runs:
-        if metric in r.data.metrics and r.data.metrics[metric] == r.data.metrics[metric]:
+        values = [r.data.metrics.get(m) for m, _ in objectives]
+        if all(v is not None and math.isfinite(v) for v in values):
             params = dict(r.data.params)
-            rows.append(BestRow(r.info.run_id, r.info.run_name or "", r.data.metrics[metric], params,
+            rows.append(BestRow(r.info.run_id, r.info.run_name or "", float(values[0]), params,
                                 mlflow_names.is_early_stopped(r.data.tags),
                                 params.get("seed", r.data.tags.get(mlflow_names.SEED)),
-                                _inactive(spec, params)))
-    rows.sort(key=lambda row: row.value, reverse=(mode == "max"))
+                                _inactive(spec, params), tuple(float(v) for v in values)))
+    rows.sort(key=lambda row: row.value, reverse=(objectives[0][1] == "max"))
     if not rows:
-        raise ValueError(f"experiment {experiment!r} has no finished trial with metric {metric!r}")
+        what = " and ".join(repr(m) for m, _ in objectives)
+        raise ValueError(f"experiment {experiment!r} has no finished trial with metric {what}")
+    return objectives, rows, spec
+
+
+def finished_trials(tracking_uri: str, experiment: str) -> tuple[str, str, list[BestRow], Any]:
+    """Every finished trial run of ``experiment`` with the sweep metric (its first objective), best first:
+    ``(metric, mode, rows, spec)`` (``spec``: the latest launch's, ``None`` if unknown)."""
+    client = MlflowClient(tracking_uri)
+    first = sweep_objective(client, find_experiment(client, experiment).experiment_id)
+    (metric, mode), rows, spec = _first(objective_trials(tracking_uri, experiment, (first,)))
     return metric, mode, rows, spec
 
 
-def best_runs(tracking_uri: str, experiment: str, *, top: int = 5) -> tuple[str, str, list[BestRow]]:
-    """Top finished trial runs of ``experiment`` by the sweep metric, one row per run: ``(metric, mode, rows)``."""
+def best_runs(tracking_uri: str, experiment: str, *, top: int = 5,
+              objectives: Optional[Objectives] = None) -> tuple[str, str, list[BestRow]]:
+    """Top finished trial runs of ``experiment`` by the sweep metric (or the first of ``objectives``),
+    one row per run: ``(metric, mode, rows)``."""
     _check_top(top)
-    metric, mode, rows, _ = finished_trials(tracking_uri, experiment)
+    client = MlflowClient(tracking_uri)
+    objectives = objectives or (sweep_objective(client, find_experiment(client, experiment).experiment_id),)
+    (metric, mode), rows, _ = _first(objective_trials(tracking_uri, experiment, objectives[:1]))
     return metric, mode, rows[:top]
+
+
+def _first(found: tuple[Objectives, list[BestRow], Any]) -> tuple[tuple[str, str], list[BestRow], Any]:
+    return found[0][0], found[1], found[2]
 
 
 def config_key(row: BestRow, spec) -> tuple:
@@ -162,22 +249,28 @@ def config_key(row: BestRow, spec) -> tuple:
 
 
 def group_by_config(rows: list[BestRow], spec, mode: str) -> list[ConfigRow]:
-    """Runs grouped by :func:`config_key`, ranked by the mean metric over seeds (best first)."""
+    """Runs grouped by :func:`config_key`, ranked by the mean metric over seeds (best first); with
+    several objectives per row (``values``) each one's mean and sd, ranked by the first."""
     groups: dict[tuple, list[BestRow]] = {}
     for r in rows:
         groups.setdefault(config_key(r, spec), []).append(r)
     out = []
     for key, members in groups.items():
-        vals = [m.value for m in members]
-        sd = statistics.stdev(vals) if len(vals) > 1 else float("nan")
-        out.append(ConfigRow(key, statistics.fmean(vals), sd, len(vals), tuple(members)))
+        columns = list(zip(*(m.objective_values for m in members)))
+        means = tuple(statistics.fmean(c) for c in columns)
+        sds = tuple(statistics.stdev(c) if len(c) > 1 else float("nan") for c in columns)
+        multi = len(columns) > 1
+        out.append(ConfigRow(key, means[0], sds[0], len(members), tuple(members),
+                             means if multi else (), sds if multi else ()))
     out.sort(key=lambda c: c.value, reverse=(mode == "max"))
     return out
 
 
-def reproduction_rows(client: MlflowClient, experiment_id: str, metric: str, spec) -> list[BestRow]:
+def reproduction_rows(client: MlflowClient, experiment_id: str, metric: str | Sequence[str], spec) -> list[BestRow]:
     """One row per seed of every ``xaisweep reproduce`` run of the experiment: step ``i`` of its
-    metric history is seed ``seed + i`` (its logged ``seed`` param is the first seed)."""
+    metric history is seed ``seed + i`` (its logged ``seed`` param is the first seed). With several
+    metrics, a seed counts when it has every one of them (``values`` in that order)."""
+    metrics = [metric] if isinstance(metric, str) else list(metric)
     out = []
     runs = client.search_runs([experiment_id], f"tags.`{mlflow_names.ROLE}` = '{mlflow_names.ROLE_REPRODUCE}' and attributes.status = 'FINISHED'",
                               max_results=5000)
@@ -187,48 +280,143 @@ def reproduction_rows(client: MlflowClient, experiment_id: str, metric: str, spe
             base = int(params.get("seed", "0"))
         except ValueError:
             continue
-        for m in client.get_metric_history(r.info.run_id, metric):
-            if m.value == m.value:
-                out.append(BestRow(r.info.run_id, r.info.run_name or "", float(m.value),
-                                   {**params, "seed": str(base + int(m.step))}, False, str(base + int(m.step)),
-                                   _inactive(spec, params)))
+        per_step: dict[int, dict[str, float]] = {}
+        for name in metrics:
+            for m in client.get_metric_history(r.info.run_id, name):
+                if m.value == m.value:
+                    per_step.setdefault(int(m.step), {})[name] = float(m.value)
+        for step, got in sorted(per_step.items()):
+            if len(got) < len(metrics):
+                continue
+            values = tuple(got[name] for name in metrics)
+            out.append(BestRow(r.info.run_id, r.info.run_name or "", values[0],
+                               {**params, "seed": str(base + step)}, False, str(base + step),
+                               _inactive(spec, params), values if len(metrics) > 1 else ()))
     return out
 
 
-def best_configs(tracking_uri: str, experiment: str, *, top: int = 5) -> tuple[str, str, list[ConfigRow]]:
-    """Top configurations of ``experiment`` ranked by the mean over their seeds: ``(metric, mode, rows)``.
-
-    The seeds of a configuration are its trial runs (``repeats``, a ``seed`` axis) and the seeds
-    of ``xaisweep reproduce --seeds N`` runs of it; a (configuration, seed) pair counts once,
-    the sweep's trial first.
-    """
-    _check_top(top)
-    metric, mode, rows, spec = finished_trials(tracking_uri, experiment)
+def _rows_with_reproductions(tracking_uri: str, experiment: str, objectives: Optional[Objectives]
+                             ) -> tuple[Objectives, list[BestRow], Any]:
+    objectives, rows, spec = objective_trials(tracking_uri, experiment, objectives)
     client = MlflowClient(tracking_uri)
     exp = find_experiment(client, experiment)
     seen = {(config_key(r, spec), r.seed) for r in rows}
-    for r in reproduction_rows(client, exp.experiment_id, metric, spec):
+    for r in reproduction_rows(client, exp.experiment_id, [m for m, _ in objectives], spec):
         key = (config_key(r, spec), r.seed)
         if key not in seen:
             seen.add(key)
             rows.append(r)
-    rows.sort(key=lambda row: row.value, reverse=(mode == "max"))
+    rows.sort(key=lambda row: row.value, reverse=(objectives[0][1] == "max"))
+    return objectives, rows, spec
+
+
+def best_configs(tracking_uri: str, experiment: str, *, top: int = 5,
+                 objectives: Optional[Objectives] = None) -> tuple[str, str, list[ConfigRow]]:
+    """Top configurations of ``experiment`` ranked by the mean over their seeds: ``(metric, mode, rows)``.
+
+    The seeds of a configuration are its trial runs (``repeats``, a ``seed`` axis) and the seeds
+    of ``xaisweep reproduce --seeds N`` runs of it; a (configuration, seed) pair counts once,
+    the sweep's trial first. ``objectives``: rank by the first of these instead of the sweep metric.
+    """
+    _check_top(top)
+    if objectives is None:
+        client = MlflowClient(tracking_uri)
+        objectives = (sweep_objective(client, find_experiment(client, experiment).experiment_id),)
+    objectives, rows, spec = _rows_with_reproductions(tracking_uri, experiment, objectives[:1])
+    (metric, mode), = objectives
     return metric, mode, group_by_config(rows, spec, mode)[:top]
 
 
-def export_best(tracking_uri: str, experiment: str, path: Path, *, per_run: bool = False) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ParetoSet:
+    """The Pareto set of a sweep over ``objectives``: ``front`` (non-dominated rows, best first by the
+    first objective) and ``dominated`` (the others), rows of configurations (mean over seeds) or of
+    runs (``per_run``)."""
+
+    objectives: Objectives
+    front: tuple
+    dominated: tuple
+    per_run: bool
+    #: runs left out: stopped early by the scheduler (their values are not final)
+    early_stopped: int = 0
+
+
+def pareto_set(tracking_uri: str, experiment: str, *, objectives: Optional[Objectives] = None,
+               per_run: bool = False) -> ParetoSet:
+    """The non-dominated configurations of ``experiment`` over ``objectives`` (default: the sweep's),
+    each by its mean over seeds (:func:`group_by_config`, reproductions included), or single runs with
+    ``per_run``. Ties and duplicates: equal means do not dominate each other, so both stay. Runs stopped
+    early by the scheduler are left out (counted in ``early_stopped``)."""
+    from sweeps.results.pareto import pareto_mask
+
+    objectives, rows, spec = _rows_with_reproductions(tracking_uri, experiment, objectives)
+    final = [r for r in rows if not r.early_stopped]
+    if not final:
+        raise ValueError(f"experiment {experiment!r}: every run with {' and '.join(m for m, _ in objectives)} "
+                         f"was stopped early by the scheduler: no final values for a Pareto set")
+    modes = [d for _, d in objectives]
+    items = final if per_run else group_by_config(final, spec, modes[0])
+    mask = pareto_mask([r.objective_values for r in items], modes)
+    return ParetoSet(objectives, tuple(r for r, keep in zip(items, mask) if keep),
+                     tuple(r for r, keep in zip(items, mask) if not keep), per_run, len(rows) - len(final))
+
+
+def _nan_none(x: float) -> Optional[float]:
+    return None if x != x else x
+
+
+#: the key of an exported Pareto member: its objectives, its means (sds) and its place in the set
+PARETO_KEY = "pareto"
+
+
+def export_pareto(tracking_uri: str, experiment: str, path: Path, *, objectives: Optional[Objectives] = None,
+                  per_run: bool = False) -> list[tuple[Path, dict[str, Any]]]:
+    """Write one reproducible YAML per member of the Pareto set: ``path`` with ``-1``, ``-2``, ... before
+    its suffix (``best.yaml`` -> ``best-1.yaml``, ...), in the order ``best`` prints them.
+
+    Each file is a :func:`export_best` document (``metric`` / ``mode`` / ``value``: the first objective,
+    so ``xaisweep reproduce FILE`` works as for a single objective) plus ``pareto``: ``metrics``,
+    ``modes``, ``means`` and ``sds`` (per objective), ``member`` (1-based) and ``of`` (the set's size).
+    """
+    client = MlflowClient(tracking_uri)
+    found = pareto_set(tracking_uri, experiment, objectives=objectives, per_run=per_run)
+    path = Path(path)
+    out = []
+    for k, row in enumerate(found.front, 1):
+        run = row if per_run else row.runs[0]
+        cfg = trial_config(client, run.run_id)
+        means = list(row.objective_values)
+        sds = [math.nan] * len(means) if per_run else list(row.sds or (row.sd,))
+        doc: dict[str, Any] = {
+            "trainable": cfg["trainable"], "config": cfg["config"],
+            "metric": found.objectives[0][0], "mode": found.objectives[0][1], "value": means[0],
+        }
+        if not per_run:
+            doc.update({"sd": _nan_none(row.sd), "n": row.n, "seeds": row.seeds, "runs": [r.run_id for r in row.runs]})
+        doc[PARETO_KEY] = {"metrics": [m for m, _ in found.objectives], "modes": [d for _, d in found.objectives],
+                           "means": means, "sds": [_nan_none(x) for x in sds], "member": k, "of": len(found.front)}
+        doc.update({"source_run_id": run.run_id, "experiment": experiment, "tracking_uri": tracking_uri})
+        target = path.with_name(f"{path.stem}-{k}{path.suffix}")
+        target.write_text(yaml.safe_dump(doc, sort_keys=False))
+        out.append((target, doc))
+    return out
+
+
+def export_best(tracking_uri: str, experiment: str, path: Path, *, per_run: bool = False,
+                objectives: Optional[Objectives] = None) -> dict[str, Any]:
     """Write the best configuration as a reproducible YAML (trainable, typed config, metric, source run).
 
     By default the best configuration by the mean over its seeds (``value`` is that mean,
     with ``sd``, ``n`` and the ``seeds`` it was measured on; the config is that of its best
-    run); ``per_run`` takes the single best run instead.
+    run); ``per_run`` takes the single best run instead. ``objectives``: rank by the first of
+    these instead of the sweep metric.
     """
     client = MlflowClient(tracking_uri)
     if per_run:
-        metric, mode, rows = best_runs(tracking_uri, experiment, top=1)
+        metric, mode, rows = best_runs(tracking_uri, experiment, top=1, objectives=objectives)
         best, extra = rows[0], {}
     else:
-        metric, mode, configs = best_configs(tracking_uri, experiment, top=1)
+        metric, mode, configs = best_configs(tracking_uri, experiment, top=1, objectives=objectives)
         best = configs[0].runs[0]
         c = configs[0]
         extra = {"sd": None if c.sd != c.sd else c.sd, "n": c.n, "seeds": c.seeds,
@@ -336,6 +524,7 @@ def reproduce(
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     client = MlflowClient(tracking_uri)
     notes: list[str] = []
+    also: list[str] = []
     looks_like_path = source.endswith((".yaml", ".yml", ".json")) or "/" in source or "\\" in source
     if looks_like_path and not Path(source).exists():
         raise ValueError(f"no such file {source!r} (reproduce takes an MLflow run id, or a YAML written by "
@@ -352,12 +541,16 @@ def reproduce(
             raise ValueError(f"{source}: missing keys {missing} (write it with `xaisweep best --export`)")
         run_id = doc.get("source_run_id")
         trainable, config, metric = doc["trainable"], dict(doc["config"]), doc["metric"]
+        pareto = doc.get(PARETO_KEY)
+        if isinstance(pareto, dict) and isinstance(pareto.get("metrics"), list):
+            also = [str(m) for m in pareto["metrics"] if m != metric]
     else:
         run_id = resolve_run_id(client, source)
         run = client.get_run(run_id)
         cfg = trial_config(client, run_id)
         trainable, config = cfg["trainable"], dict(cfg["config"])
-        metric, _ = sweep_objective(client, run.info.experiment_id)
+        found = sweep_objectives(client, run.info.experiment_id)
+        metric, also = found[0][0], [m for m, _ in found[1:]]
     original: dict[str, float] = {}
     experiment_id = None
     if run_id:
@@ -391,7 +584,8 @@ def reproduce(
                             if isinstance(v, (int, float)) and not isinstance(v, bool)})
     finally:
         torch.set_num_threads(threads)
-    compared = [metric] + sorted(k for k in results[0] if k.startswith("test/") and k != metric)
+    first = [metric] + [m for m in also if m in results[0]]  # every objective of a multi-objective sweep
+    compared = first + sorted(k for k in results[0] if k.startswith("test/") and k not in first)
     repro = Reproduction(compared, {k: v for k, v in original.items() if k in compared}, results, None, notes)
     if log and experiment_id is not None:
         tags = {mlflow_names.ROLE: mlflow_names.ROLE_REPRODUCE, mlflow_names.REPRODUCES: run_id,

@@ -14,8 +14,8 @@ from sweeps.spec.parse import SweepSpec
 MIN_TRIALS_FOR_IMPORTANCE = 3
 FEW_TRIALS_FOR_IMPORTANCE = 20
 
-__all__ = ["FEW_TRIALS_FOR_IMPORTANCE", "MIN_TRIALS_FOR_IMPORTANCE", "param_importances", "plot_history",
-           "plot_importances", "plot_parallel"]
+__all__ = ["FEW_TRIALS_FOR_IMPORTANCE", "MIN_TRIALS_FOR_IMPORTANCE", "new_figure", "param_importances", "plot_history",
+           "plot_importances", "plot_parallel", "save_figure"]
 
 
 # --------------------------------------------------------------------------- importances
@@ -78,7 +78,8 @@ def param_importances(
 # --------------------------------------------------------------------------- plots
 
 
-def _new_figure(width: float, height: float) -> Any:
+def new_figure(width: float, height: float) -> Any:
+    """A matplotlib ``Figure`` of ``width`` x ``height`` inches at 100 dpi on its own Agg canvas."""
     # The object-oriented API with an explicit Agg canvas: no pyplot, no global backend switch.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -88,7 +89,8 @@ def _new_figure(width: float, height: float) -> Any:
     return fig
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
+    """Lay ``fig`` out and write it to ``path`` as PNG; returns ``path``."""
     fig.tight_layout()
     fig.savefig(path, format="png")
     return path
@@ -102,7 +104,7 @@ def plot_history(rows: Sequence[TrialRow], spec: SweepSpec, best: TrialRow, path
     running = []
     for y in ys:
         running.append(y if not running else better(running[-1], y))
-    fig = _new_figure(7.5, 4.2)
+    fig = new_figure(7.5, 4.2)
     ax = fig.add_subplot()
     normal = [(x, r.value) for x, r in zip(xs, rows) if not r.early_stopped]
     early = [(x, r.value) for x, r in zip(xs, rows) if r.early_stopped]
@@ -122,7 +124,7 @@ def plot_history(rows: Sequence[TrialRow], spec: SweepSpec, best: TrialRow, path
         ax.set_xticks(xs)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize="small")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_parallel(rows: Sequence[TrialRow], spec: SweepSpec, best: TrialRow, path: Path) -> Path:
@@ -133,7 +135,7 @@ def plot_parallel(rows: Sequence[TrialRow], spec: SweepSpec, best: TrialRow, pat
 
     params = list(spec.params)
     n_axes = len(params) + 1
-    fig = _new_figure(max(6.0, 1.7 * n_axes + 1.5), 4.8)
+    fig = new_figure(max(6.0, 1.7 * n_axes + 1.5), 4.8)
     ax = fig.add_subplot()
     values = [r.value for r in rows]
     vmin, vmax = min(values), max(values)
@@ -171,13 +173,13 @@ def plot_parallel(rows: Sequence[TrialRow], spec: SweepSpec, best: TrialRow, pat
     ax.set_title(f"{spec.name}: parallel coordinates ({len(rows)} trials, best drawn thick)")
     sm = ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(sm, ax=ax, label=spec.metric, pad=0.02)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_importances(importances: Mapping[str, float], note: Optional[str], spec: SweepSpec,
                       path: Path) -> Path:
     """``param_importances.png``: the importances as bars (``note`` in their place when there are none)."""
-    fig = _new_figure(6.5, max(2.5, 0.45 * len(importances) + 1.5))
+    fig = new_figure(6.5, max(2.5, 0.45 * len(importances) + 1.5))
     ax = fig.add_subplot()
     if importances:
         names = list(importances)[::-1]
@@ -193,4 +195,4 @@ def plot_importances(importances: Mapping[str, float], note: Optional[str], spec
         ax.axis("off")
         text = textwrap.fill(f"Parameter importances {note or 'not available'}.", width=60)
         ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=10, transform=ax.transAxes)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import html
 import logging
 import math
@@ -62,6 +63,14 @@ from sweeps.results.report_data import (
 )
 from sweeps.results.figures import param_importances, plot_history, plot_importances, plot_parallel
 from sweeps.results.paper_table import build_table
+from sweeps.results.pareto_report import (
+    HYPERVOLUME_PNG,
+    PARETO_PNG,
+    config_points,
+    hypervolume_by_trial,
+    plot_hypervolume,
+    plot_pareto,
+)
 from sweeps.spec.parse import SweepSpec
 from trainables import mlflow_names
 
@@ -81,32 +90,37 @@ def _markdown(
     *, exp_name: str, exp_id: str, spec: SweepSpec, parents: Sequence[str], rows: Sequence[TrialRow],
     best: TrialRow, top: Sequence[TrialRow], importances: Mapping[str, float],
     importance_note: Optional[str], warns: Sequence[str], n_finished: int, n_failed: int,
-    n_early: int, n_other: int,
+    n_early: int, n_other: int, pareto_md: str = "",
 ) -> str:
     names = list(spec.param_names)
+    metrics = [m for m, _ in spec.objectives]
+    objective = ", ".join(f"{m} ({d})" for m, d in spec.objectives)
     lines = [
         f"# Sweep report: {exp_name}",
         "",
         f"- experiment: `{exp_name}` (id {exp_id})",
         f"- launches (parent runs): {', '.join(f'`{p}`' for p in parents) or '(none)'}",
-        f"- objective: {spec.metric} ({spec.mode})",
+        f"- objective{'s' if spec.is_multi_objective else ''}: {objective}",
         f"- trials: {n_finished} finished ({n_early} early-stopped), {n_failed} failed"
         + (f", {n_other} not finished (running/killed)" if n_other else "")
         + f"; {len(rows)} analysed",
-        f"- best: `{best.run_id}` {spec.metric}={best.value:.6g}"
+        f"- best{' by ' + spec.metric if spec.is_multi_objective else ''}: `{best.run_id}` {spec.metric}={best.value:.6g}"
         + (f" with {', '.join(f'{k}={format_value(v)}' for k, v in best.params.items())}" if best.params else ""),
         "",
-        f"## Top {len(top)} trials",
+        f"## Top {len(top)} trials" + (f" by {spec.metric}" if spec.is_multi_objective else ""),
         "",
-        "| rank | run id | " + " | ".join([spec.metric, *names]) + " |",
-        "|---:|---|" + "---:|" * (1 + len(names)),
+        "| rank | run id | " + " | ".join([*metrics, *names]) + " |",
+        "|---:|---|" + "---:|" * (len(metrics) + len(names)),
     ]
     for i, r in enumerate(top, 1):
-        cells = [f"{r.value:.6g}"] + [_md_cell(r.params[n]) if n in r.params else "–" for n in names]
+        cells = [f"{v:.6g}" for v in (r.values or (r.value,))] + [_md_cell(r.params[n]) if n in r.params else "–"
+                                                                  for n in names]
         flag = " (early-stopped)" if r.early_stopped else ""
         lines.append(f"| {i} | `{r.run_id}`{flag} | " + " | ".join(cells) + " |")
     if any(p.when for p in spec.params):
         lines += ["", "– : parameter inactive in that trial (its `when` clause did not hold)."]
+    if pareto_md:
+        lines += ["", pareto_md.rstrip("\n")]
     lines += ["", "## Parameter importances", ""]
     if importances:
         lines += ["| parameter | importance |", "|---|---:|"]
@@ -131,7 +145,7 @@ def _markdown(
 
 def _html(title: str, markdown_text: str, spec: SweepSpec, top: Sequence[TrialRow],
           importances: Mapping[str, float], importance_note: Optional[str], warns: Sequence[str],
-          pngs: Sequence[Path]) -> str:
+          pngs: Sequence[Path], pareto: Sequence[Any] = ()) -> str:
     e = html.escape
     names = list(spec.param_names)
     summary = [ln[2:] for ln in markdown_text.splitlines() if ln.startswith("- ")][:6]
@@ -144,14 +158,26 @@ def _html(title: str, markdown_text: str, spec: SweepSpec, top: Sequence[TrialRo
         f"<h1>{e(title)}</h1>", "<ul>",
         *[f"<li>{e(s.replace('`', ''))}</li>" for s in summary], "</ul>",
         f"<h2>Top {len(top)} trials</h2><table><tr><th>rank</th><th>run id</th>"
-        + "".join(f"<th>{e(h)}</th>" for h in [spec.metric, *names]) + "</tr>",
+        + "".join(f"<th>{e(h)}</th>" for h in [*(m for m, _ in spec.objectives), *names]) + "</tr>",
     ]
     for i, r in enumerate(top, 1):
         flag = " (early-stopped)" if r.early_stopped else ""
-        cells = [f"{r.value:.6g}"] + [format_value(r.params[n]) if n in r.params else "–" for n in names]
+        cells = [f"{v:.6g}" for v in (r.values or (r.value,))] + [format_value(r.params[n]) if n in r.params else "–"
+                                                                  for n in names]
         parts.append(f"<tr><td class='num'>{i}</td><td><code>{e(r.run_id)}</code>{e(flag)}</td>"
                      + "".join(f"<td class='num'>{e(c)}</td>" for c in cells) + "</tr>")
-    parts.append("</table><h2>Parameter importances</h2>")
+    parts.append("</table>")
+    front = [p for p in pareto if p.pareto]
+    if front:
+        parts.append(f"<h2>Pareto set</h2><p>{len(front)} of {len(pareto)} configurations are non-dominated "
+                     "(means over seeds ± sd).</p><table><tr><th>#</th><th>configuration</th>"
+                     + "".join(f"<th>{e(m)}</th>" for m, _ in spec.objectives) + "<th>n</th></tr>")
+        for i, p in enumerate(front, 1):
+            cells = [f"{m:.4g}" + ("" if sd != sd else f" ± {sd:.2g}") for m, sd in zip(p.means, p.sds)]
+            parts.append(f"<tr><td class='num'>{i}</td><td>{e(p.label)}</td>"
+                         + "".join(f"<td class='num'>{e(c)}</td>" for c in cells) + f"<td class='num'>{p.n}</td></tr>")
+        parts.append("</table>")
+    parts.append("<h2>Parameter importances</h2>")
     if importances:
         parts.append("<table><tr><th>parameter</th><th>importance</th></tr>"
                      + "".join(f"<tr><td>{e(k)}</td><td class='num'>{v:.4f}</td></tr>"
@@ -171,15 +197,44 @@ def _html(title: str, markdown_text: str, spec: SweepSpec, top: Sequence[TrialRo
     return "\n".join(parts) + "\n"
 
 
-def _write_csv(rows: Sequence[TrialRow], spec: SweepSpec, path: Path) -> Path:
+def _write_csv(rows: Sequence[TrialRow], spec: SweepSpec, path: Path,
+               hypervolume: Optional[Mapping[str, float]] = None) -> Path:
+    """One row per trial; a multi-objective report has a column per objective and ``hypervolume`` (of the
+    non-dominated trials once this one had completed)."""
+    metrics = [m for m, _ in spec.objectives]
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["run_id", "run_name", "parent_run_id", "start_time_ms", spec.metric,
-                    "early_stopped", *spec.param_names])
+        w.writerow(["run_id", "run_name", "parent_run_id", "start_time_ms", *metrics,
+                    *(["hypervolume"] if hypervolume is not None else []), "early_stopped", *spec.param_names])
         for r in rows:
-            w.writerow([r.run_id, r.run_name, r.parent_run_id, r.start_time, repr(r.value),
+            hv = [repr(hypervolume[r.run_id])] if hypervolume is not None else []
+            w.writerow([r.run_id, r.run_name, r.parent_run_id, r.start_time,
+                        *(repr(v) for v in (r.values or (r.value,))), *hv,
                         r.early_stopped, *(r.params.get(n, "") for n in spec.param_names)])
     return path
+
+
+def _pareto_markdown(spec: SweepSpec, points: Sequence[Any], history: Sequence[tuple[str, float]],
+                     reference: Sequence[float]) -> str:
+    metrics = [m for m, _ in spec.objectives]
+    front = [p for p in points if p.pareto]
+    lines = [
+        "## Pareto set", "",
+        f"{len(front)} of {len(points)} configurations are non-dominated over "
+        + ", ".join(f"{m} ({d})" for m, d in spec.objectives) + " (means over seeds ± sd; a configuration is "
+        "dominated when another is at least as good in every objective and better in one).", "",
+        "| # | configuration | " + " | ".join(metrics) + " | n |",
+        "|---:|---|" + "---:|" * (len(metrics) + 1),
+    ]
+    for i, p in enumerate(front, 1):
+        cells = [f"{m:.4g}" + ("" if sd != sd else f" ± {sd:.2g}") for m, sd in zip(p.means, p.sds)]
+        lines.append(f"| {i} | {_md_cell(p.label)} | " + " | ".join(cells) + f" | {p.n} |")
+    ref = ", ".join(f"{format_value(float(v))}" for v in reference)
+    lines += ["", f"Hypervolume of the non-dominated trials after {len(history)} completed trials: "
+              f"{history[-1][1]:.6g} (reference point: the worst value seen per objective, ({ref}); per trial in "
+              f"`{TRIALS_CSV}`, column `hypervolume`).", "",
+              f"![Pareto front]({PARETO_PNG})", "", f"![hypervolume]({HYPERVOLUME_PNG})", ""]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- paper table
@@ -206,7 +261,8 @@ def _table_inputs(spec: SweepSpec, finished: Sequence[Any], metrics: Optional[Se
     if metrics:
         return runs, list(metrics)
     common = set.intersection(*(set(r["metrics"]) for r in runs)) if runs else set()
-    return runs, [spec.metric] + sorted(m for m in common if m.startswith("test/") and m != spec.metric)
+    first = [m for m, _ in spec.objectives]
+    return runs, first + sorted(m for m in common if m.startswith(("test/", "eval/")) and m not in first)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -221,6 +277,7 @@ def make_report(
     top_n: int = 10,
     log_artifacts: bool = True,
     metrics: Optional[Sequence[str]] = None,
+    objectives: Optional[Sequence[tuple[str, str]]] = None,
 ) -> ReportResult:
     """Write the report of sweep ``experiment`` to ``out_dir`` (see the module docstring).
 
@@ -232,8 +289,12 @@ def make_report(
             default: the trials of every launch, report logged to the latest launch.
         top_n: rows of the top-trials table.
         log_artifacts: log the files to the parent run under ``report/``.
-        metrics: columns of the paper table (default: the sweep's metric and every
-            ``test/*`` metric that all finished runs logged).
+        metrics: columns of the paper table (default: the sweep's objectives and every
+            ``test/*`` and ``eval/*`` metric that all finished runs logged).
+        objectives: ``(metric, mode)`` pairs to judge the trials on instead of the sweep's own (any
+            metric the runs logged, e.g. ``eval/<name>/...``; several: a Pareto set). A sweep with
+            several objectives (or several here) adds ``pareto_front.png``, ``hypervolume.png``,
+            a Pareto-set section and a ``hypervolume`` column of ``trials.csv``.
 
     Raises:
         ValueError: unknown experiment (the message lists the existing ones), unknown
@@ -271,9 +332,13 @@ def make_report(
                          f"(checked {', '.join(parent_ids)})")
 
     warns: list[str] = []
+    if objectives:
+        objectives = tuple(objectives)
+        spec = dataclasses.replace(spec, metric=objectives[0][0], mode=objectives[0][1],
+                                   extra_objectives=objectives[1:])
     for p in parents:
         tag_metric = p.data.tags.get(mlflow_names.METRIC)
-        if tag_metric and tag_metric != spec.metric:
+        if tag_metric and tag_metric != spec.metric and not objectives:
             warns.append(f"launch {p.info.run_id} optimised {tag_metric!r}, not {spec.metric!r} "
                          f"(the spec of {spec_parent}); its trials are judged on {spec.metric!r}")
 
@@ -288,8 +353,8 @@ def make_report(
     rows: list[TrialRow] = []
     no_metric, bad_params = [], []
     for r in finished:
-        value = r.data.metrics.get(spec.metric)
-        if value is None or not math.isfinite(value):
+        values = [r.data.metrics.get(m) for m, _ in spec.objectives]
+        if any(v is None or not math.isfinite(v) for v in values):
             no_metric.append(r.info.run_id)
             continue
         try:
@@ -300,18 +365,20 @@ def make_report(
         rows.append(TrialRow(
             run_id=r.info.run_id, run_name=r.info.run_name or "",
             parent_run_id=r.data.tags.get(mlflow_names.PARENT_RUN_ID, ""), start_time=int(r.info.start_time or 0),
-            value=float(value), params=params,
+            value=float(values[0]), params=params,
             early_stopped=mlflow_names.is_early_stopped(r.data.tags),
+            values=tuple(float(v) for v in values), end_time=int(r.info.end_time or 0),
         ))
+    wanted_metrics = " / ".join(repr(m) for m, _ in spec.objectives)
     if no_metric:
-        warns.append(f"{len(no_metric)} finished run(s) never logged {spec.metric!r} (or logged NaN) "
+        warns.append(f"{len(no_metric)} finished run(s) never logged {wanted_metrics} (or logged NaN) "
                      f"and were left out: {', '.join(no_metric[:5])}{' ...' if len(no_metric) > 5 else ''}")
     if bad_params:
         warns.append(f"{len(bad_params)} finished run(s) have params that do not fit the search space "
                      f"and were left out: {'; '.join(bad_params[:3])}{' ...' if len(bad_params) > 3 else ''}")
     if not rows:
         raise ValueError(
-            f"experiment {exp_name!r} has no finished trial reporting {spec.metric!r} "
+            f"experiment {exp_name!r} has no finished trial reporting {wanted_metrics} "
             f"({len(children)} trial run(s): {len(finished)} finished, {n_failed} failed, {n_other} other)"
         )
     if n_other:
@@ -333,11 +400,27 @@ def make_report(
         plot_parallel(rows, spec, best, out_dir / PARALLEL_PNG),
         plot_importances(importances, importance_note, spec, out_dir / IMPORTANCE_PNG),
     ]
+    hv_by_run: Optional[dict[str, float]] = None
+    points: list[Any] = []
+    history: list[tuple[str, float]] = []
+    pareto_md = ""
+    if spec.is_multi_objective:
+        final = [r for r in rows if not r.early_stopped]  # (an ASHA sweep judged with --metric a --metric b)
+        if len(final) < len(rows):
+            warns.append(f"{len(rows) - len(final)} early-stopped run(s) left out of the Pareto set and the "
+                         f"hypervolume: their values are not final")
+        if final:
+            points = config_points(final, spec)
+            history, reference = hypervolume_by_trial(final, spec)
+            hv_by_run = {r.run_id: math.nan for r in rows} | dict(history)
+            pngs += [plot_pareto(points, spec, out_dir / PARETO_PNG),
+                     plot_hypervolume(history, reference, spec, out_dir / HYPERVOLUME_PNG)]
+            pareto_md = _pareto_markdown(spec, points, history, reference)
     top = ranked[:max(1, top_n)]
     md = _markdown(
         exp_name=exp_name, exp_id=exp_id, spec=spec, parents=parent_ids, rows=rows, best=best, top=top,
         importances=importances, importance_note=importance_note, warns=warns,
-        n_finished=len(finished), n_failed=n_failed, n_early=n_early, n_other=n_other,
+        n_finished=len(finished), n_failed=n_failed, n_early=n_early, n_other=n_other, pareto_md=pareto_md,
     )
     table_runs, table_metrics = _table_inputs(spec, finished, metrics)
     paper = build_table(table_runs, table_metrics,
@@ -350,10 +433,10 @@ def make_report(
     md_path.write_text(md, encoding="utf-8")
     html_path = out_dir / REPORT_HTML
     html_path.write_text(
-        _html(f"Sweep report: {exp_name}", md, spec, top, importances, importance_note, warns, pngs),
+        _html(f"Sweep report: {exp_name}", md, spec, top, importances, importance_note, warns, pngs, points),
         encoding="utf-8",
     )
-    csv_path = _write_csv(rows, spec, out_dir / TRIALS_CSV)
+    csv_path = _write_csv(rows, spec, out_dir / TRIALS_CSV, hv_by_run)
     files = (*pngs, md_path, html_path, csv_path, paper_md, paper_tex)
 
     logged_to = None
@@ -374,5 +457,6 @@ def make_report(
         importances=importances, importance_note=importance_note, n_finished=len(finished),
         n_failed=n_failed, n_early_stopped=n_early, n_analysed=len(rows), experiment_id=exp_id,
         metric=spec.metric, mode=spec.mode, parent_run_ids=tuple(parent_ids), logged_to=logged_to,
-        best=best, trials=tuple(rows),
+        best=best, trials=tuple(rows), objectives=spec.objectives, pareto=tuple(points),
+        hypervolume=tuple(history),
     )

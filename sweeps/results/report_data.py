@@ -29,7 +29,8 @@ TRIALS_CSV = "trials.csv"
 
 @dataclass(frozen=True)
 class TrialRow:
-    """One analysed (FINISHED) trial run."""
+    """One analysed (FINISHED) trial run: ``value`` is its first objective, ``values`` every objective
+    of the report (spec order)."""
 
     run_id: str
     run_name: str
@@ -38,6 +39,8 @@ class TrialRow:
     value: float
     params: dict[str, Any]  # active search parameters only, typed as in the spec
     early_stopped: bool
+    values: tuple[float, ...] = ()
+    end_time: int = 0  # ms since the epoch (0: unknown)
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,12 @@ class ReportResult:
         experiment_id, metric, mode: the sweep's experiment and objective.
         parent_run_ids: the parent runs whose trials were read.
         logged_to: the parent run the files were logged to (``None`` if not logged).
-        best: the best trial.
+        best: the best trial (by the first objective).
         trials: every analysed trial, in start-time order.
+        objectives: every ``(metric, mode)`` the report judged the trials on (one pair for a single objective).
+        pareto: a multi-objective report's configurations (Pareto members first,
+            :class:`sweeps.results.pareto_report.ConfigPoint`); ``()`` for one objective.
+        hypervolume: ``(run_id, hypervolume after that trial completed)`` in completion order (multi-objective).
     """
 
     out_dir: Path
@@ -79,6 +86,9 @@ class ReportResult:
     logged_to: Optional[str]
     best: TrialRow
     trials: tuple[TrialRow, ...] = field(repr=False, default=())
+    objectives: tuple[tuple[str, str], ...] = ()
+    pareto: tuple = field(repr=False, default=())
+    hypervolume: tuple[tuple[str, float], ...] = field(repr=False, default=())
 
 
 # --------------------------------------------------------------------------- MLflow reading

@@ -18,7 +18,7 @@ Scalar = Union[str, int, float, bool, None]
 """A value a ``choice``/``grid`` parameter may take (what Optuna accepts)."""
 
 DIST_TYPES = ("uniform", "loguniform", "int", "choice", "grid")
-SAMPLER_TYPES = ("tpe", "random", "qmc", "cmaes", "grid")
+SAMPLER_TYPES = ("tpe", "random", "qmc", "cmaes", "grid", "nsga2")
 SCHEDULER_TYPES = ("asha", "none")
 MODES = ("min", "max")
 

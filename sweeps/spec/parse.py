@@ -1,8 +1,10 @@
 """Parse and validate sweep specifications.
 
 A sweep spec is a YAML mapping describing one hyperparameter sweep: the
-trainable to run, its base config, the search space, the metric to optimise,
-the Optuna sampler, the (optional) ASHA scheduler and the run budget.
+trainable to run, its base config, the search space, the metric to optimise
+(or a list of metrics with a list of modes: a multi-objective sweep, see
+:mod:`sweeps.spec.objectives`), the Optuna sampler, the (optional) ASHA
+scheduler and the run budget.
 :func:`parse_spec` turns such a mapping into an immutable :class:`SweepSpec`
 or raises a :class:`SpecError` listing *every* problem it found, each
 prefixed with the key path it concerns (``search_space.eps.low: ...``).
@@ -23,7 +25,6 @@ from typing import Any, Optional
 import yaml
 
 from sweeps.spec.checks import (
-    MODES,
     SAMPLER_TYPES,
     SCHEDULER_TYPES,
     Problems,
@@ -39,6 +40,7 @@ from sweeps.spec.checks import (
     show_value,
 )
 from trainables.config import did_you_mean
+from sweeps.spec.objectives import MULTI_OBJECTIVE_SAMPLERS, check_nsga2_options, parse_objectives
 from sweeps.spec.search_space import parse_search_space
 from sweeps.spec.types import Condition, ParamSpec, ResourcesSpec, SamplerSpec, SchedulerSpec, SweepSpec
 
@@ -89,6 +91,8 @@ def _parse_sampler(raw: Any, pr: Problems) -> SamplerSpec | None:
             elif key == "search_space" and kind == "grid":
                 pr.add("sampler.options.search_space",
                        "the grid is built from search_space; remove this option")
+        if kind == "nsga2":
+            check_nsga2_options({k: v for k, v in options.items() if k != "seed"}, pr)
     if len(pr.items) > n0:
         return None
     return SamplerSpec(kind, seed, copy.deepcopy(dict(options)))  # type: ignore[arg-type]
@@ -220,8 +224,17 @@ def parse_spec(
             known = sorted(known_trainables)
             pr.add("trainable", f"unknown trainable {trainable!r} (known: {', '.join(known)})"
                    + did_you_mean(trainable, known))
-    metric = check_str(data["metric"], "metric", pr) if data.get("metric") is not None else None
-    mode = check_str(data["mode"], "mode", pr, MODES) if data.get("mode") is not None else None
+    objectives = None
+    if data.get("metric") is not None and data.get("mode") is not None:
+        objectives = parse_objectives(data["metric"], data["mode"], pr)
+    elif data.get("metric") is not None:  # mode is missing: still check the metrics themselves
+        raw = data["metric"]
+        parse_objectives(raw, ["max"] * len(raw) if isinstance(raw, (list, tuple)) else "max", pr)
+    elif data.get("mode") is not None:  # metric is missing: still check the mode(s)
+        raw = data["mode"]
+        parse_objectives([f"<metric {i}>" for i in range(len(raw))] if isinstance(raw, (list, tuple)) else "<metric>",
+                         raw, pr)
+    metric, mode = objectives[0] if objectives else (None, None)
     description = _opt_str(data, "description", pr)
     storage_path = _opt_str(data, "storage_path", pr)
     tracking_uri = _opt_str(data, "tracking_uri", pr)
@@ -249,8 +262,15 @@ def parse_spec(
     if space is not None:
         params = parse_search_space(space, config, pr)
 
-    # Sampler / search-space compatibility.
+    # Sampler / scheduler / objectives compatibility.
     kind = sampler.type if sampler is not None else None
+    if objectives is not None and len(objectives) > 1:
+        if scheduler is not None:
+            pr.add("scheduler", f"ASHA stops trials on one metric, and this sweep has {len(objectives)} objectives "
+                   f"(metric: [{', '.join(m for m, _ in objectives)}]); use scheduler: none (or one metric)")
+        if kind is not None and kind not in MULTI_OBJECTIVE_SAMPLERS:
+            pr.add("sampler.type", f"{kind} optimises one objective; a multi-objective sweep needs one of "
+                   f"{', '.join(MULTI_OBJECTIVE_SAMPLERS)}")
     for p in params:
         path = join_path("search_space", p.name)
         if kind == "grid":
@@ -267,6 +287,7 @@ def parse_spec(
         raise SpecError(pr.items, source)
     return SweepSpec(
         name=name, trainable=trainable, metric=metric, mode=mode,  # type: ignore[arg-type]
+        extra_objectives=tuple(objectives[1:]),  # type: ignore[index]
         config=copy.deepcopy(dict(config)), params=params,  # type: ignore[arg-type]
         description=description, sampler=sampler, scheduler=scheduler,  # type: ignore[arg-type]
         resources=resources, reuse_workers=reuse_workers,  # type: ignore[arg-type]

@@ -73,7 +73,7 @@ class ParamSpec:
 class SamplerSpec:
     """Which Optuna sampler to use; ``options`` are extra constructor kwargs."""
 
-    type: Literal["tpe", "random", "qmc", "cmaes", "grid"] = "tpe"
+    type: Literal["tpe", "random", "qmc", "cmaes", "grid", "nsga2"] = "tpe"
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -116,12 +116,17 @@ class SweepSpec:
     ``params`` is in topological order: a conditional parameter always comes after
     the parameters its ``when`` clause refers to. ``config`` is a private deep copy
     of the spec's base config (the dataclass is frozen, the dict is not: don't mutate).
+
+    Objectives: ``metric`` / ``mode`` are the first (for a single-objective sweep the only)
+    objective; ``extra_objectives`` the further ``(metric, mode)`` pairs of a multi-objective
+    sweep (``metric: [a, b]``, ``mode: [max, min]``). Read them as :attr:`objectives`.
     """
 
     name: str
     trainable: str
     metric: str
     mode: Literal["min", "max"]
+    extra_objectives: tuple[tuple[str, str], ...] = ()
     config: dict[str, Any] = field(default_factory=dict)
     params: tuple[ParamSpec, ...] = ()
     description: str | None = None
@@ -138,6 +143,16 @@ class SweepSpec:
     storage_path: str | None = None
     tracking_uri: str | None = None
     source: str = "<spec>"
+
+    @property
+    def objectives(self) -> tuple[tuple[str, str], ...]:
+        """``((metric, mode), ...)``: every objective in spec order (one pair for a single objective)."""
+        return ((self.metric, self.mode), *self.extra_objectives)
+
+    @property
+    def is_multi_objective(self) -> bool:
+        """True for a spec with a list of metrics (a Pareto set is searched)."""
+        return bool(self.extra_objectives)
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -159,8 +174,9 @@ class SweepSpec:
             "trainable": self.trainable,
             "config": copy.deepcopy(self.config),
             "search_space": {p.name: p.to_dict() for p in self.params},
-            "metric": self.metric,
-            "mode": self.mode,
+            # a single objective keeps its scalar form (and so the fingerprint of existing sweeps)
+            "metric": [m for m, _ in self.objectives] if self.is_multi_objective else self.metric,
+            "mode": [d for _, d in self.objectives] if self.is_multi_objective else self.mode,
             "sampler": self.sampler.to_dict(),
             "scheduler": self.scheduler.to_dict() if self.scheduler else None,
             "num_samples": self.num_samples,
