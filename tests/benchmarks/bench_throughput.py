@@ -461,10 +461,10 @@ def peer(sz: dict[str, Any], args) -> dict[str, Any]:
 
     class Clock(TrainerCallback):
         def on_train_begin(self, a, s, c, **kw):
-            self.t0 = time.perf_counter()
+            self.t0, self.c0 = time.perf_counter(), time.process_time()
 
         def on_train_end(self, a, s, c, **kw):
-            self.t1 = time.perf_counter()
+            self.t1, self.c1 = time.perf_counter(), time.process_time()
 
     def rows_of(encoded, order, labels=True):
         out = []
@@ -500,7 +500,8 @@ def peer(sz: dict[str, Any], args) -> dict[str, Any]:
         t0 = time.perf_counter()
         hf.evaluate(eval_dataset=ev_rows)
         eval_s = time.perf_counter() - t0
-        return {"step_s": (clock.t1 - clock.t0) / steps, "train_call_s": total, "eval_s": eval_s,
+        return {"step_s": (clock.t1 - clock.t0) / steps, "step_cpu_s": (clock.c1 - clock.c0) / steps,
+                "train_call_s": total, "eval_s": eval_s,
                 "train_loss": float(out.training_loss)}
 
     def finetune_arm(steps: int = steps) -> dict[str, float]:
@@ -509,9 +510,9 @@ def peer(sz: dict[str, Any], args) -> dict[str, Any]:
                                                           s.encoded["train"].labels[: B * steps], "peer")
         tr = s.trainer
         losses = []
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         tr.fit(s.epoch_batches, lambda m: {"accuracy": 0.0}, on_step=lambda k, p: losses.append(p["loss"]))
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         t0 = time.perf_counter()
         s.evaluate(s.model, "valid")
         eval_s = time.perf_counter() - t0
@@ -522,7 +523,8 @@ def peer(sz: dict[str, Any], args) -> dict[str, Any]:
         t0 = time.perf_counter()
         s.evaluate(s.model, "valid")
         eval_unsorted = time.perf_counter() - t0
-        return {"step_s": wall / steps, "trainer_step_time_s": tr.result.history[-1].train["step_time"],
+        return {"step_s": wall / steps, "step_cpu_s": cpu / steps,
+                "trainer_step_time_s": tr.result.history[-1].train["step_time"],
                 "eval_s": eval_s, "eval_unsorted_s": eval_unsorted, "train_loss": statistics.fmean(losses)}
 
     def bare_arm(steps: int = steps) -> dict[str, float]:
@@ -541,7 +543,7 @@ def peer(sz: dict[str, Any], args) -> dict[str, Any]:
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
         sched = get_linear_schedule_with_warmup(opt, math.ceil(cfg.warmup_ratio * steps), steps)
         losses = []
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for idx in plan[:steps]:
             batch = collate(rows_of(enc, idx))
             loss = model(**batch).loss
@@ -551,7 +553,7 @@ def peer(sz: dict[str, Any], args) -> dict[str, Any]:
             sched.step()
             model.zero_grad(set_to_none=True)
             losses.append(loss.detach())
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         ev = [collate(rows_of(s.encoded["valid"], range(i, min(i + 64, len(s.encoded["valid"])))))
               for i in range(0, len(s.encoded["valid"]), 64)]
         model.eval()
@@ -560,7 +562,8 @@ def peer(sz: dict[str, Any], args) -> dict[str, Any]:
             for b in ev:
                 model(**b)
         eval_s = time.perf_counter() - t0
-        return {"step_s": wall / steps, "eval_s": eval_s, "train_loss": float(torch.stack(losses).mean())}
+        return {"step_s": wall / steps, "step_cpu_s": cpu / steps, "eval_s": eval_s,
+                "train_loss": float(torch.stack(losses).mean())}
 
     try:
         import accelerate  # noqa: F401  (transformers.Trainer needs accelerate >= 1.1)
@@ -594,6 +597,7 @@ def peer(sz: dict[str, Any], args) -> dict[str, Any]:
         out[f"step_ratios_vs_{other}"] = ratios(other, "step_s")
         out[f"step_ratio_vs_{other}"] = statistics.fmean(out[f"step_ratios_vs_{other}"])
         out[f"eval_ratio_vs_{other}"] = statistics.fmean(ratios(other, "eval_s"))
+        out[f"step_cpu_ratio_vs_{other}"] = statistics.fmean(ratios(other, "step_cpu_s"))
     return out
 
 
@@ -736,10 +740,11 @@ def markdown(doc: dict[str, Any]) -> str:
                   f"{p['batch_size']}, evaluation of {p['eval_examples']} dev sentences)", "",
                   "Same initial weights, the same batches in the same order, max_length 128, AdamW lr 2e-5, 10% "
                   "warm-up then linear decay, clip 1.0, fp32, CPU, one thread; arms interleaved per repeat.", "",
-                  "| repeat | arm | load | step (s) | eval (s) | mean train loss |", "|---|---|---|---|---|---|"]
+                  "| repeat | arm | load | step wall (s) | step CPU (s) | eval (s) | mean train loss |",
+                  "|---|---|---|---|---|---|---|"]
         for r in p["rows"]:
-            lines.append(f"| {r['repeat']} | {r['arm']} | {r['load']} | {r['step_s']:.3f} | {r['eval_s']:.2f} | "
-                         f"{r['train_loss']:.4f} |")
+            lines.append(f"| {r['repeat']} | {r['arm']} | {r['load']} | {r['step_s']:.3f} | {r['step_cpu_s']:.3f} | "
+                         f"{r['eval_s']:.2f} | {r['train_loss']:.4f} |")
         if p.get("hf_missing"):
             lines += ["", f"**Hugging Face `Trainer` not run**: {p['hf_missing']}. The `bare_torch` arm is the floor under "
                       "any trainer (the HF model's own loss, backward, clip, torch AdamW, linear schedule on the same "
@@ -748,7 +753,8 @@ def markdown(doc: dict[str, Any]) -> str:
         for other in [a for a in p["step_s"] if a != "finetune"]:
             lines.append("")
             lines.append(f"Step time finetune / {other}: **{p[f'step_ratio_vs_{other}']:.3f}x** (per repeat "
-                         f"{', '.join(f'{x:.3f}' for x in p[f'step_ratios_vs_{other}'])}); evaluation finetune / "
+                         f"{', '.join(f'{x:.3f}' for x in p[f'step_ratios_vs_{other}'])}; in process CPU time "
+                         f"{p[f'step_cpu_ratio_vs_{other}']:.3f}x); evaluation finetune / "
                          f"{other}: **{p[f'eval_ratio_vs_{other}']:.3f}x**.")
         lines += ["", f"finetune evaluates length-sorted batches; unsorted (`bucket_pool: null`) its evaluation took "
                   f"{p['eval_unsorted_s_finetune']:.2f} s (mean), sorted {p['eval_s']['finetune']:.2f} s."]

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from _common import REPO, machine_info, minilm_dir, write_output  # noqa: F401
 
