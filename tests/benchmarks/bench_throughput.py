@@ -142,16 +142,16 @@ class Arm:
     def timed_step(self, record: bool) -> None:
         t0 = time.perf_counter()
         batch, unlabeled = self.next_batch()
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         self.step(batch, unlabeled)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         if record:
             real = padded = 0
             for b in (batch, unlabeled):
                 if hasattr(b, "attention_mask"):  # restorability's second element: positions
                     real += int(b.attention_mask.sum())
                     padded += int(b.attention_mask.numel())
-            self.rows.append({"prep_s": t1 - t0, "step_s": t2 - t1, "real": real, "padded": padded,
+            self.rows.append({"prep_s": t1 - t0, "step_s": t2 - t1, "step_cpu_s": c2 - c1, "real": real, "padded": padded,
                               "rows": int(batch.size)})
 
 
@@ -392,6 +392,8 @@ def summarize_arm(arm: Arm) -> dict[str, Any]:
     epoch_real = sum(r for r, _ in epoch)
     return {"steps_timed": len(rows), "prep_ms": 1000 * prep, "step_ms": 1000 * step,
             "step_median_ms": 1000 * statistics.median(r["step_s"] for r in rows),
+            # this process's CPU time (one torch thread): robust to the other jobs on the shared cores
+            "step_cpu_ms": 1000 * statistics.fmean(r["step_cpu_s"] for r in rows),
             "real_tokens_per_s": real / t, "padded_tokens_per_s": padded / t, "rows_per_s": sum(r["rows"] for r in rows) / t,
             "pad_efficiency_timed": real / padded if padded else float("nan"),
             "pad_efficiency_epoch": pad_eff(epoch), "steps_per_epoch": arm.steps_per_epoch,
@@ -662,10 +664,20 @@ def gpu_hour_estimate(families: dict[str, dict[str, Any]], anli: dict[str, Any])
     data sheets / assumed: peak TFLOP/s, MFU, the cost of one sync, the FLOP per token.
     """
     a = GPU_ASSUMPTIONS
-    ft = families.get("minilm_finetune", {}).get("new", {}).get("step_ms")
-    cost = {"fine-tuning": 1.0,
-            "SMART": (families.get("minilm_smart", {}).get("new", {}).get("step_ms") or 3.0 * (ft or 1)) / (ft or 1),
-            "noise": (families.get("minilm_1_1", {}).get("new", {}).get("step_ms") or 2.0 * (ft or 1)) / (ft or 1)}
+
+    def per_token(fam: str) -> Optional[float]:  # CPU ms per real token of the new path (CPU time if recorded)
+        n = families.get(fam, {}).get("new")
+        if not n:
+            return None
+        return n.get("step_cpu_ms", n["step_ms"]) / max(1e-9, n["real_tokens_per_s"] * (n["prep_ms"] + n["step_ms"]) / 1000)
+    ft = per_token("minilm_finetune")
+    # fallback: the CPU-time ratios of RESULTS_similar_noise.md (fused noise pass, MiniLM, RTE, interleaved)
+    cost = {"fine-tuning": 1.0, "SMART": 2.27, "noise": 1.70}
+    source = {"SMART": "RESULTS_similar_noise.md", "noise": "RESULTS_similar_noise.md"}
+    for row, fam in (("SMART", "minilm_smart"), ("noise", "minilm_1_1")):
+        x = per_token(fam)
+        if ft and x:  # per real token: the families' timed batches differ in length
+            cost[row], source[row] = x / ft, "measured here (step time per real token, new path)"
     mean_tokens = anli.get("mean_tokens", 95.0)
     pad = {"old": anli.get("pad_efficiency_random", 0.7), "new": anli.get("pad_efficiency_grouped", 0.99)}
     syncs_old = {"fine-tuning": 3, "SMART": 8, "noise": 7}
@@ -673,7 +685,8 @@ def gpu_hour_estimate(families: dict[str, dict[str, Any]], anli: dict[str, Any])
                  for k, f in (("fine-tuning", "minilm_finetune"), ("SMART", "minilm_smart"), ("noise", "minilm_1_1"))}
     passes = a["examples"] * a["epochs"] * a["seeds"]
     steps = passes / 32
-    out: dict[str, Any] = {"method_cost_vs_finetune": cost, "padded_tokens_per_example": {}, "hours": {}}
+    out: dict[str, Any] = {"method_cost_vs_finetune": cost, "method_cost_source": source,
+                           "padded_tokens_per_example": {}, "hours": {}}
     for path in ("old", "new"):
         padded = mean_tokens / pad[path]
         out["padded_tokens_per_example"][path] = padded
@@ -781,6 +794,7 @@ def main(argv=None) -> int:
     p.add_argument("--sizing", choices=list(SIZINGS), default="full")
     p.add_argument("--quick", action="store_true", help="same as --sizing quick")
     p.add_argument("--families", default=",".join(FAMILIES), help=f"comma list of {', '.join(FAMILIES)}")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per arm (overrides the sizing's)")
     p.add_argument("--minilm-data", choices=("sst", "rte"), default="sst")
     p.add_argument("--skip-peer", action="store_true")
     p.add_argument("--skip-anli", action="store_true")
@@ -807,7 +821,9 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    sz = SIZINGS[args.sizing]
+    sz = dict(SIZINGS[args.sizing])
+    if args.steps is not None:
+        sz["steps"] = args.steps
     doc: dict[str, Any] = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                            "sizing_name": args.sizing, "sizing": sz, "minilm_data": args.minilm_data,
                            "machine": machine_info(1, ("transformers",)), "load": [loadavg(), None], "families": {}}
