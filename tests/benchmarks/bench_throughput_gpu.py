@@ -143,55 +143,17 @@ build_method.table_s = None
 def precision_rows(args, device, deadline: float) -> list[dict[str, Any]]:
     import torch
 
-    from xaicore.precision import Precision
-    from xaicore.seeding import seed_everything
-    from xaicore.training import TrainConfig, Trainer
-
     rows = []
     for method in args.methods:
         for prec in PRECISIONS:
             if time.perf_counter() > deadline:
                 rows.append({"method": method, "precision": prec, "skipped": "time budget"})
                 continue
-            seed_everything(0)
-            set_tf32(device, prec != "fp32")
-            model, reg, kw = build_method(method, args.tiny, device)
-            batches = synthetic_batches(args.warmup + args.steps, args.batch_size, args.max_len, kw["vocab"],
-                                        pairs=kw["pairs"])
-            p = Precision(torch.bfloat16 if prec == "bf16" else None, device.type)
-            tr = Trainer(model, TrainConfig(epochs=1, lr=2e-5, max_grad_norm=1.0), steps_per_epoch=len(batches),
-                         regularizer=reg, device=device, precision=p)
-            for b in batches[: args.warmup]:
-                tr.step_on_device(b)
-            sync(device)
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            timed = batches[args.warmup:]
-            t0 = time.perf_counter()
-            for b in timed:
-                tr.step_on_device(b)
-            sync(device)
-            wall = time.perf_counter() - t0
-            peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-            # the trainer's own train/step_time over the same batches (device statistics, one read per epoch)
-            tr.config = TrainConfig(epochs=tr.epoch + 1, lr=2e-5, max_grad_norm=1.0)
-            sync(device)
-            t1 = time.perf_counter()
-            tr.fit(lambda e: ((b, None) for b in timed), lambda m: {"f1": 0.0})
-            sync(device)
-            fit_wall = time.perf_counter() - t1
-            reported = tr.result.history[-1].train["step_time"]
-            tokens = sum(int(b.attention_mask.sum()) for b in timed)
-            row = {"method": method, "precision": prec, "step_ms": 1000 * wall / len(timed),
-                   "sequences_per_s": args.batch_size * len(timed) / wall, "real_tokens_per_s": tokens / wall,
-                   "peak_mib": peak, "reported_step_time_ms": 1000 * reported,
-                   "fit_wall_per_step_ms": 1000 * fit_wall / len(timed),
-                   "loss": tr.result.history[-1].train["loss"]}
-            if method == "noise_1_1":
-                row["neighbour_table_s"] = build_method.table_s
-            print(json.dumps(row), flush=True)
-            rows.append(row)
-            del tr, model, reg
+            try:
+                rows.append(precision_row(args, device, method, prec))
+            except Exception as e:  # one failing combination must not lose the others' numbers
+                rows.append({"method": method, "precision": prec, "skipped": f"error: {type(e).__name__}: {e}"[:300]})
+                print(json.dumps(rows[-1]), flush=True)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     set_tf32(device, True)
@@ -200,6 +162,54 @@ def precision_rows(args, device, deadline: float) -> list[dict[str, Any]]:
         if base is not None and "step_ms" in r:
             r["speedup_vs_fp32"] = base["step_ms"] / r["step_ms"]
     return rows
+
+
+def precision_row(args, device, method: str, prec: str) -> dict[str, Any]:
+    """One (method, precision): timed steps, the trainer's own step_time over the same batches, peak memory."""
+    import torch
+
+    from xaicore.precision import Precision
+    from xaicore.seeding import seed_everything
+    from xaicore.training import TrainConfig, Trainer
+
+    seed_everything(0)
+    set_tf32(device, prec != "fp32")
+    model, reg, kw = build_method(method, args.tiny, device)
+    batches = synthetic_batches(args.warmup + args.steps, args.batch_size, args.max_len, kw["vocab"],
+                                pairs=kw["pairs"])
+    p = Precision(torch.bfloat16 if prec == "bf16" else None, device.type)
+    tr = Trainer(model, TrainConfig(epochs=1, lr=2e-5, max_grad_norm=1.0), steps_per_epoch=len(batches),
+                 regularizer=reg, device=device, precision=p)
+    for b in batches[: args.warmup]:
+        tr.step_on_device(b)
+    sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    timed = batches[args.warmup:]
+    t0 = time.perf_counter()
+    for b in timed:
+        tr.step_on_device(b)
+    sync(device)
+    wall = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    # the trainer's own train/step_time over the same batches (device statistics, one read per epoch)
+    tr.config = TrainConfig(epochs=tr.epoch + 1, lr=2e-5, max_grad_norm=1.0)
+    sync(device)
+    t1 = time.perf_counter()
+    tr.fit(lambda e: ((b, None) for b in timed), lambda m: {"f1": 0.0})
+    sync(device)
+    fit_wall = time.perf_counter() - t1
+    reported = tr.result.history[-1].train["step_time"]
+    tokens = sum(int(b.attention_mask.sum()) for b in timed)
+    row = {"method": method, "precision": prec, "step_ms": 1000 * wall / len(timed),
+           "sequences_per_s": args.batch_size * len(timed) / wall, "real_tokens_per_s": tokens / wall,
+           "peak_mib": peak, "reported_step_time_ms": 1000 * reported,
+           "fit_wall_per_step_ms": 1000 * fit_wall / len(timed),
+           "loss": tr.result.history[-1].train["loss"]}
+    if method == "noise_1_1":
+        row["neighbour_table_s"] = build_method.table_s
+    print(json.dumps(row), flush=True)
+    return row
 
 
 # ----------------------------------------------------------------------------- 3: trials per GPU
@@ -367,7 +377,10 @@ def main(argv=None) -> int:
                            "device_name": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu (dry run)",
                            "machine": machine_info(torch.get_num_threads(), ("transformers",))}
     # trials per GPU first: the precision rows empty the cache, and the workers need a quiet GPU
-    doc["concurrency"] = concurrency_rows(args, deadline)
+    try:
+        doc["concurrency"] = concurrency_rows(args, deadline)
+    except Exception as e:  # keep the precision part
+        doc["concurrency"] = [{"trials": 0, "skipped": f"error: {type(e).__name__}: {e}"[:500]}]
     doc["precision"] = precision_rows(args, device, deadline - 10)
     doc["wall_s"] = time.perf_counter() - start
     out = Path(args.out)
