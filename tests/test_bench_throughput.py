@@ -42,7 +42,11 @@ def test_gpu_mode_stops_at_once_without_cuda(mods, capsys, tmp_path):
 
 
 def _dry_run(gpu, tmp_path, concurrency):
-    rc = gpu.main(["--dry-run", "--tiny", "--concurrency", concurrency, "--out", str(tmp_path)])
+    threads = torch.get_num_threads()
+    try:  # the dry run sets one thread, as the benchmark does
+        rc = gpu.main(["--dry-run", "--tiny", "--concurrency", concurrency, "--out", str(tmp_path)])
+    finally:
+        torch.set_num_threads(threads)
     assert rc == 0
     doc = json.loads((tmp_path / "throughput_gpu.json").read_text())
     assert (tmp_path / "throughput_gpu.md").read_text().startswith("## GPU check")
