@@ -174,13 +174,61 @@ def _lr_lambda(total_steps: int, warmup_steps: int, decay: bool) -> Callable[[in
     return f
 
 
+class StepClock:
+    """Seconds spent in optimisation steps, summed over an epoch, without a host sync per step.
+
+    On the CPU, and when every step reads its statistics back anyway (``per_step_read``: the read waits for the
+    device), ``time.perf_counter`` around each step. On CUDA without per-step reads the host only queues the
+    work, so a host clock would time the queueing: each step is bracketed by two ``torch.cuda.Event`` s instead
+    (recorded on the current stream, no sync) and their elapsed times are read once, in :meth:`total`, at the
+    end of the epoch (the epoch's one read of its statistics waits for the same work).
+
+    Args:
+        device: the training device.
+        per_step_read: the step reads its values back (``Trainer.train_step``).
+    """
+
+    def __init__(self, device: torch.device, per_step_read: bool) -> None:
+        self.events = torch.device(device).type == "cuda" and not per_step_read
+        self._pending: list[tuple[Any, Any]] = []
+        self._seconds = 0.0
+
+    def start(self) -> Any:
+        """A mark before the step: a recorded CUDA event, or the host clock."""
+        if self.events:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            return ev
+        return time.perf_counter()
+
+    def stop(self, mark: Any) -> Optional[float]:
+        """After the step: its seconds (host clock), or ``None`` with events (read in :meth:`total`)."""
+        if self.events:
+            end = torch.cuda.Event(enable_timing=True)
+            end.record()
+            self._pending.append((mark, end))
+            return None
+        dt = time.perf_counter() - mark
+        self._seconds += dt
+        return dt
+
+    def total(self) -> float:
+        """Seconds of every step so far (waits for the last recorded step's end event)."""
+        if self._pending:
+            self._pending[-1][1].synchronize()
+            self._seconds += sum(a.elapsed_time(b) for a, b in self._pending) / 1000.0  # ms -> s
+            self._pending = []
+        return self._seconds
+
+
 @dataclass
 class EpochResult:
     """What :func:`fit` reports after each epoch.
 
     Attributes:
         epoch: 1-based epoch number.
-        train: mean ``loss``, ``ce``, ``reg`` and ``step_time`` (seconds per step), the last ``lr`` and
+        train: mean ``loss``, ``ce``, ``reg`` and ``step_time`` (seconds per step; on CUDA without per-step
+            logging the device time of the steps, :class:`StepClock`), the last ``lr`` and
             ``pad_efficiency`` (real / padded tokens over the epoch's batches, labeled and unlabeled).
         valid: the ``evaluate`` metrics.
         is_best: whether this epoch is the best so far on the selection metric.
@@ -345,7 +393,8 @@ class Trainer:
         sign = 1.0 if cfg.selection_mode == "max" else -1.0
         while self.epoch < cfg.epochs:
             sums: dict[str, Any] = {}
-            steps, step_time = 0, 0.0
+            steps = 0
+            clock = StepClock(self.device, per_step_read=on_step is not None)
             real_tokens: Any = 0  # real (attention_mask) tokens of the epoch's batches, labeled and unlabeled
             positions = 0  # padded positions (B * T) of those batches
             for batch, unlabeled in batches(self.epoch):
@@ -353,13 +402,12 @@ class Trainer:
                     if b is not None:
                         real_tokens = real_tokens + b.attention_mask.sum()
                         positions += b.attention_mask.numel()
-                t0 = time.perf_counter()
+                mark = clock.start()
                 if on_step is not None:  # per-step logging: one read per step
                     parts: dict[str, Any] = self.train_step(batch, unlabeled)
                 else:  # statistics stay on the device until the end of the epoch
                     parts = self.step_on_device(batch, unlabeled)
-                dt = time.perf_counter() - t0
-                step_time += dt
+                dt = clock.stop(mark)  # None on CUDA without per-step reads: read once per epoch
                 steps += 1
                 if on_step is not None:
                     on_step(self.epoch * self.steps_per_epoch + steps, {**parts, "step_time": dt})
@@ -372,7 +420,7 @@ class Trainer:
                 if "loss" in sums and not math.isfinite(sums["loss"]):
                     check_finite(sums["loss"], self.epoch)
             train = {k: v / max(1, steps) for k, v in sums.items()}
-            train["step_time"] = step_time / max(1, steps)
+            train["step_time"] = clock.total() / max(1, steps)
             train["lr"] = float(self.scheduler.get_last_lr()[0])
             train["pad_efficiency"] = float(real_tokens) / positions if positions else float("nan")
             with self.precision.autocast():
