@@ -150,6 +150,32 @@ def test_smart_under_compile_equals_eager_and_keeps_its_fp32_step():
     assert 0 < float(da.abs().amax()) <= smart.step_size  # a real step, per-token L-inf at most step_size
 
 
+@pytest.mark.parametrize("variant", ["similar_1_2", "similar_2_2"])
+def test_similar_word_noise_under_compile_equals_eager(variant):
+    """The noise (random top-k draw, saliency selection: a gradient w.r.t. the eager embedding lookup) and its
+    fused clean + noisy forward run on the compiled layers with the eager losses and statistics."""
+    from tests.tiny_transformer import VOCAB
+    from xaicore.perturbation.noise import make_noise_regularizer
+
+    g = torch.Generator().manual_seed(0)
+    candidates = torch.randint(6, len(VOCAB), (len(VOCAB), 10), generator=g)
+    noise = make_noise_regularizer(variant, candidates, noise_size=0.5)
+    eager = transformer()
+    compiled = copy.deepcopy(eager)
+    compile_model(compiled, backend="aot_eager")
+    values = []
+    for m in (eager, compiled):
+        m.train()
+        torch.manual_seed(7)
+        loss, parts = compute_loss(m, bert_batch(lengths=(9, 6, 4)), regularizer=noise, lam=1.0)
+        loss.backward()
+        values.append((float(loss.detach()), parts, grads(m)))
+    (a, pa, ga), (b, pb, gb) = values
+    assert abs(a - b) < 1e-5 and pa["frac_changed"] == pb["frac_changed"] > 0
+    assert abs(pa["noise_ratio"] - pb["noise_ratio"]) < 1e-6 and pa["noise_ratio"] > 0
+    assert all(torch.allclose(ga[k], gb[k], atol=1e-5) for k in ga)
+
+
 def test_regions_are_the_encoder_layers_or_the_whole_model_and_hooks_stay_eager():
     t = transformer(layers=3)
     assert compile_regions(t) == list(t.model.base_model.encoder.layer)

@@ -13,8 +13,6 @@ from __future__ import annotations
 #: ``recompiles``: the graphs torch.compile compiled during the epoch's steps and evaluation),
 #: ``train/<stat>``; a regulariser or loss function may add its own (a trainable declares those with its metrics)
 TRAIN_STATS = ("loss", "ce", "reg", "step_time", "lr", "pad_efficiency", "recompiles")
-#: ``train/recompiles`` (see :data:`TRAIN_STATS`)
-RECOMPILES = "train/recompiles"
 #: the keys of :func:`xaicore.metrics.classification_metrics` (``f1_pos``: two classes only)
 CLASSIFICATION_METRICS = ("accuracy", "f1", "roc_auc", "f1_pos")
 
