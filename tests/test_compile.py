@@ -248,7 +248,7 @@ def test_padding_leaves_the_regularised_training_loss_unchanged():
     batch = word_batch(lengths=(11, 5, 3, 9))
     a, _ = compute_loss(model, batch, regularizer=reg)
     b, _ = compute_loss(model, padded(batch, 16), regularizer=reg)
-    assert abs(float(a - b)) < 1e-6
+    assert abs(float((a - b).detach())) < 1e-6
 
 
 # ----------------------------------------------------------------------------- (c) today's batches

@@ -12,6 +12,7 @@ import torch
 from trainables.classifier.setup import EVAL_BATCH_SIZE
 from trainables.faithfulness.artifacts import plot_curves, write_heatmaps, write_tables
 from trainables.faithfulness.config import FaithfulnessTrialConfig
+from trainables.protocol import runtime_compilation
 from trainables.faithfulness.metrics import (
     AGREEMENT,
     BASELINES,
@@ -81,7 +82,7 @@ def eval_test_batches(setup, cfg: FaithfulnessTrialConfig) -> list:
         test = subsample(test, cfg.eval_examples, cfg.data_seed)
     # file order, not the length-sorted test batches: the metrics are means of per-batch values (tokenised
     # here once, at the end of the trial); a compiled model's batches padded to a multiple of 8
-    pad = setup.compilation.pad_multiple
+    pad = runtime_compilation(cfg).pad_multiple
     return list(make_batches(test if pad is None else encode_dataset(test, setup.encoder), setup.encoder,
                              batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0, pad_multiple=pad))
 
@@ -137,7 +138,7 @@ def evaluate_faithfulness(setup, cfg: FaithfulnessTrialConfig, out_dir: Optional
     if {"weak_learner", "shuffle_tvd"} & set(cfg.faith_metrics):
         train_b = [b.to(device) for b in take_batches(
             make_batches(setup.encoded["train"], setup.encoder, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,
-                         pad_multiple=setup.compilation.pad_multiple),
+                         pad_multiple=runtime_compilation(cfg).pad_multiple),
             cfg.weak_train_examples)]
         valid_b = [b.to(device) for b in setup.valid_batches]
         common = dict(vocab_size=setup.encoder.vocab_size, num_classes=setup.num_classes, epochs=cfg.weak_epochs,
