@@ -8,10 +8,11 @@ itself (:func:`trainables.protocol.epoch_metrics`) names its results with the sa
 from __future__ import annotations
 
 #: the per-epoch training statistics of :class:`xaicore.training.Trainer` (the mean ``loss``, the
-#: ``ce`` / ``reg`` parts of the loss function, ``step_time``, the last ``lr`` and ``pad_efficiency``:
-#: real / padded tokens over the epoch's training batches), ``train/<stat>``;
-#: a regulariser or loss function may add its own (a trainable declares those with its metrics)
-TRAIN_STATS = ("loss", "ce", "reg", "step_time", "lr", "pad_efficiency")
+#: ``ce`` / ``reg`` parts of the loss function, ``step_time``, the last ``lr``, ``pad_efficiency``:
+#: real / padded tokens over the epoch's training batches, and, with ``compile: true`` only,
+#: ``recompiles``: the graphs torch.compile compiled during the epoch's steps and evaluation),
+#: ``train/<stat>``; a regulariser or loss function may add its own (a trainable declares those with its metrics)
+TRAIN_STATS = ("loss", "ce", "reg", "step_time", "lr", "pad_efficiency", "recompiles")
 #: the keys of :func:`xaicore.metrics.classification_metrics` (``f1_pos``: two classes only)
 CLASSIFICATION_METRICS = ("accuracy", "f1", "roc_auc", "f1_pos")
 

@@ -32,6 +32,7 @@ import torch
 
 from trainables.config import build_config
 from trainables.loop_metrics import best_metric, split_metric, train_metric
+from xaicore.compilation import EAGER, Compilation, forget_compiled
 from xaicore.precision import PRECISIONS, Precision
 from xaicore.seeding import seed_everything
 
@@ -170,7 +171,12 @@ def start_runtime(cfg: Any) -> torch.device:
     """The one prologue of every trial body: torch's thread count (``num_threads``; 0 leaves it),
     every seed (``seed``, with ``deterministic`` kernels where the config has that key) and the device.
     On CUDA, fp32 matmuls and convolutions use TF32 (PyTorch leaves them in full IEEE fp32 by default);
-    perturbation arithmetic is not affected where it matters: see :mod:`xaicore.precision`."""
+    perturbation arithmetic is not affected where it matters: see :mod:`xaicore.precision`.
+    With ``compile: true`` the compiled code of earlier trials in this process is dropped
+    (``torch._dynamo.reset()``): a reused Ray worker would otherwise pile every trial's graphs onto the
+    same functions until dynamo's recompile limit sends them back to eager."""
+    if getattr(cfg, "compile", False):
+        forget_compiled()
     if getattr(cfg, "num_threads", 0):
         torch.set_num_threads(cfg.num_threads)
     seed_everything(cfg.seed, deterministic=bool(getattr(cfg, "deterministic", False)))
@@ -191,6 +197,32 @@ def runtime_precision(cfg: Any, device: torch.device | str) -> Precision:
 def precision_problems(value: Any) -> list[str]:
     """The config check of ``precision`` (every trainable that trains or evaluates a model)."""
     return [] if value in PRECISIONS else [f"precision: must be one of {', '.join(PRECISIONS)}, got {value!r}"]
+
+
+def runtime_compilation(cfg: Any) -> Compilation:
+    """The config's ``compile`` / ``compile_backend`` as a :class:`xaicore.compilation.Compilation`: the
+    model compiled once per trial (by :class:`xaicore.training.Trainer`, or restorability's MLM passes) and
+    padded lengths rounded up to a multiple of 8; :data:`~xaicore.compilation.EAGER` when ``compile`` is off."""
+    if not getattr(cfg, "compile", False):
+        return EAGER
+    return Compilation(enabled=True, backend=getattr(cfg, "compile_backend", "inductor"))
+
+
+def compile_problems(cfg: Any) -> list[str]:
+    """The config checks of ``compile`` (true/false) and ``compile_backend`` (a :func:`torch.compile`
+    backend, checked when ``compile`` is on) of every trainable that trains or evaluates a model."""
+    value = getattr(cfg, "compile", False)
+    if not isinstance(value, bool):
+        return [f"compile: must be true or false, got {value!r}"]
+    backend = getattr(cfg, "compile_backend", "inductor")
+    if not value:
+        return []
+    from xaicore.compilation import known_backends
+
+    known = known_backends()
+    if backend not in known:
+        return [f"compile_backend: unknown torch.compile backend {backend!r}; choose one of {', '.join(known)}"]
+    return []
 
 
 # ----------------------------------------------------------------------------- epoch loop

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from xaicore.compilation import EAGER, Compilation
 from xaicore.models.protocol import forward_batch
 from xaicore.perturbation.regularizers import Regularizer
 from xaicore.precision import FP32, Precision, to_host
@@ -229,7 +230,9 @@ class EpochResult:
         epoch: 1-based epoch number.
         train: mean ``loss``, ``ce``, ``reg`` and ``step_time`` (seconds per step; on CUDA without per-step
             logging the device time of the steps, :class:`StepClock`), the last ``lr`` and
-            ``pad_efficiency`` (real / padded tokens over the epoch's batches, labeled and unlabeled).
+            ``pad_efficiency`` (real / padded tokens over the epoch's batches, labeled and unlabeled);
+            with a compiled model also ``recompiles``: the graphs compiled during the epoch's steps and
+            its evaluation (:class:`xaicore.compilation.CompileCounter`).
         valid: the ``evaluate`` metrics.
         is_best: whether this epoch is the best so far on the selection metric.
         best: the best selection-metric value so far.
@@ -264,6 +267,10 @@ class Trainer:
             tensors) are averaged per epoch like ``ce``/``reg``.
         precision: :class:`xaicore.precision.Precision` (default fp32: no autocast). The loss and
             the evaluation run under its autocast; fp16 scales the loss (``torch.amp.GradScaler``).
+        compilation: :class:`xaicore.compilation.Compilation` (default :data:`~xaicore.compilation.EAGER`:
+            none). When enabled, the model (on ``device``) is compiled once, here, in place; training,
+            evaluation and anything else calling ``self.model`` use the compiled forward, and
+            :attr:`compiled` counts the graphs (``train["recompiles"]`` per epoch).
 
     Host syncs: a step (:meth:`step_on_device`) reads nothing back to the host for fine-tuning, the
     similar-word noise and SMART (fp32/bf16; an fp16 scaler reads its inf flag). :meth:`fit` keeps
@@ -281,12 +288,15 @@ class Trainer:
         device: torch.device | str | None = None,
         loss_fn: Optional[Callable[[nn.Module, Batch], tuple[Tensor, dict[str, Any]]]] = None,
         precision: Precision = FP32,
+        compilation: Compilation = EAGER,
     ) -> None:
         self.loss_fn = loss_fn
         self.precision = precision
         self.scaler = precision.scaler()
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device)
+        self.compilation = compilation
+        self.compiled = compilation.apply(self.model)  # a CompileCounter, or None (eager)
         self.config = config
         self.regularizer = regularizer
         self.steps_per_epoch = max(1, steps_per_epoch)
@@ -392,6 +402,7 @@ class Trainer:
         cfg = self.config
         sign = 1.0 if cfg.selection_mode == "max" else -1.0
         while self.epoch < cfg.epochs:
+            graphs_before = self.compiled.graphs if self.compiled is not None else 0
             sums: dict[str, Any] = {}
             steps = 0
             clock = StepClock(self.device, per_step_read=on_step is not None)
@@ -425,6 +436,8 @@ class Trainer:
             train["pad_efficiency"] = float(real_tokens) / positions if positions else float("nan")
             with self.precision.autocast():
                 valid = evaluate(self.model)
+            if self.compiled is not None:
+                train["recompiles"] = float(self.compiled.graphs - graphs_before)
             if cfg.selection_metric not in valid:
                 raise ValueError(
                     f"selection metric {cfg.selection_metric!r} not among evaluation metrics {sorted(valid)}"

@@ -10,11 +10,31 @@ from trainables.classifier.metrics import METRIC_KEYS
 from trainables.common_checks import training_problems
 from trainables.data_setup import SYNTHETIC, data_source_problems, unlabeled_source_problems
 from trainables.hub_checks import MINILM, hub_model_problems
-from trainables.protocol import parse_trial_config, precision_problems
+from trainables.protocol import compile_problems, parse_trial_config, precision_problems
 from xaicore.data.loading import KNOWN_DATASETS
 from xaicore.data.local_datasets import LOCAL_DATASETS, LOCAL_PREFIX
 from xaicore.models.pretrained import packaged_minilm_dir as minilm_dir
-from xaicore.perturbation.regularizers import regularizer_names
+from xaicore.perturbation.regularizers import (
+    ADVERSARIAL_GRADIENT,
+    ATTENTION_SCORES,
+    REGULARIZER_KINDS,
+    regularizer_names,
+)
+
+
+def compile_regularizer_problems(cfg: Any) -> list[str]:
+    """``compile: true`` with a regulariser that cannot run on the compiled forward: Attention AT / iAT take
+    the clean loss's gradient w.r.t. the attention scores, which the compiled forward computes inside its
+    graph (an output of it, not the tensor the logits came from: autograd cannot reach them). Word AT /
+    iAT differentiate the word embeddings, computed before the BiLSTM (which dynamo leaves eager), and the
+    VAT methods differentiate a perturbation they add themselves: those work compiled."""
+    kind = REGULARIZER_KINDS.get(cfg.regularizer)
+    if getattr(cfg, "compile", False) is True and kind is not None and kind.site is ATTENTION_SCORES \
+            and kind.direction is ADVERSARIAL_GRADIENT:
+        return [f"compile: {cfg.regularizer} differentiates the clean loss w.r.t. the attention scores, which a "
+                f"compiled forward keeps inside its graph; use compile: false for it (the VAT methods and "
+                f"word_at / word_iat work compiled)"]
+    return []
 
 
 @dataclass(frozen=True)
@@ -124,6 +144,8 @@ class ClassifierTrialConfig:
     deterministic: bool = False
     device: str = "auto"
     precision: str = "auto"  # autocast: auto (bf16 on CUDA, else fp32) | fp32 | bf16 | fp16
+    compile: bool = False  # torch.compile the model once per trial; padded lengths rounded up to x8
+    compile_backend: str = "inductor"  # the torch.compile backend when compile is true
     num_threads: int = 1
     correlation: bool = True
     corr_epoch: Optional[int] = None
@@ -138,7 +160,7 @@ class ClassifierTrialConfig:
         return None
 
     def problems(self) -> list[str]:
-        p = precision_problems(self.precision)
+        p = precision_problems(self.precision) + compile_problems(self) + compile_regularizer_problems(self)
         if self.regularizer not in regularizer_names():
             p.append(f"regularizer: unknown {self.regularizer!r}; choose one of {', '.join(regularizer_names())}")
         if self.eps < 0:

@@ -9,7 +9,7 @@ import torch
 from trainables.classifier.config import ClassifierTrialConfig
 from trainables.data_setup import Splits, load_splits, load_unlabeled
 from trainables.hub_checks import MINILM
-from trainables.protocol import resolve_device, runtime_precision
+from trainables.protocol import resolve_device, runtime_compilation, runtime_precision
 from xaicore.data.batching import SemiSupervisedBatches, batches, encode_dataset, eval_batches
 from xaicore.metrics import classification_metrics, predict
 from xaicore.models.lstm_attention import AttentionLSTMClassifier, AttentionLSTMConfig
@@ -97,6 +97,8 @@ class ClassifierSetup:
             embeddings=vectors,
         )
         self.device = resolve_device(cfg.device)
+        self.compilation = runtime_compilation(cfg)  # compile: true pads to a multiple of 8 (pad_multiple)
+        pad = self.compilation.pad_multiple
         self.steps_per_epoch = math.ceil(len(self.splits.train) / cfg.batch_size)
         self.trainer = Trainer(
             self.model,
@@ -110,18 +112,21 @@ class ClassifierSetup:
             regularizer=make_regularizer(cfg.regularizer, eps=_method_eps(cfg), xi=cfg.xi, neighbours=cfg.neighbours,
                                          word_neighbours=cfg.word_neighbours,
                                          refresh_every=self.steps_per_epoch),
-            device=self.device,
+            device=self.device, compilation=self.compilation,
         )
         # tokenised once per trial; the batches below only pad and collate
         self.encoded = {name: encode_dataset(getattr(self.splits, name), self.encoder)
                         for name in ("train", "valid", "test")}
         sort = cfg.bucket_pool is not None  # bucket_pool: null = today's batches, evaluation included
-        self.valid_batches = eval_batches(self.encoded["valid"], self.encoder, batch_size=EVAL_BATCH_SIZE, sort=sort)
-        self.test_batches = eval_batches(self.encoded["test"], self.encoder, batch_size=EVAL_BATCH_SIZE, sort=sort)
+        self.valid_batches = eval_batches(self.encoded["valid"], self.encoder, batch_size=EVAL_BATCH_SIZE, sort=sort,
+                                          pad_multiple=pad)
+        self.test_batches = eval_batches(self.encoded["test"], self.encoder, batch_size=EVAL_BATCH_SIZE, sort=sort,
+                                         pad_multiple=pad)
         if self.unlabeled is not None:
             self._semi = SemiSupervisedBatches(
                 self.encoded["train"], encode_dataset(self.unlabeled, self.encoder), self.encoder,
                 batch_size=cfg.batch_size, ratio=cfg.ratio, seed=cfg.seed, bucket_pool=cfg.bucket_pool,
+                pad_multiple=pad,
             )
 
     def epoch_batches(self, epoch: int):
@@ -129,7 +134,8 @@ class ClassifierSetup:
             return self._semi.epoch(epoch)
         return ((b, None) for b in batches(self.encoded["train"], self.encoder, batch_size=self.cfg.batch_size,
                                             shuffle=True, seed=self.cfg.seed, epoch=epoch,
-                                            bucket_pool=self.cfg.bucket_pool))
+                                            bucket_pool=self.cfg.bucket_pool,
+                                            pad_multiple=self.compilation.pad_multiple))
 
     def first_test_batch(self):
         """The first ``EVAL_BATCH_SIZE`` test examples in dataset order (heatmaps, figures)."""

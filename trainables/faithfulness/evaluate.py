@@ -12,10 +12,12 @@ import torch
 from trainables.classifier.setup import EVAL_BATCH_SIZE
 from trainables.faithfulness.artifacts import plot_curves, write_heatmaps, write_tables
 from trainables.faithfulness.config import FaithfulnessTrialConfig
+from trainables.protocol import runtime_compilation
 from trainables.faithfulness.metrics import (
     AGREEMENT,
     BASELINES,
     IG_PASSES_PER_BATCH,
+    RECOMPILES,
     agreement_metric_name,
     faith_method_name,
     faith_metric_name,
@@ -73,14 +75,16 @@ def eval_test_batches(setup, cfg: FaithfulnessTrialConfig) -> list:
     Not the first N: local IMDB / 20News and hub IMDB test files are sorted by label."""
     from trainables.data_setup import subsample
     from xaicore.data.batching import batches as make_batches
+    from xaicore.data.batching import encode_dataset
 
     test = setup.splits.test
     if len(test) > cfg.eval_examples:
         test = subsample(test, cfg.eval_examples, cfg.data_seed)
     # file order, not the length-sorted test batches: the metrics are means of per-batch values (tokenised
-    # here once, at the end of the trial)
-    return list(make_batches(test, setup.encoder,
-                             batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0))
+    # here once, at the end of the trial); a compiled model's batches padded to a multiple of 8
+    pad = runtime_compilation(cfg).pad_multiple
+    return list(make_batches(test if pad is None else encode_dataset(test, setup.encoder), setup.encoder,
+                             batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0, pad_multiple=pad))
 
 
 def evaluate_faithfulness(setup, cfg: FaithfulnessTrialConfig, out_dir: Optional[Path] = None):
@@ -93,6 +97,8 @@ def evaluate_faithfulness(setup, cfg: FaithfulnessTrialConfig, out_dir: Optional
     from xaicore.data.batching import batches as make_batches
 
     model, device = setup.model.eval(), setup.device
+    compiled = setup.trainer.compiled  # the CompileCounter of a compiled model, else None
+    graphs_before = compiled.graphs if compiled is not None else 0
     test = [b.to(device) for b in eval_test_batches(setup, cfg)]
     passes: list[int] = []
     maps = {m: with_feature_maps(model, test, _attributor(cfg, m, passes)) for m in cfg.methods}
@@ -131,7 +137,8 @@ def evaluate_faithfulness(setup, cfg: FaithfulnessTrialConfig, out_dir: Optional
     curves: dict[str, list[float]] = {}
     if {"weak_learner", "shuffle_tvd"} & set(cfg.faith_metrics):
         train_b = [b.to(device) for b in take_batches(
-            make_batches(setup.encoded["train"], setup.encoder, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed),
+            make_batches(setup.encoded["train"], setup.encoder, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,
+                         pad_multiple=runtime_compilation(cfg).pad_multiple),
             cfg.weak_train_examples)]
         valid_b = [b.to(device) for b in setup.valid_batches]
         common = dict(vocab_size=setup.encoder.vocab_size, num_classes=setup.num_classes, epochs=cfg.weak_epochs,
@@ -158,6 +165,8 @@ def evaluate_faithfulness(setup, cfg: FaithfulnessTrialConfig, out_dir: Optional
                     shuffle_tvd(res["model"], b, s, n_permutations=cfg.tvd_permutations, generator=gen)
                     for b, s in maps[method]]))
 
+    if compiled is not None:
+        metrics[RECOMPILES] = float(compiled.graphs - graphs_before)
     artifacts: list[Path] = []
     if out_dir is not None:
         artifacts += write_tables(table, out_dir)

@@ -25,6 +25,8 @@ AGREEMENT = ("kendall_tau", "pearson")
 metric_problems = classifier_metric_problems
 #: mean forward/backward passes Integrated Gradients took per evaluated test batch (``ig_internal_batch_size``)
 IG_PASSES_PER_BATCH = "faith/ig_passes_per_batch"
+#: with ``compile: true``: the graphs torch.compile compiled while the faithfulness metrics ran (after training)
+RECOMPILES = "faith/recompiles"
 
 
 @functools.cache
@@ -69,7 +71,7 @@ def agreement_metric_name(stat: str, a: str, b: str) -> str:
 
 def faith_metrics() -> tuple[str, ...]:
     """Every ``faith/*`` name, for every registered attribution method and accepted cancel-out method."""
-    names: dict[str, None] = {IG_PASSES_PER_BATCH: None}
+    names: dict[str, None] = {IG_PASSES_PER_BATCH: None, RECOMPILES: None}
     attributions = attribution_method_names()
     for c in faith_cancel_outs():
         methods = [faith_method_name(a, c) for a in attributions]

@@ -12,7 +12,7 @@ from trainables.common_checks import training_problems
 from trainables.data_setup import SYNTHETIC
 from trainables.finetune.metrics import METRIC_KEYS, ROUNDS
 from trainables.hub_checks import MINILM
-from trainables.protocol import parse_trial_config, precision_problems
+from trainables.protocol import compile_problems, parse_trial_config, precision_problems
 from xaicore.data.loading import KNOWN_DATASETS
 from xaicore.perturbation.noise import NOISE_RECIPES, PAPER_ROWS, TOKEN_SELECTIONS
 from xaicore.models.pretrained import packaged_minilm_dir as minilm_dir
@@ -102,6 +102,8 @@ class FinetuneTrialConfig:
     deterministic: bool = False
     device: str = "auto"
     precision: str = "auto"  # autocast: auto (bf16 on CUDA, else fp32) | fp32 | bf16 | fp16
+    compile: bool = False  # torch.compile the model once per trial; padded lengths rounded up to x8
+    compile_backend: str = "inductor"  # the torch.compile backend when compile is true
     num_threads: int = 1
     cache_dir: Optional[str] = None
     wordnet_dir: Optional[str] = None
@@ -117,7 +119,7 @@ class FinetuneTrialConfig:
             object.__setattr__(self, "noise_size", noise_size)
 
     def problems(self) -> list[str]:
-        p = precision_problems(self.precision)
+        p = precision_problems(self.precision) + compile_problems(self)
         if self.method is not None and self.method not in PAPER_METHODS:
             p.append(f"method: unknown {self.method!r}; choose one of {', '.join(PAPER_METHODS)}")
         if self.regularizer not in regularizer_names():

@@ -15,7 +15,7 @@ from trainables.data_setup import SYNTHETIC, hold_out, load_splits
 from trainables.data_setup import subsample as _subsample
 from trainables.finetune.config import FinetuneTrialConfig, round_of, split_list
 from trainables.finetune.metrics import round_accuracy
-from trainables.protocol import resolve_device, runtime_precision
+from trainables.protocol import resolve_device, runtime_compilation, runtime_precision
 from xaicore.data.batching import batches, encode_dataset, eval_batches
 from xaicore.data.loading import KNOWN_DATASETS, TextDataset, load_dataset
 from xaicore.metrics import classification_metrics, predict
@@ -89,19 +89,23 @@ class FinetuneSetup:
         self.tables: dict[str, Any] = {}
         self.regularizer = self._regularizer()
         self.steps_per_epoch = math.ceil(len(self.train) / cfg.batch_size)
+        self.compilation = runtime_compilation(cfg)  # compile: true pads to a multiple of 8 (pad_multiple)
+        pad = self.compilation.pad_multiple
         self.trainer = Trainer(
             self.model,
             TrainConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
                         decay=True, max_grad_norm=cfg.max_grad_norm, lam=cfg.lam,
                         selection_metric=cfg.selection_metric),
             steps_per_epoch=self.steps_per_epoch, regularizer=self.regularizer, device=self.device,
-            loss_fn=self.loss_fn(), precision=runtime_precision(cfg, self.device),
+            loss_fn=self.loss_fn(), precision=runtime_precision(cfg, self.device), compilation=self.compilation,
         )
         # tokenised once per trial; the batches below only pad and collate
         self.encoded = {name: encode_dataset(getattr(self, name), self.encoder) for name in ("train", "valid", "test")}
         sort = cfg.bucket_pool is not None  # bucket_pool: null = today's batches, evaluation included
-        self.valid_batches = eval_batches(self.encoded["valid"], self.encoder, batch_size=EVAL_BATCH_SIZE, sort=sort)
-        self.test_batches = eval_batches(self.encoded["test"], self.encoder, batch_size=EVAL_BATCH_SIZE, sort=sort)
+        self.valid_batches = eval_batches(self.encoded["valid"], self.encoder, batch_size=EVAL_BATCH_SIZE, sort=sort,
+                                          pad_multiple=pad)
+        self.test_batches = eval_batches(self.encoded["test"], self.encoder, batch_size=EVAL_BATCH_SIZE, sort=sort,
+                                         pad_multiple=pad)
 
     def load_data(self) -> None:
         """Set ``train`` / ``valid`` / ``test`` (and the per-round parts); subclasses load other data."""
@@ -210,7 +214,8 @@ class FinetuneSetup:
     def epoch_batches(self, epoch: int):
         return ((b, None) for b in batches(self.encoded["train"], self.encoder, batch_size=self.cfg.batch_size,
                                             shuffle=True, seed=self.cfg.seed, epoch=epoch,
-                                            bucket_pool=self.cfg.bucket_pool))
+                                            bucket_pool=self.cfg.bucket_pool,
+                                            pad_multiple=self.compilation.pad_multiple))
 
     def first_test_batch(self):
         """The first ``EVAL_BATCH_SIZE`` test examples in dataset order (heatmaps, figures)."""

@@ -8,7 +8,7 @@ from typing import Any, Mapping, Optional
 
 from trainables.common_checks import bucket_pool_problems
 from trainables.data_setup import SYNTHETIC, unlabeled_source_problems
-from trainables.protocol import parse_trial_config, precision_problems
+from trainables.protocol import compile_problems, parse_trial_config, precision_problems
 from xaicore.models.pretrained import MINILM_NAMES, MINILM_PACKAGE, packaged_minilm_dir
 from xaicore.training import TrainConfig
 
@@ -63,10 +63,12 @@ class MLMTrialConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # autocast: auto (bf16 on CUDA, else fp32) | fp32 | bf16 | fp16
+    compile: bool = False  # torch.compile the model once per trial; padded lengths rounded up to x8
+    compile_backend: str = "inductor"  # the torch.compile backend when compile is true
     num_threads: int = 1
 
     def problems(self) -> list[str]:
-        p = precision_problems(self.precision)
+        p = precision_problems(self.precision) + compile_problems(self)
         for name in ("epochs", "batch_size", "heldout", "max_length"):
             if getattr(self, name) < 1:
                 p.append(f"{name}: must be >= 1, got {getattr(self, name)}")

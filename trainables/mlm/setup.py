@@ -10,6 +10,7 @@ import torch
 from trainables.data_setup import load_unlabeled
 from trainables.mlm.config import MLMTrialConfig
 from xaicore.data.batching import batch_indices
+from xaicore.data.encoded import padded_width
 from xaicore.types import Batch
 
 #: sentences per held-out evaluation batch (evaluation only)
@@ -48,8 +49,9 @@ def encode(tokenizer, texts: list[str], max_length: int) -> list[Batch]:
     return list(zip(enc["input_ids"], enc["special_tokens_mask"]))
 
 
-def collate(rows, pad_id: int) -> Batch:
-    T = max(len(r[0]) for r in rows)
+def collate(rows, pad_id: int, pad_multiple: Optional[int] = None) -> Batch:
+    """Right-padded rows; ``pad_multiple``: the width rounded up to a multiple of it (compiled runs)."""
+    T = padded_width(max(len(r[0]) for r in rows), pad_multiple)
     ids = torch.full((len(rows), T), pad_id, dtype=torch.long)
     special = torch.ones((len(rows), T), dtype=torch.bool)
     mask = torch.zeros((len(rows), T), dtype=torch.bool)
@@ -61,20 +63,20 @@ def collate(rows, pad_id: int) -> Batch:
 
 
 def length_batches(rows, batch_size: int, pad_id: int, *, seed: Optional[int],
-                   bucket_pool: Optional[int] = None) -> list[Batch]:
+                   bucket_pool: Optional[int] = None, pad_multiple: Optional[int] = None) -> list[Batch]:
     """Batches of similar length (little padding); shuffled order when ``seed`` is given.
 
     ``bucket_pool=k`` (with a ``seed``): the classifier trainables' grouping
     (:func:`xaicore.data.batching.batch_indices`): seeded pools of ``k`` batches, each sorted by length,
     batch order shuffled, so the batches change every epoch. ``None``: the whole set sorted once (the same
-    batches every epoch, shuffled order; the held-out batches, unshuffled).
+    batches every epoch, shuffled order; the held-out batches, unshuffled). ``pad_multiple``: see :func:`collate`.
     """
     if bucket_pool is not None and seed is not None:
         plan = batch_indices(len(rows), batch_size=batch_size, shuffle=True, seed=seed,
                              lengths=[len(r[0]) for r in rows], bucket_pool=bucket_pool)
-        return [collate([rows[int(i)] for i in c], pad_id) for c in plan]
+        return [collate([rows[int(i)] for i in c], pad_id, pad_multiple) for c in plan]
     order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
     chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if seed is not None:
         random.Random(seed).shuffle(chunks)
-    return [collate([rows[i] for i in c], pad_id) for c in chunks]
+    return [collate([rows[i] for i in c], pad_id, pad_multiple) for c in chunks]

@@ -29,7 +29,15 @@ from trainables.loop_metrics import split_metric
 from trainables.mlm.config import MLMTrialConfig, preflight, resolve_model_path
 from trainables.mlm.metrics import HELDOUT, INITIAL_ACCURACY, SELECTION_METRIC
 from trainables.mlm.setup import EVAL_BATCH_SIZE, encode, length_batches, load_sentences
-from trainables.protocol import Trainable, Trial, TrialResult, fit_epochs, runtime_precision, start_runtime
+from trainables.protocol import (
+    Trainable,
+    Trial,
+    TrialResult,
+    fit_epochs,
+    runtime_compilation,
+    runtime_precision,
+    start_runtime,
+)
 from xaicore.models.masked_lm import (
     load_masked_lm,
     mask_tokens_for_mlm,
@@ -63,13 +71,16 @@ def run(cfg: MLMTrialConfig, trial: Trial) -> TrialResult:
     train_rows = encode(tok, sentences[cfg.heldout :], cfg.max_length)
     specials = special_token_ids(tok)
     vocab = int(model.get_input_embeddings().num_embeddings)
-    heldout = length_batches(heldout_rows, EVAL_BATCH_SIZE, tok.pad_token_id, seed=None)
+    compilation = runtime_compilation(cfg)  # compile: true pads to a multiple of 8 (pad_multiple)
+    pad = compilation.pad_multiple
+    heldout = length_batches(heldout_rows, EVAL_BATCH_SIZE, tok.pad_token_id, seed=None, pad_multiple=pad)
     steps = math.ceil(len(train_rows) / cfg.batch_size)
     trainer = Trainer(
         model,
         TrainConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
                     decay=True, max_grad_norm=cfg.max_grad_norm, selection_metric=SELECTION_METRIC),
         steps_per_epoch=steps, device=device, loss_fn=masked_lm_loss, precision=runtime_precision(cfg, device),
+        compilation=compilation,
     )
     gen = torch.Generator().manual_seed(cfg.seed + 1)  # the training masks: its state is in the checkpoint
     resume = trial.resume or {}
@@ -81,7 +92,7 @@ def run(cfg: MLMTrialConfig, trial: Trial) -> TrialResult:
     def epoch_batches(epoch: int):
         start = time.perf_counter()
         for b in length_batches(train_rows, cfg.batch_size, tok.pad_token_id, seed=cfg.seed * 1000 + epoch,
-                                 bucket_pool=cfg.bucket_pool):
+                                 bucket_pool=cfg.bucket_pool, pad_multiple=pad):
             if cfg.max_train_seconds is not None and time.perf_counter() - start > cfg.max_train_seconds:
                 return
             yield mask_tokens_for_mlm(b, mask_token_id=tok.mask_token_id, vocab_size=vocab, special_ids=specials,

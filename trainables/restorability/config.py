@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from trainables.protocol import parse_trial_config, precision_problems
+from trainables.protocol import compile_problems, parse_trial_config, precision_problems
 from trainables.restorability.metrics import allowed_methods
 from xaicore.cancel_out.methods import CANCEL_OUT_REGISTRY
 from xaicore.cancel_out.restorability import RESTORABILITY_METHODS
@@ -43,10 +43,12 @@ class RestorabilityTrialConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # autocast: auto (bf16 on CUDA, else fp32) | fp32 | bf16 | fp16
+    compile: bool = False  # torch.compile the model once per trial; padded lengths rounded up to x8
+    compile_backend: str = "inductor"  # the torch.compile backend when compile is true
     num_threads: int = 1
 
     def problems(self) -> list[str]:
-        p = precision_problems(self.precision)
+        p = precision_problems(self.precision) + compile_problems(self)
         if self.k < 1:
             p.append(f"k: the number of marginalization candidates must be >= 1, got {self.k}")
         for name in ("n_tokens", "batch_size"):

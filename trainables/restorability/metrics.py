@@ -16,6 +16,8 @@ QUANTITIES = ("p_original", "p_max")
 STATS = ("mean", "median", "share_above_0.5")
 #: the sampled (sentence, token) pairs and the sentences they come from
 N_TOKENS, N_SENTENCES = "restore/n_tokens", "restore/n_sentences"
+#: with ``compile: true``: the graphs torch.compile compiled during the trial (:mod:`xaicore.compilation`)
+RECOMPILES = "restore/recompiles"
 
 
 @functools.cache
@@ -40,7 +42,7 @@ def metric_names(methods=None) -> tuple[str, ...]:
     """Every metric of a trial running ``methods`` (default: every allowed method)."""
     methods = allowed_methods() if methods is None else tuple(methods)
     return tuple(stat_metric(q, s, m) for q in QUANTITIES for s in STATS for m in methods) + tuple(
-        seconds_metric(m) for m in methods) + (N_TOKENS, N_SENTENCES)
+        seconds_metric(m) for m in methods) + (N_TOKENS, N_SENTENCES, RECOMPILES)
 
 
 METRICS = LazyNames(metric_names)

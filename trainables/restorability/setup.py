@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import random
 
+from typing import Optional
+
 import torch
 
+from xaicore.data.encoded import padded_width
 from xaicore.types import Batch
 
 
@@ -21,13 +24,15 @@ def sample_pairs(texts, tokenizer, n: int, max_length: int, seed: int) -> tuple[
     return enc["input_ids"], picked
 
 
-def pair_batches(ids: list[list[int]], pairs, batch_size: int, pad_id: int, special_ids) -> list[tuple[Batch, torch.Tensor]]:
-    """Pairs grouped by sentence length (little padding): ``(batch (B, T), positions (B,))``."""
+def pair_batches(ids: list[list[int]], pairs, batch_size: int, pad_id: int, special_ids,
+                 pad_multiple: Optional[int] = None) -> list[tuple[Batch, torch.Tensor]]:
+    """Pairs grouped by sentence length (little padding): ``(batch (B, T), positions (B,))``; ``pad_multiple``:
+    ``T`` rounded up to a multiple of it (compiled runs)."""
     order = sorted(range(len(pairs)), key=lambda i: (len(ids[pairs[i][0]]), i))
     out = []
     for s in range(0, len(order), batch_size):
         chunk = [pairs[i] for i in order[s : s + batch_size]]
-        T = max(len(ids[i]) for i, _ in chunk)
+        T = padded_width(max(len(ids[i]) for i, _ in chunk), pad_multiple)
         x = torch.full((len(chunk), T), pad_id, dtype=torch.long)
         for r, (i, _) in enumerate(chunk):
             x[r, : len(ids[i])] = torch.tensor(ids[i])

@@ -27,10 +27,10 @@ from typing import Any, Callable, Optional
 import torch
 
 from trainables.data_setup import dropped_metrics, log_dropped
-from trainables.protocol import Trainable, Trial, TrialResult, runtime_precision, start_runtime
+from trainables.protocol import Trainable, Trial, TrialResult, runtime_compilation, runtime_precision, start_runtime
 from trainables.restorability.artifacts import write_outputs
 from trainables.restorability.config import RestorabilityTrialConfig, preflight
-from trainables.restorability.metrics import N_SENTENCES, N_TOKENS, QUANTITIES, seconds_metric, stat_metric
+from trainables.restorability.metrics import N_SENTENCES, N_TOKENS, QUANTITIES, RECOMPILES, seconds_metric, stat_metric
 from trainables.restorability.setup import pair_batches, sample_pairs
 from xaicore.cancel_out.restorability import restorability, summarize
 
@@ -55,6 +55,8 @@ def run(
     device = start_runtime(cfg)
     mlm, tok = load_masked_lm(cfg.mlm, local_files_only=cfg.local_files_only)
     mlm = mlm.to(device)
+    compilation = runtime_compilation(cfg)  # compile: true pads to a multiple of 8 (pad_multiple)
+    compiled = compilation.apply(mlm)  # the encoder layers; the last layer's query-only shortcut stays eager
     from xaicore.data.loading import KNOWN_DATASETS
 
     columns = None if cfg.dataset in KNOWN_DATASETS else {"text": cfg.text_column}
@@ -65,7 +67,7 @@ def run(
         log_dropped(dropped, cfg.dataset)
     ids, pairs = sample_pairs(data.texts, tok, cfg.n_tokens, cfg.max_length, cfg.seed)
     specials = set(tok.all_special_ids)
-    batches = pair_batches(ids, pairs, cfg.batch_size, tok.pad_token_id, specials)
+    batches = pair_batches(ids, pairs, cfg.batch_size, tok.pad_token_id, specials, compilation.pad_multiple)
     values: dict[str, dict[str, list]] = {m: {q: [] for q in QUANTITIES} for m in cfg.methods}
     seconds: dict[str, float] = {m: 0.0 for m in cfg.methods}  # per method; shared passes: see restorability()
     precision = runtime_precision(cfg, device)
@@ -91,6 +93,8 @@ def run(
                 if s != "n":
                     metrics[stat_metric(q, s, m)] = x
         metrics[seconds_metric(m)] = seconds[m]
+    if compiled is not None:
+        metrics[RECOMPILES] = compiled.graphs
     artifacts: list[Path] = []
     if trial.out_dir is not None:
         trial.out_dir.mkdir(parents=True, exist_ok=True)

@@ -64,12 +64,16 @@ def encode_dataset(dataset: TextDataset, encoder: Encoder) -> EncodedDataset:
     return EncodedDataset(tuple(rows), labels, dataset.name)
 
 
-def _collate(data: Data, encoder: Encoder, idx: Sequence[int], *, with_labels: bool = True) -> Batch:
+def _collate(data: Data, encoder: Encoder, idx: Sequence[int], *, with_labels: bool = True,
+             pad_multiple: Optional[int] = None) -> Batch:
     if not isinstance(data, EncodedDataset):
+        if pad_multiple is not None:
+            raise ValueError("pad_multiple needs a tokenised dataset: pass encode_dataset(dataset, encoder)")
         return collate_indices(data, encoder, idx, with_labels=with_labels)
     idx = [int(i) for i in idx]
     labels = [data.labels[i] for i in idx] if with_labels and data.labels is not None else None
-    return collate_encoded(encoder, [data.examples[i] for i in idx], labels=labels, index=idx)
+    return collate_encoded(encoder, [data.examples[i] for i in idx], labels=labels, index=idx,
+                           pad_multiple=pad_multiple)
 
 
 def pad_counts(batch: Batch) -> tuple[int, int]:
@@ -180,6 +184,7 @@ def batches(
     epoch: int = 0,
     drop_last: bool = False,
     bucket_pool: Optional[int] = None,
+    pad_multiple: Optional[int] = None,
 ) -> Iterator[Batch]:
     """Iterate over padded batches of ``dataset``.
 
@@ -191,6 +196,9 @@ def batches(
             :func:`batch_indices`; bucketing sorts by token length for an
             :class:`EncodedDataset`, by character length of the text (plus pair)
             for a :class:`TextDataset`.
+        pad_multiple: pad each batch to a multiple of this many positions
+            (:func:`xaicore.data.encoded.padded_width`; compiled runs); ``None``: to
+            its longest example. Needs an :class:`EncodedDataset`.
 
     Yields:
         :class:`Batch` es of at most ``batch_size`` examples.
@@ -206,20 +214,23 @@ def batches(
         bucket_pool=bucket_pool,
     )
     for idx in plan:
-        yield _collate(dataset, encoder, idx)
+        yield _collate(dataset, encoder, idx, pad_multiple=pad_multiple)
 
 
 def _data_lengths(data: Data):
     return data.lengths if isinstance(data, EncodedDataset) else _lengths(data)
 
 
-def eval_batches(dataset: Data, encoder: Encoder, *, batch_size: int, sort: bool = True) -> list[Batch]:
+def eval_batches(dataset: Data, encoder: Encoder, *, batch_size: int, sort: bool = True,
+                 pad_multiple: Optional[int] = None) -> list[Batch]:
     """Evaluation batches: with ``sort``, the examples ordered by length (stable) and cut into
     batches (least padding); else in dataset order. Every batch carries ``index`` (dataset
-    positions): :func:`xaicore.metrics.predict` puts its rows back in dataset order by it."""
+    positions): :func:`xaicore.metrics.predict` puts its rows back in dataset order by it.
+    ``pad_multiple``: as in :func:`batches`."""
     n = len(dataset)
     pool = max(1, math.ceil(n / batch_size)) if sort else None
-    return list(batches(dataset, encoder, batch_size=batch_size, shuffle=False, seed=0, bucket_pool=pool))
+    return list(batches(dataset, encoder, batch_size=batch_size, shuffle=False, seed=0, bucket_pool=pool,
+                        pad_multiple=pad_multiple))
 
 
 class SemiSupervisedBatches:
@@ -251,6 +262,8 @@ class SemiSupervisedBatches:
             length-grouped too: each pass is cut into pools of ``k`` unlabeled
             batches, each pool sorted by length and cut into batches whose order
             within the pool is shuffled (same seeds; ``None``: the plain stream).
+        pad_multiple: labeled and unlabeled batches padded to a multiple of this
+            (see :func:`batches`); ``None``: to their longest example.
     """
 
     def __init__(
@@ -265,6 +278,7 @@ class SemiSupervisedBatches:
         shuffle: bool = True,
         drop_last: bool = False,
         bucket_pool: Optional[int] = None,
+        pad_multiple: Optional[int] = None,
     ) -> None:
         if not isinstance(ratio, numbers.Real) or math.isnan(ratio) or ratio < 0:
             raise ValueError(f"ratio must be a number >= 0, got {ratio!r}")
@@ -280,6 +294,7 @@ class SemiSupervisedBatches:
         self.labeled, self.unlabeled, self.encoder = labeled, unlabeled, encoder
         self.batch_size, self.ratio, self.seed = batch_size, float(ratio), seed
         self.shuffle, self.drop_last, self.bucket_pool = shuffle, drop_last, bucket_pool
+        self.pad_multiple = pad_multiple
         self._epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -325,6 +340,7 @@ class SemiSupervisedBatches:
             epoch=epoch,
             drop_last=self.drop_last,
             bucket_pool=self.bucket_pool,
+            pad_multiple=self.pad_multiple,
         )
         stream = self._stream(epoch) if self.ratio > 0 else None
         for lb in lab:
@@ -333,7 +349,7 @@ class SemiSupervisedBatches:
                 yield lb, None
                 continue
             idx = [next(stream) for _ in range(k)]
-            yield lb, _collate(self.unlabeled, self.encoder, idx, with_labels=False)
+            yield lb, _collate(self.unlabeled, self.encoder, idx, with_labels=False, pad_multiple=self.pad_multiple)
 
     def epoch(self, epoch: int) -> Iterator[tuple[Batch, Optional[Batch]]]:
         """Alias of :meth:`iter_epoch`."""

@@ -16,7 +16,7 @@ import torch
 from xaicore.data.vocab import HFEncoder, WordEncoder, word_spans, word_tokenize
 from xaicore.types import Batch
 
-__all__ = ["EncodedExample", "encode_examples", "collate_encoded"]
+__all__ = ["EncodedExample", "encode_examples", "collate_encoded", "padded_width"]
 
 
 @dataclass(frozen=True)
@@ -107,24 +107,41 @@ def encode_examples(encoder: Any, texts: Sequence[str], text_pairs: Optional[Seq
     return list(encoder.encode_examples(texts, text_pairs=text_pairs, rationales=rationales))
 
 
+def padded_width(longest: int, pad_multiple: Optional[int] = None, max_length: Optional[int] = None) -> int:
+    """The padded length ``T`` of a batch whose longest example has ``longest`` tokens: ``longest`` itself
+    (``pad_multiple=None``), else rounded up to a multiple of ``pad_multiple`` (compiled runs,
+    :mod:`xaicore.compilation`: fewer distinct shapes) but never past ``max_length`` (the encoder's limit:
+    a model's position table may end there) when that is not below ``longest``. The extra positions are
+    padding (mask False)."""
+    if pad_multiple is None:
+        return longest
+    if isinstance(pad_multiple, bool) or not isinstance(pad_multiple, int) or pad_multiple < 1:
+        raise ValueError(f"pad_multiple must be an int >= 1 or None, got {pad_multiple!r}")
+    width = -(-longest // pad_multiple) * pad_multiple
+    return min(width, max_length) if max_length is not None and max_length >= longest else width
+
+
 def collate_encoded(encoder: Any, rows: Sequence[EncodedExample], labels: Optional[Sequence[int]] = None,
-                    index: Optional[Sequence[int]] = None) -> Batch:
+                    index: Optional[Sequence[int]] = None, *, pad_multiple: Optional[int] = None) -> Batch:
     """Pad pre-encoded ``rows`` into one :class:`Batch`, as ``encoder.collate`` pads: the word encoder on the
     right with id 0 (``T >= 1``); an HF encoder as its tokenizer's ``padding="longest"`` (pad id, pad token
-    type, padding side). No tokenisation."""
+    type, padding side). No tokenisation. ``pad_multiple``: the width rounded up to a multiple of it, at most the
+    encoder's ``max_length`` (:func:`padded_width`; more padding on the padding side, masks False there);
+    ``None``: the longest row."""
     if len(rows) == 0:
         raise ValueError("cannot collate an empty list of examples")
     _check(rows, labels=labels, index=index)
     if isinstance(encoder, WordEncoder):
         pad, type_pad, left, special = encoder.pad_token_id, 0, False, False
-        width = max(1, max(len(r) for r in rows))
+        width = padded_width(max(1, max(len(r) for r in rows)), pad_multiple, encoder.max_length)
     elif isinstance(encoder, HFEncoder):
         tok = encoder.tokenizer
         pad, type_pad = encoder.pad_token_id, int(getattr(tok, "pad_token_type_id", 0) or 0)
         left, special = getattr(tok, "padding_side", "right") == "left", True
-        width = max(len(r) for r in rows)
+        width = padded_width(max(len(r) for r in rows), pad_multiple, encoder.max_length)
     else:
-        return encoder.collate_encoded(rows, labels=labels, index=index)
+        kwargs = {} if pad_multiple is None else {"pad_multiple": pad_multiple}
+        return encoder.collate_encoded(rows, labels=labels, index=index, **kwargs)
     B = len(rows)
     input_ids = torch.full((B, width), pad, dtype=torch.long)
     attention = torch.zeros(B, width, dtype=torch.bool)
