@@ -1,0 +1,1 @@
+"""`xaisweep evaluate`: every saved model of a finished sweep scored by an evaluation trainable (plan: the pre-Ray checks and jobs; run: the Ray tasks)."""
