@@ -172,7 +172,7 @@ def test_an_evaluation_that_cannot_read_the_models_is_refused(no_ray, store, tmp
     assert rc == 2 and "restorability evaluates models saved by mlm trials" in err and "classifier trials" in err
     masked = eval_spec(tmp_path / "m.yaml", values=("mask_token",))
     rc, _, err = evaluate(capsys, "classifiers", "--with", str(masked), "--tracking-uri", store)
-    assert rc == 2 and "tfaith: config: cancel_out: 'mask_token' needs a model with a mask token" in err
+    assert rc == 2 and "tfaith: cancel_out: 'mask_token' needs a model with a mask token" in err
     fake_sweep(store, "finetuned", trainable="finetune", model=True)
     rc, _, err = evaluate(capsys, "finetuned", "--with", "faithfulness", "--tracking-uri", store)
     assert rc == 2 and "sweep 'finetuned' has finetune trials" in err
@@ -191,7 +191,7 @@ def test_a_data_file_changed_since_training_is_refused(no_ray, store, tmp_path, 
     data.write_text("text,label\na good film,1\na bad film,0\n")
     fake_sweep(store, "changed", model=True, config={**TINY, "dataset": str(data)},
                tags={"data_sha256.dataset": "0" * 64})
-    rc, _, err = evaluate(capsys, "changed", "--with", "corr" if False else "correlation", "--tracking-uri", store)
+    rc, _, err = evaluate(capsys, "changed", "--with", "correlation", "--tracking-uri", store)
     assert rc == 2 and "config.dataset: the data file of" in err and "changed since run" in err
 
 
@@ -358,3 +358,49 @@ def test_an_interrupted_evaluation_continues_and_logs_every_metric_once(sweep, t
         assert len(keys) == 3 * len([k for k in run.data.metrics if k.startswith("eval/tresume_pad/")])
         for key in keys:
             assert len(client.get_metric_history(run_id, key)) == 1, key
+
+
+def test_an_evaluation_cut_off_after_some_metrics_logs_only_the_rest(sweep, tmp_path):
+    """An evaluation killed between its metrics and its ``done`` marker: the rerun logs only what is missing."""
+    from sweeps.evaluation.plan import plan_evaluation
+    from trainables.evaluation_run import run_evaluation
+
+    client = sweep["client"]
+    spec = eval_spec(tmp_path / "partial.yaml", name="tpartial", values=("pad",))
+    plan = plan_evaluation(SWEEP, str(spec), tracking_uri=sweep["uri"])
+    job = plan.jobs[0]
+    assert len(plan.jobs) == 2 and not plan.done and job.name == "tpartial"
+    client.log_metric(job.run_id, "eval/tpartial/test/f1", 0.123, step=0)  # what the cut-off attempt logged
+    result = run_evaluation(job)
+    assert result["already"] == 1 and result["logged"] > 10
+    run = client.get_run(job.run_id)
+    assert run.data.tags["eval/tpartial/done"]
+    history = client.get_metric_history(job.run_id, "eval/tpartial/test/f1")
+    assert [m.value for m in history] == [0.123]
+    for key in (k for k in run.data.metrics if k.startswith("eval/tpartial/")):
+        assert len(client.get_metric_history(job.run_id, key)) == 1, key
+    again = plan_evaluation(SWEEP, str(spec), tracking_uri=sweep["uri"])
+    assert [j.run_id for j in again.done] == [job.run_id] and len(again.jobs) == 1
+
+
+def test_restorability_plans_one_evaluation_per_saved_masked_lm(no_ray, store, tmp_path):
+    """The evaluation of mlm trials (their mlm/ directory): its own data, no key of the mlm trial's config."""
+    from sweeps.evaluation.plan import plan_evaluation
+
+    data = tmp_path / "s.csv"
+    data.write_text("text,label\na good film,1\na bad film,0\n")
+    run_id = fake_sweep(store, "mlms", trainable="mlm", config={"epochs": 1})
+    MlflowClient(store).log_text(run_id, "{}", "mlm/config.json")
+    fake_sweep(store, "mlms-none", trainable="mlm", config={"epochs": 1})
+    spec = tmp_path / "r.yaml"
+    spec.write_text(yaml.safe_dump({"name": "restore", "trainable": "restorability",
+                                    "config": {"dataset": str(data), "n_tokens": 10, "k": 2},
+                                    "search_space": {"max_length": {"type": "grid", "values": [16, 32]}}}))
+    plan = plan_evaluation("mlms", str(spec), tracking_uri=store)
+    assert [(j.run_id, j.name) for j in plan.jobs] == [(run_id, "restore_max_length16"), (run_id, "restore_max_length32")]
+    assert plan.jobs[0].config == {"local_files_only": True, "dataset": str(data), "n_tokens": 10, "k": 2,
+                                   "max_length": 16}
+    from sweeps.launch.plan import PreflightError
+
+    with pytest.raises(PreflightError, match="no saved model"):
+        plan_evaluation("mlms-none", str(spec), tracking_uri=store)

@@ -116,7 +116,7 @@ def run_evaluation(job: EvaluationJob) -> dict[str, Any]:
             "evaluation": job.name, "trainable": job.trainable, "config_sha256": job.config_sha256,
             **{k: v for k, v in job.provenance.items() if k != "spec_text"},
             "model": {"run_id": job.run_id, "artifact": model_uri, "sha256": model_sha},
-            "code": {"git_commit": commit, "git_dirty": dirty},
+            "code": {mlflow_names.GIT_COMMIT: commit, mlflow_names.GIT_DIRTY: dirty},
             "host": socket.gethostname(), "device": device_tag(str(job.config.get("device", "auto"))),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "seconds": round(time.time() - t0, 3), "metrics": len(values),

@@ -171,8 +171,10 @@ def _enumerate(params: tuple[ParamSpec, ...]) -> list[dict[str, Any]]:
     (``params`` are in topological order: parents first)."""
     points: list[dict[str, Any]] = [{}]
     for p in params:
-        points = [({**pt, p.name: v} for v in p.values) if p.is_active(pt) else iter([pt]) for pt in points]
-        points = [pt for group in points for pt in group]
+        grown: list[dict[str, Any]] = []
+        for pt in points:
+            grown += [{**pt, p.name: v} for v in p.values] if p.is_active(pt) else [pt]
+        points = grown
     return points
 
 
