@@ -199,7 +199,7 @@ def test_a_name_already_used_by_another_config_is_refused(no_ray, store, tmp_pat
     fake_sweep(store, "conflict", model=True,
                tags={"eval/tfaith_pad/done": "2026-01-01", "eval/tfaith_pad/config_sha256": "f" * 64})
     rc, _, err = evaluate(capsys, "conflict", "--with", str(eval_spec(tmp_path / "e.yaml")), "--tracking-uri", store)
-    assert rc == 2 and "already holds evaluation 'tfaith_pad' from another config" in err
+    assert rc == 2 and "evaluation 'tfaith_pad' is already in 1 run(s)" in err
 
 
 # ----------------------------------------------------------------------------- a real sweep, evaluated on Ray
@@ -404,3 +404,22 @@ def test_restorability_plans_one_evaluation_per_saved_masked_lm(no_ray, store, t
 
     with pytest.raises(PreflightError, match="no saved model"):
         plan_evaluation("mlms-none", str(spec), tracking_uri=store)
+
+
+def test_every_model_evaluation_declaration_fits_its_config():
+    """A trainable's ModelEvaluation names keys of its own config and trainables that exist."""
+    import dataclasses
+
+    from trainables import TRAINABLES
+
+    declared = {n: e.trainable.evaluation for n, e in TRAINABLES.items() if e.trainable.evaluation is not None}
+    assert set(declared) == {"faithfulness", "restorability"}
+    for name, evaluation in declared.items():
+        fields = {f.name for f in dataclasses.fields(TRAINABLES[name].trainable.config)}
+        assert evaluation.model_key in fields and evaluation.model_key not in evaluation.knobs, name
+        assert evaluation.knobs <= fields and set(evaluation.fixed) <= fields, name
+        assert set(evaluation.model_trainables) <= set(TRAINABLES), name
+    # faithfulness reads the model on its own data: no data or model key is a knob
+    faith = declared["faithfulness"]
+    assert not {"dataset", "synthetic_size", "max_vocab", "min_freq", "hidden_dim", "data_seed", "lr"} & faith.knobs
+    assert {"cancel_out", "methods", "ig_steps", "deletion_step", "faith_metrics", "seed"} <= faith.knobs

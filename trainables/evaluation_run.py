@@ -105,8 +105,8 @@ def run_evaluation(job: EvaluationJob) -> dict[str, Any]:
             client.log_artifact(job.run_id, str(f), artifact_dir if rel in ("", ".") else f"{artifact_dir}/{rel}")
         model_uri = f"runs:/{job.run_id}/{evaluation.model_artifact}"
         side = Path(tmp) / "side"
-        files = [write_config_yaml({"trainable": job.trainable, "config": {**job.config, evaluation.model_key: model_uri}},
-                                   side / "evaluation.yaml")]
+        resolved = {"trainable": job.trainable, "config": {**job.config, evaluation.model_key: model_uri}}
+        files = [write_config_yaml(resolved, side / "evaluation.yaml")]
         spec_text = job.provenance.get("spec_text")
         if spec_text is not None:
             (side / "evaluation_spec.yaml").write_text(spec_text, encoding="utf-8")

@@ -4,7 +4,7 @@ Reads the sweep back from MLflow, keeps its FINISHED trial runs, finds which sav
 trainable's ``ModelEvaluation.model_artifact``), builds one :class:`trainables.evaluation_run.EvaluationJob`
 per (model, point of the evaluation spec) and sorts them into done (the run holds the point's ``done``
 marker with the same config fingerprint) and to run. Every problem is collected and raised at once
-(:class:`sweeps.launch.plan.PreflightError`) before Ray starts:
+(:class:`EvaluationPreflightError`, a :class:`sweeps.launch.plan.PreflightError`) before Ray starts:
 
 * an unknown sweep, an evaluation spec that does not parse, a trainable that evaluates no saved model;
 * a spec key that is no knob of the evaluation (a data or model key: those come from each model's own
@@ -32,6 +32,14 @@ from trainables.evaluation_run import EvaluationJob, config_fingerprint
 #: ``--with NAME``: the evaluation specs shipped under sweeps/ (``evaluate_<name>.yaml``)
 NAMED_EVALUATIONS = ("faithfulness", "correlation", "rationale", "restorability")
 SPEC_DIR = Path(__file__).resolve().parents[1]
+
+
+class EvaluationPreflightError(PreflightError):
+    """The evaluation cannot start; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        ValueError.__init__(self, "the evaluation cannot start:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 @dataclass(frozen=True)
@@ -127,7 +135,7 @@ def _trial_config(client: Any, run_id: str) -> dict[str, Any]:
 
 
 def plan_evaluation(sweep: str, spec_value: str, *, tracking_uri: str) -> EvaluationPlan:
-    """Every check of ``xaisweep evaluate SWEEP --with SPEC`` and the jobs; raises :class:`PreflightError`
+    """Every check of ``xaisweep evaluate SWEEP --with SPEC`` and the jobs; raises :class:`EvaluationPreflightError`
     (or :class:`sweeps.spec.checks.SpecError` for a spec that does not parse) listing every problem."""
     from mlflow.tracking import MlflowClient
 
@@ -139,8 +147,8 @@ def plan_evaluation(sweep: str, spec_value: str, *, tracking_uri: str) -> Evalua
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         named = ", ".join(NAMED_EVALUATIONS)
-        raise PreflightError([f"--with {spec_value}: cannot read evaluation spec {path} ({err.strerror or err}); "
-                              f"give a spec file or one of {named}"]) from None
+        raise EvaluationPreflightError([f"--with {spec_value}: cannot read evaluation spec {path} "
+                                        f"({err.strerror or err}); give a spec file or one of {named}"]) from None
     except UnicodeDecodeError:
         text = None
     spec = load_evaluation_spec(path, known_trainables=list(TRAINABLES))  # SpecError: every problem of the spec
@@ -148,8 +156,8 @@ def plan_evaluation(sweep: str, spec_value: str, *, tracking_uri: str) -> Evalua
     evaluation = entry.trainable.evaluation
     if evaluation is None:
         able = sorted(n for n, e in TRAINABLES.items() if e.trainable.evaluation is not None)
-        raise PreflightError([f"trainable: {spec.trainable!r} evaluates no saved model; an evaluation spec names "
-                              f"one of {', '.join(able)}"])
+        raise EvaluationPreflightError([f"trainable: {spec.trainable!r} evaluates no saved model; an evaluation "
+                                        f"spec names one of {', '.join(able)}"])
     problems: list[str] = []
     fields = {f.name for f in dataclasses.fields(entry.trainable.config)}
     knobs = sorted(evaluation.knobs)
@@ -167,16 +175,16 @@ def plan_evaluation(sweep: str, spec_value: str, *, tracking_uri: str) -> Evalua
     try:
         experiment = find_experiment(client, sweep)
     except ValueError as err:
-        raise PreflightError(problems + [f"sweep: {err}"]) from None
+        raise EvaluationPreflightError(problems + [f"sweep: {err}"]) from None
     if problems:
-        raise PreflightError(problems)
+        raise EvaluationPreflightError(problems)
 
     runs = _finished_trial_runs(client, experiment.experiment_id)
     if not runs:
-        raise PreflightError([f"sweep {sweep!r} has no finished trial run (run it first: xaisweep run SPEC)"])
+        raise EvaluationPreflightError([f"sweep {sweep!r} has no finished trial run (run it first: xaisweep run SPEC)"])
     foreign = sorted({r.data.tags.get(mlflow_names.TRAINABLE, "?") for r in runs} - set(evaluation.model_trainables))
     if foreign:
-        raise PreflightError([
+        raise EvaluationPreflightError([
             f"--with {spec_value}: {spec.trainable} evaluates models saved by {', '.join(evaluation.model_trainables)} "
             f"trials ({evaluation.model_artifact}); sweep {sweep!r} has {', '.join(foreign)} trials, whose models it "
             f"cannot read"])
@@ -190,7 +198,7 @@ def plan_evaluation(sweep: str, spec_value: str, *, tracking_uri: str) -> Evalua
                    f"no {evaluation.model_artifact} (save_model: {r.data.params.get('save_model', 'false').lower()})")
             skipped.append(SkippedRun(r.info.run_id, r.info.run_name or "", why))
     if not models:
-        raise PreflightError([
+        raise EvaluationPreflightError([
             f"sweep {sweep!r} has no saved model: none of its {len(runs)} finished trial runs has "
             f"{evaluation.model_artifact} ({len([s for s in skipped if 'early' in s.reason])} stopped early); set "
             f"save_model: true in the sweep's config and run it again"])
@@ -198,6 +206,7 @@ def plan_evaluation(sweep: str, spec_value: str, *, tracking_uri: str) -> Evalua
     points = evaluation_points(spec)
     spec_sha = hashlib.sha256(path.read_bytes()).hexdigest()
     jobs, done, seen_problems, checked = [], [], set(), set()
+    conflicts: dict[str, list[str]] = {}
     for r in models:
         base: dict[str, Any] = {}
         if evaluation.inherits_trial_config:
@@ -237,15 +246,16 @@ def plan_evaluation(sweep: str, spec_value: str, *, tracking_uri: str) -> Evalua
             tags = r.data.tags
             if mlflow_names.eval_done_tag(point.name) in tags:
                 if tags.get(mlflow_names.eval_config_tag(point.name)) != sha:
-                    problems.append(
-                        f"run {r.info.run_id[:12]} already holds evaluation {point.name!r} from another config "
-                        f"(config_sha256 {tags.get(mlflow_names.eval_config_tag(point.name), '?')[:12]}, now "
-                        f"{sha[:12]}): give this evaluation spec another name: (its metrics are eval/<name>/...)")
+                    conflicts.setdefault(point.name, []).append(r.info.run_id)
                 done.append(job)
             else:
                 jobs.append(job)
+    for point_name, run_ids in conflicts.items():
+        problems.append(f"evaluation {point_name!r} is already in {len(run_ids)} run(s) (e.g. {run_ids[0][:12]}) from "
+                        f"another config (its tag {mlflow_names.eval_config_tag(point_name)} differs): give this "
+                        f"evaluation spec another name: (its metrics are eval/<name>/...)")
     if problems:
-        raise PreflightError(problems)
+        raise EvaluationPreflightError(problems)
     return EvaluationPlan(sweep=sweep, experiment_id=experiment.experiment_id, tracking_uri=tracking_uri, spec=spec,
                           spec_path=str(path), models=tuple(r.info.run_id for r in models), jobs=tuple(jobs),
                           done=tuple(done), skipped=tuple(skipped))
@@ -263,5 +273,5 @@ def pending_summary(plan: EvaluationPlan) -> list[str]:
     return lines
 
 
-__all__ = ["NAMED_EVALUATIONS", "EvaluationPlan", "SkippedRun", "pending_summary", "plan_evaluation",
-           "resolve_spec_path"]
+__all__ = ["NAMED_EVALUATIONS", "EvaluationPlan", "EvaluationPreflightError", "SkippedRun", "pending_summary",
+           "plan_evaluation", "resolve_spec_path"]

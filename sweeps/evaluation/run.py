@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from sweeps.evaluation.plan import EvaluationPlan
-from sweeps.launch.plan import PreflightError, check_resources
+from sweeps.evaluation.plan import EvaluationPlan, EvaluationPreflightError
+from sweeps.launch.plan import check_resources
 
 
 @dataclass
@@ -35,7 +35,7 @@ def run_evaluations(plan: EvaluationPlan, *, address: Optional[str] = None, num_
     a Ray started here is shut down on return). ``on_result(line)`` gets one line per finished job.
 
     Raises:
-        PreflightError: no node can hold one evaluation's resources.
+        EvaluationPreflightError: no node can hold one evaluation's resources.
     """
     import ray
 
@@ -52,7 +52,7 @@ def run_evaluations(plan: EvaluationPlan, *, address: Optional[str] = None, num_
         resources, warnings, problems = check_resources(plan.spec.resources, nodes, local=not address,
                                                         smoke_test=False, max_cluster=max_cluster)
         if problems:
-            raise PreflightError(problems)
+            raise EvaluationPreflightError(problems)
         outcome.warnings += warnings
         task = ray.remote(run_evaluation).options(num_cpus=resources.cpu, num_gpus=resources.gpu or 0,
                                                   max_retries=0)

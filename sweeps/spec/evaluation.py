@@ -109,7 +109,8 @@ def parse_evaluation_spec(data: Mapping[str, Any], *, source: str = "<evaluation
     trainable = check_str(data["trainable"], "trainable", pr) if data.get("trainable") is not None else None
     if trainable is not None and known_trainables is not None and trainable not in known_trainables:
         known = sorted(known_trainables)
-        pr.add("trainable", f"unknown trainable {trainable!r} (known: {', '.join(known)})" + did_you_mean(trainable, known))
+        pr.add("trainable", f"unknown trainable {trainable!r} (known: {', '.join(known)})"
+               + did_you_mean(trainable, known))
     description = check_str(data["description"], "description", pr) if data.get("description") is not None else None
     config = check_mapping(data.get("config"), "config", pr)
     if config is not None:
@@ -128,9 +129,10 @@ def parse_evaluation_spec(data: Mapping[str, Any], *, source: str = "<evaluation
                    f"the values (type: grid or choice, values: [...]), not a {p.type} range")
     spec = None
     if not pr.items:
-        spec = EvaluationSpec(name=name, trainable=trainable, config=copy.deepcopy(dict(config or {})),  # type: ignore[arg-type]
-                              params=params, description=description, resources=resources,  # type: ignore[arg-type]
-                              max_concurrent=max_concurrent, source=source)  # type: ignore[arg-type]
+        spec = EvaluationSpec(name=name, trainable=trainable,  # type: ignore[arg-type]
+                              config=copy.deepcopy(dict(config or {})), params=params, description=description,
+                              resources=resources, max_concurrent=max_concurrent,  # type: ignore[arg-type]
+                              source=source)
         points = _enumerate(params)
         if len(points) > MAX_POINTS:
             pr.add("search_space", f"{len(points)} points (every one runs on every model); at most {MAX_POINTS}")
