@@ -226,8 +226,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # before the loop took over
         print(f"\ninterrupted; continue with: {again}", file=sys.stderr)
         return 130
-    for w in outcome.warnings:
-        print(f"warning: {w}", file=sys.stderr)
     elapsed = time.time() - t0
     if outcome.interrupted:
         print(f"\ninterrupted after {elapsed:.0f} s: {len(outcome.results)} of {len(plan.jobs)} evaluations done; "
@@ -362,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "spec's resources and max_concurrent, as `run` does for trials), and log the metrics into the "
                     "trial's own MLflow run as eval/<evaluation>/<metric>, with the evaluation's config and "
                     "provenance as artifacts under eval/<evaluation>/. <evaluation> is the spec's name joined with "
-                    "the point's varying knobs (e.g. faith_zero_vector). Trials without a model are listed and "
+                    "the point's varying knobs (e.g. faith_deletion_zero_vector). Trials without a model are listed and "
                     "skipped. Running it again evaluates only what is missing (a pair is complete once its tag "
                     "eval/<evaluation>/done is written, last), so an interrupted evaluation continues and nothing "
                     "is logged twice. Every problem (unknown sweep, spec errors, no saved model, a model the "
@@ -371,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--with", dest="with_spec", required=True, metavar="SPEC",
                     help="evaluation spec (YAML: name, trainable, config, search_space of its knobs, resources, "
                          "max_concurrent) or a shipped default: faithfulness (deletion, weak learner, TVD of "
-                         "saliency / IxG / IG / attention under three cancel-out methods), correlation "
+                         "saliency / IxG / IG / attention; deletion under three cancel-out methods), correlation "
                          "(attention-gradient agreement), rationale (agreement with the data's rationales), "
                          "restorability (a masked LM's: for mlm sweeps); see sweeps/evaluate_*.yaml")
     ev.add_argument("--address", help="Ray cluster address (default: start a local Ray)")

@@ -32,7 +32,8 @@ class EvaluateOutcome:
 def run_evaluations(plan: EvaluationPlan, *, address: Optional[str] = None, num_cpus: Optional[int] = None,
                     verbose: int = 1, on_result: Optional[Callable[[str], None]] = None) -> EvaluateOutcome:
     """Run the plan's pending jobs on Ray (connect to ``address`` or start a local Ray with ``num_cpus``;
-    a Ray started here is shut down on return). ``on_result(line)`` gets one line per finished job.
+    a Ray started here is shut down on return). ``on_result(line)`` gets one line per finished job (and the
+    resource warnings, before the first starts).
 
     Raises:
         EvaluationPreflightError: no node can hold one evaluation's resources.
@@ -54,6 +55,8 @@ def run_evaluations(plan: EvaluationPlan, *, address: Optional[str] = None, num_
         if problems:
             raise EvaluationPreflightError(problems)
         outcome.warnings += warnings
+        for warning in warnings:
+            say(f"warning: {warning}")
         task = ray.remote(run_evaluation).options(num_cpus=resources.cpu, num_gpus=resources.gpu or 0,
                                                   max_retries=0)
         queue = list(plan.jobs)

@@ -3,7 +3,8 @@
 An evaluation spec is a YAML mapping naming the evaluation trainable (one that reads a saved model,
 e.g. ``faithfulness``), its base ``config`` and a ``search_space`` of its knobs. Unlike a sweep, an
 evaluation searches nothing: every point of the search space is evaluated on every saved model of the
-sweep, so the parameters are ``choice`` / ``grid`` lists (``when`` clauses allowed)::
+sweep, so the parameters are ``choice`` / ``grid`` lists (``when`` clauses allowed; a value may itself be
+a list, e.g. of ``faith_metrics``)::
 
     name: faith
     trainable: faithfulness
@@ -122,7 +123,7 @@ def parse_evaluation_spec(data: Mapping[str, Any], *, source: str = "<evaluation
     params: tuple[ParamSpec, ...] = ()
     space = check_mapping(data.get("search_space"), "search_space", pr)
     if space is not None:
-        params = parse_search_space(space, config, pr)
+        params = parse_search_space(space, config, pr, list_values=True)
     for p in params:
         if not p.is_categorical:
             pr.add(join_path("search_space", p.name), f"an evaluation runs every point of its search space: give "
@@ -182,7 +183,10 @@ def _enumerate(params: tuple[ParamSpec, ...]) -> list[dict[str, Any]]:
 
 def _part(key: str, value: Any) -> str:
     """A knob value in a point name: a string as it is (characters MLflow refuses in a metric name become
-    ``-``), a number, boolean or null after its key (``k10``, ``ig_steps16``)."""
+    ``-``), a number, boolean or null after its key (``k10``, ``ig_steps16``), a list its items joined by
+    ``-`` (``weak_learner-shuffle_tvd``)."""
+    if isinstance(value, tuple):
+        return "-".join(_part(key, v) for v in value) or "-"
     if isinstance(value, str):
         return _UNSAFE.sub("-", value) or "-"
     return _UNSAFE.sub("-", f"{key}{value}")
@@ -196,4 +200,6 @@ def _point_name(spec: EvaluationSpec, values: Mapping[str, Any]) -> str:
 def evaluation_points(spec: EvaluationSpec) -> list[EvaluationPoint]:
     """Every point of the spec's search space in a stable order (the spec's value order), each named by
     the spec's ``name`` and its varying knobs; a spec without varying knobs has one point named ``name``."""
-    return [EvaluationPoint(_point_name(spec, values), values) for values in _enumerate(spec.params)]
+    return [EvaluationPoint(_point_name(spec, values), {k: list(v) if isinstance(v, tuple) else v
+                                                        for k, v in values.items()})
+            for values in _enumerate(spec.params)]
