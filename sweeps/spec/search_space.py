@@ -79,10 +79,10 @@ def _parse_values(raw: Any, path: str, pr: Problems, list_values: bool = False) 
     seen: list[Scalar] = []
     raw = [tuple(v) if list_values and _scalar_list(v) else v for v in raw]
     for i, v in enumerate(raw):
-        if isinstance(v, tuple) and any(v == s for s in seen):
+        if list_values and isinstance(v, tuple) and any(v == s for s in seen):
             pr.add(f"{path}[{i}]", f"duplicate value {list(v)!r}")
             ok = False
-        elif isinstance(v, tuple):
+        elif list_values and isinstance(v, tuple):
             seen.append(v)  # type: ignore[arg-type]
         elif not is_scalar(v):
             pr.add(f"{path}[{i}]", f"must be a string, number, boolean or null (got {kind_of(v)})")
