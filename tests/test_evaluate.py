@@ -164,6 +164,7 @@ def test_a_sweep_without_saved_models_is_refused(no_ray, store, tmp_path, capsys
     fake_sweep(store, "nomodels", tags={"early_stopped": "true"})
     rc, _, err = evaluate(capsys, "nomodels", "--with", str(eval_spec(tmp_path / "e.yaml")), "--tracking-uri", store)
     assert rc == 2 and "sweep 'nomodels' has no saved model" in err and "save_model: true" in err
+    assert "(1 stopped early)" in err
 
 
 def test_an_evaluation_that_cannot_read_the_models_is_refused(no_ray, store, tmp_path, capsys):

@@ -44,11 +44,12 @@ class EvaluationPreflightError(PreflightError):
 
 @dataclass(frozen=True)
 class SkippedRun:
-    """A finished trial run without a saved model: its id, name and why."""
+    """A finished trial run without a saved model: its id, name, why, and whether ASHA stopped it."""
 
     run_id: str
     run_name: str
     reason: str
+    early_stopped: bool = False
 
 
 @dataclass(frozen=True)
@@ -193,14 +194,14 @@ def plan_evaluation(sweep: str, spec_value: str, *, tracking_uri: str) -> Evalua
         if _has_artifact(client, r.info.run_id, evaluation.model_artifact):
             models.append(r)
         else:
-            why = ("stopped early by the scheduler (a model is saved when a trial finishes)"
-                   if mlflow_names.is_early_stopped(r.data.tags) else
+            early = mlflow_names.is_early_stopped(r.data.tags)
+            why = ("stopped early by the scheduler (a model is saved when a trial finishes)" if early else
                    f"no {evaluation.model_artifact} (save_model: {r.data.params.get('save_model', 'false').lower()})")
-            skipped.append(SkippedRun(r.info.run_id, r.info.run_name or "", why))
+            skipped.append(SkippedRun(r.info.run_id, r.info.run_name or "", why, early))
     if not models:
         raise EvaluationPreflightError([
             f"sweep {sweep!r} has no saved model: none of its {len(runs)} finished trial runs has "
-            f"{evaluation.model_artifact} ({len([s for s in skipped if 'early' in s.reason])} stopped early); set "
+            f"{evaluation.model_artifact} ({sum(s.early_stopped for s in skipped)} stopped early); set "
             f"save_model: true in the sweep's config and run it again"])
 
     points = evaluation_points(spec)
