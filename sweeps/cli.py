@@ -1,4 +1,4 @@
-"""The ``xaisweep`` command line: run / best / reproduce / report / ui.
+"""The ``xaisweep`` command line: run / best / reproduce / report / evaluate / ui.
 
 Hyper-parameters never become CLI flags: they live in the sweep spec (YAML).
 Bad input is reported as one clear message and exit status 2, before Ray starts.
@@ -277,6 +277,48 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from sweeps.evaluation.plan import pending_summary, plan_evaluation
+    from sweeps.evaluation.run import run_evaluations
+    from sweeps.launch.plan import PreflightError
+    from sweeps.spec.checks import SpecError
+
+    uri = resolve_tracking_uri(args.tracking_uri, None, Workdir.default())
+    try:
+        plan = plan_evaluation(args.sweep, args.with_spec, tracking_uri=uri)
+    except (SpecError, PreflightError) as err:
+        return _print_problems(err)
+    print(f"evaluate sweep {plan.sweep} with {plan.spec.trainable} ({plan.spec_path})")
+    for line in pending_summary(plan):
+        print(f"  {line}")
+    link = ui_link(uri, plan.experiment_id)
+    if not plan.jobs:
+        print(f"nothing to evaluate: every pair is logged (eval/<name>/... in each model's run): {link}")
+        return 0
+    t0 = time.time()
+    again = f"xaisweep evaluate {args.sweep} --with {args.with_spec}" + \
+        (f" --tracking-uri {args.tracking_uri}" if args.tracking_uri else "")
+    try:
+        outcome = run_evaluations(plan, address=args.address, num_cpus=args.num_cpus, verbose=0 if args.quiet else 1,
+                                  on_result=lambda line: print(f"  {line}", flush=True))
+    except PreflightError as err:
+        return _print_problems(err)
+    except KeyboardInterrupt:  # before the loop took over
+        print(f"\ninterrupted; continue with: {again}", file=sys.stderr)
+        return 130
+    elapsed = time.time() - t0
+    if outcome.interrupted:
+        print(f"\ninterrupted after {elapsed:.0f} s: {len(outcome.results)} of {len(plan.jobs)} evaluations done; "
+              f"continue with: {again}", file=sys.stderr)
+        return 130
+    print(f"\n{len(outcome.results)} evaluation(s) done in {elapsed:.0f} s, {len(outcome.failures)} failed; "
+          f"metrics under eval/<name>/ in the models' runs: {link}")
+    if outcome.failures:
+        print(f"the failed ones run again with: {again}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     wd = Workdir.default()
     uri = resolve_tracking_uri(args.tracking_uri, None, wd)
@@ -404,6 +446,31 @@ def build_parser() -> argparse.ArgumentParser:
                         help="direction of each --metric, in the same order (default as for `best`)")
     report.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the work dir's)")
     report.set_defaults(func=cmd_report)
+
+    ev = sub.add_parser(
+        "evaluate", help="score every saved model of a finished sweep with an evaluation trainable",
+        description="For every FINISHED trial of SWEEP that saved its model (save_model: true), run the evaluation "
+                    "spec's trainable on that model under every point of the spec's search space, on Ray (the "
+                    "spec's resources and max_concurrent, as `run` does for trials), and log the metrics into the "
+                    "trial's own MLflow run as eval/<evaluation>/<metric>, with the evaluation's config and "
+                    "provenance as artifacts under eval/<evaluation>/. <evaluation> is the spec's name joined with "
+                    "the point's varying knobs (e.g. faith_deletion_zero_vector). Trials without a model are listed and "
+                    "skipped. Running it again evaluates only what is missing (a pair is complete once its tag "
+                    "eval/<evaluation>/done is written, last), so an interrupted evaluation continues and nothing "
+                    "is logged twice. Every problem (unknown sweep, spec errors, no saved model, a model the "
+                    "evaluation cannot read, data changed since training) is reported before Ray starts.")
+    ev.add_argument("sweep", help="sweep (MLflow experiment) name or id, as `best` and `report` take it")
+    ev.add_argument("--with", dest="with_spec", required=True, metavar="SPEC",
+                    help="evaluation spec (YAML: name, trainable, config, search_space of its knobs, resources, "
+                         "max_concurrent) or a shipped default: faithfulness (deletion, weak learner, TVD of "
+                         "saliency / IxG / IG / attention; deletion under three cancel-out methods), correlation "
+                         "(attention-gradient agreement), rationale (agreement with the data's rationales), "
+                         "restorability (a masked LM's: for mlm sweeps); see sweeps/evaluate_*.yaml")
+    ev.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    ev.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
+    ev.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the work dir's)")
+    ev.add_argument("--quiet", action="store_true", help="no Ray worker output")
+    ev.set_defaults(func=cmd_evaluate)
 
     prep = sub.add_parser("prepare", help="install data a trainable needs (wordnet: WordNet 3.0 for NLTK)")
     prep.add_argument("what", choices=["wordnet"], help="what to install: wordnet (WordNet 3.0 under <nltk_data>/corpora/wordnet)")

@@ -306,7 +306,8 @@ def check_existing_sweep(plan: SweepPlan, *, resume: bool, fresh: bool) -> None:
         logger.warning("--resume: applying the changed %s", line)
 
 
-def _ray_nodes() -> tuple[list[dict[str, float]], Optional[dict[str, float]]]:
+def ray_nodes() -> tuple[list[dict[str, float]], Optional[dict[str, float]]]:
+    """``({"CPU": n, "GPU": m, ...} of every alive node, what the autoscaler could add or None)``."""
     import ray
 
     nodes = [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive")]
@@ -321,6 +322,18 @@ def _ray_nodes() -> tuple[list[dict[str, float]], Optional[dict[str, float]]]:
 
 def _start_ray(plan: SweepPlan, address: Optional[str], num_cpus: Optional[int], verbose: int) -> bool:
     """Connect to ``address`` or start a local Ray unless one is up; returns whether it started one."""
+    import ray
+
+    started = init_ray(address, num_cpus, verbose)
+    if started and address:
+        for warning in multinode_warnings(plan, len([n for n in ray.nodes() if n.get("Alive")])):
+            logger.warning(warning)
+    return started
+
+
+def init_ray(address: Optional[str], num_cpus: Optional[int], verbose: int) -> bool:
+    """Connect to ``address`` or start a local Ray (``num_cpus``) unless one is up, with the environment every
+    trial needs (the MLflow retry policy of the driver); returns whether it started or connected one."""
     import ray
 
     if ray.is_initialized():
@@ -346,15 +359,12 @@ def _start_ray(plan: SweepPlan, address: Optional[str], num_cpus: Optional[int],
                 "RAY_AUTH_MODE=token (and RAY_AUTH_TOKEN_PATH if the token is not ~/.ray/auth_token)"
             ) from err
         raise
-    if address:
-        for warning in multinode_warnings(plan, len([n for n in ray.nodes() if n.get("Alive")])):
-            logger.warning(warning)
     return True
 
 
 def _fit_resources(plan: SweepPlan, *, local: bool) -> SweepPlan:
     """Check the per-trial request against the Ray nodes (:func:`sweeps.launch.plan.check_resources`)."""
-    nodes, max_cluster = _ray_nodes()
+    nodes, max_cluster = ray_nodes()
     resources, warnings, problems = check_resources(
         plan.spec.resources, nodes, local=local, smoke_test=plan.smoke_test, max_cluster=max_cluster)
     if problems:
@@ -420,5 +430,5 @@ def run_link(tracking_uri: str, experiment_id: str, run_id: Optional[str]) -> st
     return ui_link(tracking_uri, experiment_id, run_id)
 
 
-__all__ = ["MLFLOW_RETRY_ENV_PREFIX", "TrackingUnavailable", "build_tuner", "check_existing_sweep", "run_link",
-           "run_sweep"]
+__all__ = ["MLFLOW_RETRY_ENV_PREFIX", "TrackingUnavailable", "build_tuner", "check_existing_sweep", "init_ray",
+           "ray_nodes", "run_link", "run_sweep"]

@@ -16,7 +16,9 @@ from sweeps.workdir import Workdir
 from trainables import TRAINABLES
 from xaicore.data.loading import KNOWN_DATASETS
 
-SPECS = sorted((Path(__file__).resolve().parents[1] / "sweeps").glob("*.yaml"))
+#: the sweep specs (``evaluate_*.yaml`` are the evaluation specs of ``xaisweep evaluate``: tests/test_evaluate.py)
+SPECS = sorted(p for p in (Path(__file__).resolve().parents[1] / "sweeps").glob("*.yaml")
+               if not p.name.startswith("evaluate_"))
 HUB_KEYS = ("dataset", "unlabeled", "pretrained_embeddings", "model", "model_name", "mlm_model")
 
 

@@ -36,6 +36,11 @@ A trainable's ``TRAINABLE`` (:class:`trainables.protocol.Trainable`) has:
   it; return ``[]`` when all is well. Never raise for bad input, never train, never touch
   the network when ``HF_HUB_OFFLINE`` is set (tests set it); keep it to seconds.
   The problems are printed with all others and ``xaisweep run`` exits 2 before Ray starts.
+* ``evaluation`` (optional): a trainable that scores a model another trial saved declares how
+  (:class:`trainables.protocol.ModelEvaluation`: the model trainables and artifact it reads, the config key
+  that receives the model, the knobs an evaluation spec may set); ``xaisweep evaluate`` runs it on every
+  saved model of a sweep (:mod:`sweeps.evaluation.plan`, :mod:`trainables.evaluation_run`). Today:
+  ``faithfulness`` (classifier models) and ``restorability`` (mlm models).
 """
 from __future__ import annotations
 

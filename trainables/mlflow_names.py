@@ -73,6 +73,32 @@ SPEC_ARTIFACT = "spec.yaml"
 #: the typed config of a trial, logged to its run (what ``best --export`` and ``reproduce`` read)
 CONFIG_ARTIFACT = "config.yaml"
 
+# ----------------------------------------------------------------------- evaluations (xaisweep evaluate)
+#: every evaluation's metrics, tags and artifacts in the model's run: ``eval/<evaluation name>/...``
+EVAL_PREFIX = "eval/"
+
+
+def eval_metric(name: str, metric: str) -> str:
+    """``eval/<name>/<metric>``: a metric of evaluation ``name`` (``metric`` as the evaluation trainable names it)."""
+    return f"{EVAL_PREFIX}{name}/{metric}"
+
+
+def eval_done_tag(name: str) -> str:
+    """``eval/<name>/done``: written last (the date), once every metric and artifact of the evaluation is logged."""
+    return f"{EVAL_PREFIX}{name}/done"
+
+
+def eval_config_tag(name: str) -> str:
+    """``eval/<name>/config_sha256``: the fingerprint of the evaluation config (a rerun under the same name with
+    another config is refused)."""
+    return f"{EVAL_PREFIX}{name}/config_sha256"
+
+
+def eval_artifact_dir(name: str) -> str:
+    """``eval/<name>``: the artifact directory of the evaluation's config, provenance and files."""
+    return f"{EVAL_PREFIX}{name}"
+
+
 # ----------------------------------------------------------------------- search filters
 #: ``search_runs`` filter for the parent runs (launches) of sweeps
 SWEEP_LAUNCHES = f"tags.`{ROLE}` = '{ROLE_SWEEP}'"
@@ -117,5 +143,6 @@ __all__ = [
     "PARENT_RUN_ID", "PREVIOUS_FAILURE_REASON", "RAY_FAILURES", "RAY_TRIAL_ID", "RAY_TRIAL_NAME", "REPRODUCES",
     "RESUMED", "RESUMED_FROM_STEP", "RESUMES", "ROLE", "ROLE_REPRODUCE", "ROLE_SWEEP", "RUN_NAME", "SEED", "SEEDS",
     "SPEC_ARTIFACT", "SPEC_FINGERPRINT", "STOPPED_AT_ITERATION", "SWEEP", "SWEEP_LAUNCHES", "TRAINABLE", "TRUE", "WARM_START",
-    "children_of", "is_early_stopped", "objectives_of", "objectives_value",
+    "EVAL_PREFIX", "children_of", "eval_artifact_dir", "eval_config_tag", "eval_done_tag", "eval_metric",
+    "is_early_stopped", "objectives_of", "objectives_value",
 ]

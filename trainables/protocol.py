@@ -112,6 +112,33 @@ def no_io_checks(cfg: Any) -> list[str]:
 
 
 @dataclass(frozen=True)
+class ModelEvaluation:
+    """How a trainable evaluates a model that a finished trial saved (``xaisweep evaluate``).
+
+    Attributes:
+        model_trainables: the trainables whose trials save the models it reads.
+        model_artifact: the saved model's artifact path in the trial's MLflow run (a file or a directory).
+        model_key: the config key that receives the downloaded model's local path.
+        knobs: the config keys an evaluation spec may set; every other key comes from the model's own
+            trial config (``inherits_trial_config``) or keeps its default.
+        inherits_trial_config: the model's trial config is the base of the evaluation config (the data,
+            vocabulary and model shape it was trained with; its keys the evaluation's config class lacks
+            are left out).
+        fixed: values every evaluation config takes (``save_model: false``: the model is not saved again).
+        io_checks: ``io_checks(cfg) -> list[str]``, the I/O checks of an evaluation config before Ray starts,
+            the model aside (it is downloaded in the evaluation).
+    """
+
+    model_trainables: tuple[str, ...]
+    model_artifact: str
+    model_key: str
+    knobs: frozenset[str]
+    inherits_trial_config: bool = False
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    io_checks: Callable[[Any], list[str]] = no_io_checks
+
+
+@dataclass(frozen=True)
 class Trainable:
     """A trainable's declaration (``TRAINABLE`` of its module).
 
@@ -120,12 +147,15 @@ class Trainable:
         config: the frozen config dataclass.
         run: ``run(cfg, trial, **options) -> TrialResult`` (the body; ends with ``trial.finish``).
         preflight: ``preflight(cfg) -> list[str]`` (I/O checks on the parsed config).
+        evaluation: a trainable that evaluates saved models declares how (:class:`ModelEvaluation`);
+            ``None`` for the others.
     """
 
     name: str
     config: type
     run: Callable[..., TrialResult]
     preflight: Callable[[Any], list[str]] = no_io_checks
+    evaluation: Optional[ModelEvaluation] = None
 
     def parse_config(self, config: Any) -> Any:
         """Validate a config mapping (an instance of ``config`` passes as is); raises

@@ -48,17 +48,19 @@ __all__ = [
 
 
 class SpecError(ValueError):
-    """An invalid sweep spec; ``problems`` holds one ``"key.path: message"`` per problem."""
+    """An invalid sweep spec; ``problems`` holds one ``"key.path: message"`` per problem
+    (``what``: the kind of spec named in the message, ``sweep spec`` or ``evaluation spec``)."""
 
-    def __init__(self, problems: Sequence[str], source: str = "<spec>") -> None:
+    def __init__(self, problems: Sequence[str], source: str = "<spec>", what: str = "sweep spec") -> None:
         self.problems: tuple[str, ...] = tuple(problems)
         self.source = source
+        self.what = what
         n = len(self.problems)
-        header = f"invalid sweep spec {source} ({n} problem{'s' if n != 1 else ''}):"
+        header = f"invalid {what} {source} ({n} problem{'s' if n != 1 else ''}):"
         super().__init__("\n".join([header, *(f"  {p}" for p in self.problems)]))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.problems, self.source))
+        return (type(self), (self.problems, self.source, self.what))
 
 
 class Problems:

@@ -53,8 +53,10 @@ __all__ = [
     "SpecError",
     "SweepSpec",
     "apply_overrides",
+    "check_name",
     "load_spec",
     "read_yaml",
+    "parse_resources",
     "parse_spec",
 ]
 
@@ -129,7 +131,8 @@ def _parse_scheduler(raw: Any, pr: Problems) -> SchedulerSpec | None:
     return SchedulerSpec("asha", max_t, grace, rf, time_attr)  # type: ignore[arg-type]
 
 
-def _parse_resources(raw: Any, pr: Problems) -> ResourcesSpec | None:
+def parse_resources(raw: Any, pr: Problems) -> ResourcesSpec | None:
+    """The ``resources`` section (``{cpu, gpu}`` per trial); ``None`` after recording a problem."""
     m = check_mapping(raw, "resources", pr)
     if m is None:
         return None
@@ -180,7 +183,8 @@ def _opt_str(data: Mapping[Any, Any], key: str, pr: Problems) -> str | None:
     return None if value is None else check_str(value, key, pr)
 
 
-def _check_name(value: Any, pr: Problems) -> str | None:
+def check_name(value: Any, pr: Problems) -> str | None:
+    """A sweep (or evaluation) name: ``[A-Za-z0-9_.-]+``; ``None`` after recording a problem."""
     name = check_str(value, "name", pr)
     if name is not None and not _NAME_RE.fullmatch(name):
         pr.add("name", f"must match [A-Za-z0-9_.-]+ (got {name!r})")
@@ -215,7 +219,7 @@ def parse_spec(
         if data.get(key) is None:
             pr.add(key, "is required")
 
-    name = _check_name(data["name"], pr) if data.get("name") is not None else None
+    name = check_name(data["name"], pr) if data.get("name") is not None else None
     trainable = None
     if data.get("trainable") is not None:
         trainable = check_str(data["trainable"], "trainable", pr)
@@ -252,7 +256,7 @@ def parse_spec(
 
     sampler = _parse_sampler(data.get("sampler"), pr)
     scheduler = _parse_scheduler(data.get("scheduler"), pr)
-    resources = _parse_resources(data.get("resources"), pr)
+    resources = parse_resources(data.get("resources"), pr)
     reuse_workers = check_bool(data.get("reuse_workers", True), "reuse_workers", pr)
     time_budget = _parse_time_budget(data.get("time_budget"), pr)
     warm_start = _parse_warm_start(data.get("warm_start"), pr)
@@ -407,7 +411,7 @@ def apply_overrides(
     pr = Problems()
     changes: dict[str, Any] = {}
     if name is not None:
-        changes["name"] = _check_name(name, pr)
+        changes["name"] = check_name(name, pr)
     if storage_path is not None:
         changes["storage_path"] = check_str(storage_path, "storage_path", pr)
     if tracking_uri is not None:

@@ -40,12 +40,15 @@ _DIST_KEYS = {
 
 
 def parse_search_space(space: Mapping[Any, Any], config: Mapping[Any, Any] | None,
-                       pr: Problems) -> tuple[ParamSpec, ...]:
+                       pr: Problems, *, list_values: bool = False) -> tuple[ParamSpec, ...]:
     """The parameters of a ``search_space`` mapping, parents before their ``when`` children.
 
     ``config`` is the spec's base config (``None`` if invalid): a parameter also set there is
     ambiguous. Every problem is recorded in ``pr`` under ``search_space.<name>...``; invalid
-    parameters are left out of the result.
+    parameters are left out of the result. ``list_values``: a ``choice``/``grid`` value may also be a
+    list of scalars (kept as a tuple; a ``when`` clause names it as a list in its list,
+    ``when: {faith_metrics: [[deletion]]}``): evaluation specs, whose points are enumerated, not sampled
+    by Optuna.
     """
     parsed = []
     for pname, raw in space.items():
@@ -55,13 +58,17 @@ def parse_search_space(space: Mapping[Any, Any], config: Mapping[Any, Any] | Non
             continue
         if config is not None and pname in config:
             pr.add(path, "also set in config (ambiguous: remove it from one of them)")
-        p = _parse_param(pname, raw, path, pr)
+        p = _parse_param(pname, raw, path, pr, list_values)
         if p is not None:
             parsed.append(p)
     return _order_params(parsed, pr)
 
 
-def _parse_values(raw: Any, path: str, pr: Problems) -> tuple[Scalar, ...] | None:
+def _scalar_list(v: Any) -> bool:
+    return isinstance(v, Sequence) and not isinstance(v, (str, bytes)) and all(is_scalar(x) for x in v)
+
+
+def _parse_values(raw: Any, path: str, pr: Problems, list_values: bool = False) -> tuple[Scalar, ...] | None:
     if isinstance(raw, (str, bytes)) or not isinstance(raw, Sequence):
         pr.add(path, f"must be a list (got {kind_of(raw)})")
         return None
@@ -70,8 +77,14 @@ def _parse_values(raw: Any, path: str, pr: Problems) -> tuple[Scalar, ...] | Non
         return None
     ok = True
     seen: list[Scalar] = []
+    raw = [tuple(v) if list_values and _scalar_list(v) else v for v in raw]
     for i, v in enumerate(raw):
-        if not is_scalar(v):
+        if list_values and isinstance(v, tuple) and any(v == s for s in seen):
+            pr.add(f"{path}[{i}]", f"duplicate value {list(v)!r}")
+            ok = False
+        elif list_values and isinstance(v, tuple):
+            seen.append(v)  # type: ignore[arg-type]
+        elif not is_scalar(v):
             pr.add(f"{path}[{i}]", f"must be a string, number, boolean or null (got {kind_of(v)})")
             ok = False
         elif any(v == s for s in seen):
@@ -82,7 +95,7 @@ def _parse_values(raw: Any, path: str, pr: Problems) -> tuple[Scalar, ...] | Non
     return tuple(raw) if ok else None
 
 
-def _parse_when(raw: Any, path: str, pr: Problems) -> tuple[Condition, ...] | None:
+def _parse_when(raw: Any, path: str, pr: Problems, list_values: bool = False) -> tuple[Condition, ...] | None:
     if not isinstance(raw, Mapping) or not raw:
         pr.add(path, f"must be a non-empty mapping {{param: value or list}} (got {show_value(raw)})")
         return None
@@ -92,7 +105,7 @@ def _parse_when(raw: Any, path: str, pr: Problems) -> tuple[Condition, ...] | No
             pr.add(join_path(path, parent), "parameter names must be strings")
             return None
         if isinstance(vals, Sequence) and not isinstance(vals, str):
-            vals = tuple(vals)
+            vals = tuple(tuple(v) if list_values and _scalar_list(v) else v for v in vals)
         else:
             vals = (vals,)
         if not vals:
@@ -102,7 +115,7 @@ def _parse_when(raw: Any, path: str, pr: Problems) -> tuple[Condition, ...] | No
     return tuple(conds)
 
 
-def _parse_param(name: str, raw: Any, path: str, pr: Problems) -> ParamSpec | None:
+def _parse_param(name: str, raw: Any, path: str, pr: Problems, list_values: bool = False) -> ParamSpec | None:
     if not isinstance(raw, Mapping):
         pr.add(path, f"must be a mapping with a 'type' key (got {kind_of(raw)})")
         return None
@@ -118,13 +131,13 @@ def _parse_param(name: str, raw: Any, path: str, pr: Problems) -> ParamSpec | No
 
     when: tuple[Condition, ...] | None = ()
     if "when" in raw:
-        when = _parse_when(raw["when"], join_path(path, "when"), pr)
+        when = _parse_when(raw["when"], join_path(path, "when"), pr, list_values)
 
     if kind in ("choice", "grid"):
         if "values" not in raw:
             pr.add(join_path(path, "values"), "is required")
             return None
-        values = _parse_values(raw["values"], join_path(path, "values"), pr)
+        values = _parse_values(raw["values"], join_path(path, "values"), pr, list_values)
         if values is None or when is None or len(pr.items) > n0:
             return None
         return ParamSpec(name, kind, values=values, when=when)

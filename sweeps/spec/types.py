@@ -58,14 +58,14 @@ class ParamSpec:
     def to_dict(self) -> dict[str, Any]:
         """The spec-file form of this parameter (accepted by :func:`parse_spec`)."""
         out: dict[str, Any] = {"type": self.type}
-        if self.is_categorical:
-            out["values"] = list(self.values)
+        if self.is_categorical:  # (a tuple value: a list value of an evaluation spec)
+            out["values"] = [list(v) if isinstance(v, tuple) else v for v in self.values]
         else:
             out["low"], out["high"] = self.low, self.high
             if self.type == "int":
                 out["step"], out["log"] = self.step, self.log
         if self.when:
-            out["when"] = {c.param: list(c.values) for c in self.when}
+            out["when"] = {c.param: [list(v) if isinstance(v, tuple) else v for v in c.values] for c in self.when}
         return out
 
 

@@ -107,3 +107,23 @@ def preflight(cfg: FaithfulnessTrialConfig) -> list[str]:
         except ValueError as err:
             problems.append(str(err))
     return problems
+
+
+def has_rationales(cfg: ClassifierTrialConfig) -> bool:
+    """Whether the config's data carry human rationales: the synthetic task (its planted cues), a local file
+    with a ``rationale`` column role, or a registered hub dataset with a rationale column."""
+    from xaicore.data.hub_datasets import KNOWN_DATASETS
+
+    hub = KNOWN_DATASETS.get(cfg.dataset)
+    return cfg.dataset == "synthetic" or "rationale" in dict(cfg.columns or {}) or (
+        hub is not None and hub.rationale is not None)
+
+
+def evaluation_problems(cfg: FaithfulnessTrialConfig) -> list[str]:
+    """What ``xaisweep evaluate`` checks before Ray starts, besides the config: rationale agreement asked of
+    models whose data have no rationales (the trial would leave those metrics out without a word)."""
+    if "rationale" in cfg.faith_metrics and not has_rationales(cfg):
+        return [f"faith_metrics: rationale needs human rationales, and these models' data ({cfg.dataset!r}) have "
+                "none (the synthetic task, a local file with columns: {rationale: ...} or a hub dataset with "
+                "rationales do); leave rationale out"]
+    return []

@@ -38,9 +38,10 @@ import dataclasses
 from trainables.classifier.artifacts import write_artifacts
 from trainables.classifier.trial import train_classifier
 from trainables.faithfulness.checkpoint import load_trained
-from trainables.faithfulness.config import FaithfulnessTrialConfig, preflight
+from trainables.faithfulness.config import FaithfulnessTrialConfig, evaluation_problems, preflight
 from trainables.faithfulness.evaluate import evaluate_faithfulness
-from trainables.protocol import Trainable, Trial, TrialResult
+from trainables.classifier.config import ClassifierTrialConfig
+from trainables.protocol import ModelEvaluation, Trainable, Trial, TrialResult
 
 
 def run(cfg: FaithfulnessTrialConfig, trial: Trial) -> TrialResult:
@@ -59,6 +60,21 @@ def run(cfg: FaithfulnessTrialConfig, trial: Trial) -> TrialResult:
     return trial.finish(final, checkpoint, history=trained.history, artifacts=artifacts)
 
 
-TRAINABLE = Trainable(name="faithfulness", config=FaithfulnessTrialConfig, run=run, preflight=preflight)
+def _own_keys() -> frozenset[str]:
+    """The evaluation settings this trainable adds to the classifier's keys (``model_checkpoint`` aside)."""
+    ours = {f.name for f in dataclasses.fields(FaithfulnessTrialConfig)}
+    return frozenset(ours - {f.name for f in dataclasses.fields(ClassifierTrialConfig)} - {"model_checkpoint"})
+
+
+#: ``xaisweep evaluate`` with this trainable: the ``model/best_model.pt`` of a classifier (or faithfulness)
+#: trial evaluated on the data it was trained with (its trial config is the base); an evaluation sets the
+#: evaluation settings (attribution methods, metrics, cancel-out, IG, deletion, weak learner) and the seed
+#: (weak learner, shuffles) or runtime keys, never a data or model key
+EVALUATION = ModelEvaluation(
+    model_trainables=("classifier", "faithfulness"), model_artifact="model/best_model.pt",
+    model_key="model_checkpoint", knobs=_own_keys() | {"seed", "device", "num_threads", "precision"},
+    inherits_trial_config=True, fixed={"save_model": False}, io_checks=evaluation_problems)
+TRAINABLE = Trainable(name="faithfulness", config=FaithfulnessTrialConfig, run=run, preflight=preflight,
+                      evaluation=EVALUATION)
 #: ``run_trial(config, report, *, resume=None, out_dir=None) -> TrialResult``: one trial in plain Python
 run_trial = TRAINABLE.run_trial

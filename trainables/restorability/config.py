@@ -122,9 +122,15 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 def preflight(cfg: RestorabilityTrialConfig) -> list[str]:
     """I/O checks before Ray starts: the MLM exists (with a mask token), the data file exists."""
+    return mlm_problems(cfg.mlm, local_files_only=cfg.local_files_only) + data_problems(cfg)
+
+
+def data_problems(cfg: RestorabilityTrialConfig) -> list[str]:
+    """The I/O checks of the sampled data (a known dataset reachable, every line of a local file); the part
+    of :func:`preflight` that ``xaisweep evaluate`` runs before the MLM is downloaded."""
     from xaicore.data.loading import KNOWN_DATASETS
 
-    problems = mlm_problems(cfg.mlm, local_files_only=cfg.local_files_only)
+    problems: list[str] = []
     if cfg.dataset in KNOWN_DATASETS:
         from trainables.data_setup import data_source_problems
 

@@ -20,6 +20,7 @@ frequency, one panel per method, as the paper's Figs. 3/4),
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -27,9 +28,11 @@ from typing import Any, Callable, Optional
 import torch
 
 from trainables.data_setup import dropped_metrics, log_dropped
-from trainables.protocol import Trainable, Trial, TrialResult, runtime_compilation, runtime_precision, start_runtime
+from trainables.protocol import (
+    ModelEvaluation, Trainable, Trial, TrialResult, runtime_compilation, runtime_precision, start_runtime,
+)
 from trainables.restorability.artifacts import write_outputs
-from trainables.restorability.config import RestorabilityTrialConfig, preflight
+from trainables.restorability.config import RestorabilityTrialConfig, data_problems, preflight
 from trainables.restorability.metrics import N_SENTENCES, N_TOKENS, QUANTITIES, RECOMPILES, seconds_metric, stat_metric
 from trainables.restorability.setup import pair_batches, sample_pairs
 from xaicore.cancel_out.restorability import restorability, summarize
@@ -102,7 +105,14 @@ def run(
     return trial.finish(metrics, None, history=[metrics], artifacts=artifacts)
 
 
-TRAINABLE = Trainable(name="restorability", config=RestorabilityTrialConfig, run=run, preflight=preflight)
+#: ``xaisweep evaluate`` with this trainable: the masked LM an ``mlm`` trial saved (``<run>/mlm``, a HF directory)
+#: restores the tokens of the evaluation's own data (no key comes from the mlm trial's config)
+EVALUATION = ModelEvaluation(
+    model_trainables=("mlm",), model_artifact="mlm", model_key="mlm",
+    knobs=frozenset(f.name for f in dataclasses.fields(RestorabilityTrialConfig)) - {"mlm", "local_files_only"},
+    fixed={"local_files_only": True}, io_checks=data_problems)
+TRAINABLE = Trainable(name="restorability", config=RestorabilityTrialConfig, run=run, preflight=preflight,
+                      evaluation=EVALUATION)
 #: ``run_trial(config, report, *, resume=None, out_dir=None, progress=None) -> TrialResult``: one trial in
 #: plain Python (``progress``: see :func:`run`)
 run_trial = TRAINABLE.run_trial
