@@ -262,7 +262,7 @@ def _table_inputs(spec: SweepSpec, finished: Sequence[Any], metrics: Optional[Se
         return runs, list(metrics)
     common = set.intersection(*(set(r["metrics"]) for r in runs)) if runs else set()
     first = [m for m, _ in spec.objectives]
-    return runs, first + sorted(m for m in common if m.startswith(("test/", "eval/")) and m not in first)
+    return runs, first + sorted(m for m in common if m.startswith(("test/", mlflow_names.EVAL_PREFIX)) and m not in first)
 
 
 # --------------------------------------------------------------------------- entry point

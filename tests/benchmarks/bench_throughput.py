@@ -575,7 +575,8 @@ def peer(sz: dict[str, Any], args) -> dict[str, Any]:
         print(f"peer: {hf_missing}; timing the bare torch loop only", flush=True)
     arms = [("finetune", finetune_arm), ("bare_torch", bare_arm)]
     if hf_missing is None:
-        arms += [("hf_trainer", lambda: hf_arm("adamw_torch")), ("hf_trainer_fused", lambda: hf_arm("adamw_torch_fused"))]
+        arms += [("hf_trainer", lambda n=steps: hf_arm("adamw_torch", n)),
+                 ("hf_trainer_fused", lambda n=steps: hf_arm("adamw_torch_fused", n))]
     torch.set_num_threads(1)
     for _, fn in arms:  # discarded warm-up: the first passes of a process are slow (allocator, kernels)
         fn(2)
