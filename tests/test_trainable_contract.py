@@ -224,3 +224,40 @@ def test_ray_trial_marks_the_finished_result_complete_whatever_its_epoch(monkeyp
     trial.finish({"restore/n_tokens": 3}, None, artifacts=[])
     assert sent == [({"epoch": 1, "valid/f1": 0.5}, {"w": 1}, 1),
                     ({"restore/n_tokens": 3, rt.COMPLETE_KEY: True}, None, 0)]
+
+
+def test_ray_trial_waits_for_its_background_mlflow_start_and_reraises_its_error(monkeypatch, tmp_path):
+    """The MLflow run opened in the background (:class:`trainables.ray_trainable.Background`) is waited for
+    at the first report, which then logs to it; an error of the background start is raised there."""
+    import threading
+
+    import trainables.ray_trainable as rt
+
+    release = threading.Event()
+    logged = []
+
+    class FakeRun:
+        run_id = "r1"
+
+        def log_metrics(self, metrics, step):
+            logged.append((dict(metrics), step))
+
+        def log_artifacts(self, files, root):
+            pass
+
+    def slow_start():
+        assert release.wait(5)
+        return FakeRun()
+
+    monkeypatch.setattr(rt, "_tune_report", lambda result, checkpoint, step: logged.append(("tune", result["mlflow_run_id"])))
+    trial = rt.RayTrial(rt.Background(slow_start), resume=None, out_dir=tmp_path)
+    threading.Timer(0.2, release.set).start()
+    trial.report({"epoch": 1, "valid/f1": 0.5}, None)
+    assert logged == [({"epoch": 1, "valid/f1": 0.5}, 1), ("tune", "r1")]
+
+    def failing_start():
+        raise ConnectionError("tracking server down")
+
+    trial = rt.RayTrial(rt.Background(failing_start), resume=None, out_dir=tmp_path)
+    with pytest.raises(ConnectionError, match="tracking server down"):
+        trial.report({"epoch": 1}, None)
