@@ -6,9 +6,7 @@ against a :class:`RayTrial` (the trial protocol, :mod:`trainables.protocol`): ev
 ``trial.report`` is logged to the trial's MLflow child run first, then passed to
 ``tune.report`` with a checkpoint (weights, optimiser, schedule, RNG states).
 A retried or restored trial resumes from ``tune.get_checkpoint()`` (``trial.resume``) and
-re-opens its MLflow run, skipping epochs already logged. The MLflow start of a trial (importing MLflow
-and its SQL store in a fresh worker, opening the run, params, provenance, the config artifact) runs in a
-background thread (:class:`Background`) next to the trial's own start, and the first report waits for it.
+re-opens its MLflow run, skipping epochs already logged.
 
 The *final* result (``trial.finish``, which carries the test metrics) is handed to
 Ray only after the artifacts are uploaded, marked
@@ -202,7 +200,6 @@ def ray_trainable(config: dict[str, Any], xaisweep_meta: Optional[Mapping[str, A
         return run
 
     pending: Optional[Background] = None
-    resolved: Optional[dict[str, Any]] = None
     try:
         parsed = trainable.parse_config(cfg)
         resolved = dataclasses.asdict(parsed)
@@ -225,9 +222,8 @@ def ray_trainable(config: dict[str, Any], xaisweep_meta: Optional[Mapping[str, A
     except BaseException as err:  # noqa: BLE001 - recorded, then re-raised for Ray
         if tracked:
             reason = f"{type(err).__name__}: {err}"
-            try:  # the run as opened in the background, or (a bad config or checkpoint: never started) now
-                run = (pending.get() if pending is not None
-                       else start_run(resolved, None, False) if resolved is not None else open_run())
+            try:  # the run as opened in the background, or (a bad config: never started) opened now
+                run = pending.get() if pending is not None else open_run()
                 run.set_tags({mlflow_names.FAILURE_TRACEBACK: "".join(traceback.format_exception(err))[-4000:]})
                 run.finish("FAILED", reason=reason[:4000])
             except Exception:  # the tracking server may be what failed
