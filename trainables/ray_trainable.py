@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import tempfile
-import threading
 import traceback
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -80,48 +79,14 @@ def _tune_report(result: dict[str, Any], checkpoint: Optional[dict[str, Any]], s
         tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
-class Background:
-    """``fn()`` run in a daemon thread from construction; :meth:`get` waits for its value (re-raising its
-    exception in the caller). The trial's MLflow start (importing MLflow and its SQL store, opening the
-    run, its params, provenance and config artifact: seconds in a fresh worker) runs so, next to the
-    trial's own start (data, model, first epoch), and is waited for at the first MLflow write."""
-
-    def __init__(self, fn, name: str = "xaisweep-background") -> None:
-        self._value: Any = None
-        self._error: Optional[BaseException] = None
-        self._thread = threading.Thread(target=self._run, args=(fn,), name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self, fn) -> None:
-        try:
-            self._value = fn()
-        except BaseException as err:  # noqa: BLE001 - handed to the caller of get()
-            self._error = err
-
-    def get(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
 class RayTrial(Trial):
     """The trial object of a Ray trial: interim results go to MLflow, then to Tune with their checkpoint
     (after uploading what the body wrote so far, kept if the scheduler stops the trial); the final one is
-    logged, its artifacts uploaded, then handed to Tune marked ``trial_complete``.
-
-    ``run``: the trial's MLflow run (:class:`trainables.tracking.TrialRun`), a :class:`Background` that
-    opens it (waited for at the first report), or None (no tracking)."""
+    logged, its artifacts uploaded, then handed to Tune marked ``trial_complete``."""
 
     def __init__(self, run, *, resume: Optional[dict[str, Any]], out_dir: Path) -> None:
         super().__init__(resume=resume, out_dir=out_dir)
-        self._run_source = run
-
-    @property
-    def run(self):
-        if isinstance(self._run_source, Background):
-            self._run_source = self._run_source.get()
-        return self._run_source
+        self.run = run
 
     def _result(self, metrics: dict[str, Any]) -> tuple[dict[str, Any], int]:
         step = int(metrics.get("epoch", 0))
@@ -162,6 +127,8 @@ def ray_trainable(config: dict[str, Any], xaisweep_meta: Optional[Mapping[str, A
     versions carry the metadata in ``config["_xaisweep"]``)."""
     from ray import tune
 
+    from trainables.tracking import TrialRun, device_tag
+
     _release_memory()
     meta = dict(xaisweep_meta or config.get(META_KEY, {}))
     entry = get_trainable(meta.get("trainable", "classifier"))
@@ -169,61 +136,42 @@ def ray_trainable(config: dict[str, Any], xaisweep_meta: Optional[Mapping[str, A
     cfg = trial_config(config)
     ctx = tune.get_context()
     trial_id, trial_name = ctx.get_trial_id(), ctx.get_trial_name()
-    tracked = bool(meta.get("tracking_uri"))
-    placement = _placement_tags() if tracked else {}
 
-    def open_run():
-        from trainables.tracking import TrialRun, device_tag  # imports MLflow (seconds in a fresh worker)
-
-        return TrialRun(
+    run = None
+    if meta.get("tracking_uri"):
+        run = TrialRun(
             meta["tracking_uri"], meta["experiment_id"], meta.get("parent_run_id"), trial_id, trial_name,
             tags={mlflow_names.SWEEP: meta.get("sweep", ""), mlflow_names.TRAINABLE: entry.name,
                   mlflow_names.SEED: cfg.get("seed", 0),
                   mlflow_names.DEVICE: device_tag(str(cfg.get("device", "auto"))),
                   mlflow_names.RAY_TRIAL_NAME: trial_name,
-                  **placement},
+                  **_placement_tags()},
         )
-
-    def start_run(resolved: dict[str, Any], resumed_step: Optional[int], resumed: bool):
-        """Open the run and log what is known before training: params, provenance, the typed config,
-        the step a resumed trial restarts from."""
-        run = open_run()
-        run.log_params(resolved)
-        if not run.resumed:
-            run.log_provenance(resolved)
-        with tempfile.TemporaryDirectory() as tmp:  # typed config of every trial, even failed ones
-            path = write_config_yaml({"trainable": entry.name, "config": resolved},
-                                     Path(tmp) / mlflow_names.CONFIG_ARTIFACT)
-            run.log_artifacts([path], Path(tmp))
-        if resumed:
-            run.set_tags({mlflow_names.RESUMED_FROM_STEP: resumed_step if resumed_step is not None else "?"})
-        return run
-
-    pending: Optional[Background] = None
     try:
         parsed = trainable.parse_config(cfg)
         resolved = dataclasses.asdict(parsed)
+        if run is not None:
+            run.log_params(resolved)
+            if not run.resumed:
+                run.log_provenance(resolved)
+            with tempfile.TemporaryDirectory() as tmp:  # typed config of every trial, even failed ones
+                path = write_config_yaml({"trainable": entry.name, "config": resolved},
+                                         Path(tmp) / mlflow_names.CONFIG_ARTIFACT)
+                run.log_artifacts([path], Path(tmp))
         state, resumed_step = _load_state(tune.get_checkpoint())
-        if tracked:  # MLflow starts next to the trial's own start; the first report waits for it
-            pending = Background(lambda: start_run(resolved, resumed_step, state is not None), "xaisweep-mlflow")
+        if run is not None and state is not None:
+            run.set_tags({mlflow_names.RESUMED_FROM_STEP: resumed_step if resumed_step is not None else "?"})
+
         with tempfile.TemporaryDirectory() as out:
-            trial = RayTrial(pending, resume=state, out_dir=Path(out))
-            run_body(trainable, parsed, trial)
+            run_body(trainable, parsed, RayTrial(run, resume=state, out_dir=Path(out)))
     except (SystemExit, KeyboardInterrupt):
         # Tune stopped the trial (scheduler decision, end or interruption of the sweep): not a
-        # failure. The driver knows which it was and closes the run accordingly (the run must exist
-        # for that: an interruption before the first report waits for the background start).
-        if pending is not None:
-            try:
-                pending.get()
-            except Exception:  # noqa: BLE001 - the tracking server may be what failed
-                pass
+        # failure. The driver knows which it was and closes the run accordingly.
         raise
     except BaseException as err:  # noqa: BLE001 - recorded, then re-raised for Ray
-        if tracked:
+        if run is not None:
             reason = f"{type(err).__name__}: {err}"
-            try:  # the run as opened in the background, or (a bad config: never started) opened now
-                run = pending.get() if pending is not None else open_run()
+            try:
                 run.set_tags({mlflow_names.FAILURE_TRACEBACK: "".join(traceback.format_exception(err))[-4000:]})
                 run.finish("FAILED", reason=reason[:4000])
             except Exception:  # the tracking server may be what failed
