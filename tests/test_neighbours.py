@@ -101,6 +101,10 @@ def clustered(V=3000, E=48, centres=200, spread=0.35, seed=0):
 @pytest.mark.parametrize("weight, min_screened", [(clustered(), 0.9), (clustered(spread=2.0, seed=1), 0.0),
                                                    (torch.randn(1500, 32), 0.0)], ids=["clustered", "loose", "random"])
 def test_bf16_screen_gives_the_fp32_table(weight, min_screened, monkeypatch):
+    from xaicore.perturbation.neighbours import bf16_screen_available
+
+    if not bf16_screen_available():
+        pytest.skip("no native bf16 matmul on this CPU: nearest_neighbours runs the fp32 path only")
     """The bf16 screen (default ``screen=64``) returns the same ids as the plain fp32 matrix (``screen=0``), both
     where the screen is conclusive and where rows fall back to fp32 in full; excluded entries, a zero row."""
     import xaicore.perturbation.neighbours as nb

@@ -40,6 +40,7 @@ __all__ = [
     "vocabulary_hash",
     "cached_neighbours",
     "readable_sample",
+    "bf16_screen_available",
 ]
 
 #: vocabulary entries that are placeholders, not words (BERT ``[unused0]``, T5/others ``<unused0>``)
@@ -111,7 +112,8 @@ def nearest_neighbours(
 
     The ranking is the one of the fp32 similarity matrix ``unit @ unit.T`` (MKL sgemm on the CPU, any
     block of 12 or more rows gives the same bits): blocks of ``chunk_size`` rows, each row's top-``k`` by
-    ``torch.topk``. On the CPU in fp32, with ``screen`` > ``k``, the similarities are first computed in
+    ``torch.topk``. On a CPU with native bf16 matmuls (:func:`bf16_screen_available`) in fp32, with
+    ``screen`` > ``k``, the similarities are first computed in
     bf16 (4-5x the fp32 matmul's speed where the CPU has bf16 dot products) and only each row's ``screen``
     best candidates are recomputed in fp32: when the bf16 ``k``-th and ``screen``-th values of a row are
     more than ``2 * BF16_SIMILARITY_ERROR`` apart, no column outside the candidates can be among the fp32
@@ -159,7 +161,8 @@ def nearest_neighbours(
         sims = torch.zeros(V, k, dtype=dtype, device=device)
         rows = torch.nonzero(~exclude).squeeze(1)  # (R,)
         col_penalty = torch.zeros(V, dtype=dtype, device=device).masked_fill(exclude, float("-inf"))  # (V,)
-        screened = dtype == torch.float32 and device.type == "cpu" and k < screen < candidates - 1
+        screened = (dtype == torch.float32 and device.type == "cpu" and k < screen < candidates - 1
+                    and bf16_screen_available())
         if screened:
             _screened_ids(unit, rows, k, screen, chunk_size, col_penalty, ids)
         else:
@@ -172,6 +175,14 @@ def nearest_neighbours(
             r = rows[start : start + chunk_size]
             sims[r] = (unit[r].unsqueeze(1) * unit[ids[r]]).sum(-1)  # (C, k)
     return NeighbourTable(ids=ids, sims=sims.float() if dtype != torch.float64 else sims)
+
+
+def bf16_screen_available() -> bool:
+    """Whether this CPU runs oneDNN's bf16 matmul natively (AVX-512 / bf16 dot products; else the fp32 path)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 @contextlib.contextmanager
