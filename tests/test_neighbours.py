@@ -89,3 +89,55 @@ def test_readable_sample():
     w = torch.tensor([[1.0, 0.1], [1.0, 0.2], [1.0, 0.5], [-1.0, 0.0]])
     lines = readable_sample(nearest_neighbours(w, 2), tokens, ["good", "absent"], n=2)
     assert lines == ["good -> great (1.00), nice (0.93)"]
+
+
+def clustered(V=3000, E=48, centres=200, spread=0.35, seed=0):
+    """Word-vector-like rows: ``centres`` directions plus noise, so each row has a few clearly closer rows."""
+    g = torch.Generator().manual_seed(seed)
+    c = torch.randn(centres, E, generator=g)
+    return c[torch.randint(0, centres, (V,), generator=g)] + spread * torch.randn(V, E, generator=g)
+
+
+@pytest.mark.parametrize("weight, min_screened", [(clustered(), 0.9), (clustered(spread=2.0, seed=1), 0.0),
+                                                   (torch.randn(1500, 32), 0.0)], ids=["clustered", "loose", "random"])
+def test_bf16_screen_gives_the_fp32_table(weight, min_screened, monkeypatch):
+    from xaicore.perturbation.neighbours import bf16_screen_available
+
+    if not bf16_screen_available():
+        pytest.skip("no native bf16 matmul on this CPU: nearest_neighbours runs the fp32 path only")
+    """The bf16 screen (default ``screen=64``) returns the same ids as the plain fp32 matrix (``screen=0``), both
+    where the screen is conclusive and where rows fall back to fp32 in full; excluded entries, a zero row."""
+    import xaicore.perturbation.neighbours as nb
+
+    weight = weight.clone()
+    weight[7] = 0.0
+    exclude = torch.zeros(weight.shape[0], dtype=torch.bool)
+    exclude[[0, 5, 40, 41]] = True
+    calls = {"screened": 0, "full": 0}
+    inner = nb._topk_exact
+
+    def counting(unit, rows, k, col_penalty, cols=None):
+        calls["full" if cols is None else "screened"] += int(rows.numel())
+        return inner(unit, rows, k, col_penalty, cols)
+
+    monkeypatch.setattr(nb, "_topk_exact", counting)
+    fast = nearest_neighbours(weight, 10, exclude=exclude, chunk_size=512)
+    assert calls["screened"] > 0 and calls["full"] > 0  # the default runs the screen (and some rows in full)
+    screened_rows = calls["screened"]
+    plain = nearest_neighbours(weight, 10, exclude=exclude, chunk_size=512, screen=0)
+    assert torch.equal(fast.ids, plain.ids)
+    assert torch.equal(fast.sims, plain.sims)
+    print(f"screened {screened_rows / weight.shape[0]:.3f} of the rows")
+    assert screened_rows >= min_screened * weight.shape[0]  # clustered rows: the screen decides nearly all
+
+
+def test_bf16_similarity_error_bound_holds():
+    """The bound the screen relies on: |bf16 cosine - fp32 cosine| <= BF16_SIMILARITY_ERROR on unit rows."""
+    from xaicore.perturbation.neighbours import BF16_SIMILARITY_ERROR
+
+    for w in (clustered(), torch.randn(2000, 384), torch.randn(2000, 384).abs()):
+        u = w / w.norm(dim=1, keepdim=True)
+        ub = u.to(torch.bfloat16)
+        err = ((ub @ ub.T).float() - u @ u.T).abs().max()
+        assert float(err) <= BF16_SIMILARITY_ERROR
+        assert float(err) > 1e-4  # bf16 is really rounding here (the bound is not vacuous)

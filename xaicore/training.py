@@ -222,6 +222,22 @@ class StepClock:
         return self._seconds
 
 
+#: devices whose parameters the fused (one-kernel) Adam / AdamW updates
+FUSED_OPTIMIZER_DEVICES = ("cpu", "cuda")
+
+
+def make_optimizer(params: Iterable[Tensor], config: TrainConfig) -> torch.optim.Optimizer:
+    """``config``'s Adam / AdamW over ``params``, fused (``fused=True``: one kernel per step instead of
+    a dozen elementwise passes over every parameter) when every parameter is a floating tensor on a
+    :data:`FUSED_OPTIMIZER_DEVICES` device; the update equals the unfused one up to float rounding
+    (tests/test_models_training.py checks it). Otherwise PyTorch's default implementation."""
+    params = list(params)
+    fused = bool(params) and all(p.is_floating_point() and p.device.type in FUSED_OPTIMIZER_DEVICES for p in params)
+    opt = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return opt(params, lr=config.lr, weight_decay=config.weight_decay, amsgrad=config.amsgrad,
+               **({"fused": True} if fused else {}))
+
+
 @dataclass
 class EpochResult:
     """What :func:`fit` reports after each epoch.
@@ -301,8 +317,7 @@ class Trainer:
         self.regularizer = regularizer
         self.steps_per_epoch = max(1, steps_per_epoch)
         total = config.epochs * self.steps_per_epoch
-        opt = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = opt(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, amsgrad=config.amsgrad)
+        self.optimizer = make_optimizer(model.parameters(), config)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, _lr_lambda(total, int(math.ceil(config.warmup_ratio * total)), config.decay)
         )

@@ -65,6 +65,33 @@ def _reverse_within_length(mask: Tensor) -> Tensor:
     return torch.where(t < lengths, lengths - 1 - t, t)
 
 
+class _InvolutionRows(torch.autograd.Function):
+    """``x.reshape(B * T, -1)[index]`` for a row permutation ``index`` that is its own inverse.
+
+    The gradient of a gather by a permutation ``P`` is the gather by ``P^-1``; for an involution
+    (``P = P^-1``, :func:`_reverse_within_length`) that is the same ``index_select``, so the backward
+    copies rows instead of zero-filling a buffer and scatter-adding into it: the same values exactly
+    (every row receives one gradient row), at the cost of a copy.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, index: Tensor) -> Tensor:  # x (B, T, D), index (B * T,) flat row ids
+        ctx.save_for_backward(index)
+        return x.reshape(-1, x.shape[-1]).index_select(0, index).view(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (index,) = ctx.saved_tensors
+        return _InvolutionRows.apply(grad, index), None  # itself: twice differentiable
+
+
+def _flat_reverse_index(mask: Tensor) -> Tensor:
+    """``(B * T,)`` flat row ids ``b * T + rev[b, t]`` of :func:`_reverse_within_length` (an involution)."""
+    B, T = mask.shape
+    rev = _reverse_within_length(mask)
+    return (rev + torch.arange(B, device=mask.device).unsqueeze(1) * T).reshape(-1)
+
+
 class AttentionLSTMClassifier(nn.Module):
     """BiLSTM + additive attention text classifier (Jain & Wallace 2019)."""
 
@@ -134,10 +161,10 @@ class AttentionLSTMClassifier(nn.Module):
     def _encode(self, embeddings: Tensor, attention_mask: Tensor, masks: Optional[dict[str, Tensor]]) -> Tensor:
         mask = attention_mask.bool()
         x = self._dropout(embeddings, "embeddings", masks)  # (B, T, E)
-        rev = _reverse_within_length(mask)  # (B, T)
+        rev = _flat_reverse_index(mask)  # (B * T,)
         fw, _ = self.encoder_fw(x)  # (B, T, H)
-        bw, _ = self.encoder_bw(x.gather(1, rev.unsqueeze(-1).expand_as(x)))  # (B, T, H), reversed time
-        bw = bw.gather(1, rev.unsqueeze(-1).expand_as(bw))
+        bw, _ = self.encoder_bw(_InvolutionRows.apply(x, rev))  # (B, T, H), reversed time
+        bw = _InvolutionRows.apply(bw, rev)
         return torch.cat([fw, bw], dim=-1) * mask.unsqueeze(-1).to(fw.dtype)  # (B, T, 2H)
 
     def attention_scores(self, hidden: Tensor, attention_mask: Tensor) -> Tensor:
