@@ -111,6 +111,14 @@ def _print_pareto_trials(plan, outcome) -> int:
     return 0
 
 
+def _print_table(header: Sequence[str], table: Sequence[Sequence[str]]) -> None:
+    """``header`` and the rows of ``table`` as left-aligned columns, two spaces apart."""
+    widths = [max(len(h), *(len(row[j]) for row in table)) for j, h in enumerate(header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+
+
 def cmd_best(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
 
@@ -146,10 +154,7 @@ def cmd_best(args: argparse.Namespace) -> int:
         cells = [str(i + 1), r.run_id[:12], value] + ([str(r.n)] if grouped else [])
         cells += ["–" if k in r.inactive else _short(r.params.get(k, "–")) for k in keys]
         table.append(cells)
-    widths = [max(len(h), *(len(row[j]) for row in table)) for j, h in enumerate(header)]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-    for row in table:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    _print_table(header, table)
     if any(r.early_stopped for r in rows):
         print("(* stopped early by ASHA" + (": at least one run of the configuration" if grouped else "") + ")")
     if grouped:
@@ -189,10 +194,7 @@ def _best_pareto(args: argparse.Namespace, uri: str, objectives) -> int:
         cells += ([str(r.n)] if grouped else [])
         cells += ["–" if k in r.inactive else _short(r.params.get(k, "–")) for k in keys]
         table.append(cells)
-    widths = [max(len(h), *(len(row[j]) for row in table)) for j, h in enumerate(header)]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-    for row in table:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    _print_table(header, table)
     print("(non-dominated: no other " + ("configuration" if not args.per_run else "run") + " is at least as good "
           "in every objective and better in one" + ("; run_id: the configuration's best run" if grouped else "")
           + "; – : parameter inactive)")
