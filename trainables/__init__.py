@@ -40,7 +40,8 @@ A trainable's ``TRAINABLE`` (:class:`trainables.protocol.Trainable`) has:
   (:class:`trainables.protocol.ModelEvaluation`: the model trainables and artifact it reads, the config key
   that receives the model, the knobs an evaluation spec may set); ``xaisweep evaluate`` runs it on every
   saved model of a sweep (:mod:`sweeps.evaluation.plan`, :mod:`trainables.evaluation_run`). Today:
-  ``faithfulness`` (classifier models) and ``restorability`` (mlm models).
+  ``faithfulness`` (classifier models), ``faithfulness_transformer`` (finetune models) and ``restorability``
+  (mlm models).
 """
 from __future__ import annotations
 
@@ -140,7 +141,8 @@ class LazyNames(Sequence):
 #: every trainable a sweep spec may name -> its package (imported on first use)
 TRAINABLES: dict[str, TrainableEntry] = {
     name: TrainableEntry(name=name, module=f"trainables.{name}")
-    for name in ("classifier", "faithfulness", "mlm", "restorability", "finetune", "bios_debias")
+    for name in ("classifier", "faithfulness", "mlm", "restorability", "finetune", "bios_debias",
+                 "faithfulness_transformer")
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Sequence
 
 from trainables.artifacts import token_heatmap_html
 from trainables.faithfulness.metrics import PER_METHOD
@@ -22,13 +23,14 @@ def write_tables(table: dict[str, dict[str, float]], out_dir: Path) -> list[Path
     return [out_dir / "faithfulness_table.md", out_dir / "faithfulness_table.csv"]
 
 
-def write_heatmaps(setup, maps, out_dir: Path, n: int = 4) -> Path:
+def write_heatmaps(id_tokens: Callable[[Sequence[int]], list[str]], maps, out_dir: Path, n: int = 4) -> Path:
+    """The first ``n`` test examples' feature maps per method; ``id_tokens(ids) -> tokens`` names the ids."""
     rows = []
     for method, pairs in maps.items():
         batch, scores = pairs[0]
         for i in range(min(n, batch.size)):
             length = int(batch.attention_mask[i].sum())
-            tokens = [setup.vocab.itos[int(t)] for t in batch.input_ids[i, :length]]
+            tokens = id_tokens(batch.input_ids[i, :length].tolist())
             rows.append((tokens, scores[i, :length].tolist(), f"{method}: example {i}"))
     path = out_dir / "attribution_heatmaps.html"
     path.write_text(token_heatmap_html(rows, "feature maps per attribution method (test examples)"))

@@ -19,8 +19,10 @@ DEFAULT_METHODS = ("saliency", "integrated_gradients", "input_x_gradient", "atte
 
 
 @dataclass(frozen=True)
-class FaithfulnessTrialConfig(ClassifierTrialConfig):
-    """A :class:`ClassifierTrialConfig` plus the faithfulness evaluation settings.
+class FaithfulnessSettings:
+    """The evaluation settings of a faithfulness trial, whatever the model (mixed into
+    :class:`FaithfulnessTrialConfig` and ``trainables.faithfulness_transformer``'s config; checked by
+    :func:`settings_problems`).
 
     Attributes:
         methods: attribution methods (``xaicore.faithfulness.attribution.ATTRIBUTION_METHODS``).
@@ -34,13 +36,11 @@ class FaithfulnessTrialConfig(ClassifierTrialConfig):
             integer, or ``None`` (all ``batch x ig_steps`` rows at once); results do not depend on it.
             The mean passes per evaluated batch is reported as ``faith/ig_passes_per_batch``.
         ig_memory_budget_mb: working memory of one IG pass with ``ig_internal_batch_size: auto`` (MiB).
-        cancel_out: how the erasure metrics and leave-one-out remove a token, one of
-            ``pad`` (replace by PAD, keep length), ``delete``, ``zero_vector``, ``attention_mask``.
+        cancel_out: how the erasure metrics and leave-one-out remove a token
+            (:mod:`xaicore.cancel_out.methods`; which ones a model admits: its config class).
         deletion_step: tokens removed per step.
         tvd_permutations: shuffles per example.
         weak_epochs / weak_lr / weak_train_examples: weak-learner training.
-        model_checkpoint: a ``best_model.pt`` (``save_model: true`` of a classifier trial)
-            to evaluate instead of training; it must come from the same data/vocab config.
     """
 
     methods: tuple = DEFAULT_METHODS
@@ -57,36 +57,56 @@ class FaithfulnessTrialConfig(ClassifierTrialConfig):
     weak_epochs: int = 10
     weak_lr: float = 1e-3
     weak_train_examples: int = 2000
+
+
+def settings_problems(cfg: FaithfulnessSettings) -> list[str]:
+    """The pure checks of the :class:`FaithfulnessSettings` keys, ``cancel_out`` aside (what a model admits)."""
+    p = []
+    unknown = [m for m in cfg.methods if m not in ATTRIBUTION_METHODS]
+    if unknown:
+        p.append(f"methods: unknown {unknown}; known: {', '.join(ATTRIBUTION_METHODS)}")
+    if not cfg.methods:
+        p.append("methods: at least one attribution method is needed")
+    bad = [m for m in cfg.faith_metrics if m not in FAITH_METRICS]
+    if bad:
+        p.append(f"faith_metrics: unknown {bad}; known: {', '.join(FAITH_METRICS)}")
+    if cfg.ig_method not in IG_METHODS:
+        p.append(f"ig_method: must be one of {', '.join(IG_METHODS)}, got {cfg.ig_method!r}")
+    if cfg.ig_baseline not in IG_BASELINES:
+        p.append(f"ig_baseline: must be one of {', '.join(IG_BASELINES)}, got {cfg.ig_baseline!r}")
+    ibs = cfg.ig_internal_batch_size
+    if (isinstance(ibs, str) and ibs != "auto") or (isinstance(ibs, int) and ibs < 1):
+        p.append(f"ig_internal_batch_size: must be auto, an integer >= 1 or null, got {ibs!r}")
+    if not cfg.ig_memory_budget_mb > 0:
+        p.append(f"ig_memory_budget_mb: must be > 0, got {cfg.ig_memory_budget_mb}")
+    for name in ("eval_examples", "ig_steps", "deletion_step", "tvd_permutations", "weak_epochs",
+                 "weak_train_examples"):
+        if getattr(cfg, name) < 1:
+            p.append(f"{name}: must be >= 1, got {getattr(cfg, name)}")
+    return p
+
+
+@dataclass(frozen=True)
+class FaithfulnessTrialConfig(FaithfulnessSettings, ClassifierTrialConfig):
+    """A :class:`ClassifierTrialConfig` plus the :class:`FaithfulnessSettings`.
+
+    Attributes:
+        cancel_out: one of ``pad`` (replace by PAD, keep length), ``delete``, ``zero_vector``,
+            ``attention_mask`` (the word vocabulary has no [MASK] and no masked LM shares it).
+        model_checkpoint: a ``best_model.pt`` (``save_model: true`` of a classifier trial)
+            to evaluate instead of training; it must come from the same data/vocab config.
+    """
+
     model_checkpoint: Optional[str] = None
 
     def problems(self) -> list[str]:
-        p = super().problems()
-        unknown = [m for m in self.methods if m not in ATTRIBUTION_METHODS]
-        if unknown:
-            p.append(f"methods: unknown {unknown}; known: {', '.join(ATTRIBUTION_METHODS)}")
-        if not self.methods:
-            p.append("methods: at least one attribution method is needed")
-        bad = [m for m in self.faith_metrics if m not in FAITH_METRICS]
-        if bad:
-            p.append(f"faith_metrics: unknown {bad}; known: {', '.join(FAITH_METRICS)}")
-        if self.ig_method not in IG_METHODS:
-            p.append(f"ig_method: must be one of {', '.join(IG_METHODS)}, got {self.ig_method!r}")
-        if self.ig_baseline not in IG_BASELINES:
-            p.append(f"ig_baseline: must be one of {', '.join(IG_BASELINES)}, got {self.ig_baseline!r}")
+        p = super().problems() + settings_problems(self)
         if self.cancel_out in CANCEL_OUT_REGISTRY and CANCEL_OUT_REGISTRY[self.cancel_out].needs_mask_token:
             p.append(f"cancel_out: {self.cancel_out!r} needs a model with a mask token and a masked LM sharing its "
-                     f"vocabulary; the attention-LSTM's word vocabulary has none: use one of {', '.join(faith_cancel_outs())}")
+                     f"vocabulary; the attention-LSTM's word vocabulary has none: use one of {', '.join(faith_cancel_outs())} "
+                     "(or evaluate a transformer: trainable faithfulness_transformer)")
         elif self.cancel_out not in faith_cancel_outs():
             p.append(f"cancel_out: must be one of {', '.join(faith_cancel_outs())}, got {self.cancel_out!r}")
-        ibs = self.ig_internal_batch_size
-        if (isinstance(ibs, str) and ibs != "auto") or (isinstance(ibs, int) and ibs < 1):
-            p.append(f"ig_internal_batch_size: must be auto, an integer >= 1 or null, got {ibs!r}")
-        if not self.ig_memory_budget_mb > 0:
-            p.append(f"ig_memory_budget_mb: must be > 0, got {self.ig_memory_budget_mb}")
-        for name in ("eval_examples", "ig_steps", "deletion_step", "tvd_permutations", "weak_epochs",
-                     "weak_train_examples"):
-            if getattr(self, name) < 1:
-                p.append(f"{name}: must be >= 1, got {getattr(self, name)}")
         if self.model_checkpoint is not None and not Path(self.model_checkpoint).exists():
             p.append(f"model_checkpoint: no such file {self.model_checkpoint!r}")
         return p

@@ -5,13 +5,13 @@ import dataclasses
 import functools
 import itertools
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 
 from trainables.classifier.setup import EVAL_BATCH_SIZE
 from trainables.faithfulness.artifacts import plot_curves, write_heatmaps, write_tables
-from trainables.faithfulness.config import FaithfulnessTrialConfig
+from trainables.faithfulness.config import FaithfulnessSettings
 from trainables.protocol import runtime_compilation
 from trainables.faithfulness.metrics import (
     AGREEMENT,
@@ -22,6 +22,7 @@ from trainables.faithfulness.metrics import (
     faith_method_name,
     faith_metric_name,
 )
+from xaicore.cancel_out.methods import CancelOut
 from xaicore.faithfulness.attribution import ATTRIBUTION_METHODS
 from xaicore.faithfulness.agreement import rank_agreement, rationale_agreement
 from xaicore.faithfulness.deletion import deletion_until_flip
@@ -31,12 +32,14 @@ from xaicore.faithfulness.shuffle import shuffle_tvd
 from xaicore.faithfulness.weak_learner import train_weak_learner, with_feature_maps
 
 
-def _attributor(cfg: FaithfulnessTrialConfig, method: str, passes: Optional[list[int]] = None):
+def _attributor(cfg: FaithfulnessSettings, method: str, passes: Optional[list[int]] = None,
+                cancel_out: Union[str, CancelOut, None] = None):
     """The attribution function of ``method`` with this config's options bound; a path integral appends
-    the forward/backward passes of every call to ``passes`` when given."""
+    the forward/backward passes of every call to ``passes`` when given; ``cancel_out``: the config's
+    ``cancel_out`` as an instance (a masked LM bound), default the name."""
     fn = ATTRIBUTION_METHODS[method]
     if fn.takes_cancel_out:
-        return functools.partial(fn, cancel_out=cfg.cancel_out)
+        return functools.partial(fn, cancel_out=cfg.cancel_out if cancel_out is None else cancel_out)
     if fn.path_integral:
         bound = functools.partial(fn, n_steps=cfg.ig_steps, method=cfg.ig_method, baseline=cfg.ig_baseline,
                                   internal_batch_size=cfg.ig_internal_batch_size,
@@ -69,15 +72,16 @@ def take_batches(batches, n: int):
     return out
 
 
-def eval_test_batches(setup, cfg: FaithfulnessTrialConfig) -> list:
+def eval_test_batches(setup, cfg, test=None) -> list:
     """The evaluated test examples: a seeded (``data_seed``) random subset of ``eval_examples`` of the test
     split in file order, batched as the setup's test batches; the whole split when it is not larger.
-    Not the first N: local IMDB / 20News and hub IMDB test files are sorted by label."""
+    Not the first N: local IMDB / 20News and hub IMDB test files are sorted by label. ``test``: the test
+    :class:`~xaicore.data.loading.TextDataset` (default ``setup.splits.test``, the classifier setup's)."""
     from trainables.data_setup import subsample
     from xaicore.data.batching import batches as make_batches
     from xaicore.data.batching import encode_dataset
 
-    test = setup.splits.test
+    test = setup.splits.test if test is None else test
     if len(test) > cfg.eval_examples:
         test = subsample(test, cfg.eval_examples, cfg.data_seed)
     # file order, not the length-sorted test batches: the metrics are means of per-batch values (tokenised
@@ -87,8 +91,18 @@ def eval_test_batches(setup, cfg: FaithfulnessTrialConfig) -> list:
                              batch_size=EVAL_BATCH_SIZE, shuffle=False, seed=0, pad_multiple=pad))
 
 
-def evaluate_faithfulness(setup, cfg: FaithfulnessTrialConfig, out_dir: Optional[Path] = None):
+def evaluate_faithfulness(setup, cfg, out_dir: Optional[Path] = None, *, test=None,
+                          cancel_out: Optional[CancelOut] = None,
+                          id_tokens: Optional[Callable[[Sequence[int]], list[str]]] = None):
     """Every method x every metric on ``eval_examples`` test examples (:func:`eval_test_batches`).
+
+    ``setup``: a trained setup (``model``, ``device``, ``trainer``, ``encoder``, ``encoded["train"]``,
+    ``valid_batches``, ``num_classes``; the classifier's or the transformer's); ``cfg``: its config with the
+    :class:`~trainables.faithfulness.config.FaithfulnessSettings` keys. ``test``: the test dataset (default
+    ``setup.splits.test``); ``cancel_out``: ``cfg.cancel_out`` as an instance (a transformer's masked LM,
+    candidates ``k``; default the name); ``id_tokens(ids) -> tokens`` for the heatmaps (default
+    ``setup.vocab.itos``). Only content tokens (``Batch.content_mask``: no special token, no padding) are
+    removed or scored.
 
     Returns ``(metrics, table, artifacts)``: ``faith/<metric>/<method>`` floats (and
     ``faith/ig_passes_per_batch``, IG's mean passes per test batch, when IG is evaluated), the
@@ -99,9 +113,10 @@ def evaluate_faithfulness(setup, cfg: FaithfulnessTrialConfig, out_dir: Optional
     model, device = setup.model.eval(), setup.device
     compiled = setup.trainer.compiled  # the CompileCounter of a compiled model, else None
     graphs_before = compiled.graphs if compiled is not None else 0
-    test = [b.to(device) for b in eval_test_batches(setup, cfg)]
+    test = [b.to(device) for b in eval_test_batches(setup, cfg, test)]
+    cancel = cfg.cancel_out if cancel_out is None else cancel_out
     passes: list[int] = []
-    maps = {m: with_feature_maps(model, test, _attributor(cfg, m, passes)) for m in cfg.methods}
+    maps = {m: with_feature_maps(model, test, _attributor(cfg, m, passes, cancel)) for m in cfg.methods}
     table: dict[str, dict[str, float]] = {faith_method_name(m, cfg.cancel_out): {} for m in cfg.methods}
     metrics: dict[str, float] = {}
     if passes:
@@ -115,10 +130,10 @@ def evaluate_faithfulness(setup, cfg: FaithfulnessTrialConfig, out_dir: Optional
     for method, pairs in maps.items():
         if "deletion" in cfg.faith_metrics:
             put("deletion", method, nanmean([
-                deletion_until_flip(model, b, s, cancel_out=cfg.cancel_out, step=cfg.deletion_step)
+                deletion_until_flip(model, b, s, cancel_out=cancel, step=cfg.deletion_step)
                 for b, s in pairs]))
         if "eraser" in cfg.faith_metrics:
-            curves = [erasure_curves(model, b, s, cancel_out=cfg.cancel_out) for b, s in pairs]
+            curves = [erasure_curves(model, b, s, cancel_out=cancel) for b, s in pairs]
             put("comprehensiveness", method, nanmean([c["aopc_comprehensiveness"] for c in curves]))
             put("sufficiency", method, nanmean([c["aopc_sufficiency"] for c in curves]))
         if "rationale" in cfg.faith_metrics and all(b.rationale_mask is not None for b, _ in pairs):
@@ -145,7 +160,7 @@ def evaluate_faithfulness(setup, cfg: FaithfulnessTrialConfig, out_dir: Optional
                       lr=cfg.weak_lr, seed=cfg.seed, device=device, pad_id=setup.encoder.pad_token_id)
         for method in list(cfg.methods) + list(BASELINES):
             if method in cfg.methods:
-                fn = _attributor(cfg, method)
+                fn = _attributor(cfg, method, cancel_out=cancel)
                 train_m, valid_m = with_feature_maps(model, train_b, fn), with_feature_maps(model, valid_b, fn)
                 res = train_weak_learner(train_m, valid_m, maps[method], feature_map="given", **common)
                 if "weak_learner" in cfg.faith_metrics:
@@ -170,7 +185,10 @@ def evaluate_faithfulness(setup, cfg: FaithfulnessTrialConfig, out_dir: Optional
     artifacts: list[Path] = []
     if out_dir is not None:
         artifacts += write_tables(table, out_dir)
-        artifacts.append(write_heatmaps(setup, maps, out_dir))
+        if id_tokens is None:
+            def id_tokens(ids):
+                return [setup.vocab.itos[int(t)] for t in ids]
+        artifacts.append(write_heatmaps(id_tokens, maps, out_dir))
         if curves:
             artifacts.append(plot_curves(curves, out_dir / "weak_learner_valid_loss.png"))
     return metrics, table, artifacts

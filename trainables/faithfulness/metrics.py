@@ -5,6 +5,7 @@ results with the same constants and functions."""
 from __future__ import annotations
 
 import functools
+from typing import Optional, Sequence
 
 from trainables import LazyNames
 from trainables.classifier.metrics import METRICS as CLASSIFIER_METRICS
@@ -69,11 +70,12 @@ def agreement_metric_name(stat: str, a: str, b: str) -> str:
     return f"faith/{stat}/{a}__{b}"
 
 
-def faith_metrics() -> tuple[str, ...]:
-    """Every ``faith/*`` name, for every registered attribution method and accepted cancel-out method."""
+def faith_metrics(cancel_outs: Optional[Sequence[str]] = None) -> tuple[str, ...]:
+    """Every ``faith/*`` name, for every registered attribution method and accepted cancel-out method
+    (``cancel_outs``; default :func:`faith_cancel_outs`, the word-level BiLSTM's)."""
     names: dict[str, None] = {IG_PASSES_PER_BATCH: None, RECOMPILES: None}
     attributions = attribution_method_names()
-    for c in faith_cancel_outs():
+    for c in (faith_cancel_outs() if cancel_outs is None else cancel_outs):
         methods = [faith_method_name(a, c) for a in attributions]
         for m in PER_METHOD:
             for a in attributions:

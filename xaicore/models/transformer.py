@@ -35,11 +35,14 @@ class TransformerClassifierConfig:
         model_name_or_path: HF hub id (e.g. ``bert-base-uncased``) or local dir.
         num_classes: number of labels.
         local_files_only: never contact the hub (offline clusters, tests).
+        use_safetensors: ``True``: read the weights from ``*.safetensors`` only (a saved model of another
+            trial: never unpickle a ``pytorch_model.bin``); ``None``: the ``transformers`` default.
     """
 
     model_name_or_path: str
     num_classes: int = 2
     local_files_only: bool = False
+    use_safetensors: Optional[bool] = None
 
 
 class TransformerClassifier(nn.Module):
@@ -64,7 +67,8 @@ class TransformerClassifier(nn.Module):
         from transformers import AutoModelForSequenceClassification
 
         model = AutoModelForSequenceClassification.from_pretrained(
-            config.model_name_or_path, num_labels=config.num_classes, local_files_only=config.local_files_only
+            config.model_name_or_path, num_labels=config.num_classes, local_files_only=config.local_files_only,
+            use_safetensors=config.use_safetensors,
         )
         return cls(model)
 
