@@ -465,7 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--with", dest="with_spec", required=True, metavar="SPEC",
                     help="evaluation spec (YAML: name, trainable, config, search_space of its knobs, resources, "
                          "max_concurrent) or a shipped default: faithfulness (deletion, weak learner, TVD of "
-                         "saliency / IxG / IG / attention; deletion under three cancel-out methods), correlation "
+                         "saliency / IxG / IG / attention; deletion under three cancel-out methods), "
+                         "faithfulness_transformer (the same for finetune sweeps' transformers, deletion under "
+                         "zero_vector, mask_token and uniform_marginalize), correlation "
                          "(attention-gradient agreement), rationale (agreement with the data's rationales), "
                          "restorability (a masked LM's: for mlm sweeps); see sweeps/evaluate_*.yaml")
     ev.add_argument("--address", help="Ray cluster address (default: start a local Ray)")

@@ -97,11 +97,13 @@ def test_shipped_evaluation_specs_parse_and_fit_their_trainable(path):
     evaluation = entry.trainable.evaluation
     assert evaluation is not None
     assert set(spec.config) | {p.name for p in spec.params} <= evaluation.knobs
-    base = dict(TINY) if evaluation.inherits_trial_config else {}
+    # a trial config of the models it reads (the finetune keys: a transformer's data and tokenisation)
+    base = ({"dataset": "synthetic", "epochs": 1} if "finetune" in evaluation.model_trainables else dict(TINY)) \
+        if evaluation.inherits_trial_config else {}
     for point in evaluation_points(spec):
         assert config_problems(entry, {**base, **evaluation.fixed, **spec.config, **point.values}) == []
     assert {"evaluate_faithfulness.yaml", "evaluate_correlation.yaml", "evaluate_rationale.yaml",
-            "evaluate_restorability.yaml"} <= {p.name for p in (ROOT / "sweeps").glob("evaluate_*.yaml")}
+            "evaluate_restorability.yaml", "evaluate_faithfulness_transformer.yaml"} <= {p.name for p in (ROOT / "sweeps").glob("evaluate_*.yaml")}
 
 
 # ----------------------------------------------------------------------------- bad input, before Ray
@@ -177,6 +179,7 @@ def test_an_evaluation_that_cannot_read_the_models_is_refused(no_ray, store, tmp
     fake_sweep(store, "finetuned", trainable="finetune", model=True)
     rc, _, err = evaluate(capsys, "finetuned", "--with", "faithfulness", "--tracking-uri", store)
     assert rc == 2 and "sweep 'finetuned' has finetune trials" in err
+    assert "(faithfulness_transformer reads finetune models)" in err
 
 
 def test_rationale_of_data_without_rationales_is_refused(no_ray, store, tmp_path, capsys):
@@ -414,7 +417,7 @@ def test_every_model_evaluation_declaration_fits_its_config():
     from trainables import TRAINABLES
 
     declared = {n: e.trainable.evaluation for n, e in TRAINABLES.items() if e.trainable.evaluation is not None}
-    assert set(declared) == {"faithfulness", "restorability"}
+    assert set(declared) == {"faithfulness", "faithfulness_transformer", "restorability"}
     for name, evaluation in declared.items():
         fields = {f.name for f in dataclasses.fields(TRAINABLES[name].trainable.config)}
         assert evaluation.model_key in fields and evaluation.model_key not in evaluation.knobs, name
@@ -424,3 +427,8 @@ def test_every_model_evaluation_declaration_fits_its_config():
     faith = declared["faithfulness"]
     assert not {"dataset", "synthetic_size", "max_vocab", "min_freq", "hidden_dim", "data_seed", "lr"} & faith.knobs
     assert {"cancel_out", "methods", "ig_steps", "deletion_step", "faith_metrics", "seed"} <= faith.knobs
+    # the transformer's: finetune models, on their own data and tokenizer; the masked LM and k are knobs
+    tfaith = declared["faithfulness_transformer"]
+    assert tfaith.model_trainables == ("finetune",) and tfaith.model_artifact == "model"
+    assert not {"dataset", "model", "max_length", "data_seed", "lr", "columns", "test_split"} & tfaith.knobs
+    assert {"cancel_out", "methods", "mlm", "k", "faith_metrics", "seed"} <= tfaith.knobs

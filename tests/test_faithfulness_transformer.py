@@ -25,7 +25,7 @@ FAITH = {"methods": ["saliency", "input_x_gradient", "leave_one_out"], "faith_me
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    return make_nli_files(tmp_path_factory.mktemp("nli"), n_train=32, n_eval=12)
+    return make_nli_files(tmp_path_factory.mktemp("nli"), n_train=96, n_eval=12)
 
 
 def finetune_config(base_model: Path, data: Path, **kw) -> dict:
@@ -39,7 +39,8 @@ def saved(tmp_path_factory, data):
     from trainables.finetune.trial import run_trial as finetune
 
     root = tmp_path_factory.mktemp("saved")
-    cfg = finetune_config(make_model_dir(root / "base"), data, save_model=True, cache_dir=str(root / "cache"))
+    cfg = finetune_config(make_model_dir(root / "base"), data, save_model=True, cache_dir=str(root / "cache"),
+                          epochs=3, lr=3e-3)  # learns the task: deletions flip predictions
     finetune(cfg, out_dir=root / "out")
     model_dir = root / "out" / "model"
     assert (model_dir / "model.safetensors").is_file() and (model_dir / "tokenizer.json").is_file()
@@ -107,6 +108,7 @@ def test_metrics_equal_xaicore_on_the_same_model(saved, data, mlm_dir, cancel, t
         assert bool((scores[~batch.content_mask] == 0).all())  # never attribute special tokens or padding
         label = f"{name}.{cancel}" if name == "leave_one_out" else name
         want = nanmean(deletion_until_flip(model, batch, scores, cancel_out=method))
+        assert 0 < want < 1  # some predictions flip before every content token is gone
         assert m[f"faith/deletion.{cancel}/{label}"] == pytest.approx(want, abs=1e-6)
         curves = erasure_curves(model, batch, scores, cancel_out=method)
         assert m[f"faith/comprehensiveness.{cancel}/{label}"] == pytest.approx(
@@ -172,3 +174,96 @@ def test_a_masked_lm_with_another_vocabulary_is_refused(saved, tmp_path):
     cfg = parse_config({**trained, "save_model": False, "model_dir": str(model_dir), "cancel_out": "uniform_marginalize",
                         "mlm": str(other)})
     assert any("differs from the classifier" in p for p in preflight(cfg))
+
+
+# ----------------------------------------------------------------------------- xaisweep evaluate
+def fake_finetune_sweep(uri: str, name: str, config: dict) -> str:
+    """An experiment with one finished finetune trial run as ``xaisweep run`` leaves it (tags, config.yaml, model/)."""
+    import yaml
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    run = client.create_run(client.create_experiment(name), tags={"ray_trial_id": "t0", "trainable": "finetune"})
+    client.log_text(run.info.run_id, yaml.safe_dump({"trainable": "finetune", "config": config}), "config.yaml")
+    client.log_text(run.info.run_id, "not read before Ray", "model/config.json")
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
+def test_evaluate_refuses_marginalize_without_a_masked_lm_before_ray(saved, tmp_path, monkeypatch, capsys):
+    import yaml
+
+    ray = pytest.importorskip("ray")
+    from sweeps import cli
+
+    def boom(*args, **kwargs):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(ray, "init", boom)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    fake_finetune_sweep(uri, "ft", saved[1])
+    spec = tmp_path / "e.yaml"
+    spec.write_text(yaml.safe_dump({"name": "tf", "trainable": "faithfulness_transformer",
+                                    "config": {"methods": ["saliency"], "faith_metrics": ["deletion"]},
+                                    "search_space": {"cancel_out": {"type": "grid",
+                                                                    "values": ["mask_token", "uniform_marginalize"]}}}))
+    rc = cli.main(["evaluate", "ft", "--with", str(spec), "--tracking-uri", uri])
+    err = capsys.readouterr().err
+    assert rc == 2 and "tf_uniform_marginalize: cancel_out: 'uniform_marginalize' fills the removed tokens" in err
+    assert "set mlm:" in err and "tf_mask_token" not in err
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_evaluate_a_finetune_sweep_logs_into_the_original_runs(data, tmp_path, mlm_dir, monkeypatch):
+    """2 tiny finetune trials (save_model: true) through ``xaisweep run`` on a local Ray, then ``xaisweep
+    evaluate`` with zero_vector / mask_token / uniform_marginalize: every eval/ metric in both original runs."""
+    import yaml
+    from mlflow.tracking import MlflowClient
+
+    ray = pytest.importorskip("ray")
+    from sweeps import cli
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    base = finetune_config(make_model_dir(tmp_path / "base"), data, save_model=True, epochs=1,
+                           cache_dir=str(tmp_path / "cache"))
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "ftsweep", "trainable": "finetune", "config": base, "metric": "best/valid_accuracy", "mode": "max",
+        "search_space": {"seed": {"type": "grid", "values": [0, 1]}}, "sampler": {"type": "grid", "seed": 0},
+        "num_samples": 2, "max_concurrent": 2, "resources": {"cpu": 1}}))
+    evaluation = tmp_path / "eval.yaml"
+    evaluation.write_text(yaml.safe_dump({
+        "name": "tf", "trainable": "faithfulness_transformer",
+        "config": {"methods": ["saliency", "input_x_gradient"], "faith_metrics": ["deletion"], "mlm": str(mlm_dir),
+                   "k": 2, "num_threads": 1},
+        "search_space": {"cancel_out": {"type": "grid", "values": ["zero_vector", "mask_token",
+                                                                   "uniform_marginalize"]}},
+        "resources": {"cpu": 1}, "max_concurrent": 2}))
+    monkeypatch.setenv("XAISWEEP_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            assert cli.main(["run", str(spec), "--num-cpus", "2", "--quiet", "--tracking-uri", uri,
+                             "--storage", str(tmp_path / "ray")]) == 0, out.getvalue()
+            assert cli.main(["evaluate", "ftsweep", "--with", str(evaluation), "--num-cpus", "2", "--quiet",
+                             "--tracking-uri", uri]) == 0, out.getvalue()
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("ftsweep")
+    runs = client.search_runs([exp.experiment_id], "tags.ray_trial_id != ''")
+    assert len(runs) == 2
+    for run in runs:
+        metrics = client.get_run(run.info.run_id).data.metrics
+        for cancel in ("zero_vector", "mask_token", "uniform_marginalize"):
+            name = f"tf_{cancel}"
+            assert client.get_run(run.info.run_id).data.tags[f"eval/{name}/done"]
+            for method in ("saliency", "input_x_gradient"):
+                value = metrics[f"eval/{name}/faith/deletion.{cancel}/{method}"]
+                assert 0 <= value <= 1
+            # the evaluated model is the trial's own: the same test accuracy
+            assert metrics[f"eval/{name}/test/accuracy"] == pytest.approx(metrics["test/accuracy"])

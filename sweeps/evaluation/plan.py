@@ -30,7 +30,7 @@ from trainables import TRAINABLES, get_trainable, mlflow_names
 from trainables.evaluation_run import EvaluationJob, config_fingerprint
 
 #: ``--with NAME``: the evaluation specs shipped under sweeps/ (``evaluate_<name>.yaml``)
-NAMED_EVALUATIONS = ("faithfulness", "correlation", "rationale", "restorability")
+NAMED_EVALUATIONS = ("faithfulness", "faithfulness_transformer", "correlation", "rationale", "restorability")
 SPEC_DIR = Path(__file__).resolve().parents[1]
 
 
@@ -83,6 +83,16 @@ def resolve_spec_path(value: str) -> Path:
     if value in NAMED_EVALUATIONS and not path.exists():
         return SPEC_DIR / f"evaluate_{value}.yaml"
     return path
+
+
+def _readers_hint(model_trainables: list[str]) -> str:
+    """``" (faithfulness_transformer reads finetune models)"``: the evaluation trainables that read them."""
+    readers = []
+    for name, entry in TRAINABLES.items():
+        evaluation = entry.trainable.evaluation
+        if evaluation is not None and set(model_trainables) <= set(evaluation.model_trainables):
+            readers.append(name)
+    return f" ({', '.join(readers)} reads {', '.join(model_trainables)} models)" if readers else ""
 
 
 def _finished_trial_runs(client: Any, experiment_id: str) -> list[Any]:
@@ -188,7 +198,7 @@ def plan_evaluation(sweep: str, spec_value: str, *, tracking_uri: str) -> Evalua
         raise EvaluationPreflightError([
             f"--with {spec_value}: {spec.trainable} evaluates models saved by {', '.join(evaluation.model_trainables)} "
             f"trials ({evaluation.model_artifact}); sweep {sweep!r} has {', '.join(foreign)} trials, whose models it "
-            f"cannot read"])
+            f"cannot read" + _readers_hint(foreign)])
     models, skipped = [], []
     for r in runs:
         if _has_artifact(client, r.info.run_id, evaluation.model_artifact):
