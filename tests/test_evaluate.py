@@ -156,7 +156,7 @@ def test_unknown_sweep_and_spec_errors_stop_before_ray(no_ray, store, tmp_path, 
     assert "search_space.lr: 'lr' comes from each model's own trial config" in err
     assert "no MLflow experiment 'no-such-sweep'" in err  # every problem at once
     rc, _, err = evaluate(capsys, "no-such-sweep", "--with", str(tmp_path / "missing.yaml"), "--tracking-uri", store)
-    assert rc == 2 and "cannot read evaluation spec" in err and "faithfulness, correlation" in err
+    assert rc == 2 and "cannot read evaluation spec" in err and "faithfulness, faithfulness_transformer, correlation" in err
     ranged = eval_spec(tmp_path / "r.yaml", search_space={"ig_steps": {"type": "int", "low": 4, "high": 8}})
     rc, _, err = evaluate(capsys, "no-such-sweep", "--with", str(ranged), "--tracking-uri", store)
     assert rc == 2 and "invalid evaluation spec" in err and "an evaluation runs every point" in err
