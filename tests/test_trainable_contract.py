@@ -61,6 +61,10 @@ def base_config(name, a):
         "finetune": {**transformer, "dataset": str(a["nli"] / "{split}.jsonl"),
                      "columns": {"text": "premise", "text_pair": "hypothesis"}},
         "bios_debias": {**transformer, "cancel_out": "mask_token", "max_eval_examples": 16},
+        "faithfulness_transformer": {**transformer, "dataset": str(a["nli"] / "{split}.jsonl"),
+                                     "columns": {"text": "premise", "text_pair": "hypothesis"},
+                                     "methods": ["saliency", "leave_one_out"], "faith_metrics": ["deletion", "eraser"],
+                                     "cancel_out": "uniform_marginalize", "mlm": str(a["model"])},
     }[name]
 
 
@@ -73,6 +77,7 @@ def bad_io(name, a):
         "restorability": {"dataset": str(a["cache"] / "missing_{split}.tsv")},
         "finetune": {"columns": {"text": "premise", "text_pair": "no_such_column"}},
         "bios_debias": {"model": str(a["cache"] / "no_model_dir")},
+        "faithfulness_transformer": {"columns": {"text": "premise", "text_pair": "no_such_column"}},
     }[name]
 
 
