@@ -162,7 +162,7 @@ def test_refused_before_ray(saved, tmp_path):
     assert preflight(parse_config(base)) == []
 
 
-def test_a_masked_lm_with_another_vocabulary_is_refused(saved, tmp_path):
+def test_a_masked_lm_with_another_vocabulary_is_refused(saved, mlm_dir, tmp_path):
     from transformers import BertForMaskedLM, BertTokenizerFast
 
     model_dir, trained = saved
@@ -174,6 +174,14 @@ def test_a_masked_lm_with_another_vocabulary_is_refused(saved, tmp_path):
     cfg = parse_config({**trained, "save_model": False, "model_dir": str(model_dir), "cancel_out": "uniform_marginalize",
                         "mlm": str(other)})
     assert any("differs from the classifier" in p for p in preflight(cfg))
+    # xaisweep evaluate's check, before the model is downloaded: against the model the trial started from
+    from trainables.faithfulness_transformer.config import evaluation_problems
+
+    plan_time = parse_config({**trained, "save_model": False, "cancel_out": "uniform_marginalize", "mlm": str(other)})
+    assert any("differs from the classifier" in p for p in evaluation_problems(plan_time))
+    same = parse_config({**trained, "save_model": False, "cancel_out": "uniform_marginalize", "mlm": str(mlm_dir),
+                         "faith_metrics": ["deletion"]})
+    assert evaluation_problems(same) == []
 
 
 # ----------------------------------------------------------------------------- xaisweep evaluate

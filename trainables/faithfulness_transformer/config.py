@@ -95,24 +95,26 @@ def model_dir_problems(path: str) -> list[str]:
 
 
 def mlm_problems(cfg: FaithfulnessTransformerTrialConfig) -> list[str]:
-    """The masked LM of a marginalize method: there, with a mask token, and (when ``model_dir`` is known)
-    the classifier's vocabulary."""
+    """The masked LM of a marginalize method: there, with a mask token, and the classifier's vocabulary when
+    its tokenizer is a local directory (``model_dir``; before it is downloaded, ``xaisweep evaluate``'s check,
+    the ``model`` the finetune trial started from, whose tokenizer it saved)."""
     from trainables.restorability.config import mlm_problems as location_problems
     from xaicore.cancel_out.methods import CANCEL_OUT_REGISTRY
 
     if cfg.mlm is None or not CANCEL_OUT_REGISTRY[cfg.cancel_out].needs_mlm:
         return []
     problems = location_problems(cfg.mlm, local_files_only=True)
-    if problems or cfg.model_dir is None or not Path(cfg.model_dir).is_dir() or not Path(cfg.mlm).is_dir():
+    classifier = cfg.model_path
+    if problems or not Path(classifier).is_dir() or not Path(cfg.mlm).expanduser().is_dir():
         return problems
     from transformers import AutoTokenizer
 
     try:
-        same = (AutoTokenizer.from_pretrained(cfg.mlm, local_files_only=True).get_vocab()
-                == AutoTokenizer.from_pretrained(cfg.model_dir, local_files_only=True).get_vocab())
+        same = (AutoTokenizer.from_pretrained(str(Path(cfg.mlm).expanduser()), local_files_only=True).get_vocab()
+                == AutoTokenizer.from_pretrained(classifier, local_files_only=True).get_vocab())
     except (OSError, ValueError) as err:
-        return [f"mlm: cannot compare the tokenizers of {cfg.mlm!r} and {cfg.model_dir!r}: {err}"]
-    return [] if same else [f"mlm: the tokenizer of {cfg.mlm!r} differs from the classifier's ({cfg.model_dir!r}): "
+        return [f"mlm: cannot compare the tokenizers of {cfg.mlm!r} and {classifier!r}: {err}"]
+    return [] if same else [f"mlm: the tokenizer of {cfg.mlm!r} differs from the classifier's ({classifier!r}): "
                             "the masked LM must share its vocabulary"]
 
 
