@@ -227,8 +227,15 @@ def _short(value: str) -> str:
 
 
 def _varying(rows) -> set[str]:
+    """The params whose values differ between ``rows``; where none differ (one row: e.g. a Pareto set of one
+    configuration, or ``--top 1``), the search parameters of configuration rows (their keys and inactive
+    parameters) rather than every config key the runs logged; every param for single runs."""
     keys = {k for r in rows for k in r.params}
-    return {k for k in keys if len({r.params.get(k) for r in rows}) > 1} or keys
+    varying = {k for k in keys if len({r.params.get(k) for r in rows}) > 1}
+    if varying:
+        return varying
+    searched = {k for r in rows for k, _ in getattr(r, "key", ())} | {k for r in rows for k in r.inactive}
+    return searched or keys
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:

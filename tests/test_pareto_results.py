@@ -89,6 +89,18 @@ def test_best_prints_the_pareto_set_with_mean_sd_and_n(store, capsys):
     assert "attention_vat" in lines[2] and "none" in lines[3] and "word_vat" not in out
 
 
+def test_a_single_row_shows_the_search_parameters_not_every_config_key(store, capsys):
+    """A Pareto set of one configuration (or ``--top 1``) has no parameter that varies between its rows: the
+    columns are the search parameters, not every key of the base config the runs logged (epochs, dataset, lr)."""
+    s, _ = store
+    assert cli.main(["best", "mo", "--top", "1", "--tracking-uri", s.uri]) == 0
+    header = capsys.readouterr().out.splitlines()[1].split()
+    assert header == ["#", "run_id", F1, COST, "n", "eps", "regularizer"], header
+    assert cli.main(["best", "mo", "--metric", F1, "--top", "1", "--tracking-uri", s.uri]) == 0
+    header = capsys.readouterr().out.splitlines()[1].split()
+    assert header == ["rank", "run_id", F1, "n", "eps", "regularizer"], header
+
+
 def test_export_writes_one_reproducible_file_per_member(store, tmp_path, capsys):
     s, ids = store
     written = export_pareto(s.uri, "mo", tmp_path / "best.yaml")
