@@ -24,7 +24,8 @@ configuration the mean ± sd over seeds of the objectives and of test F1 (macro 
 paper's), test Corr. (mean and pooled), whether it is on the Pareto front (``sweeps.results.best.pareto_set``,
 what ``best`` prints), which configurations dominate vanilla, the hypervolume of the configurations' means
 and of the trials (``report``'s trials.csv), wall time and load. ``--markdown`` prints the tables there.
-``--render`` rebuilds the markdown from the JSON files without training.
+``--render`` rebuilds the markdown from the JSON files without training; ``--skip-run`` redoes ``best``,
+``report`` and the tables of a sweep already run; ``--tag T`` names a second run of a stage (``compare_T``).
 
 Usage (repository root)::
 
@@ -59,10 +60,15 @@ METHOD_NAMES = {"none": "Vanilla", "attention_vat": "Attention VAT", "attention_
                 "word_vat": "Word VAT", "attention_at": "Attention AT", "attention_iat": "Attention iAT"}
 
 
+def tag_of(stage: str, args: argparse.Namespace) -> str:
+    """The stage's name in files and in the sweep name: ``compare``, or ``compare_full`` with ``--tag full``."""
+    return stage + (f"_{args.tag}" if args.tag else "")
+
+
 def derived_spec(stage: str, args: argparse.Namespace) -> dict[str, Any]:
     """The shipped spec, cut to this machine (CPU trials of one thread, 2 at a time) and to the stage."""
     spec = yaml.safe_load(SPEC.read_text())
-    spec["name"] = f"pareto-sst-bench-{stage}"
+    spec["name"] = f"pareto-sst-bench-{tag_of(stage, args)}"
     spec["config"]["epochs"] = args.epochs
     spec["config"]["num_threads"] = 1
     spec["resources"] = {"cpu": 1}
@@ -109,7 +115,7 @@ def label(params: dict[str, str], inactive, names) -> str:
     return method + (f" ({', '.join(parts)})" if parts else "")
 
 
-def collect(stage: str, home: Path, names) -> dict[str, Any]:
+def collect(tag: str, home: Path, names) -> dict[str, Any]:
     """Per configuration: the objectives (as ``best`` groups them) and the test metrics of its runs."""
     from mlflow.tracking import MlflowClient
 
@@ -118,7 +124,7 @@ def collect(stage: str, home: Path, names) -> dict[str, Any]:
     from sweeps.workdir import Workdir
 
     uri = Workdir(home).tracking_uri
-    name = f"pareto-sst-bench-{stage}"
+    name = f"pareto-sst-bench-{tag}"
     ps = pareto_set(uri, name)
     client = MlflowClient(uri)
     rows = []
@@ -167,15 +173,16 @@ def trials_hypervolume(report_dir: Path) -> list[float]:
 def run_stage(stage: str, args: argparse.Namespace) -> dict[str, Any]:
     RESULTS.mkdir(parents=True, exist_ok=True)
     spec = derived_spec(stage, args)
-    spec_path = RESULTS / f"pareto_{stage}.yaml"
+    tag = tag_of(stage, args)
+    spec_path = RESULTS / f"pareto_{tag}.yaml"
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    home = Path(args.home) / stage
+    home = Path(args.home) / tag
     load_before = loadavg()
-    print(f"[{stage}] running {spec['num_samples']} configurations x {spec['repeats']} seeds, "
+    print(f"[{tag}] running {spec['num_samples']} configurations x {spec['repeats']} seeds, "
           f"{spec['config']['epochs']} epochs, train subset {spec['config'].get('max_train_examples', 'full')}, "
           f"load {load_before}", flush=True)
-    run_log = RESULTS / f"pareto_{stage}_run.txt"
-    timing = RESULTS / f"pareto_{stage}_run.json"
+    run_log = RESULTS / f"pareto_{tag}_run.txt"
+    timing = RESULTS / f"pareto_{tag}_run.json"
     if args.skip_run:  # the sweep of an earlier call: its wall time and load from that call
         if timing.exists():
             t = json.loads(timing.read_text())
@@ -188,23 +195,23 @@ def run_stage(stage: str, args: argparse.Namespace) -> dict[str, Any]:
                          log=run_log)
         load_after = loadavg()
         timing.write_text(json.dumps({"wall_s": wall, "load_before": load_before, "load_after": load_after}))
-    print(f"[{stage}] sweep done in {wall:.0f} s (load {load_before} -> {load_after})", flush=True)
-    _, _, best_out = cli(home, "best", spec["name"], "--top", "100", log=RESULTS / f"pareto_{stage}_best.txt")
-    report_dir = RESULTS / f"pareto_{stage}_report"
-    cli(home, "report", spec["name"], "--out", str(report_dir), log=RESULTS / f"pareto_{stage}_report.txt")
+    print(f"[{tag}] sweep done in {wall:.0f} s (load {load_before} -> {load_after})", flush=True)
+    _, _, best_out = cli(home, "best", spec["name"], "--top", "100", log=RESULTS / f"pareto_{tag}_best.txt")
+    report_dir = RESULTS / f"pareto_{tag}_report"
+    cli(home, "report", spec["name"], "--out", str(report_dir), log=RESULTS / f"pareto_{tag}_report.txt")
     FIGURES.mkdir(parents=True, exist_ok=True)
     for fig in ("pareto_front.png", "hypervolume.png"):
         if (report_dir / fig).exists():
-            shutil.copy(report_dir / fig, FIGURES / f"pareto_sst_{stage}_{fig}")
-    data = collect(stage, home, list(spec["search_space"]))
+            shutil.copy(report_dir / fig, FIGURES / f"pareto_sst_{tag}_{fig}")
+    data = collect(tag, home, list(spec["search_space"]))
     hv = trials_hypervolume(report_dir)
     data.update({
-        "stage": stage, "spec": spec, "wall_s": wall, "load_before": load_before, "load_after": load_after,
+        "stage": tag, "spec": spec, "wall_s": wall, "load_before": load_before, "load_after": load_after,
         "trials": spec["num_samples"] * spec["repeats"], "best_stdout": best_out,
         "hypervolume_trials_final": hv[-1] if hv else None, "hypervolume_trials": hv,
         "machine": machine_info(1), "finished_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     })
-    write_output(RESULTS / f"pareto_{stage}.json", data)
+    write_output(RESULTS / f"pareto_{tag}.json", data)
     print(markdown(data), flush=True)
     return data
 
@@ -281,6 +288,7 @@ def main(argv=None) -> int:
     ap.add_argument("--concurrent", type=int, default=2)
     ap.add_argument("--num-cpus", type=int, default=2)
     ap.add_argument("--home", default=str(RESULTS / "pareto_home"))
+    ap.add_argument("--tag", default="", help="suffix of the stage's files and sweep name (e.g. full)")
     ap.add_argument("--skip-run", action="store_true",
                     help="collect, best and report of the sweep an earlier call ran (same arguments)")
     ap.add_argument("--render", action="store_true", help="rebuild the markdown from results/pareto_<stage>.json")
@@ -291,7 +299,7 @@ def main(argv=None) -> int:
         if stage not in ("search", "compare"):
             ap.error(f"unknown stage {stage!r}: search, compare")
         if args.render:
-            data = json.loads((RESULTS / f"pareto_{stage}.json").read_text())
+            data = json.loads((RESULTS / f"pareto_{tag_of(stage, args)}.json").read_text())
             text = markdown(data)
             print(text)
         else:
