@@ -185,6 +185,34 @@ def test_report_draws_the_pareto_front_and_the_hypervolume_per_trial(store, tmp_
     assert F1 in header and COST in header and EVAL in header, header
 
 
+def test_figure_titles_of_a_long_sweep_name_stay_inside_the_figure(tmp_path, monkeypatch):
+    """The one-panel Pareto front and the hypervolume plot of a sweep named like the benchmark's: every title
+    line lies within the figure (a one-line title ran off both edges)."""
+    import sweeps.results.pareto_report as pareto_report
+    from sweeps.results.report import make_report
+
+    checked = []
+    real_save = pareto_report.save_figure
+
+    def save_and_check(fig, path):
+        out = real_save(fig, path)
+        renderer = fig.canvas.get_renderer()
+        width = fig.bbox.width
+        for text in [*fig.texts, *(ax.title for ax in fig.axes)]:
+            if text.get_text():
+                box = text.get_window_extent(renderer)
+                assert box.x0 >= -1 and box.x1 <= width + 1, (path.name, text.get_text(), box, width)
+                checked.append(path.name)
+        return out
+
+    monkeypatch.setattr(pareto_report, "save_figure", save_and_check)
+    s = Store(tmp_path / "store")
+    name = "attention-vat-pareto-sst-bench-compare-full-resumed"
+    write_mo_sweep(s, name)
+    make_report(s.uri, name, tmp_path / "rep", log_artifacts=False)
+    assert {"pareto_front.png", "hypervolume.png"} <= set(checked)
+
+
 def test_report_by_another_metric(store, tmp_path):
     from sweeps.results.report import make_report
 

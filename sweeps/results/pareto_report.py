@@ -140,8 +140,10 @@ def plot_pareto(points: Sequence[ConfigPoint], spec: SweepSpec, path: Path) -> P
         ax.set_ylabel(f"{mb} ({db})")
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize="small", title=label_param)
-    fig.suptitle(f"{spec.name}: Pareto set ({sum(p.pareto for p in points)} of {len(points)} configurations, "
-                 f"means over seeds ± sd)")
+    # the sweep's name on a line of its own and wrapped at the figure's edge: a one-line title of a long sweep
+    # name ran off both sides of a one-panel figure
+    fig.suptitle(f"{spec.name}\nPareto set: {sum(p.pareto for p in points)} of {len(points)} configurations, "
+                 f"means over seeds ± sd", wrap=True)
     return save_figure(fig, path)
 
 
@@ -155,8 +157,8 @@ def plot_hypervolume(history: Sequence[tuple[str, float]], reference: Sequence[f
     ax.set_xlabel("completed trials")
     ax.set_ylabel("hypervolume")
     ref = ", ".join(f"{format_value(float(v))}" for v in reference)
-    ax.set_title(f"{spec.name}: hypervolume of the non-dominated trials (reference: worst seen, ({ref}))",
-                 fontsize="medium")
+    ax.set_title(f"{spec.name}: hypervolume of the non-dominated trials\n(reference: the worst value seen per "
+                 f"objective, ({ref}))", fontsize="medium", wrap=True)
     if len(xs) <= 30:
         ax.set_xticks(xs)
     ax.grid(alpha=0.3)
