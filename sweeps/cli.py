@@ -227,15 +227,14 @@ def _short(value: str) -> str:
 
 
 def _varying(rows) -> set[str]:
-    """The params whose values differ between ``rows``; where none differ (one row: e.g. a Pareto set of one
-    configuration, or ``--top 1``), the search parameters of configuration rows (their keys and inactive
-    parameters) rather than every config key the runs logged; every param for single runs."""
+    """The columns of a ``best`` table: the search parameters of configuration rows (their keys and inactive
+    parameters), shown also where every row has the same value (two Pareto members of one method: the
+    method is still named), and every param whose values differ between ``rows``; every param where
+    neither gives any (a single run), not only the ones that vary."""
     keys = {k for r in rows for k in r.params}
     varying = {k for k in keys if len({r.params.get(k) for r in rows}) > 1}
-    if varying:
-        return varying
     searched = {k for r in rows for k, _ in getattr(r, "key", ())} | {k for r in rows for k in r.inactive}
-    return searched or keys
+    return (varying | searched) or keys
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:

@@ -101,6 +101,25 @@ def test_a_single_row_shows_the_search_parameters_not_every_config_key(store, ca
     assert header == ["rank", "run_id", F1, "n", "eps", "regularizer"], header
 
 
+def test_members_of_one_method_still_name_it(tmp_path, capsys):
+    """Two Pareto members that share the method (word_vat at two eps): the regularizer column stays."""
+    s = Store(tmp_path / "store")
+    spec = {**SPEC, "name": "same-method"}
+    exp = s.experiment("same-method")
+    run = s.client.create_run(exp, start_time=s.tick(), run_name="launch", tags={
+        "xaisweep.role": "sweep", "sweep": "same-method", "trainable": "classifier", "metric": F1, "mode": "max",
+        "objectives": json.dumps([[F1, "max"], [COST, "min"]])})
+    s.client.log_text(run.info.run_id, yaml.safe_dump(spec, sort_keys=False), "spec.yaml")
+    s.client.set_terminated(run.info.run_id, "FINISHED")
+    for eps, (f1, cost) in ((1.0, (0.9, 3.0)), (3.0, (0.8, 1.0))):  # neither dominates the other
+        rid = s.child(exp, run.info.run_id, {"regularizer": "word_vat", "eps": eps, "seed": 0}, [f1 - 0.1, f1])
+        s.client.log_batch(rid, metrics=[Metric(COST, cost, s.clock, 2)])
+    assert cli.main(["best", "same-method", "--tracking-uri", s.uri]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["#", "run_id", F1, COST, "eps", "regularizer"], lines
+    assert lines[2].split()[-2:] == ["1", "word_vat"] and lines[3].split()[-2:] == ["3", "word_vat"], lines
+
+
 def test_export_writes_one_reproducible_file_per_member(store, tmp_path, capsys):
     s, ids = store
     written = export_pareto(s.uri, "mo", tmp_path / "best.yaml")
