@@ -120,6 +120,40 @@ def test_members_of_one_method_still_name_it(tmp_path, capsys):
     assert lines[2].split()[-2:] == ["1", "word_vat"] and lines[3].split()[-2:] == ["3", "word_vat"], lines
 
 
+def test_a_configuration_drawn_twice_counts_each_seed_once(tmp_path):
+    """TPE draws vanilla (no active parameter) again and again; with repeats, each draw runs seeds 0 and 1.
+    `best`'s Pareto set and `report`'s front average the runs of a seed first: n = 2 seeds, the sd over the
+    2 seed means (not over 4 runs, which would also count copies in a deterministic run)."""
+    import statistics
+
+    from sweeps.results.report import make_report
+
+    s = Store(tmp_path / "store")
+    exp = s.experiment("twice")
+    run = s.client.create_run(exp, start_time=s.tick(), run_name="launch", tags={
+        "xaisweep.role": "sweep", "sweep": "twice", "trainable": "classifier", "metric": F1, "mode": "max",
+        "objectives": json.dumps([[F1, "max"], [COST, "min"]])})
+    s.client.log_text(run.info.run_id, yaml.safe_dump({**SPEC, "name": "twice"}, sort_keys=False), "spec.yaml")
+    s.client.set_terminated(run.info.run_id, "FINISHED")
+    draws = [("none", 0, 0.80, 1.0), ("none", 1, 0.70, 1.2), ("attention_vat", 0, 0.90, 3.0),
+             ("attention_vat", 1, 0.84, 2.6), ("none", 0, 0.90, 1.0), ("none", 1, 0.70, 1.2)]  # none drawn twice
+    for reg, seed, f1, cost in draws:
+        rid = s.child(exp, run.info.run_id, {"regularizer": reg, "eps": 2.0 if reg != "none" else 1.0,
+                                              "seed": seed}, [f1 - 0.1, f1])
+        s.client.log_batch(rid, metrics=[Metric(COST, cost, s.clock, 2)])
+    found = pareto_set(s.uri, "twice")
+    vanilla = next(r for r in found.front if r.params["regularizer"] == "none")
+    seed_f1 = [0.85, 0.70]  # seed 0: mean of 0.80 and 0.90
+    assert vanilla.n == 2 and len(vanilla.runs) == 4
+    assert vanilla.objective_values == pytest.approx((0.775, 1.1))
+    assert vanilla.sds[0] == pytest.approx(statistics.stdev(seed_f1)) and vanilla.sds[1] == pytest.approx(
+        statistics.stdev([1.0, 1.2]))
+    point = next(p for p in make_report(s.uri, "twice", tmp_path / "rep", log_artifacts=False).pareto
+                 if p.params["regularizer"] == "none")
+    assert point.n == 2 and len(point.run_ids) == 4
+    assert point.means == pytest.approx((0.775, 1.1)) and point.sds[0] == pytest.approx(statistics.stdev(seed_f1))
+
+
 def test_export_writes_one_reproducible_file_per_member(store, tmp_path, capsys):
     s, ids = store
     written = export_pareto(s.uri, "mo", tmp_path / "best.yaml")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from sweeps.results.figures import new_figure, save_figure
-from sweeps.results.pareto import hypervolume, nadir, pareto_mask
+from sweeps.results.pareto import hypervolume, nadir, pareto_mask, seed_points
 from sweeps.results.report_data import TrialRow, format_value
 from sweeps.spec.parse import SweepSpec
 
@@ -62,13 +62,14 @@ def config_points(rows: Sequence[TrialRow], spec: SweepSpec) -> list[ConfigPoint
         groups.setdefault(key, []).append(r)
     modes = [d for _, d in spec.objectives]
     keys = list(groups)
-    means = [tuple(statistics.fmean(c) for c in zip(*(r.values for r in groups[k]))) for k in keys]
+    # one point per seed (a configuration drawn twice counts each seed once), as `best` groups them
+    points = [seed_points([r.values for r in groups[k]], [r.seed for r in groups[k]]) for k in keys]
+    means = [tuple(statistics.fmean(c) for c in zip(*pts)) for pts in points]
     mask = pareto_mask(means, modes) if keys else []
     out = []
-    for key, m, keep in zip(keys, means, mask):
-        members = groups[key]
-        sds = tuple(statistics.stdev(c) if len(c) > 1 else math.nan for c in zip(*(r.values for r in members)))
-        out.append(ConfigPoint(dict(key), m, sds, len(members), keep, tuple(r.run_id for r in members)))
+    for key, pts, m, keep in zip(keys, points, means, mask):
+        sds = tuple(statistics.stdev(c) if len(c) > 1 else math.nan for c in zip(*pts))
+        out.append(ConfigPoint(dict(key), m, sds, len(pts), keep, tuple(r.run_id for r in groups[key])))
     sign = -1.0 if modes[0] == "max" else 1.0
     out.sort(key=lambda c: (not c.pareto, sign * c.means[0]))
     return out
