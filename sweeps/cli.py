@@ -229,8 +229,14 @@ def _short(value: str) -> str:
 
 
 def _varying(rows) -> set[str]:
+    """The columns of a ``best`` table: the search parameters of configuration rows (their keys and inactive
+    parameters), shown also where every row has the same value (two Pareto members of one method: the
+    method is still named), and every param whose values differ between ``rows``; every param where
+    neither gives any (a single run), not only the ones that vary."""
     keys = {k for r in rows for k in r.params}
-    return {k for k in keys if len({r.params.get(k) for r in rows}) > 1} or keys
+    varying = {k for k in keys if len({r.params.get(k) for r in rows}) > 1}
+    searched = {k for r in rows for k, _ in getattr(r, "key", ())} | {k for r in rows for k in r.inactive}
+    return (varying | searched) or keys
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:

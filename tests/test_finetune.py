@@ -58,6 +58,23 @@ def test_trial_reports_every_epoch_and_writes_artifacts(model_dir, nli_dir, tmp_
         assert final["train/frac_changed"] == pytest.approx(1.0)
 
 
+def test_every_declared_best_valid_metric_is_reported_at_the_selected_epoch(model_dir, nli_dir, tmp_path):
+    """``best/valid_<key>`` of every declared key, each epoch: the running best for the selection metric,
+    the selected epoch's value for the others (a ``best/valid_f1`` objective under accuracy selection)."""
+    from trainables.finetune.metrics import METRICS
+
+    reports = []
+    run_trial(config(model_dir, nli_dir, tmp_path, epochs=3, lr=3e-3), lambda m, c: reports.append(m))
+    declared = [m for m in METRICS if m.startswith("best/valid_")]
+    best_acc, chosen = None, None
+    for m in reports:
+        if best_acc is None or m["valid/accuracy"] > best_acc:
+            best_acc, chosen = m["valid/accuracy"], m
+        assert m["best/valid_accuracy"] == best_acc
+        for name in declared:
+            assert m[name] == chosen["valid/" + name[len("best/valid_"):]], (m["epoch"], name)
+
+
 def test_interim_report_finds_the_curves_already_written(model_dir, nli_dir, tmp_path):
     """A trial that ASHA stops after an interim report keeps its curves and step statistics."""
     out = tmp_path / "out"

@@ -179,3 +179,15 @@ def test_objectives_tag_round_trips_and_old_launches_fall_back_to_metric_and_mod
     assert n.objectives_of({n.OBJECTIVES: "not json", n.METRIC: "m", n.MODE: "min"}) == (("m", "min"),)
     with pytest.raises(KeyError):
         n.objectives_of({})
+
+
+def test_seed_points_average_the_runs_of_each_seed_in_first_seen_order():
+    from sweeps.results.pareto import seed_points
+
+    values = [(0.8, 1.0), (0.7, 2.0), (0.9, 3.0), (0.6, 4.0), (0.5, 5.0)]
+    seeds = ["0", "1", "0", None, None]
+    # seed 0: the mean of rows 0 and 2; seed 1 alone; each unknown seed alone
+    assert seed_points(values, seeds) == [pytest.approx((0.85, 2.0)), (0.7, 2.0), (0.6, 4.0), (0.5, 5.0)]
+    assert seed_points([], []) == []
+    with pytest.raises(ValueError, match="2 rows of values for 1 seeds"):
+        seed_points(values[:2], ["0"])

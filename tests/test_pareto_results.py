@@ -89,6 +89,71 @@ def test_best_prints_the_pareto_set_with_mean_sd_and_n(store, capsys):
     assert "attention_vat" in lines[2] and "none" in lines[3] and "word_vat" not in out
 
 
+def test_a_single_row_shows_the_search_parameters_not_every_config_key(store, capsys):
+    """A Pareto set of one configuration (or ``--top 1``) has no parameter that varies between its rows: the
+    columns are the search parameters, not every key of the base config the runs logged (epochs, dataset, lr)."""
+    s, _ = store
+    assert cli.main(["best", "mo", "--top", "1", "--tracking-uri", s.uri]) == 0
+    header = capsys.readouterr().out.splitlines()[1].split()
+    assert header == ["#", "run_id", F1, COST, "n", "eps", "regularizer"], header
+    assert cli.main(["best", "mo", "--metric", F1, "--top", "1", "--tracking-uri", s.uri]) == 0
+    header = capsys.readouterr().out.splitlines()[1].split()
+    assert header == ["rank", "run_id", F1, "n", "eps", "regularizer"], header
+
+
+def test_members_of_one_method_still_name_it(tmp_path, capsys):
+    """Two Pareto members that share the method (word_vat at two eps): the regularizer column stays."""
+    s = Store(tmp_path / "store")
+    spec = {**SPEC, "name": "same-method"}
+    exp = s.experiment("same-method")
+    run = s.client.create_run(exp, start_time=s.tick(), run_name="launch", tags={
+        "xaisweep.role": "sweep", "sweep": "same-method", "trainable": "classifier", "metric": F1, "mode": "max",
+        "objectives": json.dumps([[F1, "max"], [COST, "min"]])})
+    s.client.log_text(run.info.run_id, yaml.safe_dump(spec, sort_keys=False), "spec.yaml")
+    s.client.set_terminated(run.info.run_id, "FINISHED")
+    for eps, (f1, cost) in ((1.0, (0.9, 3.0)), (3.0, (0.8, 1.0))):  # neither dominates the other
+        rid = s.child(exp, run.info.run_id, {"regularizer": "word_vat", "eps": eps, "seed": 0}, [f1 - 0.1, f1])
+        s.client.log_batch(rid, metrics=[Metric(COST, cost, s.clock, 2)])
+    assert cli.main(["best", "same-method", "--tracking-uri", s.uri]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["#", "run_id", F1, COST, "eps", "regularizer"], lines
+    assert lines[2].split()[-2:] == ["1", "word_vat"] and lines[3].split()[-2:] == ["3", "word_vat"], lines
+
+
+def test_a_configuration_drawn_twice_counts_each_seed_once(tmp_path):
+    """TPE draws vanilla (no active parameter) again and again; with repeats, each draw runs seeds 0 and 1.
+    `best`'s Pareto set and `report`'s front average the runs of a seed first: n = 2 seeds, the sd over the
+    2 seed means (not over 4 runs, which would also count copies in a deterministic run)."""
+    import statistics
+
+    from sweeps.results.report import make_report
+
+    s = Store(tmp_path / "store")
+    exp = s.experiment("twice")
+    run = s.client.create_run(exp, start_time=s.tick(), run_name="launch", tags={
+        "xaisweep.role": "sweep", "sweep": "twice", "trainable": "classifier", "metric": F1, "mode": "max",
+        "objectives": json.dumps([[F1, "max"], [COST, "min"]])})
+    s.client.log_text(run.info.run_id, yaml.safe_dump({**SPEC, "name": "twice"}, sort_keys=False), "spec.yaml")
+    s.client.set_terminated(run.info.run_id, "FINISHED")
+    draws = [("none", 0, 0.80, 1.0), ("none", 1, 0.70, 1.2), ("attention_vat", 0, 0.90, 3.0),
+             ("attention_vat", 1, 0.84, 2.6), ("none", 0, 0.90, 1.0), ("none", 1, 0.70, 1.2)]  # none drawn twice
+    for reg, seed, f1, cost in draws:
+        rid = s.child(exp, run.info.run_id, {"regularizer": reg, "eps": 2.0 if reg != "none" else 1.0,
+                                              "seed": seed}, [f1 - 0.1, f1])
+        s.client.log_batch(rid, metrics=[Metric(COST, cost, s.clock, 2)])
+    found = pareto_set(s.uri, "twice")
+    vanilla = next(r for r in found.front if r.params["regularizer"] == "none")
+    seed_f1 = [0.85, 0.70]  # seed 0: mean of 0.80 and 0.90
+    assert vanilla.n == 2 and len(vanilla.runs) == 4
+    assert vanilla.objective_values == pytest.approx((0.775, 1.1))
+    assert vanilla.sds[0] == pytest.approx(statistics.stdev(seed_f1)) and vanilla.sds[1] == pytest.approx(
+        statistics.stdev([1.0, 1.2]))
+    point = next(p for p in make_report(s.uri, "twice", tmp_path / "rep", log_artifacts=False).pareto
+                 if p.params["regularizer"] == "none")
+    assert point.n == 2 and len(point.run_ids) == 4
+    assert point.means == pytest.approx((0.775, 1.1)) and point.sds[0] == pytest.approx(statistics.stdev(seed_f1))
+
+
 def test_export_writes_one_reproducible_file_per_member(store, tmp_path, capsys):
     s, ids = store
     written = export_pareto(s.uri, "mo", tmp_path / "best.yaml")
@@ -171,6 +236,34 @@ def test_report_draws_the_pareto_front_and_the_hypervolume_per_trial(store, tmp_
     paper = (tmp_path / "rep" / "paper_table.md").read_text()
     header = next(line for line in paper.splitlines() if line.startswith("|"))
     assert F1 in header and COST in header and EVAL in header, header
+
+
+def test_figure_titles_of_a_long_sweep_name_stay_inside_the_figure(tmp_path, monkeypatch):
+    """The one-panel Pareto front and the hypervolume plot of a sweep named like the benchmark's: every title
+    line lies within the figure (a one-line title ran off both edges)."""
+    import sweeps.results.pareto_report as pareto_report
+    from sweeps.results.report import make_report
+
+    checked = []
+    real_save = pareto_report.save_figure
+
+    def save_and_check(fig, path):
+        out = real_save(fig, path)
+        renderer = fig.canvas.get_renderer()
+        width = fig.bbox.width
+        for text in [*fig.texts, *(ax.title for ax in fig.axes)]:
+            if text.get_text():
+                box = text.get_window_extent(renderer)
+                assert box.x0 >= -1 and box.x1 <= width + 1, (path.name, text.get_text(), box, width)
+                checked.append(path.name)
+        return out
+
+    monkeypatch.setattr(pareto_report, "save_figure", save_and_check)
+    s = Store(tmp_path / "store")
+    name = "attention-vat-pareto-sst-bench-compare-full-resumed"
+    write_mo_sweep(s, name)
+    make_report(s.uri, name, tmp_path / "rep", log_artifacts=False)
+    assert {"pareto_front.png", "hypervolume.png"} <= set(checked)
 
 
 def test_report_by_another_metric(store, tmp_path):

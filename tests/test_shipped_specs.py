@@ -41,7 +41,7 @@ def offline(monkeypatch, tmp_path):
 def test_specs_are_shipped():
     names = {p.name for p in SPECS}
     assert {"demo.yaml", "attention_vat_sst.yaml", "attention_vat_imdb.yaml", "unlabeled_ratio_sst.yaml",
-            "faithfulness_demo.yaml"} <= names
+            "faithfulness_demo.yaml", "attention_vat_pareto_sst.yaml"} <= names
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
@@ -159,4 +159,20 @@ def test_demo_is_small_and_uses_asha():
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
 def test_shipped_specs_select_on_validation(path):
     """Selecting a configuration on test data would leak the test set into the result."""
-    assert not load_spec(path).metric.startswith("test/"), path.name
+    assert not [m for m, _ in load_spec(path).objectives if m.startswith("test/")], path.name
+
+
+def test_pareto_spec_searches_dev_f1_and_dev_corr_over_the_methods():
+    """sweeps/attention_vat_pareto_sst.yaml (issue 19, item 5): two validation objectives, every seed's model
+    saved for `xaisweep evaluate`, no single-metric scheduler, eps / word_eps / lam inactive for vanilla."""
+    spec = load_spec(Path(__file__).resolve().parents[1] / "sweeps" / "attention_vat_pareto_sst.yaml")
+    assert spec.objectives == (("best/valid_f1", "max"), ("best/valid_corr", "max"))
+    assert spec.scheduler is None and spec.repeats == 3 and spec.sampler.type in ("tpe", "nsga2")
+    assert spec.config["save_model"] is True and spec.config["correlation"] is True
+    assert spec.config["selection_metric"] == "roc_auc"  # the reference setup; best/valid_f1 at that epoch
+    assert set(spec.param("regularizer").values) == {"none", "attention_vat", "attention_ivat", "word_vat"}
+    for name in ("eps", "word_eps", "lam"):
+        assert not spec.param(name).is_active({"regularizer": "none"}), name
+    assert spec.param("eps").is_active({"regularizer": "attention_ivat"})
+    assert spec.param("word_eps").is_active({"regularizer": "word_vat"})
+    assert not spec.param("eps").is_active({"regularizer": "word_vat"})

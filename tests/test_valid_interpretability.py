@@ -183,11 +183,11 @@ def test_valid_rationale_scores_equal_sklearn_per_document_on_the_selected_weigh
 LAGGING = {**TINY, "epochs": 5, "lr": 0.01}
 
 
-def _check_best_follows_the_selection(history):
-    chosen = selected_epochs(history)
+def _check_best_follows_the_selection(history, selection="valid/f1", keys=VALID_KEYS):
+    chosen = selected_epochs(history, selection)
     by_epoch = {h["epoch"]: h for h in history}
     for h, sel in zip(history, chosen):
-        for key in VALID_KEYS:
+        for key in keys:
             assert not math.isnan(h[split_metric("valid", key)]), (h["epoch"], key)
             assert h[best_metric("valid", key)] == by_epoch[sel][split_metric("valid", key)], (h["epoch"], key)
     return chosen
@@ -203,6 +203,24 @@ def test_valid_metrics_every_epoch_and_best_at_the_selected_epoch():
     assert chosen[-1] == result.metrics["best_epoch"]
     # the history (curves) holds the same values; the final report adds the test metrics to the last epoch
     assert [{k: r[k] for k in h} for h, r in zip(result.history, history)] == result.history
+
+
+def test_every_classification_metric_is_reported_at_the_epoch_another_selection_metric_picks():
+    """``best/valid_f1`` under ``selection_metric: roc_auc`` (the SST specs' reference setup with an F1 objective,
+    e.g. sweeps/attention_vat_pareto_sst.yaml) is ``valid/f1`` of the epoch dev ROC-AUC selects, every epoch:
+    Tune's strict metric check stopped the whole sweep when it was missing. The selection metric's own
+    ``best/*`` stays the running best."""
+    reports, report = collect()
+    result = run_trial({**LAGGING, "selection_metric": "roc_auc"}, report)
+    history = [m for m, _ in reports]
+    keys = ("accuracy", "f1", "f1_pos", "roc_auc") + VALID_KEYS
+    chosen = _check_best_follows_the_selection(history, "valid/roc_auc", keys)
+    assert any(sel != h["epoch"] for h, sel in zip(history, chosen)), "the test needs a lagging selection"
+    assert chosen[-1] == result.metrics["best_epoch"]
+    running = [max(h["valid/roc_auc"] for h in history[:i + 1]) for i in range(len(history))]
+    assert [h["best/valid_roc_auc"] for h in history] == running
+    declared_best = {m for m in METRICS if m.startswith("best/")}
+    assert declared_best <= set(history[-1]), sorted(declared_best - set(history[-1]))
 
 
 def test_corr_off_reports_no_valid_corr_but_still_rationale_scores():

@@ -28,5 +28,6 @@ def split_metric(split: str, metric: str) -> str:
 
 
 def best_metric(split: str, metric: str) -> str:
-    """``best/<split>_<metric>``: the running best of the selection metric (monotone: safe for ASHA)."""
+    """``best/<split>_<metric>``: the running best of the selection metric (monotone: safe for ASHA); for any
+    other metric, its value at the epoch the selection metric picked (not monotone)."""
     return f"best/{split}_{metric}"

@@ -298,8 +298,11 @@ def fit_epochs(
         epoch_extras: ``epoch_extras(epoch_result) -> dict`` of more metrics for that epoch.
         at_selected: keys of the ``evaluate`` metrics also reported at the selected epoch so far, as
             ``best/<valid>_<key>`` (the value of the last epoch the selection metric picked: the weights the
-            trainer ends with; not monotone), when that epoch's metrics have the key. Rebuilt from the
-            trainer's history on resume, like the rest.
+            trainer ends with; not monotone), when that epoch's metrics have the key; the selection metric
+            itself is the running best. Rebuilt from the trainer's history on resume, like the rest. A
+            trainable that declares ``best/valid_<key>`` for every classification metric passes them all:
+            an objective ``best/valid_f1`` under ``selection_metric: roc_auc`` is then the F1 of the
+            selected epoch, not a metric Tune never receives.
 
     Returns:
         ``(history, last, checkpoint)``: per-epoch metrics (resumed epochs included), a copy of the last
@@ -313,7 +316,9 @@ def fit_epochs(
         if result.is_best:
             selected = result.valid
         metrics = epoch_metrics(result, selection_metric, valid)
-        metrics.update({best_metric(valid, k): selected[k] for k in at_selected if k in selected})
+        # the selection metric's running best is already there (the same number as at the selected epoch)
+        metrics.update({best_metric(valid, k): selected[k] for k in at_selected
+                        if k in selected and k != selection_metric})
         return metrics
 
     history = [metrics_of(r) for r in trainer.result.history]

@@ -250,17 +250,23 @@ def config_key(row: BestRow, spec) -> tuple:
 
 def group_by_config(rows: list[BestRow], spec, mode: str) -> list[ConfigRow]:
     """Runs grouped by :func:`config_key`, ranked by the mean metric over seeds (best first); with
-    several objectives per row (``values``) each one's mean and sd, ranked by the first."""
+    several objectives per row (``values``) each one's mean and sd, ranked by the first. Runs of the same
+    seed (a configuration drawn twice) are averaged into one point first (:func:`sweeps.results.pareto.seed_points`):
+    ``n`` counts seeds, ``runs`` every run."""
     groups: dict[tuple, list[BestRow]] = {}
     for r in rows:
         groups.setdefault(config_key(r, spec), []).append(r)
+    from sweeps.results.pareto import seed_points
+
     out = []
     for key, members in groups.items():
-        columns = list(zip(*(m.objective_values for m in members)))
+        # one point per seed: a configuration the searcher drew twice counts each seed once
+        points = seed_points([m.objective_values for m in members], [m.seed for m in members])
+        columns = list(zip(*points))
         means = tuple(statistics.fmean(c) for c in columns)
         sds = tuple(statistics.stdev(c) if len(c) > 1 else float("nan") for c in columns)
         multi = len(columns) > 1
-        out.append(ConfigRow(key, means[0], sds[0], len(members), tuple(members),
+        out.append(ConfigRow(key, means[0], sds[0], len(points), tuple(members),
                              means if multi else (), sds if multi else ()))
     out.sort(key=lambda c: c.value, reverse=(mode == "max"))
     return out

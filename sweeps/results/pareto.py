@@ -27,7 +27,26 @@ import math
 from collections.abc import Sequence
 from typing import Optional
 
-__all__ = ["dominates", "hypervolume", "hypervolume_history", "nadir", "non_dominated", "pareto_mask"]
+__all__ = ["dominates", "hypervolume", "hypervolume_history", "nadir", "non_dominated", "pareto_mask", "seed_points"]
+
+
+def seed_points(values: Sequence[Sequence[float]], seeds: Sequence[Optional[str]]) -> list[tuple[float, ...]]:
+    """The points of one configuration, one per seed: the mean of the rows of each seed, in the order the
+    seeds first appear. A searcher that draws a configuration twice (vanilla, with no active parameter,
+    is drawn again and again by TPE) runs each of its ``repeats`` seeds twice: without this the
+    configuration's mean weights those seeds twice and its sd and n count copies. A row whose seed is
+    ``None`` (unknown) counts as a seed of its own.
+
+    Args:
+        values: one row of objective values per run.
+        seeds: each run's seed (as logged), same order.
+    """
+    if len(values) != len(seeds):
+        raise ValueError(f"{len(values)} rows of values for {len(seeds)} seeds")
+    groups: dict[object, list[Sequence[float]]] = {}
+    for i, (row, seed) in enumerate(zip(values, seeds)):
+        groups.setdefault(("seed", seed) if seed is not None else ("run", i), []).append(row)
+    return [tuple(math.fsum(c) / len(c) for c in zip(*rows)) for rows in groups.values()]
 
 
 def _check(points: Sequence[Sequence[float]], modes: Sequence[str]) -> list[tuple[float, ...]]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from sweeps.results.figures import new_figure, save_figure
-from sweeps.results.pareto import hypervolume, nadir, pareto_mask
+from sweeps.results.pareto import hypervolume, nadir, pareto_mask, seed_points
 from sweeps.results.report_data import TrialRow, format_value
 from sweeps.spec.parse import SweepSpec
 
@@ -62,13 +62,14 @@ def config_points(rows: Sequence[TrialRow], spec: SweepSpec) -> list[ConfigPoint
         groups.setdefault(key, []).append(r)
     modes = [d for _, d in spec.objectives]
     keys = list(groups)
-    means = [tuple(statistics.fmean(c) for c in zip(*(r.values for r in groups[k]))) for k in keys]
+    # one point per seed (a configuration drawn twice counts each seed once), as `best` groups them
+    points = [seed_points([r.values for r in groups[k]], [r.seed for r in groups[k]]) for k in keys]
+    means = [tuple(statistics.fmean(c) for c in zip(*pts)) for pts in points]
     mask = pareto_mask(means, modes) if keys else []
     out = []
-    for key, m, keep in zip(keys, means, mask):
-        members = groups[key]
-        sds = tuple(statistics.stdev(c) if len(c) > 1 else math.nan for c in zip(*(r.values for r in members)))
-        out.append(ConfigPoint(dict(key), m, sds, len(members), keep, tuple(r.run_id for r in members)))
+    for key, pts, m, keep in zip(keys, points, means, mask):
+        sds = tuple(statistics.stdev(c) if len(c) > 1 else math.nan for c in zip(*pts))
+        out.append(ConfigPoint(dict(key), m, sds, len(pts), keep, tuple(r.run_id for r in groups[key])))
     sign = -1.0 if modes[0] == "max" else 1.0
     out.sort(key=lambda c: (not c.pareto, sign * c.means[0]))
     return out
@@ -140,8 +141,10 @@ def plot_pareto(points: Sequence[ConfigPoint], spec: SweepSpec, path: Path) -> P
         ax.set_ylabel(f"{mb} ({db})")
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize="small", title=label_param)
-    fig.suptitle(f"{spec.name}: Pareto set ({sum(p.pareto for p in points)} of {len(points)} configurations, "
-                 f"means over seeds ± sd)")
+    # the sweep's name on a line of its own and wrapped at the figure's edge: a one-line title of a long sweep
+    # name ran off both sides of a one-panel figure
+    fig.suptitle(f"{spec.name}\nPareto set: {sum(p.pareto for p in points)} of {len(points)} configurations, "
+                 f"means over seeds ± sd", wrap=True)
     return save_figure(fig, path)
 
 
@@ -155,8 +158,8 @@ def plot_hypervolume(history: Sequence[tuple[str, float]], reference: Sequence[f
     ax.set_xlabel("completed trials")
     ax.set_ylabel("hypervolume")
     ref = ", ".join(f"{format_value(float(v))}" for v in reference)
-    ax.set_title(f"{spec.name}: hypervolume of the non-dominated trials (reference: worst seen, ({ref}))",
-                 fontsize="medium")
+    ax.set_title(f"{spec.name}: hypervolume of the non-dominated trials\n(reference: the worst value seen per "
+                 f"objective, ({ref}))", fontsize="medium", wrap=True)
     if len(xs) <= 30:
         ax.set_xticks(xs)
     ax.grid(alpha=0.3)

@@ -368,6 +368,7 @@ def make_report(
             value=float(values[0]), params=params,
             early_stopped=mlflow_names.is_early_stopped(r.data.tags),
             values=tuple(float(v) for v in values), end_time=int(r.info.end_time or 0),
+            seed=r.data.params.get("seed"),
         ))
     wanted_metrics = " / ".join(repr(m) for m, _ in spec.objectives)
     if no_metric:

@@ -41,6 +41,7 @@ class TrialRow:
     early_stopped: bool
     values: tuple[float, ...] = ()
     end_time: int = 0  # ms since the epoch (0: unknown)
+    seed: Optional[str] = None  # the logged ``seed`` param (None: unknown)
 
 
 @dataclass(frozen=True)

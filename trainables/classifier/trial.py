@@ -19,6 +19,7 @@ from trainables.classifier.config import ClassifierTrialConfig, parse_config, pr
 from trainables.classifier.metrics import (
     CORR_KEYS,
     FIXED_EPOCH,
+    METRIC_KEYS,
     RATIONALE_DOCUMENTS_KEY,
     RATIONALE_SCORES,
     VALID_INTERPRETABILITY,
@@ -121,7 +122,8 @@ def train_classifier(
             write_artifacts(setup, history, interim_dir, final=False)
     history, final, checkpoint = fit_and_report(
         setup, cfg, report, before_report=interim, epoch_extras=fixed_epoch, extra_state=lambda: {"fixed": dict(fixed)},
-        valid_extras=lambda model: valid_interpretability(setup, model), at_selected=VALID_INTERPRETABILITY)
+        valid_extras=lambda model: valid_interpretability(setup, model),
+        at_selected=METRIC_KEYS + VALID_INTERPRETABILITY)
     if cfg.correlation:
         final.update(_test(corr_scores(setup.model, setup, "test")))
         final.update(fixed)

@@ -31,6 +31,7 @@ from typing import Any, Optional
 from trainables.data_setup import dropped_metrics
 from trainables.finetune.artifacts import write_artifacts
 from trainables.finetune.config import FinetuneTrialConfig, parse_config, preflight
+from trainables.finetune.metrics import METRIC_KEYS
 from trainables.finetune.setup import FinetuneSetup
 from trainables.protocol import Report, Trainable, Trial, TrialResult, fit_and_report, start_runtime
 
@@ -62,7 +63,8 @@ def train_finetune(config, report: Report, *, resume: Optional[dict[str, Any]] =
         def interim(history: list[dict[str, Any]]) -> None:
             write_artifacts(setup, history, steps, Path(interim_dir), final=False)
     history, final, checkpoint = fit_and_report(setup, cfg, report, extra_state=lambda: {"steps": list(steps)},
-                                                on_step=on_step, before_report=interim)
+                                                on_step=on_step, before_report=interim,
+                                                at_selected=METRIC_KEYS)
     final.update(dropped_metrics(getattr(setup, "dropped_empty", {})))
     return setup, history, final, checkpoint, steps
 
