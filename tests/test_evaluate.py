@@ -9,8 +9,6 @@ subprocess and runs it again. The bad-input tests build their MLflow runs by han
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import signal
@@ -26,6 +24,7 @@ import yaml
 ray = pytest.importorskip("ray")
 from mlflow.tracking import MlflowClient  # noqa: E402
 
+from cli_sweeps import embedded_xaisweep, run_args  # noqa: E402
 from sweeps import cli  # noqa: E402
 from sweeps.spec.checks import SpecError  # noqa: E402
 from sweeps.spec.evaluation import evaluation_points, load_evaluation_spec, parse_evaluation_spec  # noqa: E402
@@ -220,30 +219,19 @@ def sweep(tmp_path_factory):
                          "save_model": {"type": "grid", "values": [True, False]}},
         "sampler": {"type": "grid", "seed": 0}, "num_samples": 4, "max_concurrent": 2, "resources": {"cpu": 1}}))
     evaluation = eval_spec(root / "eval.yaml")
-    out = io.StringIO()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("XAISWEEP_HOME", str(root / "home"))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        try:
-            with contextlib.redirect_stdout(out):
-                rc = cli.main(["run", str(spec), "--num-cpus", "2", "--quiet", "--tracking-uri", uri,
-                               "--storage", str(root / "ray")])
-            assert rc == 0, out.getvalue()
-            first = io.StringIO()
-            t0 = time.time()
-            with contextlib.redirect_stdout(first):
-                rc_eval = cli.main(["evaluate", SWEEP, "--with", str(evaluation), "--num-cpus", "2", "--quiet",
-                                    "--tracking-uri", uri])
-            seconds = time.time() - t0
-        finally:
-            if ray.is_initialized():
-                ray.shutdown()
+    with embedded_xaisweep(root) as xaisweep:
+        rc, out = xaisweep(*run_args(spec, root, uri))
+        assert rc == 0, out
+        t0 = time.time()
+        rc_eval, first = xaisweep("evaluate", SWEEP, "--with", evaluation, "--num-cpus", "2", "--quiet",
+                                  "--tracking-uri", uri)
+        seconds = time.time() - t0
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(SWEEP)
     runs = client.search_runs([exp.experiment_id], "tags.ray_trial_id != ''")
     models = [r for r in runs if r.data.params.get("save_model") == "True"]
     return {"uri": uri, "root": root, "client": client, "exp": exp, "runs": runs, "models": models,
-            "evaluation": evaluation, "rc": rc_eval, "stdout": first.getvalue(), "seconds": seconds}
+            "evaluation": evaluation, "rc": rc_eval, "stdout": first, "seconds": seconds}
 
 
 def test_every_metric_is_logged_once_and_a_second_run_logs_nothing(sweep, capsys):

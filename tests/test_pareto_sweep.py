@@ -3,8 +3,6 @@ TPE through Ray Tune with ``repeats: 2`` (the ObjectivesRepeater), the objective
 ``best`` printing the Pareto set, ``--export`` + ``reproduce`` of a member, and ``report`` drawing the front."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import time
 from pathlib import Path
@@ -15,6 +13,7 @@ import yaml
 ray = pytest.importorskip("ray")
 from mlflow.tracking import MlflowClient  # noqa: E402
 
+from cli_sweeps import embedded_xaisweep, run_args  # noqa: E402
 from sweeps import cli  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -37,19 +36,10 @@ def sweep(tmp_path_factory):
         "sampler": {"type": "tpe", "seed": 0}, "scheduler": "none",
         "num_samples": 3, "repeats": 2, "max_concurrent": 2, "resources": {"cpu": 1},
     }, sort_keys=False))
-    out = io.StringIO()
     t0 = time.time()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("XAISWEEP_HOME", str(root / "home"))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        try:
-            with contextlib.redirect_stdout(out):
-                rc = cli.main(["run", str(spec), "--num-cpus", "2", "--quiet", "--tracking-uri", uri,
-                               "--storage", str(root / "ray")])
-        finally:
-            if ray.is_initialized():
-                ray.shutdown()
-    return {"rc": rc, "stdout": out.getvalue(), "uri": uri, "root": root, "seconds": time.time() - t0}
+    with embedded_xaisweep(root) as xaisweep:
+        rc, out = xaisweep(*run_args(spec, root, uri))
+    return {"rc": rc, "stdout": out, "uri": uri, "root": root, "seconds": time.time() - t0}
 
 
 def test_multi_objective_sweep_runs_and_records_its_objectives(sweep):

@@ -31,6 +31,7 @@ def doc(**overrides):
     ({"max_concurrent": 4}, ["max_concurrent: 2 -> 4"]),
     ({"resources": {"cpu": 2}}, []),
     ({"description": "now with words"}, []),
+    ({"checkpoint_every_s": 0}, []),
 ])
 def test_spec_changes_a_resume_refuses_or_accepts(change, refused):
     old, new = parse_spec(doc()).to_dict(), parse_spec(doc(**change)).to_dict()

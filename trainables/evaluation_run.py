@@ -80,7 +80,8 @@ def run_evaluation(job: EvaluationJob) -> dict[str, Any]:
     from mlflow.entities import Metric, RunTag
     from mlflow.tracking import MlflowClient
 
-    from trainables.tracking import device_tag, git_state, numeric_metrics
+    from trainables.protocol import device_tag
+    from trainables.tracking import git_state, numeric_metrics
 
     t0 = time.time()
     entry = get_trainable(job.trainable)

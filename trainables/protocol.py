@@ -24,6 +24,7 @@ callback: the tests, ``xaisweep reproduce``) and under Ray (:mod:`trainables.ray
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -195,6 +196,22 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available")
     return torch.device(name)
+
+
+def device_tag(requested: str = "auto") -> str:
+    """Where the trial trains: ``cpu`` or ``cuda:<name> (CUDA_VISIBLE_DEVICES=...)``.
+
+    ``requested`` is the trial config's ``device`` (``auto``, ``cpu``, ``cuda[:N]``).
+    """
+    if requested == "cpu" or not torch.cuda.is_available():
+        return "cpu"
+    index = int(requested.split(":", 1)[1]) if requested.startswith("cuda:") else 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    try:
+        name = torch.cuda.get_device_name(index)
+    except Exception:  # noqa: BLE001 - a bad index fails in the trial itself, with a clear error
+        name = "?"
+    return f"cuda:{index} {name} (CUDA_VISIBLE_DEVICES={visible})"
 
 
 def start_runtime(cfg: Any) -> torch.device:

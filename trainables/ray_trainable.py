@@ -3,10 +3,15 @@
 Launcher metadata (trainable name, tracking URI, experiment id, parent run id,
 sweep name) arrives through ``tune.with_parameters`` (``xaisweep_meta``). The body runs
 against a :class:`RayTrial` (the trial protocol, :mod:`trainables.protocol`): every interim
-``trial.report`` is logged to the trial's MLflow child run first, then passed to
-``tune.report`` with a checkpoint (weights, optimiser, schedule, RNG states).
-A retried or restored trial resumes from ``tune.get_checkpoint()`` (``trial.resume``) and
-re-opens its MLflow run, skipping epochs already logged.
+``trial.report`` is sent to the trial's MLflow child run first, then passed to ``tune.report``.
+MLflow is written by a child process of the worker (:mod:`trainables.tracking_process`: the worker
+never imports MLflow, and a per-epoch log is not waited for). A report carries the checkpoint
+(weights, optimiser, schedule, RNG states) and uploads the interim artifacts when it is the first
+one, or when ``checkpoint_every_s`` seconds (a sweep spec key, default 60; 0: every report) have
+passed since the last checkpoint; such a report first waits until everything sent to MLflow was
+written, so an epoch that a retried or resumed trial will not run again is in MLflow. A retried or
+restored trial resumes from ``tune.get_checkpoint()`` (``trial.resume``) and re-opens its MLflow
+run, skipping epochs already logged.
 
 The *final* result (``trial.finish``, which carries the test metrics) is handed to
 Ray only after the artifacts are uploaded, marked
@@ -30,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import tempfile
+import time
 import traceback
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -38,7 +44,8 @@ import torch
 
 from trainables import get_trainable, mlflow_names
 from trainables.artifacts import write_config_yaml
-from trainables.protocol import Trial, TrialResult, run_body
+from trainables.protocol import Trial, TrialResult, device_tag, run_body
+from trainables.tracking_process import RemoteTrialRun, TrackingProcess
 from xaicore.state_io import load_state_file
 
 STATE_FILE = "trial_state.pt"
@@ -46,6 +53,10 @@ CHECKPOINT_META = "xaisweep_checkpoint.json"
 META_KEY = "_xaisweep"
 COMPLETE_KEY = "trial_complete"
 REPEAT_KEY = "__trial_index__"
+#: launcher metadata key: seconds between two checkpoints (the spec's ``checkpoint_every_s``)
+CHECKPOINT_EVERY_KEY = "checkpoint_every_s"
+#: seconds a stopped trial waits for its last MLflow writes before it lets Tune go on
+STOP_FLUSH_TIMEOUT_S = 10.0
 
 
 def trial_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -80,13 +91,21 @@ def _tune_report(result: dict[str, Any], checkpoint: Optional[dict[str, Any]], s
 
 
 class RayTrial(Trial):
-    """The trial object of a Ray trial: interim results go to MLflow, then to Tune with their checkpoint
-    (after uploading what the body wrote so far, kept if the scheduler stops the trial); the final one is
-    logged, its artifacts uploaded, then handed to Tune marked ``trial_complete``."""
+    """The trial object of a Ray trial: interim results go to MLflow, then to Tune; the first one and then one
+    every ``checkpoint_every_s`` seconds (0: every one) carry the checkpoint and upload what the body wrote so
+    far (kept if the scheduler stops the trial), after waiting for MLflow; the final one is logged, its
+    artifacts uploaded, then handed to Tune with its checkpoint, marked ``trial_complete``.
 
-    def __init__(self, run, *, resume: Optional[dict[str, Any]], out_dir: Path) -> None:
+    ``clock``: seconds (``time.monotonic``; tests pass their own)."""
+
+    def __init__(self, run: Optional[RemoteTrialRun], *, resume: Optional[dict[str, Any]], out_dir: Path,
+                 checkpoint_every_s: float = 0.0, clock=time.monotonic) -> None:
         super().__init__(resume=resume, out_dir=out_dir)
         self.run = run
+        self.checkpoint_every_s = float(checkpoint_every_s)
+        self._clock = clock
+        self._last_checkpoint: Optional[float] = None  # none yet: the first report carries one
+        self.checkpoints = 0  # reports that carried a checkpoint (the final one included)
 
     def _result(self, metrics: dict[str, Any]) -> tuple[dict[str, Any], int]:
         step = int(metrics.get("epoch", 0))
@@ -97,17 +116,53 @@ class RayTrial(Trial):
             result["mlflow_run_id"] = self.run.run_id
         return result, step
 
+    def checkpoint_due(self) -> bool:
+        """Whether the next interim report carries the checkpoint (the first one, then every ``checkpoint_every_s``)."""
+        return (self._last_checkpoint is None or self.checkpoint_every_s <= 0
+                or self._clock() - self._last_checkpoint >= self.checkpoint_every_s)
+
+    def _written_so_far(self) -> list[Path]:
+        return [f for f in self.out_dir.rglob("*") if f.is_file()] if self.out_dir is not None else []
+
     def _interim(self, metrics: dict[str, Any], checkpoint: Optional[dict[str, Any]]) -> None:
+        due = self.checkpoint_due()  # also for a body that reports without a checkpoint: its artifacts, the flush
         result, step = self._result(metrics)
-        if self.run is not None:  # what the trial wrote so far (curves, heatmaps): kept if the scheduler stops it
-            self.run.log_artifacts([f for f in self.out_dir.rglob("*") if f.is_file()], self.out_dir)
-        _tune_report(result, checkpoint, step)
+        if due and self.run is not None:
+            # what the trial wrote so far (curves, heatmaps): kept if the scheduler stops it; then every
+            # MLflow write sent before this checkpoint is done
+            self.run.log_artifacts(self._written_so_far(), self.out_dir)
+            self.run.flush()
+        try:
+            _tune_report(result, checkpoint if due else None, step)
+        except SystemExit:  # Tune stops the trial here (scheduler, end of the sweep): keep its last epoch
+            if self.run is not None:
+                try:
+                    self.run.log_artifacts(self._written_so_far(), self.out_dir, timeout=STOP_FLUSH_TIMEOUT_S)
+                except Exception:  # noqa: BLE001 - best effort: the metrics were sent, the child writes them
+                    pass
+            raise
+        if due:
+            self._last_checkpoint = self._clock()
+            self.checkpoints += checkpoint is not None
 
     def _final(self, metrics: dict[str, Any], checkpoint: Optional[dict[str, Any]], final: TrialResult) -> None:
         result, step = self._result(metrics)
         if self.run is not None:
             self.run.log_artifacts(final.artifacts, self.out_dir)
+            self.run.flush()
+        self.checkpoints += checkpoint is not None
         _tune_report({**result, COMPLETE_KEY: True}, checkpoint, step)
+
+
+_TRACKING: list[TrackingProcess] = []  # this worker's tracking process (one, started by its first trial)
+
+
+def tracking_process() -> TrackingProcess:
+    """This worker's MLflow :class:`~trainables.tracking_process.TrackingProcess`, started on first use (and
+    again if it died): one per worker process, serving every trial the worker runs."""
+    if not _TRACKING or not _TRACKING[0].alive():
+        _TRACKING[:] = [TrackingProcess()]
+    return _TRACKING[0]
 
 
 def _placement_tags() -> dict[str, str]:
@@ -127,8 +182,6 @@ def ray_trainable(config: dict[str, Any], xaisweep_meta: Optional[Mapping[str, A
     versions carry the metadata in ``config["_xaisweep"]``)."""
     from ray import tune
 
-    from trainables.tracking import TrialRun, device_tag
-
     _release_memory()
     meta = dict(xaisweep_meta or config.get(META_KEY, {}))
     entry = get_trainable(meta.get("trainable", "classifier"))
@@ -139,8 +192,9 @@ def ray_trainable(config: dict[str, Any], xaisweep_meta: Optional[Mapping[str, A
 
     run = None
     if meta.get("tracking_uri"):
-        run = TrialRun(
-            meta["tracking_uri"], meta["experiment_id"], meta.get("parent_run_id"), trial_id, trial_name,
+        run = RemoteTrialRun(
+            tracking_process(), meta["tracking_uri"], meta["experiment_id"], meta.get("parent_run_id"), trial_id,
+            trial_name,
             tags={mlflow_names.SWEEP: meta.get("sweep", ""), mlflow_names.TRAINABLE: entry.name,
                   mlflow_names.SEED: cfg.get("seed", 0),
                   mlflow_names.DEVICE: device_tag(str(cfg.get("device", "auto"))),
@@ -150,20 +204,19 @@ def ray_trainable(config: dict[str, Any], xaisweep_meta: Optional[Mapping[str, A
     try:
         parsed = trainable.parse_config(cfg)
         resolved = dataclasses.asdict(parsed)
-        if run is not None:
-            run.log_params(resolved)
-            if not run.resumed:
-                run.log_provenance(resolved)
+        if run is not None:  # sent, not waited for: the child writes them while the trial sets up
+            run.start(resolved)  # params, and the provenance of a new run
             with tempfile.TemporaryDirectory() as tmp:  # typed config of every trial, even failed ones
                 path = write_config_yaml({"trainable": entry.name, "config": resolved},
                                          Path(tmp) / mlflow_names.CONFIG_ARTIFACT)
-                run.log_artifacts([path], Path(tmp))
+                run.log_text(path.read_text(), mlflow_names.CONFIG_ARTIFACT)
         state, resumed_step = _load_state(tune.get_checkpoint())
         if run is not None and state is not None:
             run.set_tags({mlflow_names.RESUMED_FROM_STEP: resumed_step if resumed_step is not None else "?"})
 
         with tempfile.TemporaryDirectory() as out:
-            run_body(trainable, parsed, RayTrial(run, resume=state, out_dir=Path(out)))
+            run_body(trainable, parsed, RayTrial(run, resume=state, out_dir=Path(out),
+                                                 checkpoint_every_s=float(meta.get(CHECKPOINT_EVERY_KEY, 0.0))))
     except (SystemExit, KeyboardInterrupt):
         # Tune stopped the trial (scheduler decision, end or interruption of the sweep): not a
         # failure. The driver knows which it was and closes the run accordingly.

@@ -1,4 +1,5 @@
-"""MLflow logging from inside a trial (so a worker node logs its own artifacts).
+"""MLflow logging from inside a trial (so a worker node logs its own artifacts). Under Ray, a
+:class:`TrialRun` lives in the worker's tracking process (:mod:`trainables.tracking_process`).
 
 One MLflow experiment per sweep name, one parent run per launch (created by
 the launcher), one child run per Ray trial. A retried or resumed trial
@@ -16,7 +17,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import socket
 import subprocess
 import time
@@ -67,8 +67,10 @@ def git_state(cwd: Optional[str] = None) -> tuple[str, Optional[bool], str]:
     return commit, bool(status.strip()), diff
 
 
+@functools.lru_cache(maxsize=1)
 def package_versions() -> dict[str, str]:
-    """Every installed distribution and its version (``importlib.metadata``), sorted by name."""
+    """Every installed distribution and its version (``importlib.metadata``), sorted by name; read once
+    per process (~70 ms: every trial of a reused worker runs the code that process imported)."""
     from importlib import metadata
 
     out = {}
@@ -129,7 +131,7 @@ def provenance(config: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str
     for i, (path, info) in enumerate(sorted(data.items())):
         tags[f"data_sha256.{info['key']}" + (f".{i}" if sum(v["key"] == info["key"] for v in data.values()) > 1
                                               else "")] = info["sha256"]
-    files = {"packages.txt": "".join(f"{k}=={v}\n" for k, v in package_versions().items()),
+    files = {"packages.txt": "".join(f"{k}=={v}\n" for k, v in dict(package_versions()).items()),
              "data_files.json": json.dumps(data, indent=2, sort_keys=True)}
     if dirty:
         files["git_diff.patch"] = diff
@@ -270,11 +272,12 @@ class TrialRun:
         for i in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[i : i + 100])
 
-    def log_metrics(self, metrics: Mapping[str, Any], step: int) -> bool:
-        """Log numeric ``metrics`` at ``step`` unless that step was already logged; returns whether logged."""
+    def log_metrics(self, metrics: Mapping[str, Any], step: int, timestamp_ms: Optional[int] = None) -> bool:
+        """Log numeric ``metrics`` at ``step`` unless that step was already logged; returns whether logged.
+        ``timestamp_ms``: when the trial made the call (default: now)."""
         if step in self._logged_steps:
             return False
-        now = int(time.time() * 1000)
+        now = int(time.time() * 1000) if timestamp_ms is None else int(timestamp_ms)
         values = numeric_metrics(metrics)
         values["training_iteration"] = float(step)
         batch = [Metric(k, v, now, step) for k, v in values.items()]
@@ -322,21 +325,3 @@ def find_trial_runs(
 # Tags describing how an attempt ended; removed when a retried / resumed trial re-opens its run.
 STALE_ON_RESUME = (mlflow_names.FAILURE_REASON, mlflow_names.FAILURE_TRACEBACK, mlflow_names.EARLY_STOPPED,
                    mlflow_names.STOPPED_AT_ITERATION, mlflow_names.INTERRUPTED)
-
-
-def device_tag(requested: str = "auto") -> str:
-    """Where the trial trains: ``cpu`` or ``cuda:<name> (CUDA_VISIBLE_DEVICES=...)``.
-
-    ``requested`` is the trial config's ``device`` (``auto``, ``cpu``, ``cuda[:N]``).
-    """
-    import torch
-
-    if requested == "cpu" or not torch.cuda.is_available():
-        return "cpu"
-    index = int(requested.split(":", 1)[1]) if requested.startswith("cuda:") else 0
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-    try:
-        name = torch.cuda.get_device_name(index)
-    except Exception:  # noqa: BLE001 - a bad index fails in the trial itself, with a clear error
-        name = "?"
-    return f"cuda:{index} {name} (CUDA_VISIBLE_DEVICES={visible})"

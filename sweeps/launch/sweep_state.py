@@ -31,7 +31,7 @@ from typing import Any, Optional
 #: spec keys a ``--resume`` accepts changes of: ``description`` (text only), ``resources``
 #: (per-trial CPU/GPU of the trials not started yet: the restored Tuner gets the new request)
 #: and ``time_budget`` (it counts per launch: the resumed launch gets the new one).
-RESUMABLE_CHANGES = ("description", "resources", "time_budget")
+RESUMABLE_CHANGES = ("description", "resources", "time_budget", "checkpoint_every_s")
 #: keys that locate the sweep rather than define it (checked separately by resume)
 _LOCATION_KEYS = ("tracking_uri", "storage_path")
 LOCK_FILE = ".xaisweep.lock"

@@ -8,6 +8,11 @@ from typing import Any, Literal
 
 from sweeps.spec.checks import Scalar
 
+#: seconds between two checkpoints of a trial (``checkpoint_every_s``): a report carries the trial's
+#: checkpoint (and uploads its interim artifacts) once this long has passed since the last one; the
+#: final report always does. 0: every report (a retried or resumed trial then loses no epoch).
+DEFAULT_CHECKPOINT_EVERY_S = 60.0
+
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,7 @@ class SweepSpec:
     max_failures: int = 0
     resources: ResourcesSpec = field(default_factory=ResourcesSpec)
     reuse_workers: bool = True
+    checkpoint_every_s: float = DEFAULT_CHECKPOINT_EVERY_S
     time_budget: float | None = None
     warm_start: str | None = None
     storage_path: str | None = None
@@ -185,6 +191,7 @@ class SweepSpec:
             "max_failures": self.max_failures,
             "resources": self.resources.to_dict(),
             "reuse_workers": self.reuse_workers,
+            "checkpoint_every_s": self.checkpoint_every_s,
             "time_budget": self.time_budget,
             "warm_start": {"experiment": self.warm_start} if self.warm_start else None,
             "storage_path": self.storage_path,

@@ -6,8 +6,9 @@ in machine load affect both:
 * direct: ``trainables.classifier.trial.run_trial(config, report)`` in this process (warm);
 * sweep: the same config as a sweep of ``--trials`` trials (no search space, one at a
   time) through the real launcher: Ray trial actor, MLflow child run logging params,
-  per-epoch metrics and artifacts from inside the trial, a checkpoint every epoch, the
-  driver callback closing each run. Ray's cluster start (``ray.init``) is excluded (once
+  per-epoch metrics and artifacts from the worker (since 2026-12-02 from the worker's tracking
+  process, :mod:`trainables.tracking_process`), the checkpoints of the shipped
+  ``checkpoint_every_s`` (every epoch before 2026-12-02), the driver callback closing each run. Ray's cluster start (``ray.init``) is excluded (once
   per sweep); everything inside ``tuner.fit()`` counts.
 
 Reported, against the mean direct time:
