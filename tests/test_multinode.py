@@ -283,7 +283,7 @@ def test_node_loss_restarts_trials_from_checkpoints_without_losing_or_duplicatin
     head = stack.cluster.head
     spec = write_spec(tmp_path / "spec.yaml", "mn-loss", config={"epochs": epochs, "synthetic_size": 400},
                       search_space={"lr": {"type": "grid", "values": [0.001, 0.003]}}, num_samples=2,
-                      max_failures=2)
+                      max_failures=2, checkpoint_every_s=0)  # a checkpoint every epoch: lost mid-trial
     experiment_dir = tmp_path / "storage" / "mn-loss"
     args = ["run", str(spec), "--address", stack.cluster.address, "--tracking-uri", stack.server.uri,
             "--storage", str(tmp_path / "storage")]

@@ -120,14 +120,13 @@ def test_sweep_survives_a_tracking_server_outage_without_losing_or_doubling_a_me
             pending += EPOCHS - len(before.get(rid, ()))
             during += sum(went_down <= t <= back_up for t in stamps)
             gaps += [b - a for a, b in itertools.pairwise(stamps) if b < went_down or a > back_up]
-        # The outage hit the trials mid-sweep: epochs were still to be logged when the server went
-        # down, and a trial logs (over HTTP) at least once per epoch, faster than the outage lasted:
-        # so a log call of a trial ran into the outage and was retried until the server answered.
+        # The outage hit the trials mid-sweep: epochs were still to be logged when the server went down,
+        # and the trials logged epochs while it was down (the worker's tracking process retried those
+        # writes until the server answered; the trial waited for them only at its next checkpoint).
         assert pending > 0, "every epoch was logged before the outage"
-        assert gaps and downtime > 2 * max(gaps), (f"an epoch took {max(gaps, default=0):.1f} s, the outage "
-                                                   f"{downtime:.1f} s: lengthen DOWN_S")
+        assert during > 0, f"no epoch was logged during the {downtime:.1f} s outage: lengthen DOWN_S"
         print(f"{pending} epoch(s) pending at the outage, {during} logged while it lasted; "
-              f"epochs took {min(gaps):.1f}-{max(gaps):.1f} s")
+              f"epochs took {min(gaps, default=0):.1f}-{max(gaps, default=0):.1f} s outside it")
         parents = client.search_runs([exp.experiment_id], "tags.`xaisweep.role` = 'sweep'")
         assert len(parents) == 1 and parents[0].info.status == "FINISHED"
         assert parents[0].data.tags["best_run_id"] in {r.info.run_id for r in runs}

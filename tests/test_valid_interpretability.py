@@ -256,7 +256,10 @@ class _FakeRun:
         assert step not in self.logged, f"step {step} logged twice"
         self.logged[step] = dict(metrics)
 
-    def log_artifacts(self, files, root):
+    def log_artifacts(self, files, root, timeout=None):
+        pass
+
+    def flush(self, timeout=None):
         pass
 
 

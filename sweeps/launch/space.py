@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -133,7 +134,22 @@ def _nsga2_sampler(seed: int, options: Mapping[str, Any]) -> optuna.samplers.Bas
             "uniform": lambda: nsgaii.UniformCrossover(swapping), "blxalpha": nsgaii.BLXAlphaCrossover,
             "sbx": nsgaii.SBXCrossover, "vsbx": nsgaii.VSBXCrossover, "undx": nsgaii.UNDXCrossover,
             "spx": nsgaii.SPXCrossover}[kind]()
-    return optuna.samplers.NSGAIISampler(seed=seed, **options)
+    return PicklableNSGAIISampler(seed=seed, **options)
+
+
+class PicklableNSGAIISampler(optuna.samplers.NSGAIISampler):
+    """Optuna's ``NSGAIISampler``, picklable: Optuna 5.1's GA samplers hold a ``threading.Lock``
+    (``_thread_lock``), and Tune pickles the searcher with its sampler in every experiment snapshot
+    (``OptunaSearch.save``); the lock is left out of the pickle and made anew on unpickling."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_thread_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._thread_lock = threading.Lock()
 
 
 class _AskTellGridSampler(optuna.samplers.GridSampler):
