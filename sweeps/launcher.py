@@ -91,7 +91,7 @@ def build_tuner(
     from trainables.ray_trainable import CHECKPOINT_EVERY_KEY, ray_trainable
 
     spec = plan.spec
-    # Trials checkpoint every epoch with num_to_keep=2, so Tune forces an experiment-state
+    # Trials checkpoint with num_to_keep=2 (every epoch with checkpoint_every_s: 0), so Tune forces an experiment-state
     # snapshot every second checkpoint (that is what keeps a resume pointing at a checkpoint
     # that still exists) and warns about it each time on short epochs: wanted, so not warned.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")

@@ -8,9 +8,14 @@ from typing import Mapping, Sequence
 import yaml
 
 
+def config_yaml(config: Mapping) -> str:
+    """The YAML text of a config artifact (keys sorted)."""
+    return yaml.safe_dump(dict(config), sort_keys=True)
+
+
 def write_config_yaml(config: Mapping, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(dict(config), sort_keys=True))
+    path.write_text(config_yaml(config))
     return path
 
 

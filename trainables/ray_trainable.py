@@ -43,7 +43,7 @@ from typing import Any, Mapping, Optional
 import torch
 
 from trainables import get_trainable, mlflow_names
-from trainables.artifacts import write_config_yaml
+from trainables.artifacts import config_yaml
 from trainables.protocol import Trial, TrialResult, device_tag, run_body
 from trainables.tracking_process import RemoteTrialRun, TrackingProcess
 from xaicore.state_io import load_state_file
@@ -105,7 +105,6 @@ class RayTrial(Trial):
         self.checkpoint_every_s = float(checkpoint_every_s)
         self._clock = clock
         self._last_checkpoint: Optional[float] = None  # none yet: the first report carries one
-        self.checkpoints = 0  # reports that carried a checkpoint (the final one included)
 
     def _result(self, metrics: dict[str, Any]) -> tuple[dict[str, Any], int]:
         step = int(metrics.get("epoch", 0))
@@ -135,7 +134,7 @@ class RayTrial(Trial):
         try:
             _tune_report(result, checkpoint if due else None, step)
         except SystemExit:  # Tune stops the trial here (scheduler, end of the sweep): keep its last epoch
-            if self.run is not None:
+            if self.run is not None and not due:  # (a due report uploaded them just before)
                 try:
                     self.run.log_artifacts(self._written_so_far(), self.out_dir, timeout=STOP_FLUSH_TIMEOUT_S)
                 except Exception:  # noqa: BLE001 - best effort: the metrics were sent, the child writes them
@@ -143,14 +142,12 @@ class RayTrial(Trial):
             raise
         if due:
             self._last_checkpoint = self._clock()
-            self.checkpoints += checkpoint is not None
 
     def _final(self, metrics: dict[str, Any], checkpoint: Optional[dict[str, Any]], final: TrialResult) -> None:
         result, step = self._result(metrics)
         if self.run is not None:
             self.run.log_artifacts(final.artifacts, self.out_dir)
             self.run.flush()
-        self.checkpoints += checkpoint is not None
         _tune_report({**result, COMPLETE_KEY: True}, checkpoint, step)
 
 
@@ -206,10 +203,8 @@ def ray_trainable(config: dict[str, Any], xaisweep_meta: Optional[Mapping[str, A
         resolved = dataclasses.asdict(parsed)
         if run is not None:  # sent, not waited for: the child writes them while the trial sets up
             run.start(resolved)  # params, and the provenance of a new run
-            with tempfile.TemporaryDirectory() as tmp:  # typed config of every trial, even failed ones
-                path = write_config_yaml({"trainable": entry.name, "config": resolved},
-                                         Path(tmp) / mlflow_names.CONFIG_ARTIFACT)
-                run.log_text(path.read_text(), mlflow_names.CONFIG_ARTIFACT)
+            # typed config of every trial, even failed ones
+            run.log_text(config_yaml({"trainable": entry.name, "config": resolved}), mlflow_names.CONFIG_ARTIFACT)
         state, resumed_step = _load_state(tune.get_checkpoint())
         if run is not None and state is not None:
             run.set_tags({mlflow_names.RESUMED_FROM_STEP: resumed_step if resumed_step is not None else "?"})

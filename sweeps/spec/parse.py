@@ -42,7 +42,9 @@ from sweeps.spec.checks import (
 from trainables.config import did_you_mean
 from sweeps.spec.objectives import MULTI_OBJECTIVE_SAMPLERS, check_nsga2_options, parse_objectives
 from sweeps.spec.search_space import parse_search_space
-from sweeps.spec.types import DEFAULT_CHECKPOINT_EVERY_S, Condition, ParamSpec, ResourcesSpec, SamplerSpec, SchedulerSpec, SweepSpec
+from sweeps.spec.types import (
+    DEFAULT_CHECKPOINT_EVERY_S, Condition, ParamSpec, ResourcesSpec, SamplerSpec, SchedulerSpec, SweepSpec,
+)
 
 __all__ = [
     "Condition",
@@ -64,7 +66,8 @@ _NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
 _TOP_KEYS = (
     "name", "description", "trainable", "config", "search_space", "metric", "mode",
     "sampler", "scheduler", "num_samples", "max_concurrent", "repeats", "max_failures",
-    "resources", "reuse_workers", "checkpoint_every_s", "storage_path", "tracking_uri", "time_budget", "warm_start",
+    "resources", "reuse_workers", "checkpoint_every_s", "storage_path", "tracking_uri", "time_budget",
+    "warm_start",
 )
 _SAMPLER_KEYS = ("type", "seed", "options")
 _ASHA_KEYS = ("type", "max_t", "grace_period", "reduction_factor", "time_attr")
@@ -258,9 +261,11 @@ def parse_spec(
     scheduler = _parse_scheduler(data.get("scheduler"), pr)
     resources = parse_resources(data.get("resources"), pr)
     reuse_workers = check_bool(data.get("reuse_workers", True), "reuse_workers", pr)
-    checkpoint_every_s = check_float(data.get("checkpoint_every_s", DEFAULT_CHECKPOINT_EVERY_S), "checkpoint_every_s", pr)
+    checkpoint_every_s = check_float(data.get("checkpoint_every_s", DEFAULT_CHECKPOINT_EVERY_S),
+                                     "checkpoint_every_s", pr)
     if checkpoint_every_s is not None and checkpoint_every_s < 0:
-        pr.add("checkpoint_every_s", f"must be >= 0 seconds (0: a checkpoint with every report; got {checkpoint_every_s:g})")
+        pr.add("checkpoint_every_s",
+               f"must be >= 0 seconds (0: a checkpoint with every report; got {checkpoint_every_s:g})")
         checkpoint_every_s = None
     time_budget = _parse_time_budget(data.get("time_budget"), pr)
     warm_start = _parse_warm_start(data.get("warm_start"), pr)
