@@ -76,16 +76,26 @@ def test_every_declared_best_valid_metric_is_reported_at_the_selected_epoch(mode
 
 
 def test_interim_report_finds_the_curves_already_written(model_dir, nli_dir, tmp_path):
-    """A trial that ASHA stops after an interim report keeps its curves and step statistics."""
-    out = tmp_path / "out"
-    seen = []
+    """A trial that ASHA stops after an interim report that keeps the artifacts (``trial.artifacts_due()``) has its
+    curves and step statistics; a report that keeps nothing (the plain-Python trial's) costs no drawing."""
+    from trainables.finetune.trial import TRAINABLE
+    from trainables.protocol import Trial, run_body
 
-    def report(metrics, checkpoint):
-        seen.append((metrics["epoch"], sorted(p.name for p in out.glob("*")) if out.is_dir() else []))
+    class Keeping(Trial):
+        def artifacts_due(self):
+            return True
 
-    run_trial(config(model_dir, nli_dir, tmp_path, regularizer="similar_1_1"), report, out_dir=out)
-    epoch, files = seen[0]
-    assert epoch == 1 and {"config.yaml", "training_curves.png", "step_stats.csv"} <= set(files)
+    for trial_cls, expected in ((Keeping, {"config.yaml", "training_curves.png", "step_stats.csv"}), (Trial, set())):
+        out = tmp_path / trial_cls.__name__
+        seen = []
+
+        def report(metrics, checkpoint):
+            seen.append((metrics["epoch"], {p.name for p in out.glob("*")} if out.is_dir() else set()))
+
+        cfg = TRAINABLE.parse_config(config(model_dir, nli_dir, tmp_path, regularizer="similar_1_1"))
+        run_body(TRAINABLE, cfg, trial_cls(report, out_dir=out))
+        epoch, files = seen[0]
+        assert epoch == 1 and (expected <= files if expected else files == set()), (trial_cls, files)
 
 
 def test_resume_equals_uninterrupted(model_dir, nli_dir, tmp_path):

@@ -181,8 +181,10 @@ def test_reports_carry_a_checkpoint_first_then_every_interval_and_last(monkeypat
     clock = _Clock()
     trial = rt.RayTrial(_Run(calls), resume=None, out_dir=tmp_path, checkpoint_every_s=60, clock=clock)
     (tmp_path / "curves.png").write_text("x")
+    asked = []
     for epoch, now in zip(range(1, 7), (5, 30, 65, 100, 126, 127)):
         clock.now = now
+        asked.append(trial.artifacts_due())
         trial.report({"epoch": epoch}, {"w": epoch})
     trial.finish({"epoch": 7}, {"w": 7}, artifacts=[tmp_path / "curves.png"])
     tune = [c for c in calls if c[0] == "tune"]
@@ -190,11 +192,41 @@ def test_reports_carry_a_checkpoint_first_then_every_interval_and_last(monkeypat
     assert [(step, has) for _, step, has in tune] == [(1, True), (2, False), (3, True), (4, False), (5, True),
                                                       (6, False), (7, True)]
     assert sum(has for _, _, has in tune) == 4
-    # a report with a checkpoint uploads what was written and waits for MLflow first; the others wait for nothing
+    # a report with a checkpoint waits for MLflow first; the others wait for nothing
     i = calls.index(("tune", 3, True))
     assert calls[i - 3:i] == [("log", 3), ("artifacts", ["curves.png"]), ("flush",)]
     j = calls.index(("tune", 4, False))
     assert calls[j - 1] == ("log", 4)
+    # the interim artifacts: not at the first checkpoint 5 s in (a one-epoch curve), at the interval's ones
+    assert asked == [False, False, True, False, True, False]
+    assert calls[:3] == [("log", 1), ("flush",), ("tune", 1, True)]
+    assert [c for c in calls if c[0] == "artifacts"] == [("artifacts", ["curves.png"])] * 3  # epochs 3, 5, final
+
+
+def test_a_first_report_after_the_interval_also_keeps_the_artifacts(monkeypatch, tmp_path):
+    import trainables.ray_trainable as rt
+
+    calls: list = []
+    monkeypatch.setattr(rt, "_tune_report", lambda result, ckpt, step: calls.append(("tune", step, ckpt is not None)))
+    clock = _Clock()
+    trial = rt.RayTrial(_Run(calls), resume=None, out_dir=tmp_path, checkpoint_every_s=60, clock=clock)
+    (tmp_path / "curves.png").write_text("x")
+    clock.now = 90  # a long first epoch
+    assert trial.artifacts_due()
+    trial.report({"epoch": 1}, {"w": 1})
+    assert calls == [("log", 1), ("artifacts", ["curves.png"]), ("flush",), ("tune", 1, True)]
+    # the answer holds until the report: the body wrote nothing on "no", so nothing is uploaded
+    clock.now = 140
+    assert not trial.artifacts_due()  # 50 s after that checkpoint
+    clock.now = 160  # the interval passes while the body finishes its epoch
+    trial.report({"epoch": 2}, {"w": 2})
+    assert calls[4:] == [("log", 2), ("flush",), ("tune", 2, True)]
+
+
+def test_the_plain_trial_keeps_only_the_final_artifacts(tmp_path):
+    from trainables.protocol import Trial
+
+    assert Trial(lambda m, c: None, out_dir=tmp_path).artifacts_due() is False
 
 
 def test_every_report_carries_a_checkpoint_with_interval_zero(monkeypatch, tmp_path):

@@ -82,15 +82,22 @@ def bad_io(name, a):
 
 
 class Recorder(Trial):
-    """A trial that records every interim result and the final one (and fails on a protocol breach)."""
+    """A trial that records every interim result and the final one (and fails on a protocol breach), and what
+    ``out_dir`` held at each interim report; ``keep``: its answer to ``artifacts_due()``."""
 
-    def __init__(self, **kw):
+    def __init__(self, keep=False, **kw):
         super().__init__(**kw)
-        self.interim, self.finals = [], []
+        self.keep = keep
+        self.interim, self.finals, self.written = [], [], []
+
+    def artifacts_due(self):
+        return self.keep
 
     def _interim(self, metrics, checkpoint):
         assert not self.finals, "interim report after finish"
         self.interim.append((dict(metrics), checkpoint))
+        out = self.out_dir
+        self.written.append(sorted(p.name for p in out.rglob("*") if p.is_file()) if out and out.is_dir() else [])
 
     def _final(self, metrics, checkpoint, result):
         self.finals.append((dict(metrics), checkpoint))
@@ -181,6 +188,21 @@ def test_resumed_trial_ends_with_the_uninterrupted_final_metrics(entry, assets, 
     resumed = run(entry, config, resume=checkpoint)
     assert resumed.interim == []
     assert reproducible(resumed.finals[0][0]) == reproducible(full.finals[0][0])
+
+
+def test_interim_artifacts_are_written_only_for_a_report_that_keeps_them(entry, assets, tmp_path):
+    """Nothing is drawn for an interim report whose trial keeps no artifacts (a direct run; a sweep's report
+    between two uploads); a trainable with interim artifacts writes them when the report keeps them."""
+    config = {**base_config(entry.name, assets), **entry.smoke}
+    if "epochs" not in {f for f in entry.trainable.config.__dataclass_fields__}:
+        return  # one result: no interim report
+    config["epochs"] = 2
+    plain = run(entry, config, out_dir=tmp_path / "plain")
+    keeping = run(entry, config, out_dir=tmp_path / "keeping", keep=True)
+    assert plain.written == [[]]
+    if entry.name in ("classifier", "faithfulness", "finetune", "bios_debias", "faithfulness_transformer"):
+        assert "training_curves.png" in keeping.written[0]
+    assert reproducible(plain.finals[0][0]) == reproducible(keeping.finals[0][0])  # the drawing changes nothing
 
 
 def test_preflight_takes_the_parsed_config_and_returns_problems(entry, assets):

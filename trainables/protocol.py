@@ -10,7 +10,8 @@ A trainable module defines ``TRAINABLE = Trainable(name, config, run, preflight)
 * ``run(cfg, trial)``: the trial body. It calls ``trial.report(metrics, checkpoint)`` for every
   interim result and ``trial.finish(metrics, checkpoint, history=..., artifacts=...)`` exactly once,
   last, for the final one; it continues from ``trial.resume`` (a checkpoint it reported before) and
-  writes its artifacts under ``trial.out_dir`` (none when ``None``).
+  writes its artifacts under ``trial.out_dir`` (none when ``None``): the final ones before
+  ``finish``, interim ones (e.g. the curves so far) before a report only when ``trial.artifacts_due()``.
 
 A trainable is a package ``trainables/<name>/`` whose ``trial.py`` defines ``TRAINABLE`` and whose
 torch-free ``metrics.py`` declares ``METRICS`` (what it reports, built from the names its code emits)
@@ -97,6 +98,13 @@ class Trial:
         self.result = TrialResult(metrics=metrics, history=list(history or []), artifacts=list(artifacts))
         self._final(metrics, checkpoint, self.result)
         return self.result
+
+    def artifacts_due(self) -> bool:
+        """Whether the next :meth:`report` keeps what the body has written under ``out_dir`` so far, so that the
+        body writes its interim artifacts (the curves so far, for a trial the scheduler may stop after that
+        report) only then. The plain-Python trial keeps only the final artifacts (``trial.finish``): ``False``.
+        The answer holds until that report (a subclass may decide once per report)."""
+        return False
 
     def _interim(self, metrics: dict[str, Any], checkpoint: Optional[dict[str, Any]]) -> None:
         if self._callback is not None:

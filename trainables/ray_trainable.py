@@ -6,10 +6,11 @@ against a :class:`RayTrial` (the trial protocol, :mod:`trainables.protocol`): ev
 ``trial.report`` is sent to the trial's MLflow child run first, then passed to ``tune.report``.
 MLflow is written by a child process of the worker (:mod:`trainables.tracking_process`: the worker
 never imports MLflow, and a per-epoch log is not waited for). A report carries the checkpoint
-(weights, optimiser, schedule, RNG states) and uploads the interim artifacts when it is the first
-one, or when ``checkpoint_every_s`` seconds (a sweep spec key, default 60; 0: every report) have
-passed since the last checkpoint; such a report first waits until everything sent to MLflow was
-written, so an epoch that a retried or resumed trial will not run again is in MLflow. A retried or
+(weights, optimiser, schedule, RNG states) when it is the first one, or when ``checkpoint_every_s``
+seconds (a sweep spec key, default 60; 0: every report) have passed since the last checkpoint, and
+then, but for an early first one, also the interim artifacts (the body writes them only for such a
+report: ``Trial.artifacts_due``); a report with a checkpoint first waits until everything sent to
+MLflow was written, so an epoch that a retried or resumed trial will not run again is in MLflow. A retried or
 restored trial resumes from ``tune.get_checkpoint()`` (``trial.resume``) and re-opens its MLflow
 run, skipping epochs already logged.
 
@@ -92,9 +93,10 @@ def _tune_report(result: dict[str, Any], checkpoint: Optional[dict[str, Any]], s
 
 class RayTrial(Trial):
     """The trial object of a Ray trial: interim results go to MLflow, then to Tune; the first one and then one
-    every ``checkpoint_every_s`` seconds (0: every one) carry the checkpoint and upload what the body wrote so
-    far (kept if the scheduler stops the trial), after waiting for MLflow; the final one is logged, its
-    artifacts uploaded, then handed to Tune with its checkpoint, marked ``trial_complete``.
+    every ``checkpoint_every_s`` seconds (0: every one) carry the checkpoint, after waiting for MLflow; those
+    of them after the first ``checkpoint_every_s`` seconds also upload the interim artifacts (the body writes
+    them only for these reports: :meth:`artifacts_due`; kept if the scheduler stops the trial); the final one
+    is logged, its artifacts uploaded, then handed to Tune with its checkpoint, marked ``trial_complete``.
 
     ``clock``: seconds (``time.monotonic``; tests pass their own)."""
 
@@ -104,7 +106,9 @@ class RayTrial(Trial):
         self.run = run
         self.checkpoint_every_s = float(checkpoint_every_s)
         self._clock = clock
+        self._started = clock()
         self._last_checkpoint: Optional[float] = None  # none yet: the first report carries one
+        self._keep: Optional[bool] = None  # artifacts_due's answer for the next report, once asked
 
     def _result(self, metrics: dict[str, Any]) -> tuple[dict[str, Any], int]:
         step = int(metrics.get("epoch", 0))
@@ -115,28 +119,41 @@ class RayTrial(Trial):
             result["mlflow_run_id"] = self.run.run_id
         return result, step
 
+    def _interval_passed(self) -> bool:
+        since = self._last_checkpoint if self._last_checkpoint is not None else self._started
+        return self.checkpoint_every_s <= 0 or self._clock() - since >= self.checkpoint_every_s
+
     def checkpoint_due(self) -> bool:
         """Whether the next interim report carries the checkpoint (the first one, then every ``checkpoint_every_s``)."""
-        return (self._last_checkpoint is None or self.checkpoint_every_s <= 0
-                or self._clock() - self._last_checkpoint >= self.checkpoint_every_s)
+        return self._last_checkpoint is None or self._interval_passed()
+
+    def artifacts_due(self) -> bool:
+        """Whether the next interim report uploads the interim artifacts: when ``checkpoint_every_s`` seconds have
+        passed since the trial started or since its last checkpoint (every report with 0). Not at a first report
+        that comes sooner: that checkpoint is for a retry, and a one-epoch curve is not worth its drawing (22%
+        of a 1-s epoch, ``tests/benchmarks/RESULTS_sweep_overhead.md``). Decided once per report."""
+        if self._keep is None:
+            self._keep = self.out_dir is not None and self._interval_passed()
+        return self._keep
 
     def _written_so_far(self) -> list[Path]:
         return [f for f in self.out_dir.rglob("*") if f.is_file()] if self.out_dir is not None else []
 
     def _interim(self, metrics: dict[str, Any], checkpoint: Optional[dict[str, Any]]) -> None:
-        due = self.checkpoint_due()  # also for a body that reports without a checkpoint: its artifacts, the flush
+        due, keep = self.checkpoint_due(), self.artifacts_due()  # (also for a body that reports no checkpoint)
+        self._keep = None
         result, step = self._result(metrics)
         if due and self.run is not None:
-            # what the trial wrote so far (curves, heatmaps): kept if the scheduler stops it; then every
-            # MLflow write sent before this checkpoint is done
-            self.run.log_artifacts(self._written_so_far(), self.out_dir)
-            self.run.flush()
+            if keep:  # what the trial wrote so far (curves, heatmaps): kept if the scheduler stops it
+                self.run.log_artifacts(self._written_so_far(), self.out_dir)
+            self.run.flush()  # every MLflow write sent before this checkpoint is done
         try:
             _tune_report(result, checkpoint if due else None, step)
         except SystemExit:  # Tune stops the trial here (scheduler, end of the sweep): keep its last epoch
-            if self.run is not None and not due:  # (a due report uploaded them just before)
+            written = self._written_so_far() if self.run is not None and not keep else []
+            if written:  # what the body wrote for the last report that kept its artifacts
                 try:
-                    self.run.log_artifacts(self._written_so_far(), self.out_dir, timeout=STOP_FLUSH_TIMEOUT_S)
+                    self.run.log_artifacts(written, self.out_dir, timeout=STOP_FLUSH_TIMEOUT_S)
                 except Exception:  # noqa: BLE001 - best effort: the metrics were sent, the child writes them
                     pass
             raise
@@ -228,11 +245,13 @@ def ray_trainable(config: dict[str, Any], xaisweep_meta: Optional[Mapping[str, A
 
 
 def _release_memory() -> None:
-    """Collect what an earlier trial in this process left and hand cached GPU memory back
+    """Collect what an earlier trial in this process left on the GPU and hand the cached memory back
     (with ``reuse_workers`` a worker runs trial after trial; trials sharing a GPU through a
-    fractional ``gpu`` request need the room)."""
-    import gc
+    fractional ``gpu`` request need the room). Nothing on a worker that never used CUDA: its host memory
+    is freed with the last reference or by Python's own collector, and a forced full collection of a
+    process holding torch and Ray costs about 0.1 s a trial."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        import gc
 
-    gc.collect()
-    if torch.cuda.is_available():
+        gc.collect()
         torch.cuda.empty_cache()

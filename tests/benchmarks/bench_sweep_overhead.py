@@ -8,8 +8,10 @@ in machine load affect both:
   time) through the real launcher: Ray trial actor, MLflow child run logging params,
   per-epoch metrics and artifacts from the worker (since 2026-12-02 from the worker's tracking
   process, :mod:`trainables.tracking_process`), the checkpoints of the shipped
-  ``checkpoint_every_s`` (every epoch before 2026-12-02), the driver callback closing each run. Ray's cluster start (``ray.init``) is excluded (once
-  per sweep); everything inside ``tuner.fit()`` counts.
+  ``checkpoint_every_s`` (every epoch before 2026-12-02), the driver callback closing each run. Ray's
+  cluster start (``ray.init``) is excluded (once per sweep); everything inside ``tuner.fit()`` counts.
+  Both paths draw the interim artifacts only for a report that keeps them (``Trial.artifacts_due``;
+  before the third 2026-12-02 session, for every report in both).
 
 Reported, against the mean direct time:
 
@@ -25,7 +27,11 @@ The shipped launcher reuses a Ray worker from trial to trial (spec ``reuse_worke
 the default); a sweep with ``reuse_workers: false`` (a fresh worker process per trial) is
 measured side by side (``--fresh-trials``, 0 skips it).
 
-Usage: python tests/benchmarks/bench_sweep_overhead.py [--target-seconds 30] [--trials 8] [--out FILE]
+Each timed phase starts after ``--settle`` seconds of idle (default 10): Ray's start (it prestarts
+worker processes) and a sweep's teardown take the CPU for a few seconds, and on this 2-core VM a
+direct run started right after a sweep took up to 38% longer than the one before it.
+
+Usage: python tests/benchmarks/bench_sweep_overhead.py [--target-seconds 30] [--trials 8] [--settle 10] [--out FILE]
 """
 from __future__ import annotations
 
@@ -96,6 +102,8 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=8, help="trials of the shipped-settings sweep (>= 3)")
     ap.add_argument("--fresh-trials", type=int, default=3,
                     help="trials of the comparison sweep with reuse_workers: false (0: skip it)")
+    ap.add_argument("--settle", type=float, default=10.0,
+                    help="seconds of idle before each timed phase (Ray's start and a sweep's teardown use the CPU)")
     ap.add_argument("--out", default=str(ROOT / "tests" / "benchmarks" / "results" / "sweep_overhead.json"))
     args = ap.parse_args()
     if args.trials < 3:
@@ -114,11 +122,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as home:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         try:
+            settle = lambda: time.sleep(args.settle)  # noqa: E731
+            settle()
             directs = [direct(config)]
+            settle()
             shipped = sweep(config, args.trials, Path(home), reuse=True)
+            settle()
             directs.append(direct(config))
             if args.fresh_trials > 0:
+                settle()
                 fresh = sweep(config, args.fresh_trials, Path(home), reuse=False)
+                settle()
                 directs.append(direct(config))
         finally:
             ray.shutdown()
@@ -148,7 +162,7 @@ def main() -> int:
             ("  worker processes", str(len(set(fresh["worker_pids"]))), ""),
         ]
     print(f"config: epochs={epochs} ({per_epoch:.2f} s per epoch, {one - per_epoch:.2f} s fixed), "
-          f"regularizer=attention_vat, checkpoint + MLflow metrics every epoch")
+          f"regularizer=attention_vat, MLflow metrics every epoch, the spec's default checkpoint_every_s")
     print(f"{'measurement':<58}{'seconds':>24}{'vs direct':>11}")
     for label, value, rel in rows:
         print(f"{label:<58}{value:>24}{rel:>11}")

@@ -83,11 +83,13 @@ def train_classifier(
     *,
     resume: Optional[dict[str, Any]] = None,
     interim_dir: Optional[Path] = None,
+    interim_due: Optional[Callable[[], bool]] = None,
 ) -> TrainedClassifier:
     """Train (or resume) per ``config``, reporting every epoch but the last.
 
     With ``interim_dir``, the curves and heatmaps so far are written there before each of
-    those reports, so a trial the scheduler stops early still has them (ASHA).
+    those reports for which ``interim_due()`` (default: every one; a body passes ``trial.artifacts_due``)
+    says the report keeps them, so a trial the scheduler stops early still has them (ASHA).
 
     Every epoch also reports the validation split's Corr. (``valid/corr``, ``valid/corr_pooled``, with
     ``correlation``) and rationale scores (``valid/rationale_*``, where it has rationales) of that epoch's
@@ -119,7 +121,8 @@ def train_classifier(
     interim = None
     if interim_dir is not None:
         def interim(history: list[dict[str, Any]]) -> None:
-            write_artifacts(setup, history, interim_dir, final=False)
+            if interim_due is None or interim_due():
+                write_artifacts(setup, history, interim_dir, final=False)
     history, final, checkpoint = fit_and_report(
         setup, cfg, report, before_report=interim, epoch_extras=fixed_epoch, extra_state=lambda: {"fixed": dict(fixed)},
         valid_extras=lambda model: valid_interpretability(setup, model),
@@ -135,7 +138,8 @@ def train_classifier(
 def run(cfg: ClassifierTrialConfig, trial: Trial) -> TrialResult:
     """Train one classifier; report every epoch; finish with the final (best-epoch) test metrics
     (``test/*``, ``test/corr``, ...) and the artifacts (config, curves, heatmaps, weights) in ``trial.out_dir``."""
-    trained = train_classifier(cfg, trial.report, resume=trial.resume, interim_dir=trial.out_dir)
+    trained = train_classifier(cfg, trial.report, resume=trial.resume, interim_dir=trial.out_dir,
+                               interim_due=trial.artifacts_due)
     checkpoint = trained.checkpoint()
     artifacts = write_artifacts(trained.setup, trained.history, trial.out_dir) if trial.out_dir is not None else []
     return trial.finish(trained.final, checkpoint, history=trained.history, artifacts=artifacts)

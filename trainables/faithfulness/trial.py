@@ -50,7 +50,8 @@ def run(cfg: FaithfulnessTrialConfig, trial: Trial) -> TrialResult:
         cfg_train = dataclasses.replace(cfg, epochs=1)
         trained = load_trained(cfg_train, cfg.model_checkpoint)
     else:
-        trained = train_classifier(cfg, trial.report, resume=trial.resume, interim_dir=trial.out_dir)
+        trained = train_classifier(cfg, trial.report, resume=trial.resume, interim_dir=trial.out_dir,
+                                   interim_due=trial.artifacts_due)
     metrics, _table, faith_artifacts = evaluate_faithfulness(trained.setup, cfg, trial.out_dir)
     final = {**trained.final, **metrics}
     checkpoint = trained.checkpoint()

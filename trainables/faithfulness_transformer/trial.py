@@ -32,7 +32,8 @@ def run(cfg: FaithfulnessTransformerTrialConfig, trial: Trial) -> TrialResult:
         final = {split_metric("test", k): v for k, v in setup.evaluate(setup.model, "test").items()}
     else:
         setup, history, final, make_checkpoint, steps = train_finetune(
-            cfg, trial.report, resume=trial.resume, setup_cls=FaithfulnessTransformerSetup, interim_dir=trial.out_dir)
+            cfg, trial.report, resume=trial.resume, setup_cls=FaithfulnessTransformerSetup, interim_dir=trial.out_dir,
+            interim_due=trial.artifacts_due)
         checkpoint = make_checkpoint()
     metrics, _table, artifacts = evaluate_faithfulness(setup, cfg, trial.out_dir, test=setup.test,
                                                        cancel_out=setup.cancel_out(), id_tokens=setup.id_tokens)
