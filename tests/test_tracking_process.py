@@ -173,7 +173,9 @@ class _Run:
         self.calls.append(("flush",))
 
 
-def test_reports_carry_a_checkpoint_first_then_every_interval_and_last(monkeypatch, tmp_path):
+def _recorded_trial(monkeypatch, tmp_path):
+    """A RayTrial (checkpoint_every_s 60, a test clock) whose run and ``tune.report`` calls are recorded in
+    ``calls``, with one file written in its out_dir: ``(trial, calls, clock)``."""
     import trainables.ray_trainable as rt
 
     calls: list = []
@@ -181,6 +183,11 @@ def test_reports_carry_a_checkpoint_first_then_every_interval_and_last(monkeypat
     clock = _Clock()
     trial = rt.RayTrial(_Run(calls), resume=None, out_dir=tmp_path, checkpoint_every_s=60, clock=clock)
     (tmp_path / "curves.png").write_text("x")
+    return trial, calls, clock
+
+
+def test_reports_carry_a_checkpoint_first_then_every_interval_and_last(monkeypatch, tmp_path):
+    trial, calls, clock = _recorded_trial(monkeypatch, tmp_path)
     asked = []
     for epoch, now in zip(range(1, 7), (5, 30, 65, 100, 126, 127)):
         clock.now = now
@@ -204,13 +211,7 @@ def test_reports_carry_a_checkpoint_first_then_every_interval_and_last(monkeypat
 
 
 def test_a_first_report_after_the_interval_also_keeps_the_artifacts(monkeypatch, tmp_path):
-    import trainables.ray_trainable as rt
-
-    calls: list = []
-    monkeypatch.setattr(rt, "_tune_report", lambda result, ckpt, step: calls.append(("tune", step, ckpt is not None)))
-    clock = _Clock()
-    trial = rt.RayTrial(_Run(calls), resume=None, out_dir=tmp_path, checkpoint_every_s=60, clock=clock)
-    (tmp_path / "curves.png").write_text("x")
+    trial, calls, clock = _recorded_trial(monkeypatch, tmp_path)
     clock.now = 90  # a long first epoch
     assert trial.artifacts_due()
     trial.report({"epoch": 1}, {"w": 1})

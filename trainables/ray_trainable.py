@@ -10,8 +10,8 @@ never imports MLflow, and a per-epoch log is not waited for). A report carries t
 seconds (a sweep spec key, default 60; 0: every report) have passed since the last checkpoint, and
 then, but for an early first one, also the interim artifacts (the body writes them only for such a
 report: ``Trial.artifacts_due``); a report with a checkpoint first waits until everything sent to
-MLflow was written, so an epoch that a retried or resumed trial will not run again is in MLflow. A retried or
-restored trial resumes from ``tune.get_checkpoint()`` (``trial.resume``) and re-opens its MLflow
+MLflow was written, so an epoch that a retried or resumed trial will not run again is in MLflow. A
+retried or restored trial resumes from ``tune.get_checkpoint()`` (``trial.resume``) and re-opens its MLflow
 run, skipping epochs already logged.
 
 The *final* result (``trial.finish``, which carries the test metrics) is handed to
