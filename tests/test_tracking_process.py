@@ -204,13 +204,13 @@ def test_reports_carry_a_checkpoint_first_then_every_interval_and_last(monkeypat
     assert calls[i - 3:i] == [("log", 3), ("artifacts", ["curves.png"]), ("flush",)]
     j = calls.index(("tune", 4, False))
     assert calls[j - 1] == ("log", 4)
-    # the interim artifacts: not at the first checkpoint 5 s in (a one-epoch curve), at the interval's ones
-    assert asked == [False, False, True, False, True, False]
-    assert calls[:3] == [("log", 1), ("flush",), ("tune", 1, True)]
-    assert [c for c in calls if c[0] == "artifacts"] == [("artifacts", ["curves.png"])] * 3  # epochs 3, 5, final
+    # the interim artifacts are drawn and uploaded with the checkpoints only
+    assert asked == [True, False, True, False, True, False]
+    assert calls[:4] == [("log", 1), ("artifacts", ["curves.png"]), ("flush",), ("tune", 1, True)]
+    assert [c for c in calls if c[0] == "artifacts"] == [("artifacts", ["curves.png"])] * 4  # epochs 1, 3, 5, final
 
 
-def test_a_first_report_after_the_interval_also_keeps_the_artifacts(monkeypatch, tmp_path):
+def test_the_artifacts_decision_holds_until_the_report(monkeypatch, tmp_path):
     trial, calls, clock = _recorded_trial(monkeypatch, tmp_path)
     clock.now = 90  # a long first epoch
     assert trial.artifacts_due()
@@ -224,10 +224,38 @@ def test_a_first_report_after_the_interval_also_keeps_the_artifacts(monkeypatch,
     assert calls[4:] == [("log", 2), ("flush",), ("tune", 2, True)]
 
 
+def test_a_trial_that_tune_stops_between_uploads_draws_and_uploads_that_reports_artifacts(monkeypatch, tmp_path):
+    import trainables.ray_trainable as rt
+
+    trial, calls, clock = _recorded_trial(monkeypatch, tmp_path)
+    drawn = []
+
+    def write(epoch):
+        drawn.append(epoch)
+        (tmp_path / "heatmaps.html").write_text(str(epoch))
+
+    def report(result, ckpt, step):
+        if step == 2:
+            raise SystemExit(0)  # ASHA stops the trial at its second report
+
+    clock.now = 5
+    trial.interim_artifacts(lambda: write(1))  # the first report: drawn and uploaded
+    trial.report({"epoch": 1}, {"w": 1})
+    monkeypatch.setattr(rt, "_tune_report", report)
+    clock.now = 10
+    trial.interim_artifacts(lambda: write(2))  # 5 s after the checkpoint: kept back, not drawn
+    with pytest.raises(SystemExit):
+        trial.report({"epoch": 2}, {"w": 2})
+    assert drawn == [1, 2]  # the second one only because Tune stopped the trial at it
+    assert calls[-1] == ("artifacts", ["curves.png", "heatmaps.html"])
+
+
 def test_the_plain_trial_keeps_only_the_final_artifacts(tmp_path):
     from trainables.protocol import Trial
 
-    assert Trial(lambda m, c: None, out_dir=tmp_path).artifacts_due() is False
+    trial = Trial(lambda m, c: None, out_dir=tmp_path)
+    assert trial.artifacts_due() is False
+    trial.interim_artifacts(lambda: pytest.fail("drawn for a plain trial"))
 
 
 def test_every_report_carries_a_checkpoint_with_interval_zero(monkeypatch, tmp_path):

@@ -11,7 +11,7 @@ A trainable module defines ``TRAINABLE = Trainable(name, config, run, preflight)
   interim result and ``trial.finish(metrics, checkpoint, history=..., artifacts=...)`` exactly once,
   last, for the final one; it continues from ``trial.resume`` (a checkpoint it reported before) and
   writes its artifacts under ``trial.out_dir`` (none when ``None``): the final ones before
-  ``finish``, interim ones (e.g. the curves so far) before a report only when ``trial.artifacts_due()``.
+  ``finish``, interim ones (e.g. the curves so far) through ``trial.interim_artifacts(write)`` before a report.
 
 A trainable is a package ``trainables/<name>/`` whose ``trial.py`` defines ``TRAINABLE`` and whose
 torch-free ``metrics.py`` declares ``METRICS`` (what it reports, built from the names its code emits)
@@ -105,6 +105,13 @@ class Trial:
         report) only then. The plain-Python trial keeps only the final artifacts (``trial.finish``): ``False``.
         The answer holds until that report (a subclass may decide once per report)."""
         return False
+
+    def interim_artifacts(self, write: Callable[[], Any]) -> None:
+        """Called by the body before an interim report with ``write()``, which writes its interim artifacts as of
+        that report under ``out_dir``: runs it when :meth:`artifacts_due` (the Ray trial also runs it when Tune stops
+        the trial at that report, so a stopped trial keeps its curves)."""
+        if self.artifacts_due():
+            write()
 
     def _interim(self, metrics: dict[str, Any], checkpoint: Optional[dict[str, Any]]) -> None:
         if self._callback is not None:

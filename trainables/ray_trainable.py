@@ -8,8 +8,8 @@ MLflow is written by a child process of the worker (:mod:`trainables.tracking_pr
 never imports MLflow, and a per-epoch log is not waited for). A report carries the checkpoint
 (weights, optimiser, schedule, RNG states) when it is the first one, or when ``checkpoint_every_s``
 seconds (a sweep spec key, default 60; 0: every report) have passed since the last checkpoint, and
-then, but for an early first one, also the interim artifacts (the body writes them only for such a
-report: ``Trial.artifacts_due``); a report with a checkpoint first waits until everything sent to
+then also the interim artifacts (the body draws them only for such a report, ``Trial.artifacts_due``,
+or when Tune stops the trial at a report in between); a report with a checkpoint first waits until everything sent to
 MLflow was written, so an epoch that a retried or resumed trial will not run again is in MLflow. A
 retried or restored trial resumes from ``tune.get_checkpoint()`` (``trial.resume``) and re-opens its MLflow
 run, skipping epochs already logged.
@@ -93,9 +93,9 @@ def _tune_report(result: dict[str, Any], checkpoint: Optional[dict[str, Any]], s
 
 class RayTrial(Trial):
     """The trial object of a Ray trial: interim results go to MLflow, then to Tune; the first one and then one
-    every ``checkpoint_every_s`` seconds (0: every one) carry the checkpoint, after waiting for MLflow; those
-    of them after the first ``checkpoint_every_s`` seconds also upload the interim artifacts (the body writes
-    them only for these reports: :meth:`artifacts_due`; kept if the scheduler stops the trial); the final one
+    every ``checkpoint_every_s`` seconds (0: every one) carry the checkpoint and upload the interim artifacts,
+    after waiting for MLflow (the body draws them for these reports, :meth:`interim_artifacts`, and for a report
+    at which Tune stops the trial); the final one
     is logged, its artifacts uploaded, then handed to Tune with its checkpoint, marked ``trial_complete``.
 
     ``clock``: seconds (``time.monotonic``; tests pass their own)."""
@@ -109,6 +109,7 @@ class RayTrial(Trial):
         self._started = clock()
         self._last_checkpoint: Optional[float] = None  # none yet: the first report carries one
         self._keep: Optional[bool] = None  # artifacts_due's answer for the next report, once asked
+        self._pending: Optional[Any] = None  # the body's writer of the next report's artifacts, not yet run
 
     def _result(self, metrics: dict[str, Any]) -> tuple[dict[str, Any], int]:
         step = int(metrics.get("epoch", 0))
@@ -128,20 +129,27 @@ class RayTrial(Trial):
         return self._last_checkpoint is None or self._interval_passed()
 
     def artifacts_due(self) -> bool:
-        """Whether the next interim report uploads the interim artifacts: when ``checkpoint_every_s`` seconds have
-        passed since the trial started or since its last checkpoint (every report with 0). Not at a first report
-        that comes sooner: that checkpoint is for a retry, and a one-epoch curve is not worth its drawing (22%
-        of a 1-s epoch, ``tests/benchmarks/RESULTS_sweep_overhead.md``). Decided once per report."""
+        """Whether the next interim report uploads the interim artifacts: exactly when it carries the checkpoint
+        (the first one, then every ``checkpoint_every_s``), so a trial the scheduler stops after its first epoch
+        has its curves (Tune's stop is not always seen at the report it follows). Decided once per report."""
         if self._keep is None:
-            self._keep = self.out_dir is not None and self._interval_passed()
+            self._keep = self.out_dir is not None and self.checkpoint_due()
         return self._keep
+
+    def interim_artifacts(self, write) -> None:
+        """Runs ``write`` now when the next report uploads the artifacts; otherwise keeps it for the case that Tune
+        stops the trial at that report (then it runs, and what it wrote is uploaded before the trial exits)."""
+        if self.artifacts_due():
+            write()
+        else:
+            self._pending = write
 
     def _written_so_far(self) -> list[Path]:
         return [f for f in self.out_dir.rglob("*") if f.is_file()] if self.out_dir is not None else []
 
     def _interim(self, metrics: dict[str, Any], checkpoint: Optional[dict[str, Any]]) -> None:
         due, keep = self.checkpoint_due(), self.artifacts_due()  # (also for a body that reports no checkpoint)
-        self._keep = None
+        pending, self._keep, self._pending = self._pending, None, None
         result, step = self._result(metrics)
         if due and self.run is not None:
             if keep:  # what the trial wrote so far (curves, heatmaps): kept if the scheduler stops it
@@ -150,10 +158,13 @@ class RayTrial(Trial):
         try:
             _tune_report(result, checkpoint if due else None, step)
         except SystemExit:  # Tune stops the trial here (scheduler, end of the sweep): keep its last epoch
-            written = self._written_so_far() if self.run is not None and not keep else []
-            if written:  # what the body wrote for the last report that kept its artifacts
+            if self.run is not None and not keep:  # (a report that kept them uploaded them just before)
                 try:
-                    self.run.log_artifacts(written, self.out_dir, timeout=STOP_FLUSH_TIMEOUT_S)
+                    if pending is not None:  # the artifacts as of this report, not drawn for it so far
+                        pending()
+                    written = self._written_so_far()
+                    if written:
+                        self.run.log_artifacts(written, self.out_dir, timeout=STOP_FLUSH_TIMEOUT_S)
                 except Exception:  # noqa: BLE001 - best effort: the metrics were sent, the child writes them
                     pass
             raise

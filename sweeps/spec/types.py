@@ -9,9 +9,9 @@ from typing import Any, Literal
 from sweeps.spec.checks import Scalar
 
 #: seconds between two checkpoints of a trial (``checkpoint_every_s``): a report carries the trial's
-#: checkpoint (and draws and uploads its interim artifacts) once this long has passed since the last one
-#: (the first report also carries the checkpoint, without the artifacts when it comes sooner); the final
-#: report always does. 0: every report (a retried or resumed trial then loses no epoch).
+#: checkpoint (and draws and uploads its interim artifacts) once this long has passed since the last one,
+#: and so does the first; the final report always does. 0: every report (a retried or resumed trial then
+#: loses no epoch).
 DEFAULT_CHECKPOINT_EVERY_S = 60.0
 
 

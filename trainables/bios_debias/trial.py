@@ -60,7 +60,7 @@ def run(cfg: BiosDebiasConfig, trial: Trial) -> TrialResult:
     """Fine-tune with the gender words cancelled; finish with accuracy and the gap correlation."""
     setup, history, final, checkpoint, steps = train_finetune(cfg, trial.report, resume=trial.resume,
                                                               setup_cls=BiosSetup, interim_dir=trial.out_dir,
-                                                              interim_due=trial.artifacts_due)
+                                                              on_interim=trial.interim_artifacts)
     bias, table = bias_report(setup)
     final = {**final, **bias}
     state = checkpoint()

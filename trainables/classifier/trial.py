@@ -83,13 +83,13 @@ def train_classifier(
     *,
     resume: Optional[dict[str, Any]] = None,
     interim_dir: Optional[Path] = None,
-    interim_due: Optional[Callable[[], bool]] = None,
+    on_interim: Optional[Callable[[Callable[[], Any]], None]] = None,
 ) -> TrainedClassifier:
     """Train (or resume) per ``config``, reporting every epoch but the last.
 
     With ``interim_dir``, the curves and heatmaps so far are written there before each of
-    those reports for which ``interim_due()`` (default: every one; a body passes ``trial.artifacts_due``)
-    says the report keeps them, so a trial the scheduler stops early still has them (ASHA).
+    those reports, through ``on_interim(write)`` when given (a body passes ``trial.interim_artifacts``: it
+    runs ``write`` for a report that keeps them or at which the scheduler stops the trial, ASHA); else always.
 
     Every epoch also reports the validation split's Corr. (``valid/corr``, ``valid/corr_pooled``, with
     ``correlation``) and rationale scores (``valid/rationale_*``, where it has rationales) of that epoch's
@@ -121,8 +121,12 @@ def train_classifier(
     interim = None
     if interim_dir is not None:
         def interim(history: list[dict[str, Any]]) -> None:
-            if interim_due is None or interim_due():
+            def write() -> None:
                 write_artifacts(setup, history, interim_dir, final=False)
+            if on_interim is None:
+                write()
+            else:
+                on_interim(write)
     history, final, checkpoint = fit_and_report(
         setup, cfg, report, before_report=interim, epoch_extras=fixed_epoch, extra_state=lambda: {"fixed": dict(fixed)},
         valid_extras=lambda model: valid_interpretability(setup, model),
@@ -139,7 +143,7 @@ def run(cfg: ClassifierTrialConfig, trial: Trial) -> TrialResult:
     """Train one classifier; report every epoch; finish with the final (best-epoch) test metrics
     (``test/*``, ``test/corr``, ...) and the artifacts (config, curves, heatmaps, weights) in ``trial.out_dir``."""
     trained = train_classifier(cfg, trial.report, resume=trial.resume, interim_dir=trial.out_dir,
-                               interim_due=trial.artifacts_due)
+                               on_interim=trial.interim_artifacts)
     checkpoint = trained.checkpoint()
     artifacts = write_artifacts(trained.setup, trained.history, trial.out_dir) if trial.out_dir is not None else []
     return trial.finish(trained.final, checkpoint, history=trained.history, artifacts=artifacts)

@@ -51,7 +51,7 @@ def run(cfg: FaithfulnessTrialConfig, trial: Trial) -> TrialResult:
         trained = load_trained(cfg_train, cfg.model_checkpoint)
     else:
         trained = train_classifier(cfg, trial.report, resume=trial.resume, interim_dir=trial.out_dir,
-                                   interim_due=trial.artifacts_due)
+                                   on_interim=trial.interim_artifacts)
     metrics, _table, faith_artifacts = evaluate_faithfulness(trained.setup, cfg, trial.out_dir)
     final = {**trained.final, **metrics}
     checkpoint = trained.checkpoint()

@@ -33,7 +33,7 @@ def run(cfg: FaithfulnessTransformerTrialConfig, trial: Trial) -> TrialResult:
     else:
         setup, history, final, make_checkpoint, steps = train_finetune(
             cfg, trial.report, resume=trial.resume, setup_cls=FaithfulnessTransformerSetup, interim_dir=trial.out_dir,
-            interim_due=trial.artifacts_due)
+            on_interim=trial.interim_artifacts)
         checkpoint = make_checkpoint()
     metrics, _table, artifacts = evaluate_faithfulness(setup, cfg, trial.out_dir, test=setup.test,
                                                        cancel_out=setup.cancel_out(), id_tokens=setup.id_tokens)

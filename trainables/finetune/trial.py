@@ -37,13 +37,13 @@ from trainables.protocol import Report, Trainable, Trial, TrialResult, fit_and_r
 
 
 def train_finetune(config, report: Report, *, resume: Optional[dict[str, Any]] = None, setup_cls=None,
-                   interim_dir: Optional[Path] = None, interim_due: Optional[Callable[[], bool]] = None):
+                   interim_dir: Optional[Path] = None, on_interim: Optional[Callable[[Callable[[], Any]], None]] = None):
     """Train (or resume) per ``config``; report every epoch but the last; return ``(setup, history, final, checkpoint, steps)``.
 
     ``setup_cls``: a :class:`FinetuneSetup` subclass (other data or objective, e.g. BIOS debiasing).
     ``interim_dir``: the curves and step statistics so far are written there before each interim
-    report for which ``interim_due()`` (default: every one; a body passes ``trial.artifacts_due``) says
-    the report keeps them, so a trial that ASHA stops after it keeps them.
+    report, through ``on_interim(write)`` when given (a body passes ``trial.interim_artifacts``: it runs
+    ``write`` for a report that keeps them or at which ASHA stops the trial); else always.
     """
     setup_cls = setup_cls or FinetuneSetup
     cfg = config if setup_cls is not FinetuneSetup and dataclasses.is_dataclass(config) else parse_config(config)
@@ -62,8 +62,12 @@ def train_finetune(config, report: Report, *, resume: Optional[dict[str, Any]] =
     interim = None
     if interim_dir is not None:
         def interim(history: list[dict[str, Any]]) -> None:
-            if interim_due is None or interim_due():
+            def write() -> None:
                 write_artifacts(setup, history, steps, Path(interim_dir), final=False)
+            if on_interim is None:
+                write()
+            else:
+                on_interim(write)
     history, final, checkpoint = fit_and_report(setup, cfg, report, extra_state=lambda: {"steps": list(steps)},
                                                 on_step=on_step, before_report=interim,
                                                 at_selected=METRIC_KEYS)
@@ -77,7 +81,7 @@ def run(cfg: FinetuneTrialConfig, trial: Trial) -> TrialResult:
     per-step noise statistics, the neighbour/synonym table and its readable sample, weights)."""
     setup, history, final, checkpoint, steps = train_finetune(cfg, trial.report, resume=trial.resume,
                                                               interim_dir=trial.out_dir,
-                                                              interim_due=trial.artifacts_due)
+                                                              on_interim=trial.interim_artifacts)
     state = checkpoint()
     artifacts = write_artifacts(setup, history, steps, trial.out_dir) if trial.out_dir is not None else []
     return trial.finish(final, state, history=history, artifacts=artifacts)
