@@ -9,10 +9,10 @@ never imports MLflow, and a per-epoch log is not waited for). A report carries t
 (weights, optimiser, schedule, RNG states) when it is the first one, or when ``checkpoint_every_s``
 seconds (a sweep spec key, default 60; 0: every report) have passed since the last checkpoint, and
 then also the interim artifacts (the body draws them only for such a report, ``Trial.artifacts_due``,
-or when Tune stops the trial at a report in between); a report with a checkpoint first waits until everything sent to
-MLflow was written, so an epoch that a retried or resumed trial will not run again is in MLflow. A
-retried or restored trial resumes from ``tune.get_checkpoint()`` (``trial.resume``) and re-opens its MLflow
-run, skipping epochs already logged.
+or when Tune stops the trial at a report in between); a report with a checkpoint first waits until
+everything sent to MLflow was written, so an epoch that a retried or resumed trial will not run again
+is in MLflow. A retried or restored trial resumes from ``tune.get_checkpoint()`` (``trial.resume``)
+and re-opens its MLflow run, skipping epochs already logged.
 
 The *final* result (``trial.finish``, which carries the test metrics) is handed to
 Ray only after the artifacts are uploaded, marked
@@ -95,8 +95,8 @@ class RayTrial(Trial):
     """The trial object of a Ray trial: interim results go to MLflow, then to Tune; the first one and then one
     every ``checkpoint_every_s`` seconds (0: every one) carry the checkpoint and upload the interim artifacts,
     after waiting for MLflow (the body draws them for these reports, :meth:`interim_artifacts`, and for a report
-    at which Tune stops the trial); the final one
-    is logged, its artifacts uploaded, then handed to Tune with its checkpoint, marked ``trial_complete``.
+    at which Tune stops the trial); the final one is logged, its artifacts uploaded, then handed to Tune with
+    its checkpoint, marked ``trial_complete``.
 
     ``clock``: seconds (``time.monotonic``; tests pass their own)."""
 
@@ -106,7 +106,6 @@ class RayTrial(Trial):
         self.run = run
         self.checkpoint_every_s = float(checkpoint_every_s)
         self._clock = clock
-        self._started = clock()
         self._last_checkpoint: Optional[float] = None  # none yet: the first report carries one
         self._keep: Optional[bool] = None  # artifacts_due's answer for the next report, once asked
         self._pending: Optional[Any] = None  # the body's writer of the next report's artifacts, not yet run
@@ -120,13 +119,10 @@ class RayTrial(Trial):
             result["mlflow_run_id"] = self.run.run_id
         return result, step
 
-    def _interval_passed(self) -> bool:
-        since = self._last_checkpoint if self._last_checkpoint is not None else self._started
-        return self.checkpoint_every_s <= 0 or self._clock() - since >= self.checkpoint_every_s
-
     def checkpoint_due(self) -> bool:
         """Whether the next interim report carries the checkpoint (the first one, then every ``checkpoint_every_s``)."""
-        return self._last_checkpoint is None or self._interval_passed()
+        return (self._last_checkpoint is None or self.checkpoint_every_s <= 0
+                or self._clock() - self._last_checkpoint >= self.checkpoint_every_s)
 
     def artifacts_due(self) -> bool:
         """Whether the next interim report uploads the interim artifacts: exactly when it carries the checkpoint
