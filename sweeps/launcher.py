@@ -88,7 +88,7 @@ def build_tuner(
     from sweeps.launch.space import make_optuna_sampler, optuna_define_by_run
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from trainables.ray_trainable import CHECKPOINT_EVERY_KEY, ray_trainable
+    from trainables.ray_trainable import CHECKPOINT_EVERY_KEY, EARLY_STOPPING_KEY, ray_trainable
 
     spec = plan.spec
     # Trials checkpoint with num_to_keep=2 (every epoch with checkpoint_every_s: 0), so Tune forces an experiment-state
@@ -103,7 +103,7 @@ def build_tuner(
     # stays out of the progress table and of the trial config
     meta = {"trainable": spec.trainable, "tracking_uri": plan.tracking_uri, "sweep": spec.name,
             "experiment_id": launch["experiment_id"], "parent_run_id": launch["parent_run_id"],
-            CHECKPOINT_EVERY_KEY: spec.checkpoint_every_s}
+            CHECKPOINT_EVERY_KEY: spec.checkpoint_every_s, EARLY_STOPPING_KEY: spec.scheduler is not None}
     trainable = tune.with_resources(tune.with_parameters(ray_trainable, xaisweep_meta=meta), _resources(spec))
     callback = mlflow_callback_cls()(plan.tracking_uri, launch["experiment_id"], launch.get("parent_run_id"),
                                       time_budget=spec.time_budget)

@@ -33,6 +33,21 @@ def process():
     p.close()
 
 
+def test_the_child_runs_at_a_lower_priority_than_its_worker(process):
+    import os
+    import time
+
+    from trainables.tracking_process import CHILD_NICENESS
+
+    worker = os.getpriority(os.PRIO_PROCESS, 0)
+    expected = min(19, worker + CHILD_NICENESS)
+    deadline = time.monotonic() + 30
+    while os.getpriority(os.PRIO_PROCESS, process._proc.pid) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)  # the child lowers its own priority first thing
+    assert os.getpriority(os.PRIO_PROCESS, process._proc.pid) == expected
+    assert os.getpriority(os.PRIO_PROCESS, 0) == worker  # the worker's own is kept
+
+
 def _open(process, store, trial_id="t1"):
     uri, _, experiment, parent = store
     return RemoteTrialRun(process, uri, experiment, parent, trial_id, f"run-{trial_id}", tags={"seed": 3})
@@ -173,7 +188,7 @@ class _Run:
         self.calls.append(("flush",))
 
 
-def _recorded_trial(monkeypatch, tmp_path):
+def _recorded_trial(monkeypatch, tmp_path, *, early_stopping=True):
     """A RayTrial (checkpoint_every_s 60, a test clock) whose run and ``tune.report`` calls are recorded in
     ``calls``, with one file written in its out_dir: ``(trial, calls, clock)``."""
     import trainables.ray_trainable as rt
@@ -181,7 +196,8 @@ def _recorded_trial(monkeypatch, tmp_path):
     calls: list = []
     monkeypatch.setattr(rt, "_tune_report", lambda result, ckpt, step: calls.append(("tune", step, ckpt is not None)))
     clock = _Clock()
-    trial = rt.RayTrial(_Run(calls), resume=None, out_dir=tmp_path, checkpoint_every_s=60, clock=clock)
+    trial = rt.RayTrial(_Run(calls), resume=None, out_dir=tmp_path, checkpoint_every_s=60,
+                        early_stopping=early_stopping, clock=clock)
     (tmp_path / "curves.png").write_text("x")
     return trial, calls, clock
 
@@ -208,6 +224,44 @@ def test_reports_carry_a_checkpoint_first_then_every_interval_and_last(monkeypat
     assert asked == [True, False, True, False, True, False]
     assert calls[:4] == [("log", 1), ("artifacts", ["curves.png"]), ("flush",), ("tune", 1, True)]
     assert [c for c in calls if c[0] == "artifacts"] == [("artifacts", ["curves.png"])] * 4  # epochs 1, 3, 5, final
+
+
+def test_without_early_stopping_the_first_checkpoint_carries_no_artifacts(monkeypatch, tmp_path):
+    # FIFO: the scheduler never stops a trial at its first report, so a trial shorter than checkpoint_every_s
+    # draws its artifacts once, at the end (as a direct run does)
+    trial, calls, clock = _recorded_trial(monkeypatch, tmp_path, early_stopping=False)
+    asked = []
+    for epoch, now in zip(range(1, 5), (5, 30, 65, 100)):
+        clock.now = now
+        asked.append(trial.artifacts_due())
+        trial.report({"epoch": epoch}, {"w": epoch})
+    assert asked == [False, False, True, False]  # the checkpoints of epochs 1 and 3; artifacts with the second
+    assert calls[:3] == [("log", 1), ("flush",), ("tune", 1, True)]
+    assert [c for c in calls if c[0] == "artifacts"] == [("artifacts", ["curves.png"])]
+
+
+def test_the_launcher_tells_the_trial_whether_its_scheduler_stops_early(monkeypatch, tmp_path):
+    from ray import tune
+
+    import trainables.ray_trainable as rt
+    from sweeps.launcher import build_tuner
+    from sweeps.launch.plan import plan_sweep
+    from sweeps.spec.parse import parse_spec
+    from sweeps.workdir import Workdir
+
+    metas = []
+
+    def with_parameters(fn, **kwargs):  # what the trial body gets as ``xaisweep_meta`` (no Ray object store here)
+        metas.append(kwargs["xaisweep_meta"])
+        return fn
+
+    monkeypatch.setattr(tune, "with_parameters", with_parameters)
+    launch = {"experiment_id": "1", "parent_run_id": None}
+    for scheduler in (None, {"type": "asha", "max_t": 3}):
+        spec = parse_spec({"name": "meta", "trainable": "classifier", "config": {"dataset": "synthetic"},
+                           "metric": "best/valid_f1", "mode": "max", "scheduler": scheduler})
+        build_tuner(plan_sweep(spec, workdir=Workdir(tmp_path)), launch, resume=False, verbose=0)
+    assert [m[rt.EARLY_STOPPING_KEY] for m in metas] == [False, True]
 
 
 def test_the_artifacts_decision_holds_until_the_report(monkeypatch, tmp_path):

@@ -9,7 +9,8 @@ never imports MLflow, and a per-epoch log is not waited for). A report carries t
 (weights, optimiser, schedule, RNG states) when it is the first one, or when ``checkpoint_every_s``
 seconds (a sweep spec key, default 60; 0: every report) have passed since the last checkpoint, and
 then also the interim artifacts (the body draws them only for such a report, ``Trial.artifacts_due``,
-or when Tune stops the trial at a report in between); a report with a checkpoint first waits until
+or when Tune stops the trial at a report in between; for the first report only where the scheduler
+stops trials early, ``early_stopping``); a report with a checkpoint first waits until
 everything sent to MLflow was written, so an epoch that a retried or resumed trial will not run again
 is in MLflow. A retried or restored trial resumes from ``tune.get_checkpoint()`` (``trial.resume``)
 and re-opens its MLflow run, skipping epochs already logged.
@@ -56,6 +57,9 @@ COMPLETE_KEY = "trial_complete"
 REPEAT_KEY = "__trial_index__"
 #: launcher metadata key: seconds between two checkpoints (the spec's ``checkpoint_every_s``)
 CHECKPOINT_EVERY_KEY = "checkpoint_every_s"
+#: launcher metadata key: whether the sweep's scheduler stops trials early (ASHA), so that a trial's first report
+#: keeps its interim artifacts; absent (a sweep saved by an earlier version): yes
+EARLY_STOPPING_KEY = "early_stopping"
 #: seconds a stopped trial waits for its last MLflow writes before it lets Tune go on
 STOP_FLUSH_TIMEOUT_S = 10.0
 
@@ -93,18 +97,24 @@ def _tune_report(result: dict[str, Any], checkpoint: Optional[dict[str, Any]], s
 
 class RayTrial(Trial):
     """The trial object of a Ray trial: interim results go to MLflow, then to Tune; the first one and then one
-    every ``checkpoint_every_s`` seconds (0: every one) carry the checkpoint and upload the interim artifacts,
-    after waiting for MLflow (the body draws them for these reports, :meth:`interim_artifacts`, and for a report
-    at which Tune stops the trial); the final one is logged, its artifacts uploaded, then handed to Tune with
-    its checkpoint, marked ``trial_complete``.
+    every ``checkpoint_every_s`` seconds (0: every one) carry the checkpoint, after waiting for MLflow, and upload
+    the interim artifacts (the body draws them for these reports, :meth:`interim_artifacts`, and for a report at
+    which Tune stops the trial); the final one is logged, its artifacts uploaded, then handed to Tune with its
+    checkpoint, marked ``trial_complete``.
+
+    ``early_stopping``: the scheduler may stop the trial at its first report (ASHA's first rung). Tune's stop is
+    not always seen at the report it follows, so the first report then draws and uploads the artifacts too (an
+    early-stopped trial keeps its curves). Without it (FIFO: trials end by themselves, or with the whole sweep),
+    the first checkpoint carries none, and a trial shorter than ``checkpoint_every_s`` draws them once, at its end.
 
     ``clock``: seconds (``time.monotonic``; tests pass their own)."""
 
     def __init__(self, run: Optional[RemoteTrialRun], *, resume: Optional[dict[str, Any]], out_dir: Path,
-                 checkpoint_every_s: float = 0.0, clock=time.monotonic) -> None:
+                 checkpoint_every_s: float = 0.0, early_stopping: bool = True, clock=time.monotonic) -> None:
         super().__init__(resume=resume, out_dir=out_dir)
         self.run = run
         self.checkpoint_every_s = float(checkpoint_every_s)
+        self.early_stopping = bool(early_stopping)
         self._clock = clock
         self._last_checkpoint: Optional[float] = None  # none yet: the first report carries one
         self._keep: Optional[bool] = None  # artifacts_due's answer for the next report, once asked
@@ -125,11 +135,11 @@ class RayTrial(Trial):
                 or self._clock() - self._last_checkpoint >= self.checkpoint_every_s)
 
     def artifacts_due(self) -> bool:
-        """Whether the next interim report uploads the interim artifacts: exactly when it carries the checkpoint
-        (the first one, then every ``checkpoint_every_s``), so a trial the scheduler stops after its first epoch
-        has its curves (Tune's stop is not always seen at the report it follows). Decided once per report."""
+        """Whether the next interim report uploads the interim artifacts: when it carries the checkpoint, except
+        the first one of a trial the scheduler cannot stop early (``early_stopping``). Decided once per report."""
         if self._keep is None:
-            self._keep = self.out_dir is not None and self.checkpoint_due()
+            self._keep = (self.out_dir is not None and self.checkpoint_due()
+                          and (self.early_stopping or self._last_checkpoint is not None))
         return self._keep
 
     def interim_artifacts(self, write) -> None:
@@ -235,7 +245,8 @@ def ray_trainable(config: dict[str, Any], xaisweep_meta: Optional[Mapping[str, A
 
         with tempfile.TemporaryDirectory() as out:
             run_body(trainable, parsed, RayTrial(run, resume=state, out_dir=Path(out),
-                                                 checkpoint_every_s=float(meta.get(CHECKPOINT_EVERY_KEY, 0.0))))
+                                                 checkpoint_every_s=float(meta.get(CHECKPOINT_EVERY_KEY, 0.0)),
+                                                 early_stopping=bool(meta.get(EARLY_STOPPING_KEY, True))))
     except (SystemExit, KeyboardInterrupt):
         # Tune stopped the trial (scheduler decision, end or interruption of the sweep): not a
         # failure. The driver knows which it was and closes the run accordingly.

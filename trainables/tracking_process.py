@@ -247,5 +247,14 @@ def _serve(conn: Connection) -> None:
             pass  # the worker is gone: carry out the rest of what it sent
 
 
+#: niceness the child adds to its own: a fresh worker's first trial sets up (torch, data, model) while the child
+#: imports MLflow, and on a machine with few cores the trial should have the CPU first (the child is never waited
+#: for before the trial's first report)
+CHILD_NICENESS = 5
+
 if __name__ == "__main__":
+    try:
+        os.nice(CHILD_NICENESS)
+    except OSError:  # not permitted here: run at the worker's priority
+        pass
     _serve(Connection(int(sys.argv[1])))

@@ -10,8 +10,8 @@ from sweeps.spec.checks import Scalar
 
 #: seconds between two checkpoints of a trial (``checkpoint_every_s``): a report carries the trial's
 #: checkpoint (and draws and uploads its interim artifacts) once this long has passed since the last one,
-#: and so does the first; the final report always does. 0: every report (a retried or resumed trial then
-#: loses no epoch).
+#: and so does the first (its artifacts only with an early-stopping scheduler, ASHA); the final report always
+#: does. 0: every report (a retried or resumed trial then loses no epoch).
 DEFAULT_CHECKPOINT_EVERY_S = 60.0
 
 

@@ -1,4 +1,4 @@
-"""Ray + MLflow overhead per trial vs calling the trainable body directly (issue: <= 10% of a 30 s trial).
+"""Ray + MLflow overhead per trial vs calling the trainable body directly (issue 18: <= 3% of a 30 s trial).
 
 Measured in one run, interleaved (direct, sweep, direct, sweep, direct) so that drifts
 in machine load affect both:
@@ -31,7 +31,11 @@ Each timed phase starts after ``--settle`` seconds of idle (default 10): Ray's s
 worker processes) and a sweep's teardown take the CPU for a few seconds, and on this 2-core VM a
 direct run started right after a sweep took up to 38% longer than the one before it.
 
-Usage: python tests/benchmarks/bench_sweep_overhead.py [--target-seconds 30] [--trials 8] [--settle 10] [--out FILE]
+With ``--repeats N`` the run is direct, (sweep, direct) x N: each sweep is compared with the two direct runs
+around it, and the headline is the mean ± sd over the N cycles (on this VM two direct runs of one 30-s trial
+have differed by 28%, so one cycle says little).
+
+Usage: python tests/benchmarks/bench_sweep_overhead.py [--target-seconds 30] [--trials 8] [--repeats 3] [--settle 10] [--out FILE]
 """
 from __future__ import annotations
 
@@ -47,6 +51,8 @@ from pathlib import Path
 
 from _common import REPO as ROOT, write_output  # noqa: E402 (also puts the repository on sys.path)
 
+#: the issue-18 must-reach (round 1 asked for <= 10%)
+TARGET = 0.03
 BASE = dict(dataset="synthetic", synthetic_size=2000, batch_size=32, embedding_dim=64, hidden_dim=64,
             attention_dim=64, regularizer="attention_vat", eps=1.0, num_threads=1, heatmaps=3, correlation=True)
 
@@ -96,10 +102,21 @@ def sweep(config: dict, trials: int, home: Path, *, reuse: bool) -> dict:
             "first_run_start_s": starts[0] if starts else float("nan")}
 
 
+def _cycle(shipped: dict, directs: list[float]) -> dict:
+    """One sweep against the mean of the direct runs just before and just after it."""
+    d = statistics.fmean(directs)
+    marginal = statistics.median(shipped["slots_s"][1:])
+    return {"direct_mean": d, "sweep_per_trial": shipped["per_trial"],
+            "amortised_overhead": (shipped["per_trial"] - d) / d, "marginal_seconds": marginal,
+            "startup_seconds": shipped["first_run_start_s"] + shipped["slots_s"][0] - marginal}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--target-seconds", type=float, default=30.0, help="duration of one direct trial")
     ap.add_argument("--trials", type=int, default=8, help="trials of the shipped-settings sweep (>= 3)")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="cycles of (sweep, direct run) after the first direct run; the headline is their mean ± sd")
     ap.add_argument("--fresh-trials", type=int, default=3,
                     help="trials of the comparison sweep with reuse_workers: false (0: skip it)")
     ap.add_argument("--settle", type=float, default=10.0,
@@ -108,6 +125,8 @@ def main() -> int:
     args = ap.parse_args()
     if args.trials < 3:
         ap.error("--trials must be >= 3 (the marginal overhead needs two later trials)")
+    if args.repeats < 1:
+        ap.error("--repeats must be >= 1")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
     import ray
@@ -119,16 +138,19 @@ def main() -> int:
     epochs = max(1, math.ceil((args.target_seconds - (one - per_epoch)) / per_epoch))
     config = {**BASE, "epochs": epochs}
     fresh = None
+    repeats = []  # one (direct before, sweep, direct after) cycle each; consecutive cycles share a direct run
     with tempfile.TemporaryDirectory() as home:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         try:
             settle = lambda: time.sleep(args.settle)  # noqa: E731
             settle()
             directs = [direct(config)]
-            settle()
-            shipped = sweep(config, args.trials, Path(home), reuse=True)
-            settle()
-            directs.append(direct(config))
+            for _ in range(args.repeats):
+                settle()
+                shipped = sweep(config, args.trials, Path(home), reuse=True)
+                settle()
+                directs.append(direct(config))
+                repeats.append(_cycle(shipped, directs[-2:]))
             if args.fresh_trials > 0:
                 settle()
                 fresh = sweep(config, args.fresh_trials, Path(home), reuse=False)
@@ -141,19 +163,23 @@ def main() -> int:
     def pct(seconds: float) -> str:
         return f"{100 * (seconds - d) / d:+.1f}%"
 
-    later = shipped["slots_s"][1:]
-    marginal = statistics.median(later)
-    startup = shipped["first_run_start_s"] + shipped["slots_s"][0] - marginal
-    amortised = (shipped["per_trial"] - d) / d
+    # the last cycle's details; the headline is the mean over the cycles, each against its own two direct runs
+    marginal, startup = repeats[-1]["marginal_seconds"], repeats[-1]["startup_seconds"]
+    amortised_each = [r["amortised_overhead"] for r in repeats]
+    amortised = statistics.fmean(amortised_each)
+    amortised_sd = statistics.stdev(amortised_each) if len(repeats) > 1 else float("nan")
     rows = [
         (f"direct run_trial (mean of {len(directs)}: " + ", ".join(f"{x:.1f}" for x in directs) + ")", f"{d:.2f}", ""),
-        (f"sweep, {args.trials} trials, shipped (reuse_workers: true)", "", ""),
+        (f"sweep, {args.trials} trials, shipped (reuse_workers: true), last of {args.repeats}", "", ""),
         ("  tuner.fit() wall / trials  [amortised]", f"{shipped['per_trial']:.2f}", pct(shipped["per_trial"])),
         ("  trial slot after the first (median)  [marginal]", f"{marginal:.2f}", pct(marginal)),
         ("  one-time start-up (worker, imports, first use)", f"{startup:.2f}", ""),
         ("  Ray time_total_s per trial", " / ".join(f"{t:.1f}" for t in shipped["ray_time_total_s"]), ""),
         ("  worker processes", str(len(set(shipped["worker_pids"]))), ""),
     ]
+    if args.repeats > 1:
+        rows.append(("amortised, each cycle vs its two direct runs",
+                     " / ".join(f"{100 * a:+.1f}%" for a in amortised_each), ""))
     if fresh is not None:
         rows += [
             (f"sweep, {args.fresh_trials} trials, reuse_workers: false", "", ""),
@@ -166,15 +192,17 @@ def main() -> int:
     print(f"{'measurement':<58}{'seconds':>24}{'vs direct':>11}")
     for label, value, rel in rows:
         print(f"{label:<58}{value:>24}{rel:>11}")
-    passed = amortised <= 0.10
-    print(f"amortised overhead per trial {100 * amortised:.1f}% (target <= 10%): {'PASS' if passed else 'MISS'}")
+    passed = amortised <= TARGET
+    sd = f" ± {100 * amortised_sd:.1f}% (sd of {len(repeats)} cycles)" if len(repeats) > 1 else ""
+    print(f"amortised overhead per trial {100 * amortised:.1f}%{sd} (target <= {100 * TARGET:g}%): "
+          f"{'PASS' if passed else 'MISS'}")
     write_output(args.out, {
         "benchmark": "sweep_overhead", "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.platform(),
         "cpus": os.cpu_count(), "config": config, "direct_seconds": directs, "direct_mean": d,
-        "shipped": shipped, "amortised_overhead": amortised, "marginal_seconds": marginal,
-        "marginal_overhead": (marginal - d) / d, "startup_seconds": startup, "fresh_workers": fresh,
-        "fresh_overhead": None if fresh is None else (fresh["per_trial"] - d) / d,
-        "target_fraction": 0.10, "passed": passed,
+        "shipped": shipped, "cycles": repeats, "amortised_overhead": amortised, "amortised_sd": amortised_sd,
+        "marginal_seconds": marginal, "marginal_overhead": (marginal - d) / d, "startup_seconds": startup,
+        "fresh_workers": fresh, "fresh_overhead": None if fresh is None else (fresh["per_trial"] - d) / d,
+        "target_fraction": TARGET, "passed": passed,
     })
     return 0 if passed else 1
 
