@@ -17,10 +17,12 @@ seconds of idle, so that drifts in machine load affect both sides:
   that keeps them (``Trial.artifacts_due``).
 
 Reported per cycle (each sweep against the mean of the two loops just before and after it), then mean ± sd over
-the ``--repeats`` cycles:
+the ``--repeats`` cycles, each **in seconds and in training steps** (a phase's wall divided by its own mean
+``train/step_time``, measured over the same minutes: the host's speed drift cancels; this assumes that a trial in a
+Ray worker computes as fast as one in a plain process, and the sweep / loop step-time ratio is printed as the check):
 
-* **overhead vs the loop** (the headline, the issue's "Ray + MLflow around a trial"): ``tuner.fit()`` wall vs the
-  loop process's wall, for the same trials;
+* **overhead vs the loop** (the headline, in steps: the issue's "Ray + MLflow around a trial"): ``tuner.fit()`` wall
+  vs the loop process's wall, for the same trials;
 * **overhead vs a warm process**: ``tuner.fit()`` wall / trials vs the loop's per-trial time after its first trial;
   it also charges the sweep with the torch / dynamo / matplotlib start-up that the loop pays too (reported as the
   loop's own start-up);
@@ -32,9 +34,10 @@ The shipped launcher reuses a Ray worker from trial to trial (spec ``reuse_worke
 with ``reuse_workers: false`` (a fresh worker process per trial) is measured at the end (``--fresh-trials``, 0 skips
 it), against the warm per-trial time.
 
-On this 2-core VM two runs of one identical 30-s trial have differed by 28% and identical trials drifted from 45 s
-to 29 s within one sweep (host noise: no other process used the CPU), hence the interleaving, the idle before each
-phase (Ray's start and a sweep's teardown take the CPU for a few seconds) and the cycles.
+On this 2-core VM two runs of one identical 30-s trial have differed by 28%, identical trials drifted from 45 s
+to 29 s within one sweep, and the step time from 15 to 23 ms within one hour (host noise: no other process used the
+CPU), hence the step count, the interleaving, the idle before each phase (Ray's start and a sweep's teardown take the
+CPU for a few seconds) and the cycles.
 
 Usage: python tests/benchmarks/bench_sweep_overhead.py [--target-seconds 30] [--trials 8] [--repeats 4]
        [--settle 10] [--fresh-trials 3] [--out FILE]
