@@ -56,7 +56,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import REPO as ROOT, loadavg, write_output  # noqa: E402 (also puts the repository on sys.path)
+from _common import REPO as ROOT, loadavg, mean_sd, write_output  # noqa: E402 (also puts the repository on sys.path)
 
 #: the issue-18 must-reach (round 1 asked for <= 10%)
 TARGET = 0.03
@@ -133,12 +133,12 @@ def sweep(config: dict, trials: int, home: Path, *, reuse: bool) -> dict:
     if errors:
         raise RuntimeError(f"sweep trials failed: {errors[0]}")
     ordered = sorted(results, key=lambda r: r.metrics["trial_id"])
-    runs = MlflowClient(plan.tracking_uri).search_runs(
+    client = MlflowClient(plan.tracking_uri)
+    runs = client.search_runs(
         [launch["experiment_id"]], "tags.ray_trial_id != ''", order_by=["attributes.start_time ASC"])
     starts = [r.info.start_time / 1000 - t0 for r in runs]
     ends = [r.info.end_time / 1000 - t0 for r in runs]
     slots = [b - a for a, b in zip(starts, starts[1:])]
-    client = MlflowClient(plan.tracking_uri)
     steps = [m.value for r in runs for m in client.get_metric_history(r.info.run_id, "train/step_time")]
     return {"step_time": statistics.fmean(steps), "trials": trials, "wall": wall, "per_trial": wall / trials,
             "ray_time_total_s": [float(r.metrics["time_total_s"]) for r in ordered],
@@ -167,10 +167,6 @@ def _cycle(shipped: dict, loops: list[dict]) -> dict:
             "marginal_seconds": marginal, "marginal_overhead": (marginal - warm) / warm,
             "startup_seconds": shipped["first_run_start_s"] + shipped["slots_s"][0] - marginal,
             "loadavg_after": loadavg()}
-
-
-def _mean_sd(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
 
 
 def main() -> int:
@@ -225,17 +221,17 @@ def main() -> int:
         finally:
             ray.shutdown()
     warm_all = statistics.fmean(lp["warm_per_trial"] for lp in loops)
-    vs_loop, vs_loop_sd = _mean_sd([c["overhead_vs_loop"] for c in cycles])
-    vs_warm, vs_warm_sd = _mean_sd([c["overhead_vs_warm"] for c in cycles])
-    st_loop, st_loop_sd = _mean_sd([c["steps_overhead_vs_loop"] for c in cycles])
-    st_warm, st_warm_sd = _mean_sd([c["steps_overhead_vs_warm"] for c in cycles])
-    ratio, ratio_sd = _mean_sd([c["step_time_ratio"] for c in cycles])
-    marg, marg_sd = _mean_sd([c["marginal_seconds"] - c["warm_per_trial"] for c in cycles])
-    start, start_sd = _mean_sd([c["startup_seconds"] for c in cycles])
-    lstart, lstart_sd = _mean_sd([c["loop_startup_seconds"] for c in cycles])
+    vs_loop, vs_loop_sd = mean_sd([c["overhead_vs_loop"] for c in cycles])
+    vs_warm, vs_warm_sd = mean_sd([c["overhead_vs_warm"] for c in cycles])
+    st_loop, st_loop_sd = mean_sd([c["steps_overhead_vs_loop"] for c in cycles])
+    st_warm, st_warm_sd = mean_sd([c["steps_overhead_vs_warm"] for c in cycles])
+    ratio, ratio_sd = mean_sd([c["step_time_ratio"] for c in cycles])
+    marg, marg_sd = mean_sd([c["marginal_seconds"] - c["warm_per_trial"] for c in cycles])
+    start, start_sd = mean_sd([c["startup_seconds"] for c in cycles])
+    lstart, lstart_sd = mean_sd([c["loop_startup_seconds"] for c in cycles])
 
     def ms(m: float, sd: float, unit: str = "", scale: float = 1.0, fmt: str = "+.1f") -> str:
-        return f"{scale * m:{fmt}}{unit}" + ("" if sd != sd else f" ± {scale * sd:.1f}{unit}")
+        return f"{scale * m:{fmt}}{unit}" + ("" if len(cycles) < 2 else f" ± {scale * sd:{fmt.lstrip('+')}}{unit}")
 
     n = args.trials
     rows = [
